@@ -1,0 +1,416 @@
+"""The recommender contract. A model writes `_fit` and `_score`; the base class derives the rest.
+
+After cornac's ``Recommender`` (``score`` -> ``rank``/``recommend``) and implicit's
+``RecommenderBase``; hyperparameter handling after scikit-learn's ``BaseEstimator``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from engine.data.split import Split
+from engine.errors import CheckpointError, EngineError, NotFittedError, ParameterError, choices_hint
+from engine.models.params import Param
+
+# Scoring works on blocks of users small enough that (users x items) float32 stays ~64 MB.
+SCORE_BLOCK_CELLS = 16_000_000
+
+Callback = Callable[[dict], None]
+
+
+class Cancelled(EngineError):
+    """Raised (typically by a callback) to stop a fit early; nothing is kept."""
+
+
+class Recommender(ABC):
+    """Base class of every model.
+
+    Subclasses declare `name`, `param_space`, keyword-only ``__init__`` arguments that are only
+    stored (learned state ends in ``_``), and implement `_fit` and `_score`. Optional abilities
+    (`item_embeddings`, `user_embeddings`) raise `NotImplementedError` when absent, and the UI
+    asks through `capabilities`.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    param_space: ClassVar[dict[str, Param]] = {}
+    #: True for models that learn from rating values (evaluated by RMSE/MAE as well as ranking).
+    explicit: ClassVar[bool] = False
+
+    # ---- hyperparameters -----------------------------------------------------------------
+    @classmethod
+    def param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+    @classmethod
+    def default_params(cls) -> dict:
+        sig = inspect.signature(cls.__init__)
+        return {n: sig.parameters[n].default for n in cls.param_names()}
+
+    def get_params(self) -> dict:
+        return {n: getattr(self, n) for n in self.param_names()}
+
+    @classmethod
+    def from_params(cls, **params) -> "Recommender":
+        """Construct with validated parameters (strings from the CLI are converted)."""
+        names = cls.param_names()
+        clean = {}
+        for key, value in params.items():
+            if key not in names:
+                raise ParameterError(f"model {cls.name!r} has no parameter {key!r}{choices_hint(key, names)}")
+            spec = cls.param_space.get(key)
+            clean[key] = spec.coerce(key, value) if spec is not None else value
+        return cls(**clean)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ---- fitting -------------------------------------------------------------------------
+    def fit(self, train: Split, *, val: Split | None = None, callback: Callback | None = None) -> "Recommender":
+        """Learn from `train`; `val` (if given) drives early stopping; `callback(event)` gets progress.
+
+        A callback may raise `Cancelled` to stop; the model then stays unfitted.
+        """
+        if len(train) == 0:
+            raise EngineError("cannot fit on an empty training split")
+        for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
+            delattr(self, attr)
+        start = time.perf_counter()
+        self.n_users_ = train.n_users
+        self.n_items_ = train.n_items
+        self.seen_ = train.matrix(binary=True)
+        try:
+            self._fit(train, val, callback)
+        except BaseException:
+            for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
+                delattr(self, attr)
+            raise
+        self.fit_seconds_ = time.perf_counter() - start
+        return self
+
+    @abstractmethod
+    def _fit(self, train: Split, val: Split | None, callback: Callback | None) -> None:
+        """Set the learned attributes (names ending in ``_``)."""
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "seen_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"model {self.name!r} is not fitted: call fit() or load a checkpoint first")
+
+    # ---- scoring -------------------------------------------------------------------------
+    def score(self, user_idx, item_idx=None) -> np.ndarray:
+        """Scores of users for items: higher is better.
+
+        With `item_idx` None: shape (len(user_idx), n_items). With `item_idx` of the same length
+        as `user_idx`: one score per (user, item) pair.
+        """
+        self._check_fitted()
+        users = self._indices(user_idx, self.n_users_, "user")
+        if item_idx is None:
+            return np.asarray(self._score(users, None), dtype=np.float32)
+        items = self._indices(item_idx, self.n_items_, "item")
+        if len(items) != len(users):
+            raise ParameterError(f"paired scoring needs as many items as users ({len(items)} != {len(users)})")
+        return np.asarray(self._score(users, items), dtype=np.float32)
+
+    @abstractmethod
+    def _score(self, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
+        """Full rows (item_idx None) or paired scores. Indices are already validated."""
+
+    def _gather_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """Paired scores from full rows: for models whose natural output is a whole row."""
+        uniq, inverse = np.unique(user_idx, return_inverse=True)
+        out = np.empty(len(user_idx), np.float32)
+        for block in self._blocks(len(uniq)):
+            rows = self._score(uniq[block], None)
+            sel = (inverse >= block.start) & (inverse < block.stop)
+            out[sel] = rows[inverse[sel] - block.start, item_idx[sel]]
+        return out
+
+    def _blocks(self, n: int):
+        size = max(1, SCORE_BLOCK_CELLS // max(1, self.n_items_))
+        for start in range(0, n, size):
+            yield slice(start, min(n, start + size))
+
+    def recommend(self, user_idx, k: int = 10, *, exclude_seen: bool = True, items=None):
+        """Top-`k` items per user, best first.
+
+        Returns ``(item_indices, scores)``, each (len(user_idx), k). Where fewer than `k`
+        candidates remain, the tail is padded with index -1 and score -inf.
+        `items` restricts the candidates to those item indices.
+        """
+        self._check_fitted()
+        users = self._indices(user_idx, self.n_users_, "user")
+        if k < 1:
+            raise ParameterError(f"k must be >= 1, got {k}")
+        allowed = None
+        if items is not None:
+            allowed = np.zeros(self.n_items_, bool)
+            allowed[self._indices(items, self.n_items_, "item")] = True
+        out_idx = np.full((len(users), k), -1, np.int64)
+        out_score = np.full((len(users), k), -np.inf, np.float32)
+        for block in self._blocks(len(users)):
+            scores = np.array(self._score(users[block], None), dtype=np.float32, copy=True)
+            if exclude_seen:
+                mask_rows(scores, self.seen_[users[block]])
+            if allowed is not None:
+                scores[:, ~allowed] = -np.inf
+            idx, top = top_k(scores, k)
+            out_idx[block, : idx.shape[1]] = np.where(np.isfinite(top), idx, -1)
+            out_score[block, : idx.shape[1]] = top
+        return out_idx, out_score
+
+    def similar_items(self, item_idx, k: int = 10):
+        """The `k` items nearest to each given item (itself excluded), by cosine of embeddings."""
+        self._check_fitted()
+        items = self._indices(item_idx, self.n_items_, "item")
+        emb = self.item_embeddings()
+        return cosine_neighbours(emb, items, k)
+
+    def item_embeddings(self) -> np.ndarray:
+        raise NotImplementedError(f"model {self.name!r} has no item embeddings")
+
+    def user_embeddings(self) -> np.ndarray:
+        raise NotImplementedError(f"model {self.name!r} has no user embeddings")
+
+    def capabilities(self) -> dict[str, bool]:
+        """What this fitted model can show: the UI asks instead of knowing model names."""
+        caps = {}
+        for what in ("item_embeddings", "user_embeddings"):
+            try:
+                getattr(self, what)()
+                caps[what] = True
+            except (NotImplementedError, NotFittedError):
+                caps[what] = False
+        caps["similar_items"] = caps["item_embeddings"] or type(self).similar_items is not Recommender.similar_items
+        return caps
+
+    # ---- persistence ---------------------------------------------------------------------
+    def save(self, directory, *, metadata: dict | None = None) -> Path:
+        """Write ``model.json`` + ``weights.pt`` atomically (temp dir, then rename)."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tensors, extra = self._get_state()
+        info = {
+            "model": self.name,
+            "params": self.get_params(),
+            "state": extra,
+            "fit_seconds": getattr(self, "fit_seconds_", None),
+            "engine_version": _engine_version(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        info.update(metadata or {})
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            (tmp / "model.json").write_text(json.dumps(info, indent=2, default=_json_default))
+            torch.save(tensors, tmp / "weights.pt")
+            replace_dir(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    @classmethod
+    def load(cls, directory) -> "Recommender":
+        """Load a checkpoint written by `save` (no pickle: ``weights_only=True``)."""
+        directory = Path(directory)
+        info = read_model_json(directory)
+        if cls is not Recommender and cls.name and info["model"] != cls.name:
+            raise CheckpointError(f"{directory}: holds a {info['model']!r} model, not {cls.name!r}")
+        from engine.models.registry import get_model_class
+
+        model_cls = get_model_class(info["model"]) if cls is Recommender or not cls.name else cls
+        try:
+            tensors = torch.load(directory / "weights.pt", map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise CheckpointError(f"{directory}: weights.pt is missing") from None
+        except Exception as exc:  # corrupt or truncated file
+            raise CheckpointError(f"{directory}/weights.pt is corrupt: {type(exc).__name__}") from None
+        try:
+            model = model_cls.from_params(**info.get("params", {}))
+            model._set_state(tensors, info.get("state", {}))
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise CheckpointError(f"{directory}: weights do not match the model ({type(exc).__name__}: {exc})") from None
+        model.fit_seconds_ = info.get("fit_seconds")
+        return model
+
+    def _get_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Learned attributes as tensors (arrays, CSR matrices, modules) plus JSON scalars."""
+        tensors, extra = {}, {}
+        for attr, value in vars(self).items():
+            if not attr.endswith("_") or attr.startswith("_") or attr == "fit_seconds_":
+                continue
+            if isinstance(value, np.ndarray):
+                tensors[attr] = torch.from_numpy(np.ascontiguousarray(value))
+            elif isinstance(value, torch.Tensor):
+                tensors[attr] = value.detach().cpu()
+            elif sp.issparse(value):
+                csr = value.tocsr()
+                tensors[f"{attr}.data"] = torch.from_numpy(csr.data)
+                tensors[f"{attr}.indices"] = torch.from_numpy(csr.indices.astype(np.int64))
+                tensors[f"{attr}.indptr"] = torch.from_numpy(csr.indptr.astype(np.int64))
+                extra[f"{attr}.shape"] = list(csr.shape)
+            elif isinstance(value, torch.nn.Module):
+                for key, t in value.state_dict().items():
+                    tensors[f"{attr}/{key}"] = t.detach().cpu()
+                extra[f"{attr}.module"] = True
+            elif isinstance(value, (int, float, str, bool, np.integer, np.floating)) or value is None:
+                extra[attr] = value.item() if isinstance(value, (np.integer, np.floating)) else value
+            else:
+                raise TypeError(f"cannot save learned attribute {attr} of type {type(value).__name__}")
+        return tensors, extra
+
+    def _set_state(self, tensors: dict[str, torch.Tensor], extra: dict) -> None:
+        modules = {}
+        for key, t in tensors.items():
+            if "/" in key:
+                attr, sub = key.split("/", 1)
+                modules.setdefault(attr, {})[sub] = t
+            elif key.endswith((".data", ".indices", ".indptr")):
+                continue
+            else:
+                setattr(self, key, t.numpy())
+        for key, shape in extra.items():
+            if key.endswith(".shape"):
+                attr = key[: -len(".shape")]
+                setattr(
+                    self,
+                    attr,
+                    sp.csr_matrix(
+                        (tensors[f"{attr}.data"].numpy(), tensors[f"{attr}.indices"].numpy(), tensors[f"{attr}.indptr"].numpy()),
+                        shape=tuple(shape),
+                    ),
+                )
+            elif key.endswith(".module"):
+                continue
+            else:
+                setattr(self, key, extra[key])
+        if modules:
+            self._load_modules(modules)
+        for required in ("seen_", "n_users_", "n_items_"):
+            if not hasattr(self, required):
+                raise CheckpointError(f"checkpoint lacks {required}")
+
+    def _load_modules(self, modules: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Rebuild torch modules from state dicts: neural models override this."""
+        raise CheckpointError(f"model {self.name!r} cannot restore modules {sorted(modules)}")
+
+    # ---- helpers -------------------------------------------------------------------------
+    @staticmethod
+    def _indices(idx, n: int, what: str) -> np.ndarray:
+        arr = np.atleast_1d(np.asarray(idx))
+        if arr.dtype.kind not in "iu":
+            raise ParameterError(f"{what} indices must be integers, got {arr.dtype}")
+        arr = arr.astype(np.int64, copy=False)
+        if len(arr) and (arr.min() < 0 or arr.max() >= n):
+            bad = arr[(arr < 0) | (arr >= n)][0]
+            raise ParameterError(f"{what} index {bad} is outside 0..{n - 1}")
+        return arr
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is a clear error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("device 'cuda' requested but no CUDA GPU is available (use cpu or auto)")
+    if device not in ("cpu", "cuda"):
+        raise ParameterError(f"unknown device {device!r} (valid: auto, cpu, cuda)")
+    return torch.device(device)
+
+
+def mask_rows(scores: np.ndarray, rows: sp.csr_matrix, value: float = -np.inf) -> None:
+    """Set scores[i, j] = value for every stored (i, j) of the CSR block `rows` (in place)."""
+    r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    scores[r, rows.indices] = value
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k (indices, values), best first; argpartition then a small sort."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
+def cosine_neighbours(emb: np.ndarray, items: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each of `items`, the `k` most cosine-similar rows of `emb` (itself excluded)."""
+    emb = np.asarray(emb, np.float32)
+    norms = np.linalg.norm(emb, axis=1)
+    unit = emb / np.maximum(norms, 1e-12)[:, None]
+    out_idx = np.empty((len(items), min(k, len(emb) - 1)), np.int64)
+    out_val = np.empty(out_idx.shape, np.float32)
+    step = max(1, SCORE_BLOCK_CELLS // max(1, len(emb)))
+    for s in range(0, len(items), step):
+        block = items[s : s + step]
+        sims = unit[block] @ unit.T
+        sims[np.arange(len(block)), block] = -np.inf
+        out_idx[s : s + step], out_val[s : s + step] = top_k(sims, out_idx.shape[1])
+    return out_idx, out_val
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move `src` to `dst`, replacing an existing `dst` with no moment where neither exists whole."""
+    src, dst = Path(src), Path(dst)
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}-{time.time_ns()}")
+        os.replace(dst, old)
+        try:
+            os.replace(src, dst)
+        except BaseException:
+            os.replace(old, dst)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+
+
+def read_model_json(directory: Path) -> dict:
+    path = Path(directory) / "model.json"
+    if not Path(directory).is_dir():
+        raise CheckpointError(f"checkpoint {directory} does not exist or is not a directory")
+    try:
+        info = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{directory}: model.json is missing (not a checkpoint)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is corrupt: {exc}") from None
+    if not isinstance(info, dict) or "model" not in info:
+        raise CheckpointError(f"{path} has no 'model' entry")
+    return info
+
+
+def _engine_version() -> str:
+    from engine import __version__
+
+    return __version__
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,71 @@
+"""Hyperparameter ranges: one declaration drives validation, the CLI's `--set` and the UI forms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.errors import ParameterError, choices_hint
+
+
+@dataclass(frozen=True)
+class Param:
+    """The type and range of one hyperparameter.
+
+    kind : "int", "float", "bool" or "choice".
+    low, high : inclusive bounds for numbers. log : the UI should step on a log scale.
+    choices : allowed values for "choice".
+    """
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple = field(default_factory=tuple)
+    help: str = ""
+
+    def coerce(self, name: str, value):
+        """Return `value` converted to this parameter's type, or raise `ParameterError`."""
+        try:
+            if self.kind == "bool":
+                if isinstance(value, str):
+                    if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                        raise ValueError
+                    value = value.lower() in ("true", "1", "yes")
+                value = bool(value)
+            elif self.kind == "int":
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                value = int(float(value)) if isinstance(value, str) else int(value)
+            elif self.kind == "float":
+                value = float(value)
+            elif self.kind == "choice":
+                value = str(value)
+        except (TypeError, ValueError):
+            raise ParameterError(f"parameter {name!r} must be {self.kind}, got {value!r}") from None
+        if self.kind == "choice" and value not in self.choices:
+            raise ParameterError(f"parameter {name!r} got {value!r}{choices_hint(value, self.choices)}")
+        if self.kind in ("int", "float"):
+            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+                raise ParameterError(f"parameter {name!r} = {value} is outside [{self.low}, {self.high}]")
+        return value
+
+    def to_json(self) -> dict:
+        out = {"kind": self.kind}
+        if self.kind in ("int", "float"):
+            out.update(low=self.low, high=self.high, log=self.log)
+        if self.kind == "choice":
+            out["choices"] = list(self.choices)
+        if self.help:
+            out["help"] = self.help
+        return out
+
+
+# The shared names (STYLE.md): every model that has one of these uses the same range.
+FACTORS = Param("int", 2, 1024, log=True, help="embedding dimension")
+REGULARIZATION = Param("float", 0.0, 100.0, help="L2 penalty")
+LEARNING_RATE = Param("float", 1e-5, 1.0, log=True, help="step size")
+EPOCHS = Param("int", 1, 1000, help="passes over the training data")
+BATCH_SIZE = Param("int", 1, 1 << 20, log=True, help="examples per mini-batch")
+NEGATIVES = Param("int", 1, 100, help="sampled negatives per positive")
+RANDOM_STATE = Param("int", 0, 2**31 - 1, help="seed")
+DEVICE = Param("choice", choices=("auto", "cpu", "cuda"), help="torch device; auto picks cuda when available")

@@ -1,0 +1,48 @@
+"""The model registry: an explicit dict from name to class (no import scanning).
+
+A typo fails with the valid names in the message.
+"""
+
+from __future__ import annotations
+
+from engine.errors import ParameterError, choices_hint
+from engine.models.base import Recommender
+from engine.models.popularity import Popularity
+
+MODELS: dict[str, type[Recommender]] = {
+    cls.name: cls
+    for cls in (
+        Popularity,
+    )
+}
+
+
+def get_model_class(name: str) -> type[Recommender]:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ParameterError(f"unknown model {name!r}{choices_hint(name, MODELS, limit=30)}") from None
+
+
+def create_model(name: str, **params) -> Recommender:
+    """A new, unfitted model with validated parameters (CLI strings are converted)."""
+    return get_model_class(name).from_params(**params)
+
+
+def describe_models() -> list[dict]:
+    """Name, description, defaults and ranges of every model, for `models --json` and the UI."""
+    out = []
+    for name, cls in MODELS.items():
+        defaults = cls.default_params()
+        out.append(
+            {
+                "name": name,
+                "description": cls.description,
+                "explicit": cls.explicit,
+                "params": {
+                    p: {"default": defaults[p], **(cls.param_space[p].to_json() if p in cls.param_space else {})}
+                    for p in cls.param_names()
+                },
+            }
+        )
+    return out
