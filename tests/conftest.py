@@ -1,0 +1,29 @@
+"""Shared fixtures: the real ML-100k copy (tests skip nothing: it ships in ../shared)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ML100K_PATH = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ml-100k"
+
+
+@pytest.fixture(scope="session")
+def ml100k_path() -> Path:
+    assert (ML100K_PATH / "u.data").exists(), f"the shared ML-100k copy is missing at {ML100K_PATH}"
+    return ML100K_PATH
+
+
+@pytest.fixture(scope="session")
+def ml100k(ml100k_path):
+    from engine.data import load_dataset
+
+    return load_dataset(f"ml-100k:{ml100k_path}")
+
+
+@pytest.fixture(scope="session")
+def ml100k_splits(ml100k):
+    from engine.data import leave_last_out
+
+    return leave_last_out(ml100k)
