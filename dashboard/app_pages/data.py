@@ -1,0 +1,52 @@
+"""Data: what is in the current dataset - counts, sparsity, ratings, long tail, activity, items."""
+
+import plotly.express as px
+import streamlit as st
+
+from dashboard import services
+from dashboard.components.sidebar import current_dataset_spec
+
+spec = current_dataset_spec()
+st.title("Data")
+st.caption(f"Dataset `{spec}`")
+
+with services.friendly_errors():
+    summary = services.dataset_summary(spec)
+    views = services.dataset_views(spec)
+    items = services.item_table(spec)
+
+cols = st.columns(4)
+cols[0].metric("Users", f"{summary['users']:,}")
+cols[1].metric("Items", f"{summary['items']:,}")
+cols[2].metric("Interactions", f"{summary['interactions']:,}")
+cols[3].metric("Sparsity", f"{summary['sparsity']:.2%}")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Ratings")
+    if summary["has_ratings"]:
+        st.plotly_chart(
+            px.bar(views["ratings"], x="rating", y="count", labels={"count": "interactions"}),
+            key="data_ratings_chart",
+        )
+    else:
+        st.info("This dataset has implicit feedback only (no rating values).")
+with right:
+    st.subheader("Long tail")
+    tail = views["long_tail"]
+    fig = px.line(tail, x="rank", y="count", log_y=True, labels={"rank": "item rank by popularity", "count": "interactions"})
+    st.plotly_chart(fig, key="data_long_tail_chart")
+    head = int((tail["cumulative_share"] <= 0.5).sum()) + 1
+    st.caption(f"The {head:,} most popular items ({head / max(1, len(tail)):.1%} of the catalogue) take half of all interactions.")
+
+st.subheader("User activity")
+st.plotly_chart(
+    px.histogram(views["activity"], x="interactions", nbins=60, log_y=True, labels={"interactions": "interactions per user"}),
+    key="data_activity_chart",
+)
+
+st.subheader("Items")
+query = st.text_input("Search titles", key="data_item_search", placeholder="e.g. Star Wars")
+shown = items[items["title"].str.contains(query, case=False, regex=False)] if query else items
+st.caption(f"{len(shown):,} of {len(items):,} items")
+st.dataframe(shown, hide_index=True, key="data_items_table")

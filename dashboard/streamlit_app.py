@@ -1,0 +1,28 @@
+"""Entry point: `streamlit run dashboard/streamlit_app.py`.
+
+The frame around every page: page config, the shared sidebar (dataset picker) and navigation.
+"""
+
+import sys
+from pathlib import Path
+
+# `streamlit run` puts only this folder on sys.path; the engine lives one level up.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import services  # noqa: E402
+from dashboard.components.sidebar import dataset_picker  # noqa: E402
+
+st.set_page_config(page_title="Recommender explorer", page_icon=":material/recommend:", layout="wide")
+
+PAGES = [
+    st.Page("app_pages/data.py", title="Data", icon=":material/table_chart:", default=True),
+]
+
+page = st.navigation(PAGES)
+with st.sidebar:
+    dataset_picker()
+page.run()
