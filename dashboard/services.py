@@ -61,7 +61,7 @@ def dataset_views(spec: str) -> dict[str, pd.DataFrame]:
     return {
         "ratings": stats.rating_histogram(ds),
         "long_tail": stats.long_tail(ds),
-        "activity": stats.activity(ds),
+        "activity": stats.user_activity(ds),
     }
 
 

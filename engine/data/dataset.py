@@ -215,27 +215,19 @@ def from_frames(
         learn nothing about them and they would only dilute ranking metrics.
     users : DataFrame with ``user_id`` and demographics.
     """
-    ratings = ratings.copy()
-    ratings["user_id"] = ratings["user_id"].astype(str)
-    ratings["item_id"] = ratings["item_id"].astype(str)
     if "rating" not in ratings:
-        ratings["rating"] = 1.0
+        rating = np.ones(len(ratings), np.float32)
         has_ratings = False
+    else:
+        rating = ratings["rating"].to_numpy(np.float32)
     if "timestamp" not in ratings:
-        ratings["timestamp"] = np.arange(len(ratings), dtype=np.int64)
+        timestamp = np.arange(len(ratings), dtype=np.int64)
+    else:
+        timestamp = ratings["timestamp"].to_numpy(np.int64)
 
-    user_ids = _natural_order(ratings["user_id"].unique())
-    item_ids = _natural_order(ratings["item_id"].unique())
-    user_pos = pd.Series(np.arange(len(user_ids)), index=user_ids)
-    item_pos = pd.Series(np.arange(len(item_ids)), index=item_ids)
-    interactions = pd.DataFrame(
-        {
-            "user_idx": user_pos.loc[ratings["user_id"]].to_numpy(np.int32),
-            "item_idx": item_pos.loc[ratings["item_id"]].to_numpy(np.int32),
-            "rating": ratings["rating"].to_numpy(np.float32),
-            "timestamp": ratings["timestamp"].to_numpy(np.int64),
-        }
-    )
+    user_ids, user_idx = _index_ids(ratings["user_id"])
+    item_ids, item_idx = _index_ids(ratings["item_id"])
+    interactions = pd.DataFrame({"user_idx": user_idx, "item_idx": item_idx, "rating": rating, "timestamp": timestamp})
 
     table = pd.DataFrame({"item_id": item_ids})
     if items is not None:
@@ -270,6 +262,27 @@ def from_frames(
         has_ratings=has_ratings,
         **kwargs,
     )
+
+
+def _index_ids(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Raw ids (as strings, in natural order) and the int32 index of every row.
+
+    Factorizes before converting to strings, so only the distinct ids become Python strings:
+    converting a 32M-row integer column to str first would take minutes and gigabytes.
+    """
+    if not (isinstance(column.dtype, np.dtype) and pd.api.types.is_numeric_dtype(column)):
+        column = column.astype(str)  # as before: text, objects and nullable types become strings
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    uniques = np.asarray(uniques)
+    if pd.api.types.is_integer_dtype(column):
+        order = np.argsort(uniques, kind="stable")  # integers: their natural order is numeric
+    else:
+        raw = uniques.astype(str)
+        numeric = pd.to_numeric(pd.Series(raw), errors="coerce")
+        order = np.argsort(numeric.to_numpy() if numeric.notna().all() else raw, kind="stable")
+    rank = np.empty(len(order), np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    return uniques[order].astype(str), rank[codes]
 
 
 def _natural_order(ids: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ def test_default_dataset_counts(app):
     assert values["Items"] == "9,066"
     assert values["Interactions"] == "100,004"
     assert values["Sparsity"].endswith("%") and float(values["Sparsity"][:-1]) > 98.0
-    assert at.query_params["dataset"] == ["movielens-dslabs"]
+    assert at.query_params["dataset"] == "movielens-dslabs"
 
 
 def test_ml100k_from_query_params_and_search(app, ml100k_path):
@@ -26,7 +26,7 @@ def test_ml100k_from_query_params_and_search(app, ml100k_path):
     values = metric_values(at)
     assert values["Users"] == "943" and values["Items"] == "1,682" and values["Interactions"] == "100,000"
     at.text_input(key="data_item_search").input("star wars").run()
-    table = at.dataframe(key="data_items_table").value
+    table = at.dataframe[0].value
     assert "Star Wars (1977)" in set(table["title"])
     assert table["title"].str.lower().str.contains("star wars").all()
 

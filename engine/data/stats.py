@@ -1,0 +1,73 @@
+"""Descriptive statistics of a dataset, as plain data frames for the Data page and the CLI.
+
+Every interaction row counts (a pair rated twice counts twice), as in `Dataset.n_interactions`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from engine.data.dataset import Dataset
+
+
+def rating_histogram(ds: Dataset) -> pd.DataFrame:
+    """Interactions per distinct rating value: columns ``rating``, ``count``, sorted by rating."""
+    values, counts = np.unique(ds.interactions["rating"].to_numpy(), return_counts=True)
+    return pd.DataFrame({"rating": values.astype(float), "count": counts.astype(np.int64)})
+
+
+def long_tail(ds: Dataset) -> pd.DataFrame:
+    """Items from most to least popular, with the share of interactions covered so far.
+
+    Columns ``rank`` (1-based), ``count`` (interactions of the item), ``cumulative_share``
+    (interactions of the items ranked 1..rank over all interactions), then ``item_id`` and
+    ``title`` for hover labels. Ties keep item index order.
+    """
+    counts = ds.item_popularity()
+    order = np.argsort(-counts, kind="stable")
+    sorted_counts = counts[order].astype(np.int64)
+    total = max(1, int(sorted_counts.sum()))
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(order) + 1),
+            "count": sorted_counts,
+            "cumulative_share": np.cumsum(sorted_counts) / total,
+            "item_id": ds.item_ids[order],
+            "title": ds.items["title"].to_numpy()[order],
+        }
+    )
+
+
+def user_activity(ds: Dataset) -> pd.DataFrame:
+    """Interactions of every user: columns ``user_id``, ``interactions`` (index order)."""
+    counts = np.bincount(ds.interactions["user_idx"].to_numpy(), minlength=ds.n_users)
+    return pd.DataFrame({"user_id": ds.user_ids, "interactions": counts.astype(np.int64)})
+
+
+def activity(ds: Dataset) -> pd.DataFrame:
+    """How many users have how many interactions: columns ``interactions``, ``users``.
+
+    One row per distinct number of interactions, ascending; ``users`` sums to ``ds.n_users``.
+    """
+    per_user = user_activity(ds)["interactions"].to_numpy()
+    values, users = np.unique(per_user, return_counts=True)
+    return pd.DataFrame({"interactions": values.astype(np.int64), "users": users.astype(np.int64)})
+
+
+def summary(ds: Dataset) -> dict:
+    """`Dataset.summary` plus distribution figures: mean and median interactions per user and
+    per item, the mean rating, and the share of interactions on the top 10% of items."""
+    out = ds.summary()
+    per_user = np.bincount(ds.interactions["user_idx"].to_numpy(), minlength=ds.n_users)
+    per_item = ds.item_popularity()
+    top = np.sort(per_item)[::-1][: max(1, int(np.ceil(0.1 * ds.n_items)))]
+    out.update(
+        interactions_per_user_mean=float(per_user.mean()) if ds.n_users else 0.0,
+        interactions_per_user_median=float(np.median(per_user)) if ds.n_users else 0.0,
+        interactions_per_item_mean=float(per_item.mean()) if ds.n_items else 0.0,
+        interactions_per_item_median=float(np.median(per_item)) if ds.n_items else 0.0,
+        rating_mean=float(ds.interactions["rating"].mean()) if ds.n_interactions else None,
+        top10pct_items_share=float(top.sum() / max(1, per_item.sum())),
+    )
+    return out

@@ -1,0 +1,61 @@
+"""Dataset statistics against counts worked out by hand on a tiny dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.data import from_frames
+from engine.data.stats import activity, long_tail, rating_histogram, summary, user_activity
+
+# Users: u1 rates x, y, z; u2 rates x, y; u3 rates x; u4 rates x twice (a repeated pair counts twice).
+ROWS = [
+    ("u1", "x", 5.0), ("u1", "y", 4.0), ("u1", "z", 4.0),
+    ("u2", "x", 3.0), ("u2", "y", 4.0),
+    ("u3", "x", 5.0),
+    ("u4", "x", 0.5), ("u4", "x", 5.0),
+]  # fmt: skip
+
+
+@pytest.fixture
+def tiny():
+    return from_frames("tiny", pd.DataFrame(ROWS, columns=["user_id", "item_id", "rating"]))
+
+
+def test_rating_histogram(tiny):
+    hist = rating_histogram(tiny)
+    assert hist.to_dict("list") == {"rating": [0.5, 3.0, 4.0, 5.0], "count": [1, 1, 3, 3]}
+
+
+def test_long_tail(tiny):
+    tail = long_tail(tiny)
+    # x: 5 interactions, y: 2, z: 1 of 8.
+    assert tail["rank"].tolist() == [1, 2, 3]
+    assert tail["count"].tolist() == [5, 2, 1]
+    assert tail["item_id"].tolist() == ["x", "y", "z"]
+    assert np.allclose(tail["cumulative_share"], [5 / 8, 7 / 8, 1.0])
+
+
+def test_activity_and_user_activity(tiny):
+    assert user_activity(tiny).to_dict("list") == {"user_id": ["u1", "u2", "u3", "u4"], "interactions": [3, 2, 1, 2]}
+    # One user with 1 interaction, two with 2, one with 3.
+    assert activity(tiny).to_dict("list") == {"interactions": [1, 2, 3], "users": [1, 2, 1]}
+
+
+def test_summary(tiny):
+    out = summary(tiny)
+    assert (out["users"], out["items"], out["interactions"]) == (4, 3, 8)
+    assert out["density"] == pytest.approx(8 / 12)
+    assert out["interactions_per_user_mean"] == 2.0 and out["interactions_per_user_median"] == 2.0
+    assert out["interactions_per_item_median"] == 2.0
+    assert out["rating_mean"] == pytest.approx(30.5 / 8)
+    assert out["top10pct_items_share"] == pytest.approx(5 / 8)  # the top 10% of 3 items is x alone
+
+
+def test_on_ml100k(ml100k):
+    assert rating_histogram(ml100k)["count"].sum() == 100000
+    assert activity(ml100k)["users"].sum() == 943 and activity(ml100k)["interactions"].min() == 20
+    tail = long_tail(ml100k)
+    assert tail.iloc[0]["title"] == "Star Wars (1977)" and tail.iloc[0]["count"] == 583
+    assert tail["cumulative_share"].iloc[-1] == pytest.approx(1.0)
