@@ -1,0 +1,221 @@
+"""Biased matrix factorisation of explicit ratings by alternating least squares (ALS-WR)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from engine.models.base import Recommender, resolve_device
+from engine.models.params import DEVICE, EPOCHS, FACTORS, RANDOM_STATE, REGULARIZATION, Param
+from engine.models.svd import predict
+
+# Floats per temporary of a batched step (~64 MB): bounds the stacked normal equations.
+CHUNK_FLOATS = 16_000_000
+
+
+class MFALS(Recommender):
+    """Predict a rating as ``mu + b_u + b_i + p_uᵀq_i``; alternate exact solves for users and items.
+
+    With the item side fixed, each user's ``x_u = [p_u; b_u]`` minimises a ridge regression on
+    the items it rated, with features ``z_i = [q_i; 1]`` and targets ``r_ui - mu - b_i``::
+
+        (Z_uᵀ Z_u + λ n_u I) x_u = Z_uᵀ (r_u - mu - b_{I_u})
+
+    ``n_u`` is the user's number of ratings: the weighted-λ regularisation of ALS-WR, which
+    regularises users and items with many ratings as much per rating as those with few. Items are
+    solved the same way with users fixed. All users (items) are solved together: the stacked
+    ``(f+1) x (f+1)`` systems of a chunk of rows come from one batched product of their gathered
+    features and go to one batched ``torch.linalg.solve``. Users and items without training ratings end at zero, i.e.
+    they are predicted at the baseline.
+
+    With ``weighted=False`` the penalty is a plain ``λ`` per user/item (ridge): items with few
+    ratings are then shrunk toward the baseline, which ranks better (ML-100k validation
+    NDCG@10 0.019 at λ = 5 against 0.006 for ALS-WR) at some cost in RMSE (0.975 against 0.916).
+    Defaults (ALS-WR, λ = 0.1) were chosen on the validation RMSE of `engine.data.random_split`.
+
+    Parameters
+    ----------
+    factors : int
+        Dimension of ``p_u`` and ``q_i``.
+    regularization : float
+        λ (per rating: the weight of the penalty is ``λ n_u``; plain ``λ`` if not `weighted`).
+    epochs : int
+        ALS iterations (each solves users, then items).
+    weighted : bool
+        Weighted-λ regularisation of ALS-WR (True) or plain ridge (False).
+    init_std : float
+        Standard deviation of the normal initialisation of the item factors.
+    random_state : int
+        Seed of the initialisation.
+    device : {"auto", "cpu", "cuda"}
+        Torch device for training; scoring runs on CPU from the stored arrays.
+
+    Attributes
+    ----------
+    global_mean_ : float
+    user_bias_, item_bias_ : np.ndarray, (n_users,), (n_items,)
+    user_factors_, item_factors_ : np.ndarray, (n_users, factors), (n_items, factors)
+
+    References
+    ----------
+    .. [1] Zhou, Wilkinson, Schreiber & Pan, "Large-scale parallel collaborative filtering for
+       the Netflix prize", AAIM 2008 (ALS with weighted-λ regularisation).
+    .. [2] Koren, Bell & Volinsky, "Matrix factorization techniques for recommender systems",
+       IEEE Computer 42(8), 2009 (the biased model; ALS as an alternative to SGD).
+    .. [3] Cremonesi, Koren & Turrin, "Performance of recommender algorithms on top-N
+       recommendation tasks", RecSys 2010 (why rating predictors rank poorly).
+    """
+
+    name = "mf-als"
+    description = "Biased matrix factorisation of explicit ratings by alternating least squares (ALS-WR)"
+    explicit = True
+    param_space = {
+        "factors": FACTORS,
+        "regularization": REGULARIZATION,
+        "epochs": EPOCHS,
+        "weighted": Param("bool", help="ALS-WR: scale λ by each user's/item's rating count"),
+        "init_std": Param("float", 0.0, 1.0, help="std of the factors' initialisation"),
+        "random_state": RANDOM_STATE,
+        "device": DEVICE,
+    }
+
+    def __init__(
+        self,
+        *,
+        factors: int = 64,
+        regularization: float = 0.1,
+        epochs: int = 15,
+        weighted: bool = True,
+        init_std: float = 0.1,
+        random_state: int = 0,
+        device: str = "auto",
+    ):
+        self.factors = factors
+        self.regularization = regularization
+        self.epochs = epochs
+        self.weighted = weighted
+        self.init_std = init_std
+        self.random_state = random_state
+        self.device = device
+
+    def _fit(self, train, val, callback):
+        for key, spec in self.param_space.items():
+            spec.coerce(key, getattr(self, key))
+        dev = resolve_device(self.device)
+        by_user = _mean_ratings(train.user_idx, train.item_idx, train.rating, (self.n_users_, self.n_items_))
+        by_item = by_user.T.tocsr()
+        mu = float(by_user.data.mean())
+        gen = torch.Generator().manual_seed(self.random_state)
+        q = (torch.randn(self.n_items_, self.factors, generator=gen) * self.init_std).to(dev)
+        bi = torch.zeros(self.n_items_, device=dev)
+        users = _to_torch(by_user, dev)
+        items = _to_torch(by_item, dev)
+
+        start = time.perf_counter()
+        for epoch in range(1, self.epochs + 1):
+            p, bu = als_step(users, q, bi, mu, self.regularization, self.weighted)
+            q, bi = als_step(items, p, bu, mu, self.regularization, self.weighted)
+            if callback is not None:
+                callback({"epoch": epoch, "epochs": self.epochs, "loss": _mse(users, p, bu, q, bi, mu),
+                          "seconds": time.perf_counter() - start})
+        self.global_mean_ = mu
+        self.user_bias_ = bu.cpu().numpy()
+        self.item_bias_ = bi.cpu().numpy()
+        self.user_factors_ = p.cpu().numpy()
+        self.item_factors_ = q.cpu().numpy()
+
+    def _score(self, user_idx, item_idx):
+        return predict(self, user_idx, item_idx)
+
+    def item_embeddings(self) -> np.ndarray:
+        self._check_fitted()
+        return self.item_factors_
+
+    def user_embeddings(self) -> np.ndarray:
+        self._check_fitted()
+        return self.user_factors_
+
+
+def als_step(rows, fixed, fixed_bias, mu: float, lam: float, weighted: bool = True):
+    """Solve every row's ``[factors; bias]`` given the other side (`fixed`, `fixed_bias`).
+
+    `rows` is ``(crow, col, rating)`` of a CSR matrix whose rows are solved; `lam` is λ,
+    multiplied by each row's count if `weighted`. Returns ``(factors (n_rows, f), bias (n_rows,))``.
+
+    Rows are processed in chunks of similar length (sorted by count): a chunk's rated features
+    are gathered into a padded ``(rows, length, d)`` tensor, so its normal equations are one
+    batched matrix product (``ZᵀZ`` per row) and one batched solve. Sorting keeps the padding
+    small; chunk sizes keep every temporary near `CHUNK_FLOATS`.
+    """
+    crow, col, rating = rows
+    dev, dtype = fixed.device, fixed.dtype
+    n_rows = len(crow) - 1
+    z = torch.cat([fixed, torch.ones(len(fixed), 1, device=dev, dtype=dtype)], 1)
+    d = z.shape[1]
+    residual = rating - mu - fixed_bias[col]
+    counts = crow[1:] - crow[:-1]
+    order = torch.argsort(counts, stable=True)
+    sorted_counts = counts[order].cpu().numpy()
+    eye = torch.eye(d, device=dev, dtype=dtype)
+    out = torch.empty(n_rows, d, device=dev, dtype=dtype)
+    max_rows, max_cells = max(1, CHUNK_FLOATS // (d * d)), max(1, CHUNK_FLOATS // d)
+    s = 0
+    while s < n_rows:
+        # Longest run of rows whose padded size (rows x longest row) fits the budget and
+        # wastes at most half of it on padding.
+        c = np.maximum(sorted_counts[s : s + min(max_rows, n_rows - s)], 1)
+        padded = np.arange(1, len(c) + 1) * c
+        fits = (padded <= max_cells) & (padded <= 2 * np.cumsum(c))
+        e = s + max(1, int(np.argmin(fits)) if not fits.all() else len(c))
+        idx = order[s:e]
+        length = max(1, int(sorted_counts[e - 1]))
+        pos = torch.arange(length, device=dev)
+        valid = pos[None, :] < counts[idx, None]
+        flat = torch.where(valid, crow[idx, None] + pos[None, :], 0)
+        zz = z[col[flat]] * valid[..., None]
+        res = torch.where(valid, residual[flat], 0.0)
+        gram = zz.mT @ zz
+        # Empty rows get λ I and a zero right-hand side, hence zero; the tiny jitter keeps
+        # λ = 0 solvable for them.
+        weight = torch.clamp(counts[idx], min=1).to(dtype) if weighted else torch.ones(e - s, device=dev, dtype=dtype)
+        reg = lam * weight + 1e-6
+        gram += reg[:, None, None] * eye
+        rhs = (zz.mT @ res[..., None]).squeeze(-1)
+        out[idx] = torch.linalg.solve(gram, rhs)
+        s = e
+    return out[:, :-1].contiguous(), out[:, -1].contiguous()
+
+
+def _to_torch(m: sp.csr_matrix, dev: torch.device):
+    return (
+        torch.as_tensor(m.indptr.astype(np.int64), device=dev),
+        torch.as_tensor(m.indices.astype(np.int64), device=dev),
+        torch.as_tensor(m.data.astype(np.float32), device=dev),
+    )
+
+
+def _mean_ratings(user_idx, item_idx, rating, shape) -> sp.csr_matrix:
+    """Users x items CSR of ratings, a pair rated more than once taking its mean rating."""
+    sums = sp.csr_matrix((rating.astype(np.float64), (user_idx, item_idx)), shape=shape)
+    counts = sp.csr_matrix((np.ones(len(rating)), (user_idx, item_idx)), shape=shape)
+    sums.sum_duplicates()
+    counts.sum_duplicates()
+    sums.sort_indices()
+    counts.sort_indices()
+    sums.data /= counts.data
+    return sums.astype(np.float32)
+
+
+def _mse(users, p, bu, q, bi, mu: float) -> float:
+    """Mean squared training error (the data term of the objective)."""
+    crow, col, rating = users
+    row = torch.repeat_interleave(torch.arange(len(crow) - 1, device=crow.device), crow[1:] - crow[:-1])
+    total = 0.0
+    for s in range(0, len(col), 1 << 18):
+        u, i = row[s : s + (1 << 18)], col[s : s + (1 << 18)]
+        pred = mu + bu[u] + bi[i] + (p[u] * q[i]).sum(1)
+        total += float(((rating[s : s + (1 << 18)] - pred) ** 2).sum())
+    return total / max(1, len(col))
