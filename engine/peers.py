@@ -1,0 +1,326 @@
+"""The peers the bench compares against: implicit's ALS, BPR and cosine kNN, and LightFM's WARP.
+
+Each peer is wrapped as a `Recommender` (not registered: they are yardsticks, not product
+models), so `engine.evaluation.evaluate` and the base class's `recommend` work on them as on
+our models, on the very same split. The libraries are imported only when a peer is built;
+install them with ``pip install -r requirements-bench.txt``.
+
+Shared parameter names map to each library's own as follows (a library default is kept for
+anything not listed):
+
+=============== ===================== ============================ =============================
+ours            implicit ALS          implicit BPR                 LightFM WARP
+=============== ===================== ============================ =============================
+factors         factors               factors (+1 bias column)     no_components
+epochs          iterations            iterations                   epochs (of ``fit_partial``)
+learning_rate   -                     learning_rate                learning_rate
+regularization  regularization        regularization               item_alpha and user_alpha
+alpha           alpha (c = alpha*r)   -                            -
+random_state    random_state          random_state                 random_state
+num_threads     num_threads           num_threads                  num_threads
+=============== ===================== ============================ =============================
+
+implicit's `CosineRecommender` has only ``K`` (neighbours per item, 20). Defaults are the
+libraries' own, except LightFM's epochs (its ``fit`` runs 1 by default; 30 here).
+`peer_params` copies only factors, epochs and the seed from the engine model a peer is
+matched with. ``num_threads = 0`` means as many threads as torch uses
+(``torch.get_num_threads()``), so peers and our models run on the same cores. All peers see
+the binary user x item matrix (1 per observed pair). After `fit`, the library's own fitted
+object stays in ``_native`` (for tests; it is not saved).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from engine.errors import EngineError, ParameterError, choices_hint
+from engine.models.base import Recommender
+from engine.models.params import EPOCHS, FACTORS, LEARNING_RATE, RANDOM_STATE, REGULARIZATION, Param
+
+INSTALL_HINT = "pip install -r requirements-bench.txt"
+THREADS = Param("int", 0, 1024, help="threads of the library (0: as many as torch uses)")
+
+
+def _import(module: str, package: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise EngineError(f"peer needs the package {package!r}, which is not installed: {INSTALL_HINT}") from None
+
+
+def _threads(num_threads: int) -> int:
+    return num_threads if num_threads > 0 else torch.get_num_threads()
+
+
+def _blas_single_thread():
+    """implicit parallelises over users itself and asks for single-threaded BLAS (its own advice)."""
+    return _import("threadpoolctl", "threadpoolctl").threadpool_limits(1, "blas")
+
+
+def _implicit_callback(callback, epochs: int):
+    if callback is None:
+        return None
+    start = time.perf_counter()
+
+    def relay(iteration, _elapsed, loss):
+        callback({"epoch": iteration + 1, "epochs": epochs, "loss": loss, "seconds": time.perf_counter() - start})
+
+    return relay
+
+
+class _FactorPeer(Recommender):
+    """A peer whose scores are ``user_factors_ @ item_factors_.T`` (+ biases where it has them)."""
+
+    def _score(self, user_idx, item_idx):
+        u = self.user_factors_[user_idx]
+        if item_idx is None:
+            return u @ self.item_factors_.T + self._bias(user_idx)[:, None] + self._item_bias()[None, :]
+        v = self.item_factors_[item_idx]
+        return np.einsum("nf,nf->n", u, v) + self._bias(user_idx) + self._item_bias()[item_idx]
+
+    def _bias(self, user_idx):
+        return np.zeros(len(user_idx), np.float32)
+
+    def _item_bias(self):
+        return np.zeros(self.n_items_, np.float32)
+
+    def item_embeddings(self) -> np.ndarray:
+        self._check_fitted()
+        return self.item_factors_
+
+    def user_embeddings(self) -> np.ndarray:
+        self._check_fitted()
+        return self.user_factors_
+
+
+class ImplicitALS(_FactorPeer):
+    """implicit's `AlternatingLeastSquares` (CPU, conjugate gradient), on the binary matrix.
+
+    Its confidence is ``c_ui = alpha * r_ui`` on observed pairs (1 on the others), not the
+    paper's ``1 + alpha * r_ui``: implicit's default ``alpha = 1`` weighs observed and
+    unobserved pairs alike.
+
+    References
+    ----------
+    .. [1] Hu, Koren & Volinsky, "Collaborative Filtering for Implicit Feedback Datasets", ICDM 2008.
+    .. [2] B. Frederickson, implicit, https://github.com/benfred/implicit
+    """
+
+    name = "implicit-als"
+    description = "implicit's AlternatingLeastSquares (peer)"
+    param_space = {
+        "factors": FACTORS,
+        "regularization": REGULARIZATION,
+        "alpha": Param("float", 0.0, 10_000.0, help="implicit's confidence c = alpha * r"),
+        "epochs": EPOCHS,
+        "random_state": RANDOM_STATE,
+        "num_threads": THREADS,
+    }
+
+    def __init__(self, *, factors=100, regularization=0.01, alpha=1.0, epochs=15, random_state=0, num_threads=0):
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.epochs = epochs
+        self.random_state = random_state
+        self.num_threads = num_threads
+
+    def _fit(self, train, val, callback):
+        als = _import("implicit.als", "implicit")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # implicit warns about BLAS threads; handled below
+            model = als.AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.epochs,
+                random_state=self.random_state,
+                num_threads=_threads(self.num_threads),
+            )
+        with _blas_single_thread():
+            model.fit(self.seen_.astype(np.float32), show_progress=False,
+                      callback=_implicit_callback(callback, self.epochs))
+        self.user_factors_ = np.asarray(model.user_factors, np.float32)
+        self.item_factors_ = np.asarray(model.item_factors, np.float32)
+        self._native = model
+
+
+class ImplicitBPR(_FactorPeer):
+    """implicit's `BayesianPersonalizedRanking` (CPU, Hogwild SGD), on the binary matrix.
+
+    implicit appends an item-bias column to the item factors (and a constant 1 to the user
+    factors), so the embeddings have ``factors + 1`` columns.
+
+    References
+    ----------
+    .. [1] Rendle, Freudenthaler, Gantner & Schmidt-Thieme, "BPR: Bayesian Personalized Ranking
+       from Implicit Feedback", UAI 2009.
+    .. [2] B. Frederickson, implicit, https://github.com/benfred/implicit
+    """
+
+    name = "implicit-bpr"
+    description = "implicit's BayesianPersonalizedRanking (peer)"
+    param_space = {
+        "factors": FACTORS,
+        "learning_rate": LEARNING_RATE,
+        "regularization": REGULARIZATION,
+        "epochs": EPOCHS,
+        "random_state": RANDOM_STATE,
+        "num_threads": THREADS,
+    }
+
+    def __init__(self, *, factors=100, learning_rate=0.01, regularization=0.01, epochs=100, random_state=0, num_threads=0):
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.epochs = epochs
+        self.random_state = random_state
+        self.num_threads = num_threads
+
+    def _fit(self, train, val, callback):
+        bpr = _import("implicit.bpr", "implicit")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = bpr.BayesianPersonalizedRanking(
+                factors=self.factors,
+                learning_rate=self.learning_rate,
+                regularization=self.regularization,
+                iterations=self.epochs,
+                random_state=self.random_state,
+                num_threads=_threads(self.num_threads),
+            )
+        with _blas_single_thread():
+            model.fit(self.seen_.astype(np.float32), show_progress=False,
+                      callback=_implicit_callback(callback, self.epochs))
+        self.user_factors_ = np.asarray(model.user_factors, np.float32)
+        self.item_factors_ = np.asarray(model.item_factors, np.float32)
+        self._native = model
+
+
+class ImplicitCosine(Recommender):
+    """implicit's `CosineRecommender`: item-item cosine kNN, ``K`` neighbours per item.
+
+    A user's score for item j is ``Σ_{i∈u} S_ij`` over the user's train items i, where S keeps
+    the K most similar items of each row (implicit's ``user_items @ similarity``).
+
+    References
+    ----------
+    .. [1] Sarwar, Karypis, Konstan & Riedl, "Item-based collaborative filtering recommendation
+       algorithms", WWW 2001.
+    .. [2] B. Frederickson, implicit, https://github.com/benfred/implicit
+    """
+
+    name = "implicit-cosine"
+    description = "implicit's CosineRecommender, item kNN (peer)"
+    param_space = {"K": Param("int", 1, 100_000, help="neighbours kept per item"), "num_threads": THREADS}
+
+    def __init__(self, *, K=20, num_threads=0):
+        self.K = K
+        self.num_threads = num_threads
+
+    def _fit(self, train, val, callback):
+        nn = _import("implicit.nearest_neighbours", "implicit")
+        model = nn.CosineRecommender(K=self.K, num_threads=_threads(self.num_threads))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # implicit converts its own COO intermediate and warns
+            model.fit(self.seen_.astype(np.float32), show_progress=False)
+        self.similarity_ = sp.csr_matrix(model.similarity, dtype=np.float32)
+        self._native = model
+        if callback is not None:
+            callback({"epoch": 1, "epochs": 1, "loss": None, "seconds": 0.0})
+
+    def _score(self, user_idx, item_idx):
+        if item_idx is None:
+            return (self.seen_[user_idx] @ self.similarity_).toarray()
+        return self._gather_pairs(user_idx, item_idx)
+
+
+class LightFMWARP(_FactorPeer):
+    """LightFM with the WARP loss (package ``lightfm-next``), no side features.
+
+    Scores are LightFM's ``predict``: ``p_uᵀq_i + b_u + b_i`` (the user bias does not change a
+    ranking, but keeps the scores equal to the library's).
+
+    References
+    ----------
+    .. [1] Weston, Bengio & Usunier, "WSABIE: Scaling Up To Large Vocabulary Image Annotation",
+       IJCAI 2011.
+    .. [2] Kula, "Metadata Embeddings for User and Item Cold-start Recommendations", CBRecSys 2015.
+    """
+
+    name = "lightfm-warp"
+    description = "LightFM with the WARP loss (peer)"
+    param_space = {
+        "factors": FACTORS,
+        "learning_rate": LEARNING_RATE,
+        "regularization": REGULARIZATION,
+        "epochs": EPOCHS,
+        "random_state": RANDOM_STATE,
+        "num_threads": THREADS,
+    }
+
+    def __init__(self, *, factors=10, learning_rate=0.05, regularization=0.0, epochs=30, random_state=0, num_threads=0):
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.epochs = epochs
+        self.random_state = random_state
+        self.num_threads = num_threads
+
+    def _fit(self, train, val, callback):
+        lightfm = _import("lightfm", "lightfm-next")
+        model = lightfm.LightFM(
+            loss="warp",
+            no_components=self.factors,
+            learning_rate=self.learning_rate,
+            item_alpha=self.regularization,
+            user_alpha=self.regularization,
+            random_state=self.random_state,
+        )
+        interactions = self.seen_.tocoo()
+        start = time.perf_counter()
+        for epoch in range(1, self.epochs + 1):
+            # fit_partial one epoch at a time = fit(epochs=n), with a callback between epochs.
+            model.fit_partial(interactions, epochs=1, num_threads=_threads(self.num_threads))
+            if callback is not None:
+                callback({"epoch": epoch, "epochs": self.epochs, "loss": None, "seconds": time.perf_counter() - start})
+        self.user_bias_, self.user_factors_ = (np.asarray(a, np.float32) for a in model.get_user_representations())
+        self.item_bias_, self.item_factors_ = (np.asarray(a, np.float32) for a in model.get_item_representations())
+        self._native = model
+
+    def _bias(self, user_idx):
+        return self.user_bias_[user_idx]
+
+    def _item_bias(self):
+        return self.item_bias_
+
+
+#: peer name -> (peer class, the engine model it is compared with)
+PEERS: dict[str, tuple[type[Recommender], str]] = {
+    "implicit-als": (ImplicitALS, "als"),
+    "implicit-bpr": (ImplicitBPR, "bpr"),
+    "implicit-cosine": (ImplicitCosine, "itemknn"),
+    "lightfm-warp": (LightFMWARP, "warp"),
+}
+
+# The parameters a peer takes over from its engine model: "equal factors and iterations".
+MATCHED = ("factors", "epochs", "random_state")
+
+
+def peer_params(peer_name: str, engine_params: dict) -> dict:
+    """The peer's parameters copied from our model's: factors, epochs (iterations) and the seed.
+
+    Everything else stays at the library's default (see the module docstring).
+    """
+    try:
+        cls, _ = PEERS[peer_name]
+    except KeyError:
+        raise ParameterError(f"unknown peer {peer_name!r}{choices_hint(peer_name, PEERS)}") from None
+    names = cls.param_names()
+    return {k: engine_params[k] for k in MATCHED if k in names and k in engine_params}
