@@ -1,0 +1,328 @@
+"""The benchmark: our models against the peers (implicit, LightFM) on the very same split.
+
+Every row is one model fitted on the leave-last-out train split (validation given, as in
+``train``) and evaluated on test with validation items excluded. Each peer is configured from
+the default parameters of the engine model it is matched with (equal factors and iterations,
+see `engine.peers.peer_params`), and each matched pair gets ratios: NDCG@10 ours/peer, fit time
+ours/peer, and the training time our model needs to first reach the peer's NDCG@10.
+
+With ``memory=True`` every row is computed in a fresh Python process (``python -m engine
+bench-one``) that reports its own peak resident set size, so one model's memory does not hide
+behind another's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from engine.data import Dataset, DataSplits
+from engine.errors import EngineError, ParameterError, choices_hint
+from engine.experiment import build_model, check_protocol, evaluate_test, get_dataset, make_splits
+from engine.models.base import Cancelled, Recommender
+from engine.models.registry import MODELS
+
+INSTALL_HINT = "peers unavailable: install them with `pip install -r requirements-bench.txt`"
+#: The classic models the bench runs by default (where registered); `models` can name any other.
+DEFAULT_MODELS = ("popularity", "itemknn", "svd", "mf-als", "als", "bpr", "warp")
+TABLE_METRICS = ("hr@10", "ndcg@10", "recall@10", "mrr", "auc", "coverage@10")
+
+Log = Callable[[str], None]
+
+
+# ---- peers ---------------------------------------------------------------------------------
+def load_peers() -> tuple[dict, Callable | None, str | None]:
+    """``(PEERS, peer_params, None)``, or ``({}, None, reason)`` when `engine.peers` cannot load."""
+    try:
+        from engine.peers import PEERS, peer_params
+    except ImportError as exc:
+        if (exc.name or "").startswith("engine"):
+            return {}, None, f"no peers to compare with ({exc})"
+        return {}, None, f"{INSTALL_HINT} ({exc})"
+    return dict(PEERS), peer_params, None
+
+
+def _resolve(name: str, peers: dict, peer_params) -> tuple[str, Callable[[], Recommender]]:
+    """``(source, factory)`` for an engine model or a peer name."""
+    if name in MODELS:
+        return "engine", lambda: build_model(name)
+    if name in peers:
+        cls, match = peers[name]
+        engine_params = build_model(match).get_params() if match in MODELS else {}
+        return "peer", lambda: cls.from_params(**peer_params(name, engine_params))
+    raise ParameterError(f"unknown model or peer {name!r}{choices_hint(name, [*MODELS, *peers], limit=30)}")
+
+
+def select(models: list[str] | None, *, peers: bool, available_peers: dict) -> tuple[list[str], list[str]]:
+    """Engine names and peer names to run; a peer runs when it or its matched model is selected."""
+    valid = [*MODELS, *available_peers]
+    for name in models or []:
+        if name not in valid:
+            raise ParameterError(f"unknown model or peer {name!r}{choices_hint(name, valid, limit=30)}")
+    chosen = set(models) if models else None
+    ours = [n for n in MODELS if (n in chosen if chosen is not None else n in DEFAULT_MODELS)]
+    theirs = []
+    if peers:
+        theirs = [p for p, (_, match) in available_peers.items() if chosen is None or p in chosen or match in chosen]
+    return ours, theirs
+
+
+# ---- one row -------------------------------------------------------------------------------
+def bench_row(name: str, splits: DataSplits, *, protocol: str = "full", peers=None) -> dict:
+    """Fit one engine model or peer on ``splits.train`` (with val) and evaluate it on test."""
+    peer_map, peer_params = (peers if peers is not None else load_peers()[:2])
+    source, factory = _resolve(name, peer_map, peer_params)
+    model = factory()
+    model.fit(splits.train, val=splits.val)
+    metrics = evaluate_test(model, splits, protocol=protocol)
+    return {
+        "model": name,
+        "source": source,
+        "params": model.get_params(),
+        "metrics": metrics,
+        "fit_seconds": model.fit_seconds_,
+    }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MiB (VmHWM, or getrusage where /proc is absent)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def bench_one_process(dataset_spec: str, name: str, *, protocol: str = "full", data_dir="data") -> dict:
+    """One row computed in this process from scratch, with the process's peak RSS (bench-one)."""
+    dataset = get_dataset(dataset_spec, data_dir=data_dir)
+    splits = make_splits(dataset)
+    loaded = peak_rss_mb()  # what the data alone costs, to tell it apart from the model's share
+    row = bench_row(name, splits, protocol=protocol)
+    row["peak_rss_mb"] = peak_rss_mb()
+    row["data_rss_mb"] = loaded
+    return row
+
+
+def _row_in_subprocess(dataset: Dataset, name: str, *, protocol: str, data_dir) -> dict:
+    cmd = [sys.executable, "-m", "engine", "--data-dir", str(data_dir), "bench-one", "--dataset", dataset.spec,
+           "--model", name, "--protocol", protocol]
+    env = dict(os.environ)
+    # The child must import this very engine, wherever the parent was started from.
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EngineError(f"failed in its own process (exit {proc.returncode}): {last.removeprefix('error: ')}")
+    return json.loads(proc.stdout)
+
+
+# ---- time to reach a peer's NDCG -------------------------------------------------------------
+def time_to_reach(
+    name: str, splits: DataSplits, target: float, *, protocol: str = "full", params: dict | None = None
+) -> dict:
+    """Training seconds at which engine model `name` first reaches test NDCG@10 >= `target`.
+
+    The model is refitted exactly as in its bench row (same parameters, validation given) with a
+    per-epoch callback that evaluates test NDCG@10. The callback's own time is subtracted from
+    the clock; the model's own validation stays in it, as it does in the row's fit time (and it
+    is what makes models that publish their factors only when validating scorable mid-fit). The
+    fit stops once the target is reached. Returns ``{"seconds", "epoch", "ndcg@10", "curve",
+    "note"}``: seconds/epoch None when not reached, `note` set when it could not be measured.
+    """
+    model = build_model(name, params)
+    curve: list[dict] = []
+    state = {"spent": 0.0, "reached": None, "note": None}
+    start = time.perf_counter()
+
+    def callback(event: dict) -> None:
+        trained = time.perf_counter() - start - state["spent"]
+        t0 = time.perf_counter()
+        try:
+            ndcg = evaluate_test(model, splits, protocol=protocol)["ndcg@10"]
+        except Exception as exc:  # a model that cannot score mid-fit: report, do not crash the bench
+            state["note"] = f"cannot score during fit ({type(exc).__name__})"
+            raise Cancelled(state["note"]) from None
+        state["spent"] += time.perf_counter() - t0
+        curve.append({"epoch": event.get("epoch"), "seconds": trained, "ndcg@10": ndcg})
+        if ndcg >= target:
+            state["reached"] = curve[-1]
+            raise Cancelled("target reached")
+
+    try:
+        model.fit(splits.train, val=splits.val, callback=callback)
+    except Cancelled:
+        pass
+    if not curve and state["note"] is None:
+        state["note"] = "not iterative (no per-epoch callback)"
+    reached = state["reached"] or {}
+    return {
+        "seconds": reached.get("seconds"),
+        "epoch": reached.get("epoch"),
+        "ndcg@10": reached.get("ndcg@10"),
+        "curve": curve,
+        "note": state["note"],
+    }
+
+
+def is_iterative(name: str) -> bool:
+    """Whether an engine model trains in epochs (and so calls back per epoch)."""
+    return "epochs" in MODELS[name].param_names()
+
+
+# ---- the whole bench ------------------------------------------------------------------------
+def run_bench(
+    dataset_spec_or_dataset,
+    *,
+    models: list[str] | None = None,
+    protocol: str = "full",
+    peers: bool = True,
+    memory: bool = False,
+    reach: bool = True,
+    data_dir="data",
+    log: Log | None = None,
+) -> dict:
+    """Run the benchmark and return ``{"dataset", "protocol", "split", "rows", "ratios", "notes"}``.
+
+    Parameters
+    ----------
+    models : engine model and/or peer names (default: the registered `DEFAULT_MODELS` and every peer).
+    peers : also run the peers of the selected engine models.
+    memory : compute every row in a fresh subprocess and add its ``peak_rss_mb``.
+    reach : measure the time each iterative engine model needs to reach its peer's NDCG@10.
+    log : receives one line per step (the CLI writes them to stderr).
+    """
+    log = log or (lambda line: None)
+    check_protocol(protocol)
+    dataset = get_dataset(dataset_spec_or_dataset, data_dir=data_dir)
+    splits = make_splits(dataset)
+    notes: list[str] = []
+    available, peer_params, problem = load_peers() if peers else ({}, None, None)
+    if problem:
+        notes.append(problem)
+        log(problem)
+    ours, theirs = select(models, peers=peers, available_peers=available)
+
+    rows = []
+    for name in [*ours, *theirs]:
+        log(f"bench: {name} on {dataset.name} ...")
+        try:
+            if memory:
+                row = _row_in_subprocess(dataset, name, protocol=protocol, data_dir=data_dir)
+            else:
+                row = bench_row(name, splits, protocol=protocol, peers=(available, peer_params))
+        except (ImportError, EngineError) as exc:
+            if name not in theirs and not memory:
+                raise  # our own models must work; only peers (optional packages) may be skipped
+            note = f"{name}: {exc}" if isinstance(exc, EngineError) else f"{name}: {INSTALL_HINT} ({exc})"
+            if not any(n.split(": ", 1)[-1] == note.split(": ", 1)[-1] for n in notes):
+                notes.append(note)  # one line per missing package, not one per peer
+                log(note)
+            continue
+        rows.append(row)
+        log(
+            f"bench: {name}: ndcg@10 {row['metrics']['ndcg@10']:.4f}, fit {row['fit_seconds']:.2f} s"
+            + (f", peak RSS {row['peak_rss_mb']:.0f} MiB" if "peak_rss_mb" in row else "")
+        )
+
+    ratios = pair_ratios(rows, available)
+    if reach:
+        for ratio in ratios:
+            if not is_iterative(ratio["engine"]):
+                continue
+            log(f"bench: time for {ratio['engine']} to reach {ratio['peer']}'s ndcg@10 {ratio['peer_ndcg@10']:.4f} ...")
+            found = time_to_reach(ratio["engine"], splits, ratio["peer_ndcg@10"], protocol=protocol)
+            add_reach(ratio, found)
+    return {
+        "dataset": dataset.spec,
+        "protocol": protocol,
+        "split": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test),
+                  "users": dataset.n_users, "items": dataset.n_items},
+        "rows": rows,
+        "ratios": ratios,
+        "notes": notes,
+    }
+
+
+def pair_ratios(rows: list[dict], peers: dict) -> list[dict]:
+    """Ours/peer NDCG@10 and fit-time ratios for every peer whose matched engine model has a row."""
+    by_name = {(r["source"], r["model"]): r for r in rows}
+    out = []
+    for peer_name, (_, match) in peers.items():
+        ours, theirs = by_name.get(("engine", match)), by_name.get(("peer", peer_name))
+        if ours is None or theirs is None:
+            continue
+        out.append(
+            {
+                "engine": match,
+                "peer": peer_name,
+                "engine_ndcg@10": ours["metrics"]["ndcg@10"],
+                "peer_ndcg@10": theirs["metrics"]["ndcg@10"],
+                "ndcg_ratio": _ratio(ours["metrics"]["ndcg@10"], theirs["metrics"]["ndcg@10"]),
+                "fit_time_ratio": _ratio(ours["fit_seconds"], theirs["fit_seconds"]),
+                "peer_fit_seconds": theirs["fit_seconds"],
+            }
+        )
+    return out
+
+
+def add_reach(ratio: dict, found: dict) -> dict:
+    """Put a `time_to_reach` result into a ratio entry (``reach_ratio`` = seconds / peer fit)."""
+    ratio["reach_seconds"] = found["seconds"]
+    ratio["reach_epoch"] = found["epoch"]
+    ratio["reach_ratio"] = None if found["seconds"] is None else _ratio(found["seconds"], ratio["peer_fit_seconds"])
+    best = max(found.get("curve") or [], key=lambda c: c["ndcg@10"], default=None)
+    missed = "not reached" + (f" (best {best['ndcg@10']:.4f} at epoch {best['epoch']})" if best else "")
+    ratio["reach_note"] = found["note"] or (None if found["seconds"] is not None else missed)
+    return ratio
+
+
+def _ratio(a, b) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return float(a) / float(b)
+
+
+# ---- text report ----------------------------------------------------------------------------
+def format_report(report: dict) -> str:
+    """The bench as aligned tables: one row per model, then the our/peer ratios."""
+    from engine.cli import table
+
+    memory = any("peak_rss_mb" in r for r in report["rows"])
+    rows = [
+        {"model": r["model"], "source": r["source"], **{m: r["metrics"].get(m) for m in TABLE_METRICS},
+         "fit s": r["fit_seconds"],
+         "peak MiB": None if r.get("peak_rss_mb") is None else round(r["peak_rss_mb"])}
+        for r in report["rows"]
+    ]
+    columns = ["model", "source", *TABLE_METRICS, "fit s"] + (["peak MiB"] if memory else [])
+    split = report["split"]
+    lines = [
+        f"{report['dataset']}: {split['users']} users x {split['items']} items; "
+        f"train {split['train']}, val {split['val']}, test {split['test']} ({report['protocol']} ranking)",
+        table(rows, columns),
+    ]
+    if report["ratios"]:
+        ratio_rows = []
+        for r in report["ratios"]:
+            reach = r.get("reach_note") or ""
+            if r.get("reach_seconds") is not None:
+                reach = f"{r['reach_seconds']:.2f} s (epoch {r['reach_epoch']}) = {r['reach_ratio']:.2f}x peer fit"
+            ratio_rows.append(
+                {"our/peer": f"{r['engine']}/{r['peer']}", "ndcg@10": r["ndcg_ratio"], "fit time": r["fit_time_ratio"],
+                 "time to peer's ndcg@10": reach if "reach_seconds" in r else "-"}
+            )
+        lines += ["", table(ratio_rows, ["our/peer", "ndcg@10", "fit time", "time to peer's ndcg@10"], digits=2)]
+    lines += [f"note: {n}" for n in report["notes"]]
+    return "\n".join(lines)

@@ -1,0 +1,443 @@
+"""``python -m engine``: datasets, models, train, evaluate, recommend, similar, data, bench.
+
+Human output is compact aligned tables on stdout; ``--json`` prints exactly one JSON object on
+stdout. Progress (epochs, downloads, bench steps) goes to stderr. Bad input of any kind ends with
+one line ``error: <message>`` on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import EngineError, ParameterError
+
+EXIT_USAGE = 2
+
+
+# ---- output helpers ------------------------------------------------------------------------
+def jsonable(value):
+    """Plain JSON types: numpy scalars unwrapped, NaN/inf as null, paths as strings."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def print_json(obj, out=None) -> None:
+    out = out or sys.stdout
+    out.write(json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def format_value(value, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            return "-"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(rows: list[dict], columns: list[str] | list[tuple[str, str]], *, digits: int = 4) -> str:
+    """Rows as an aligned text table; numbers right-aligned, text left-aligned."""
+    cols = [(c, c) if isinstance(c, str) else c for c in columns]
+    cells = [[format_value(r.get(key), digits) for key, _ in cols] for r in rows]
+    numeric = [
+        all(isinstance(r.get(key), (int, float, np.number)) or r.get(key) is None for r in rows) and rows
+        for key, _ in cols
+    ]
+    widths = [max([len(head)] + [len(row[j]) for row in cells]) for j, (_, head) in enumerate(cols)]
+
+    def line(values):
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line([h for _, h in cols]), *(line(c) for c in cells)])
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(message.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def _progress_printer(prefix: str = ""):
+    """A training callback that writes one line per epoch to stderr."""
+
+    def callback(event: dict) -> None:
+        if "epoch" not in event:
+            return
+        phase = "rating split: " if event.get("phase") == "rating" else ""
+        parts = [f"{prefix}{phase}epoch {event['epoch']}/{event.get('epochs', '?')}"]
+        if event.get("loss") is not None:
+            parts.append(f"loss {event['loss']:.4f}")
+        if event.get("val_ndcg@10") is not None:
+            parts.append(f"val ndcg@10 {event['val_ndcg@10']:.4f}")
+        if event.get("seconds") is not None:
+            parts.append(f"{event['seconds']:.1f}s")
+        _err("  ".join(parts))
+
+    return callback
+
+
+# ---- commands ------------------------------------------------------------------------------
+def cmd_datasets(args) -> int:
+    from engine.data import loaders
+
+    describe = getattr(loaders, "describe_datasets", None)
+    rows = describe() if describe else [{"name": name} for name in loaders.DATASETS]
+    if args.json:
+        print_json({"datasets": rows, "data_dir": args.data_dir})
+        return 0
+    columns = [c for c in ("usage", "description") if any(c in r for r in rows)] or ["name"]
+    print(table(rows, columns))
+    print(f"\na missing PATH means {Path(args.data_dir) / 'NAME'}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from engine.models import describe_models
+
+    models = describe_models()
+    if args.json:
+        print_json({"models": models})
+        return 0
+    rows = []
+    for m in models:
+        rows.append({"model": m["name"], "parameter": "", "default": "", "range": "", "about": m["description"]})
+        for name, p in m["params"].items():
+            rows.append(
+                {"model": "", "parameter": name, "default": _default_text(p["default"]), "range": _range_text(p),
+                 "about": p.get("help", "")}
+            )
+    print(table(rows, ["model", "parameter", "default", "range", "about"]))
+    return 0
+
+
+def _default_text(value) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def _range_text(p: dict) -> str:
+    if p.get("kind") == "choice":
+        return "|".join(map(str, p.get("choices", [])))
+    if p.get("kind") in ("int", "float"):
+        text = (lambda v: str(int(v))) if p["kind"] == "int" else (lambda v: format(v, "g"))
+        low, high = (text(v) if v is not None else "" for v in (p.get("low"), p.get("high")))
+        return f"{p['kind']} [{low}, {high}]" + (" log" if p.get("log") else "")
+    return p.get("kind", "")
+
+
+def parse_sets(pairs) -> dict:
+    """``["a=1", "b=x"]`` (possibly nested lists from repeated --set) -> ``{"a": "1", "b": "x"}``."""
+    out = {}
+    for item in [x for group in (pairs or []) for x in (group if isinstance(group, list) else [group])]:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cmd_train(args) -> int:
+    from engine.experiment import train_and_evaluate
+
+    result = train_and_evaluate(
+        args.dataset,
+        args.model,
+        parse_sets(args.set),
+        device=args.device,
+        out=args.out,
+        protocol=args.protocol,
+        callback=_progress_printer(),
+        data_dir=args.data_dir,
+    )
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"{result['model']} on {result['dataset']}: fit {result['fit_seconds']:.2f} s")
+    print(table([{"metric": k, "value": v} for k, v in result["metrics"].items()], ["metric", "value"]))
+    print(f"checkpoint  {result['checkpoint']}")
+    print(f"run id      {result['run_id']}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from engine.experiment import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, protocol=args.protocol, data_dir=args.data_dir)
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"{result['model']} on {result['dataset']} ({result['protocol']} ranking)")
+    recorded = result["recorded"] if result["protocol"] == _recorded_protocol(args.checkpoint) else {}
+    rows = [{"metric": k, "value": v, "at training": recorded.get(k)} for k, v in result["metrics"].items()]
+    print(table(rows, ["metric", "value", "at training"]))
+    return 0
+
+
+def _recorded_protocol(directory) -> str | None:
+    from engine.models.base import read_model_json
+
+    return (read_model_json(Path(directory)).get("split") or {}).get("protocol")
+
+
+def _item_record(dataset, idx: int) -> dict:
+    row = dataset.items.iloc[int(idx)]
+    year = row.get("year")
+    return {
+        "item_id": str(dataset.item_ids[idx]),
+        "title": str(row["title"]),
+        "genres": str(row.get("genres", "") or ""),
+        "year": None if year is None or (isinstance(year, float) and math.isnan(year)) else int(year),
+    }
+
+
+def cmd_recommend(args) -> int:
+    from engine.experiment import open_checkpoint
+
+    model, info, dataset = open_checkpoint(args.checkpoint, data_dir=args.data_dir)
+    user = dataset.user_index(args.user)
+    _check_k(args.k)
+    df = dataset.interactions
+    mine = df[df["user_idx"] == user].sort_values(["timestamp"], ascending=False, kind="stable")
+    history = [
+        {**_item_record(dataset, i), "rating": float(r), "timestamp": int(t)}
+        for i, r, t in zip(mine["item_idx"], mine["rating"], mine["timestamp"])
+    ]
+    # Everything in the user's history (train, validation and test) is excluded, not only what
+    # the model saw in train: recommending a film the person already rated is never useful.
+    candidates = np.ones(dataset.n_items, bool)
+    candidates[mine["item_idx"].to_numpy()] = False
+    idx, scores = model.recommend(np.array([user]), args.k, items=np.flatnonzero(candidates))
+    recs = [
+        {"rank": rank, **_item_record(dataset, i), "score": float(s)}
+        for rank, (i, s) in enumerate(zip(idx[0], scores[0]), 1)
+        if i >= 0
+    ]
+    result = {
+        "user": str(dataset.user_ids[user]),
+        "model": info["model"],
+        "dataset": info["dataset"],
+        "history": history,
+        "recommendations": recs,
+    }
+    if args.json:
+        print_json(result)
+        return 0
+    shown = args.history
+    print(f"user {result['user']}: {len(history)} interactions in {info['dataset']}; "
+          f"latest {min(shown, len(history))}:")
+    print(table(history[:shown], ["item_id", "title", "year", "rating"], digits=1))
+    print(f"\ntop {len(recs)} by {info['model']}:")
+    print(table(recs, ["rank", "item_id", "title", "year", "score"]))
+    return 0
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ParameterError(f"-k must be >= 1, got {k}")
+
+
+def cmd_similar(args) -> int:
+    from engine.experiment import open_checkpoint
+
+    model, info, dataset = open_checkpoint(args.checkpoint, data_dir=args.data_dir)
+    item = dataset.find_item(args.item)
+    _check_k(args.k)
+    try:
+        idx, scores = model.similar_items(np.array([item]), args.k)
+    except NotImplementedError:
+        raise EngineError(
+            f"model {info['model']!r} has no item similarities: use a model with item embeddings or neighbours"
+        ) from None
+    similar = [
+        {**_item_record(dataset, i), "score": float(s)}
+        for i, s in zip(idx[0], scores[0])
+        if i >= 0 and np.isfinite(s)
+    ]
+    result = {"item": _item_record(dataset, item), "model": info["model"], "dataset": info["dataset"],
+              "similar": similar}
+    if args.json:
+        print_json(result)
+        return 0
+    it = result["item"]
+    print(f"items most similar to {it['title']} (id {it['item_id']}) by {info['model']}:")
+    print(table([{"rank": r, **s} for r, s in enumerate(similar, 1)], ["rank", "item_id", "title", "year", "score"]))
+    return 0
+
+
+def cmd_download(args) -> int:
+    from tqdm import tqdm
+
+    from engine.data.download import download
+
+    bar = None
+
+    def progress(done: int, total: int | None = None) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=args.name, file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        path = download(args.name, to=args.to or Path(args.data_dir) / args.name, progress=progress, force=args.force)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"{args.name} is in {path}; load it with --dataset {args.name}:{path}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from engine.bench import format_report, run_bench
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    report = run_bench(
+        args.dataset,
+        models=models,
+        protocol=args.protocol,
+        peers=not args.no_peers,
+        memory=args.memory,
+        data_dir=args.data_dir,
+        log=_err,
+    )
+    if args.json:
+        print_json(report)
+    else:
+        print(format_report(report))
+    return 0
+
+
+def cmd_bench_one(args) -> int:
+    """Internal: one bench row in this (fresh) process, with its peak RSS; used by bench --memory."""
+    from engine.bench import bench_one_process
+
+    print_json(bench_one_process(args.dataset, args.model, protocol=args.protocol, data_dir=args.data_dir))
+    return 0
+
+
+# ---- parser --------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="Recommender engine: data, models, evaluation")
+    parser.add_argument(
+        "--data-dir", default="data", help="where datasets, checkpoints and runs.sqlite live (default: data)"
+    )
+    visible = "{datasets,models,train,evaluate,recommend,similar,data,bench}"
+    sub = parser.add_subparsers(dest="command", required=True, metavar=visible)
+
+    p = sub.add_parser("datasets", help="list the dataset specs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("models", help="list the models with their parameters and ranges")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("train", help="train, evaluate on the test split, save and record a model")
+    p.add_argument("--dataset", required=True, help="dataset spec, e.g. ml-100k:DIR or csv:FILE")
+    p.add_argument("--model", required=True, help="registry name (see `models`)")
+    p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE", help="hyperparameter (repeatable)")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None)
+    p.add_argument("--out", type=Path, default=None, help="checkpoint directory (default: DATA_DIR/checkpoints/...)")
+    p.add_argument("--protocol", choices=("full", "sampled"), default="full")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a checkpoint on its test split")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--protocol", choices=("full", "sampled"), default=None, help="default: the one used in training")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("recommend", help="a user's history and top-k recommendations")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--user", required=True, help="raw user id")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--history", type=int, default=10, help="history rows shown in the table (JSON has all)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("similar", help="items most similar to one item")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--item", required=True, help="raw item id or exact title")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("data", help="dataset files")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    d = data_sub.add_parser("download", help="download a MovieLens dataset from GroupLens")
+    d.add_argument("name", choices=("ml-100k", "ml-1m", "ml-latest-small"))
+    d.add_argument("--to", type=Path, default=None, help="target directory (default: DATA_DIR/NAME)")
+    d.add_argument("--force", action="store_true", help="download again even if the target holds the dataset")
+    d.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("bench", help="our models against implicit / LightFM on the same split")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--models", default=None, help="comma-separated model or peer names (default: all)")
+    p.add_argument("--protocol", choices=("full", "sampled"), default="full")
+    p.add_argument("--no-peers", action="store_true")
+    p.add_argument("--memory", action="store_true", help="train each model in a fresh process and report its peak RSS")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("bench-one")  # internal, for bench --memory
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--protocol", choices=("full", "sampled"), default="full")
+    p.set_defaults(func=cmd_bench_one)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input, 1 other failure, 130 interrupted)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed usage or help already
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return args.func(args)
+    except (EngineError, NotImplementedError) as exc:
+        _err(f"error: {_one_line(exc)}")
+        return EXIT_USAGE
+    except BrokenPipeError:  # `python -m engine models | head`: the reader left, nothing to report
+        _silence_stdout()
+        return 1
+    except OSError as exc:
+        _err(f"error: {_one_line(exc)}")
+        return 1
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,0 +1,196 @@
+"""One training run end to end: load, split, fit, evaluate, save, record.
+
+This is the single path behind ``python -m engine train`` and the dashboard's Models page, so a
+model trained in either place is evaluated, saved and recorded the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.data import Dataset, DataSplits, leave_last_out, load_dataset, random_split
+from engine.errors import CheckpointError, ParameterError
+from engine.models.base import Callback, Recommender
+from engine.models.registry import get_model_class
+from engine.store import RunsDB, check_checkpoint_target, default_checkpoint_dir, load_checkpoint, save_checkpoint
+
+PROTOCOLS = ("full", "sampled")
+
+#: How every ranking evaluation splits the data (DESIGN.md "Evaluation protocol").
+SPLIT_SETTINGS = {"kind": "leave-last-out", "min_interactions": 3, "min_rating": None}
+#: The split on which explicit models are also scored by RMSE/MAE.
+RATING_SPLIT_SETTINGS = {"kind": "random", "test_fraction": 0.2, "random_state": 0}
+
+
+def get_dataset(dataset_spec_or_dataset, *, data_dir="data") -> Dataset:
+    """A `Dataset` as given, or loaded from its spec string."""
+    if isinstance(dataset_spec_or_dataset, Dataset):
+        return dataset_spec_or_dataset
+    return load_dataset(str(dataset_spec_or_dataset), data_dir=data_dir)
+
+
+def make_splits(dataset: Dataset, settings: dict | None = None) -> DataSplits:
+    """The leave-last-out split described by `settings` (defaults: `SPLIT_SETTINGS`)."""
+    settings = {**SPLIT_SETTINGS, **(settings or {})}
+    if settings["kind"] != "leave-last-out":
+        raise CheckpointError(f"unknown split kind {settings['kind']!r} (valid: leave-last-out)")
+    return leave_last_out(dataset, min_rating=settings["min_rating"], min_interactions=settings["min_interactions"])
+
+
+def build_model(model_name: str, params: dict | None = None, *, device: str | None = None) -> Recommender:
+    """A new model from the registry; `device` is applied only to models that have that parameter."""
+    cls = get_model_class(model_name)
+    params = dict(params or {})
+    if device is not None and "device" in cls.param_names():
+        params["device"] = device
+    return cls.from_params(**params)
+
+
+def evaluate_test(model: Recommender, splits: DataSplits, *, protocol: str = "full") -> dict:
+    """Ranking metrics on the test split; validation items are not candidates (they are known)."""
+    from engine.evaluation import evaluate
+
+    check_protocol(protocol)
+    return evaluate(model, splits.test, exclude=[splits.val], protocol=protocol)
+
+
+def check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ParameterError(f"unknown protocol {protocol!r} (valid: {', '.join(PROTOCOLS)})")
+
+
+def rating_errors(model_name: str, params: dict, dataset: Dataset, *, callback: Callback | None = None) -> dict:
+    """RMSE and MAE of a fresh copy of the model fitted on a random 80/20 split of ratings."""
+    from engine.evaluation import rating_metrics
+
+    splits = random_split(
+        dataset,
+        test_fraction=RATING_SPLIT_SETTINGS["test_fraction"],
+        random_state=RATING_SPLIT_SETTINGS["random_state"],
+    )
+    model = build_model(model_name, params)
+    model.fit(splits.train, val=splits.val, callback=callback)
+    return rating_metrics(model, splits.test)
+
+
+def train_and_evaluate(
+    dataset_spec_or_dataset,
+    model_name: str,
+    params: dict | None = None,
+    *,
+    device: str | None = None,
+    out=None,
+    protocol: str = "full",
+    callback: Callback | None = None,
+    data_dir="data",
+    runs_db=None,
+) -> dict:
+    """Train one model with the evaluation protocol, save it and record the run.
+
+    Parameters
+    ----------
+    dataset_spec_or_dataset : a spec string (``"ml-100k:DIR"``) or a loaded `Dataset`.
+    params : hyperparameters (strings are converted and checked against the model's ranges).
+    device : ``"cpu"``, ``"cuda"`` or ``"auto"`` for models with a ``device`` parameter.
+    out : checkpoint directory; None picks `default_checkpoint_dir` under `data_dir`;
+        False saves nothing.
+    protocol : ``"full"`` ranking or ``"sampled"`` (test item + 99 negatives).
+    callback : gets every progress event of the fit. Events carry ``"phase"``: ``"ranking"``
+        for the main fit, ``"rating"`` for the extra fit of explicit models on the random split.
+        It may raise `engine.models.Cancelled` to stop; nothing is saved or recorded then.
+    runs_db : a `RunsDB` or its path; None uses ``<data_dir>/runs.sqlite``; False records nothing.
+
+    Returns
+    -------
+    dict
+        ``{"model", "dataset", "params", "metrics", "fit_seconds", "checkpoint", "run_id"}``:
+        metrics are the test metrics, plus ``"rmse"``/``"mae"`` for explicit models on datasets
+        with ratings; ``checkpoint`` and ``run_id`` are None when not saved / not recorded.
+    """
+    check_protocol(protocol)
+    if out not in (None, False):
+        check_checkpoint_target(out)  # before a long fit, not after it
+    dataset = get_dataset(dataset_spec_or_dataset, data_dir=data_dir)
+    model = build_model(model_name, params, device=device)
+    splits = make_splits(dataset)
+
+    model.fit(splits.train, val=splits.val, callback=_phase(callback, "ranking"))
+    metrics = dict(evaluate_test(model, splits, protocol=protocol))
+    if model.explicit and dataset.has_ratings:
+        metrics.update(rating_errors(model_name, model.get_params(), dataset, callback=_phase(callback, "rating")))
+
+    checkpoint = None
+    if out is not False:
+        directory = default_checkpoint_dir(model.name, dataset, data_dir=data_dir) if out is None else Path(out)
+        checkpoint = save_checkpoint(
+            model, directory, dataset=dataset, split_settings={**SPLIT_SETTINGS, "protocol": protocol}, metrics=metrics
+        )
+    run_id = None
+    if runs_db is not False:
+        db = runs_db if isinstance(runs_db, RunsDB) else RunsDB(runs_db or Path(data_dir) / "runs.sqlite")
+        run_id = db.record(
+            model=model.name,
+            dataset=dataset.spec,
+            params=model.get_params(),
+            metrics=metrics,
+            fit_seconds=model.fit_seconds_,
+            checkpoint=checkpoint,
+        )
+    return {
+        "model": model.name,
+        "dataset": dataset.spec,
+        "params": model.get_params(),
+        "metrics": metrics,
+        "fit_seconds": model.fit_seconds_,
+        "checkpoint": None if checkpoint is None else str(checkpoint),
+        "run_id": run_id,
+    }
+
+
+def _phase(callback: Callback | None, phase: str) -> Callback | None:
+    if callback is None:
+        return None
+    return lambda event: callback({**event, "phase": phase})
+
+
+def open_checkpoint(directory, *, data_dir="data") -> tuple[Recommender, dict, Dataset]:
+    """Load a checkpoint and the dataset it was trained on, refusing a changed dataset.
+
+    The dataset is reloaded from the spec in ``model.json``; if its content fingerprint differs
+    from the recorded one (the files changed, or a path now points elsewhere) the model's
+    indices would name the wrong users and items, so this raises `CheckpointError`.
+    """
+    model, info = load_checkpoint(directory)
+    dataset = load_dataset(info["dataset"], data_dir=data_dir)
+    if dataset.fingerprint != info["dataset_fingerprint"]:
+        raise CheckpointError(
+            f"checkpoint {directory} was trained on {info['dataset']} with fingerprint "
+            f"{info['dataset_fingerprint']}, but that dataset now has fingerprint {dataset.fingerprint}: refusing"
+        )
+    if (model.n_users_, model.n_items_) != (dataset.n_users, dataset.n_items):
+        raise CheckpointError(
+            f"checkpoint {directory} has {model.n_users_} users x {model.n_items_} items but "
+            f"{info['dataset']} has {dataset.n_users} x {dataset.n_items}: refusing"
+        )
+    return model, info, dataset
+
+
+def evaluate_checkpoint(directory, *, protocol: str | None = None, data_dir="data") -> dict:
+    """Re-evaluate a saved model on the test split it was evaluated on when trained.
+
+    `protocol` None reuses the one recorded in the checkpoint. Returns ``{"checkpoint", "model",
+    "dataset", "protocol", "metrics"}``; ``"recorded"`` holds the metrics saved at training time.
+    """
+    model, info, dataset = open_checkpoint(directory, data_dir=data_dir)
+    split = info.get("split") or {}
+    protocol = protocol or split.get("protocol", "full")
+    splits = make_splits(dataset, {k: v for k, v in split.items() if k != "protocol"})
+    metrics = evaluate_test(model, splits, protocol=protocol)
+    return {
+        "checkpoint": str(directory),
+        "model": info["model"],
+        "dataset": info["dataset"],
+        "protocol": protocol,
+        "metrics": metrics,
+        "recorded": info.get("metrics", {}),
+    }

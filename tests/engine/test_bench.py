@@ -1,0 +1,175 @@
+"""The benchmark: rows on one shared split, our/peer ratios, time-to-reach and --memory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine import bench
+from engine.cli import main
+from engine.data import load_dataset
+from engine.errors import ParameterError
+from engine.models import MODELS
+from tests.engine.test_cli import write_tiny_movielens
+
+ITERATIVE = [n for n, c in MODELS.items() if "epochs" in c.param_names()]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_tiny_movielens(tmp_path_factory.mktemp("bench") / "movies")
+
+
+# ---- pure parts: selection and ratio arithmetic ------------------------------------------------
+class FakePeer:
+    pass
+
+
+def test_selection_matches_peers_to_selected_engine_models():
+    peers = {"fake-peer": (FakePeer, "popularity")}
+    ours, theirs = bench.select(["popularity"], peers=True, available_peers=peers)
+    assert ours == ["popularity"] and theirs == ["fake-peer"]
+    assert bench.select(["popularity"], peers=False, available_peers=peers) == (["popularity"], [])
+    assert bench.select(["fake-peer"], peers=True, available_peers=peers) == ([], ["fake-peer"])
+    default, _ = bench.select(None, peers=True, available_peers=peers)
+    assert default == [n for n in MODELS if n in bench.DEFAULT_MODELS]
+    with pytest.raises(ParameterError, match="'popularty'.*popularity"):
+        bench.select(["popularty"], peers=True, available_peers=peers)
+
+
+def test_ratio_arithmetic():
+    rows = [
+        {"model": "als", "source": "engine", "metrics": {"ndcg@10": 0.06}, "fit_seconds": 3.0},
+        {"model": "implicit-als", "source": "peer", "metrics": {"ndcg@10": 0.05}, "fit_seconds": 2.0},
+        {"model": "bpr", "source": "engine", "metrics": {"ndcg@10": 0.04}, "fit_seconds": 1.0},
+        {"model": "lonely-peer", "source": "peer", "metrics": {"ndcg@10": 0.04}, "fit_seconds": 1.0},
+    ]
+    peers = {"implicit-als": (FakePeer, "als"), "implicit-bpr": (FakePeer, "bpr"), "lonely-peer": (FakePeer, "warp")}
+    ratios = bench.pair_ratios(rows, peers)
+    assert len(ratios) == 1  # only pairs with both rows
+    r = ratios[0]
+    assert (r["engine"], r["peer"]) == ("als", "implicit-als")
+    assert r["ndcg_ratio"] == pytest.approx(1.2) and r["fit_time_ratio"] == pytest.approx(1.5)
+    bench.add_reach(r, {"seconds": 0.5, "epoch": 2, "note": None})
+    assert r["reach_ratio"] == pytest.approx(0.25) and r["reach_note"] is None
+    bench.add_reach(r, {"seconds": None, "epoch": None, "note": None})
+    assert r["reach_ratio"] is None and r["reach_note"] == "not reached"
+    curve = [{"epoch": 1, "seconds": 0.1, "ndcg@10": 0.03}, {"epoch": 2, "seconds": 0.2, "ndcg@10": 0.045}]
+    bench.add_reach(r, {"seconds": None, "epoch": None, "note": None, "curve": curve})
+    assert r["reach_note"] == "not reached (best 0.0450 at epoch 2)"
+
+
+# ---- whole runs on the tiny dataset --------------------------------------------------------------
+def test_bench_without_peers(tiny, tmp_path, capsys):
+    # Two quick (not iterative) models: the row order and the shared split are what is tested.
+    names = ["popularity", *[n for n in MODELS if n != "popularity" and n not in ITERATIVE][:1]]
+    argv = ["--data-dir", str(tmp_path), "bench", "--dataset", tiny, "--models", ",".join(names), "--no-peers"]
+    argv.append("--json")
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["dataset"] == tiny and report["ratios"] == [] and report["notes"] == []
+    assert [(r["model"], r["source"]) for r in report["rows"]] == [(n, "engine") for n in names]
+    assert report["split"] == {"train": 40 * 7, "val": 40, "test": 40, "users": 40, "items": 24}
+    for row in report["rows"]:
+        assert set(row["metrics"]) >= set(bench.TABLE_METRICS) and row["fit_seconds"] > 0
+    # Rows are evaluated exactly as `train` evaluates (same split, same protocol).
+    from engine.experiment import train_and_evaluate
+
+    again = train_and_evaluate(tiny, "popularity", out=False, runs_db=False, data_dir=tmp_path)
+    assert report["rows"][0]["metrics"] == pytest.approx(again["metrics"])
+    assert not list(tmp_path.iterdir())  # the bench saves and records nothing
+
+    code = main(["--data-dir", str(tmp_path), "bench", "--dataset", tiny, "--models", "popularity", "--no-peers"])
+    out, _ = capsys.readouterr()
+    header = out.splitlines()[1].split()
+    assert code == 0 and header == ["model", "source", *bench.TABLE_METRICS, "fit", "s"]
+    assert out.splitlines()[2].split()[:2] == ["popularity", "engine"]
+
+
+@pytest.mark.skipif(not ITERATIVE, reason="no iterative model registered yet")
+def test_time_to_reach(tiny):
+    from engine.experiment import make_splits
+
+    splits = make_splits(load_dataset(tiny))
+    name, params = ITERATIVE[0], {"epochs": 3}
+    easy = bench.time_to_reach(name, splits, 0.0, params=params)
+    assert easy["epoch"] == 1 and easy["seconds"] > 0 and len(easy["curve"]) == 1  # stops once reached
+    never = bench.time_to_reach(name, splits, 1.01, params=params)  # NDCG cannot exceed 1
+    assert never["seconds"] is None and never["note"] is None
+    epochs = [c["epoch"] for c in never["curve"]]
+    assert epochs == list(range(1, len(epochs) + 1)) and 1 <= len(epochs) <= 3  # early stopping may end it
+    assert all(0 < a["seconds"] < b["seconds"] for a, b in zip(never["curve"], never["curve"][1:]))
+    # Not iterative: no callback, so nothing to time.
+    assert bench.time_to_reach("popularity", splits, 0.0)["note"].startswith("not iterative")
+
+
+def test_bench_with_one_peer(tiny, tmp_path):
+    pytest.importorskip("implicit")
+    peers, _, problem = bench.load_peers()
+    if problem or not peers:
+        pytest.skip(problem or "engine.peers defines no peers")
+    candidates = [(p, m) for p, (_, m) in peers.items() if m in MODELS]
+    if not candidates:
+        pytest.skip("no peer's engine model is registered yet")
+    peer, match = candidates[0]
+    report = bench.run_bench(tiny, models=[match, peer], data_dir=tmp_path)
+    assert [(r["model"], r["source"]) for r in report["rows"]] == [(match, "engine"), (peer, "peer")]
+    ours, theirs = report["rows"]
+    (ratio,) = report["ratios"]
+    assert ratio["ndcg_ratio"] == pytest.approx(ours["metrics"]["ndcg@10"] / theirs["metrics"]["ndcg@10"])
+    assert ratio["fit_time_ratio"] == pytest.approx(ours["fit_seconds"] / theirs["fit_seconds"])
+    if bench.is_iterative(match):
+        assert "reach_note" in ratio
+        if ratio["reach_seconds"] is not None:
+            assert ratio["reach_ratio"] == pytest.approx(ratio["reach_seconds"] / theirs["fit_seconds"])
+    text = bench.format_report(report)
+    assert f"{match}/{peer}" in text
+
+
+def test_missing_peer_packages_say_how_to_install(tiny, tmp_path, monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_peers(name, *args, **kwargs):
+        if name == "engine.peers":
+            raise ModuleNotFoundError("No module named 'implicit'", name="implicit")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_peers)
+    code = main(["--data-dir", str(tmp_path), "bench", "--dataset", tiny, "--models", "popularity"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "pip install -r requirements-bench.txt" in err
+    assert "popularity" in out  # our models still ran
+
+
+def test_absent_peer_packages_are_one_note_and_ours_still_run(tiny, tmp_path, monkeypatch, capsys):
+    import sys
+
+    peers, _, problem = bench.load_peers()
+    if problem or not peers:
+        pytest.skip(problem or "engine.peers defines no peers")
+    for name in [m for m in sys.modules if m.split(".")[0] in ("implicit", "lightfm")] + ["implicit", "lightfm"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed: importing raises
+    names = ",".join(["popularity", *peers])
+    code = main(["--data-dir", str(tmp_path), "bench", "--dataset", tiny, "--models", names, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out)
+    assert [r["model"] for r in report["rows"]] == ["popularity"]
+    assert report["notes"] and all("requirements-bench.txt" in n for n in report["notes"])
+    assert len(report["notes"]) <= 2  # one per missing package (implicit, lightfm), not one per peer
+
+
+def test_memory_runs_each_model_in_a_fresh_process(tiny, tmp_path):
+    report = bench.run_bench(tiny, models=["popularity"], peers=False, memory=True, data_dir=tmp_path)
+    (row,) = report["rows"]
+    assert row["model"] == "popularity" and row["source"] == "engine"
+    # A Python process with torch and pandas loaded needs tens of MiB at the very least.
+    assert 20 < row["peak_rss_mb"] < 4096
+    assert 0 < row["data_rss_mb"] <= row["peak_rss_mb"]
+    assert "peak MiB" in bench.format_report(report)
