@@ -26,6 +26,7 @@ import pandas as pd
 
 from engine.data.dataset import Dataset, from_frames
 from engine.data.download import DOWNLOADS
+from engine.data.visual import load_visual, load_visual_synthetic
 from engine.errors import DatasetError, choices_hint
 
 # Column kinds: "id" (int32 ids), "int" (int64), "float" (float32), "str".
@@ -556,4 +557,8 @@ DATASETS: dict[str, DatasetFormat] = {
     "synthetic": DatasetFormat(
         load_synthetic, "generated latent-factor interactions, default 6000x4000x1000000", "USERSxITEMSxINTERACTIONS"
     ),
+    "visual-synthetic": DatasetFormat(
+        load_visual_synthetic, "generated images of coloured shapes with hidden user tastes and ground truth (ACF)", "DIR"
+    ),
+    "visual": DatasetFormat(load_visual, "VisRec folder: interactions.csv (user_id,item_id,timestamp) + images/", "DIR"),
 }

@@ -1,0 +1,142 @@
+"""The torch module of ACF: embeddings, the component-level and the item-level attention.
+
+Kept apart from the recommender wrapper (`engine.models.acf.ACF`), which handles ids, profiles,
+features, training and saving (after cornac's ``backend_pt.py`` split).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Softmax over the entries where `mask` is True; masked entries get exactly 0.
+
+    A slice with no unmasked entry gets all zeros (not NaN): a user whose only profile item is
+    the positive being scored simply has no profile term.
+    """
+    logits = logits.masked_fill(~mask, float("-inf"))
+    top = logits.amax(dim=dim, keepdim=True).clamp_min(-1e30)  # all -inf -> finite
+    weights = torch.exp(logits - top) * mask
+    return weights / weights.sum(dim=dim, keepdim=True).clamp_min(1e-30)
+
+
+class ACFModule(nn.Module):
+    """ACF's parameters and forward pieces.
+
+    Notation of Chen et al. (2017): user ``u`` (embedding ``u_i``), item ``l`` of the user's
+    profile with latent vector ``v_l`` and auxiliary ("context") vector ``p_l``, components
+    ``x_lm`` (m = 1..M cells of its image). Component attention
+    ``b(u,l,m) = w2ᵀ ReLU(W2u u + W2x x_lm + b2)``, ``β = softmax_m b``, ``x̄_l = Σ_m β x_lm``;
+    item attention ``a(u,l) = w1ᵀ ReLU(W1u u + W1v v_l + W1p p_l + W1x x̄_l + b1)``,
+    ``α = softmax_l a``; user representation ``u + Σ_l α(u,l) p_l``; score
+    ``(u + Σ_l α p_l)ᵀ v_i + b_i``. The item bias ``b_i`` is an addition of ours (popularity).
+
+    Parameters
+    ----------
+    features : (n_items, M, d) float tensor of component features, or None: then each item has
+        one learned "component" (an embedding), so the model runs on datasets without images
+        with item-level attention only.
+    components_dim : size of the learned linear reduction of the feature dimension (``x_lm``).
+    tied : use ``v_l`` as ``p_l`` (one item table instead of two).
+    """
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        factors: int,
+        attention_dim: int,
+        components_dim: int,
+        features: torch.Tensor | None,
+        tied: bool,
+    ):
+        super().__init__()
+        self.tied = tied
+        self.user = nn.Embedding(n_users, factors)
+        self.item = nn.Embedding(n_items, factors)
+        self.context = None if tied else nn.Embedding(n_items, factors)
+        self.item_bias = nn.Embedding(n_items, 1)
+        if features is not None:
+            # Not a parameter and not saved: the wrapper keeps the features outside checkpoints.
+            self.register_buffer("features", features.float(), persistent=False)
+            self.reduce = nn.Linear(features.shape[-1], components_dim)
+            self.own_component = None
+        else:
+            self.features = None
+            self.reduce = None
+            self.own_component = nn.Embedding(n_items, components_dim)
+        self.comp_user = nn.Linear(factors, attention_dim)
+        self.comp_x = nn.Linear(components_dim, attention_dim, bias=False)
+        self.comp_out = nn.Linear(attention_dim, 1)
+        self.att_user = nn.Linear(factors, attention_dim)
+        self.att_item = nn.Linear(factors, attention_dim, bias=False)
+        self.att_context = nn.Linear(factors, attention_dim, bias=False)
+        self.att_x = nn.Linear(components_dim, attention_dim, bias=False)
+        self.att_out = nn.Linear(attention_dim, 1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Kaiming (He) initialisation of the ReLU layers; small Gaussian embeddings."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, std=0.1)
+        nn.init.zeros_(self.item_bias.weight)
+
+    def context_table(self) -> torch.Tensor:
+        return self.item.weight if self.tied else self.context.weight
+
+    def components(self) -> torch.Tensor:
+        """(n_items, M, components_dim): the reduced features of every item."""
+        if self.reduce is None:
+            return self.own_component.weight.unsqueeze(1)
+        return self.reduce(self.features)
+
+    def attention_logits(self, users: torch.Tensor, profile: torch.Tensor, valid: torch.Tensor):
+        """Item-level logits (B, P) and component weights β (B, P, M) of users' profiles.
+
+        `profile` (B, P) holds item indices (any value where `valid` is False).
+        """
+        items = profile.clamp_min(0)
+        x = self.components()  # computed for the table once per call, gathered below
+        comp_keys = self.comp_x(x)  # (I, M, A)
+        item_keys = self.att_x(x)
+        u = self.user(users)  # (B, F)
+        hidden = F.relu(comp_keys[items] + self.comp_user(u)[:, None, None, :])  # (B, P, M, A)
+        beta = torch.softmax(self.comp_out(hidden).squeeze(-1), dim=-1)  # (B, P, M)
+        attended = torch.einsum("bpm,bpma->bpa", beta, item_keys[items])  # W1x x̄_l
+        context = self.context_table()[items]  # (B, P, F)
+        hidden = F.relu(
+            self.att_user(u)[:, None, :] + self.att_item(self.item.weight[items]) + self.att_context(context) + attended
+        )
+        logits = self.att_out(hidden).squeeze(-1)
+        return logits, beta, u, context
+
+    def user_vectors(self, users, profile, valid, exclude=None):
+        """``u + Σ_l α p_l`` and α.
+
+        With `exclude` (B, S) item indices, returns (B, S, F) vectors and α (B, S, P), the
+        profile item equal to ``exclude[:, s]`` masked out for slot s (a training positive
+        must not explain itself); without it, (B, F) and (B, P).
+        """
+        logits, beta, u, context = self.attention_logits(users, profile, valid)
+        if exclude is None:
+            alpha = masked_softmax(logits, valid)
+            return u + torch.einsum("bp,bpf->bf", alpha, context), alpha, beta
+        mask = valid[:, None, :] & (profile[:, None, :] != exclude[:, :, None])  # (B, S, P)
+        alpha = masked_softmax(logits[:, None, :].expand_as(mask), mask)
+        return u[:, None, :] + torch.einsum("bsp,bpf->bsf", alpha, context), alpha, beta
+
+    def item_scores(self, user_vec: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of `items` (shape ``user_vec.shape[:-1] + (K,)`` or equal to it) for user vectors."""
+        v = self.item(items)
+        b = self.item_bias(items).squeeze(-1)
+        if items.dim() == user_vec.dim():  # one extra axis of candidates
+            return torch.einsum("...f,...kf->...k", user_vec, v) + b
+        return (user_vec * v).sum(-1) + b

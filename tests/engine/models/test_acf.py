@@ -1,0 +1,115 @@
+"""ACF: profiles, masked attention, read-out on images, datasets without images, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from engine.attention import attention_fidelity
+from engine.data import from_frames, leave_last_out, load_dataset
+from engine.data.split import Split
+from engine.data.visual import generate_visual_synthetic
+from engine.errors import ParameterError
+from engine.models.acf import ACF, recent_profiles
+from engine.models.acf_module import masked_softmax
+from engine.models.base import Recommender
+
+FAST = {"factors": 8, "attention_dim": 8, "components_dim": 8, "epochs": 4, "batch_size": 256, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def visual(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RECSYS_DATA_DIR", str(root))  # the feature cache goes under data_dir()/cache
+        folder = generate_visual_synthetic(root / "visual-synthetic", n_users=30, n_items=24, min_interactions=5, max_interactions=14)
+        dataset = load_dataset("visual-synthetic", data_dir=root)
+        splits = leave_last_out(dataset)
+        model = ACF(**FAST, max_profile=6).fit(splits.train, val=splits.val)
+    assert (root / "cache").is_dir() and folder.is_dir()
+    return dataset, splits, model
+
+
+def test_recent_profiles_hand_worked():
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "a", "b", "a"],
+            "item_id": ["1", "2", "3", "2", "4", "5"],
+            "timestamp": [10, 20, 30, 40, 5, 30],  # "2" again at 40; "3" and "5" tie at 30
+        }
+    )
+    split = Split.from_dataset(from_frames("toy", frame))
+    profile = recent_profiles(split, 3)
+    # User a, newest first: 2 (t=40), then the tie at 30 with the later row first (5, then 3).
+    np.testing.assert_array_equal(profile, [[1, 4, 2], [3, -1, -1]])
+    with pytest.raises(ParameterError):
+        recent_profiles(split, 0)
+
+
+def test_masked_softmax_zeroes_padding_and_empty_rows():
+    logits = torch.tensor([[1.0, 2.0, 50.0], [3.0, -1.0, 0.0], [0.0, 0.0, 0.0]])
+    mask = torch.tensor([[True, True, False], [True, True, True], [False, False, False]])
+    out = masked_softmax(logits, mask)
+    e = np.exp([1.0, 2.0])
+    np.testing.assert_allclose(out[0].numpy(), [e[0] / e.sum(), e[1] / e.sum(), 0.0], rtol=1e-6)
+    np.testing.assert_allclose(out[1].sum().item(), 1.0, rtol=1e-6)
+    assert (out[2] == 0).all()
+
+
+def test_attention_values_are_distributions(visual):
+    dataset, splits, model = visual
+    assert model.has_components_
+    for user in range(dataset.n_users):
+        att = model.attention(user)
+        items = [i for i, _ in att["profile"]]
+        alpha = np.array([a for _, a in att["profile"]])
+        assert items == [i for i in model.profile_[user] if i >= 0]
+        assert (alpha >= 0).all() and alpha.sum() == pytest.approx(1.0, abs=1e-5)
+        assert set(att["components"]) == set(items)
+        for beta in att["components"].values():
+            assert beta.shape == (7, 7) and (beta >= 0).all() and beta.sum() == pytest.approx(1.0, abs=1e-5)
+    padded = model.profile_ < 0
+    assert padded.any(), "the fixture should have users with fewer than max_profile items"
+    assert (model.alpha_[padded] == 0).all() and (model.beta_[padded] == 0).all()
+
+
+def test_profile_is_the_most_recent_training_items(visual):
+    dataset, splits, model = visual
+    train = splits.train
+    for user in (0, 7, 19):
+        mine = train.user_idx == user
+        newest = train.item_idx[mine][np.argsort(-train.timestamp[mine], kind="stable")][:6]
+        np.testing.assert_array_equal(model.profile_[user][: len(newest)], newest)
+
+
+def test_checkpoint_round_trip_keeps_attention(visual, tmp_path):
+    dataset, splits, model = visual
+    model.save(tmp_path / "acf")
+    loaded = Recommender.load(tmp_path / "acf")
+    users = np.arange(dataset.n_users)
+    np.testing.assert_array_equal(loaded.score(users), model.score(users))
+    a, b = model.attention(3), loaded.attention(3)
+    assert a["profile"] == b["profile"]
+    for item, beta in a["components"].items():
+        np.testing.assert_array_equal(b["components"][item], beta)
+
+
+def test_fidelity_on_a_fitted_model(visual):
+    dataset, splits, model = visual
+    out = attention_fidelity(model, dataset, splits.test)
+    assert out["attention.users"] == len(np.unique(splits.test.user_idx))
+    assert out["attention.component_lift"] > 0 and 0 <= out["attention.item_auc"] <= 1
+
+
+def test_images_are_optional_but_asked_features_need_them():
+    frame = pd.DataFrame({"user_id": np.repeat(np.arange(6), 4), "item_id": np.tile(np.arange(4), 6)})
+    frame["item_id"] = (frame["item_id"] + frame["user_id"]) % 7
+    splits = leave_last_out(from_frames("plain", frame))
+    with pytest.raises(ParameterError, match="needs item images"):
+        ACF(**FAST, features="patches").fit(splits.train)
+    model = ACF(**FAST).fit(splits.train)  # "auto": one learned component per item
+    assert not model.has_components_
+    att = model.attention(0)
+    assert att["components"] == {} and sum(a for _, a in att["profile"]) == pytest.approx(1.0, abs=1e-5)
