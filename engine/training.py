@@ -1,0 +1,280 @@
+"""The one training loop of every neural model.
+
+A model builds its ``nn.Module`` and hands it to `train_module` with two small functions: one
+that builds an epoch's examples as aligned tensors (`pointwise_examples`, `pairwise_examples` or
+its own), and one that turns a mini-batch of them into a scalar loss (usually with `bce_loss` or
+`bpr_loss`). The loop owns everything else, so every neural model gets the same behaviour:
+
+- examples built for a whole epoch at once with vectorized tensor ops (negatives sampled for
+  every positive in one call, one permutation, contiguous mini-batch slices);
+- Adam (or plain SGD) with L2 as weight decay;
+- early stopping on validation NDCG@10 every `eval_every` epochs, with the best weights
+  restored at the end;
+- one progress event per epoch, ``{"epoch", "epochs", "loss", "seconds", "val_ndcg@10"}``; a
+  callback that raises `engine.models.base.Cancelled` stops the fit (the exception propagates
+  and the model's base class leaves it unfitted);
+- fixed seeds: the same `random_state` gives bit-identical weights on the CPU;
+- the device chosen by `resolve_device` (``cuda`` when available unless the model says).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.data.sampling import NegativeSampler
+from engine.data.split import Split
+from engine.errors import EngineError, ParameterError
+from engine.models.base import Callback, Recommender, resolve_device
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+class EpochRandom(NamedTuple):
+    """The random sources an example builder may use: both derive from the fit's seed."""
+
+    torch: torch.Generator  # on the training device
+    numpy: np.random.Generator
+
+
+#: ``examples(rng) -> (tensor, ...)``: one epoch of aligned examples (first dimension).
+ExampleBuilder = Callable[[EpochRandom], Sequence[torch.Tensor]]
+#: ``batch_loss(module, *batch) -> scalar tensor``: the mean loss of one mini-batch.
+BatchLoss = Callable[..., torch.Tensor]
+#: ``evaluator(model, val) -> metrics dict`` with an ``"ndcg@10"`` entry.
+Evaluator = Callable[[Recommender, Split], dict]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to run the loop; models fill it from their hyperparameters.
+
+    Parameters
+    ----------
+    epochs : maximum passes over the examples.
+    batch_size : examples per optimizer step.
+    learning_rate : step size of the optimizer.
+    weight_decay : L2 penalty added to the gradient of every parameter (coupled L2, as
+        ``torch.optim.Adam(weight_decay=...)``).
+    optimizer : "adam" or "sgd" (plain SGD, as NeuMF's fine-tuning after pre-training).
+    eval_every : evaluate validation NDCG@10 every this many epochs (and after the last one).
+    patience : stop after this many evaluations in a row without improvement; 0 never stops
+        early (the best weights are still restored).
+    device : "auto", "cpu" or "cuda".
+    random_state : seed of every random draw of the fit.
+    """
+
+    epochs: int = 20
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    eval_every: int = 1
+    patience: int = 3
+    device: str = "auto"
+    random_state: int = 0
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ParameterError(f"unknown optimizer {self.optimizer!r} (valid: {', '.join(OPTIMIZERS)})")
+        for name in ("epochs", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ParameterError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.patience < 0:
+            raise ParameterError(f"patience must be >= 0, got {self.patience}")
+
+
+@dataclass
+class TrainResult:
+    """What happened: epochs run, the epoch whose weights were kept, and every event."""
+
+    epochs_run: int = 0
+    best_epoch: int | None = None
+    best_ndcg: float | None = None
+    history: list[dict] = field(default_factory=list)
+
+
+# ---- losses --------------------------------------------------------------------------------
+def bce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Pointwise log loss of NCF: mean of ``-y log sigmoid(x) - (1 - y) log(1 - sigmoid(x))``.
+
+    References
+    ----------
+    .. [1] He, Liao, Zhang, Nie, Hu & Chua, "Neural Collaborative Filtering", WWW 2017, eq. 7.
+    """
+    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+def bpr_loss(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    """Pairwise BPR loss: mean of ``-log sigmoid(x_ui - x_uj)`` (`negative` may be (B, n)).
+
+    References
+    ----------
+    .. [1] Rendle, Freudenthaler, Gantner & Schmidt-Thieme, "BPR: Bayesian Personalized Ranking
+       from Implicit Feedback", UAI 2009.
+    """
+    if negative.dim() == positive.dim() + 1:
+        positive = positive.unsqueeze(-1)
+    # softplus(-d) == -log sigmoid(d), without the underflow of log(sigmoid(d)).
+    return F.softplus(negative - positive).mean()
+
+
+# ---- example builders ------------------------------------------------------------------------
+def positives(train: Split) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (user, item) training pairs, user-major (duplicates of a pair count once)."""
+    csr = train.matrix(binary=True)
+    users = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+    return users, csr.indices.astype(np.int64)
+
+
+def pointwise_examples(train: Split, negatives: int) -> ExampleBuilder:
+    """NCF's pointwise examples: every positive (label 1) plus `negatives` fresh unseen items
+    per positive (label 0), resampled each epoch. Returns ``(users, items, labels)``."""
+    sampler = NegativeSampler(train.matrix(binary=True))
+    users_np, items_np = positives(train)
+
+    def build(rng: EpochRandom):
+        device = rng.torch.device
+        users = torch.from_numpy(users_np).to(device)
+        neg = sampler.sample(users, negatives, rng.torch)  # (P, negatives)
+        keep = neg.reshape(-1) >= 0  # users who saw every item have no negative
+        all_users = torch.cat([users, users.repeat_interleave(negatives)[keep]])
+        all_items = torch.cat([torch.from_numpy(items_np).to(device), neg.reshape(-1)[keep]])
+        labels = torch.zeros(len(all_users), device=device)
+        labels[: len(users)] = 1.0
+        return all_users, all_items, labels
+
+    return build
+
+
+def pairwise_examples(train: Split, negatives: int = 1) -> ExampleBuilder:
+    """BPR triples: every positive with `negatives` unseen items, resampled each epoch.
+
+    Returns ``(users, positive_items, negative_items)`` with negative_items of shape (P, n).
+    """
+    sampler = NegativeSampler(train.matrix(binary=True))
+    users_np, items_np = positives(train)
+    full = sampler.degree[users_np] >= sampler.n_items
+    users_np, items_np = users_np[~full], items_np[~full]
+
+    def build(rng: EpochRandom):
+        device = rng.torch.device
+        users = torch.from_numpy(users_np).to(device)
+        return users, torch.from_numpy(items_np).to(device), sampler.sample(users, negatives, rng.torch)
+
+    return build
+
+
+# ---- seeds ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def seeded(random_state: int, device: torch.device | str = "cpu"):
+    """Run a block (module construction, dropout) under torch's global RNG seeded with
+    `random_state`, restoring the caller's RNG state afterwards."""
+    device = torch.device(device)
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(random_state)
+        yield
+
+
+# ---- the loop --------------------------------------------------------------------------------
+def train_module(
+    model: Recommender,
+    module: nn.Module,
+    examples: ExampleBuilder,
+    batch_loss: BatchLoss,
+    settings: TrainSettings,
+    *,
+    val: Split | None = None,
+    callback: Callback | None = None,
+    evaluator: Evaluator | None = None,
+) -> TrainResult:
+    """Train `module` (an attribute of `model`) in place; return what happened.
+
+    Parameters
+    ----------
+    model : the recommender that owns `module`; validation calls ``evaluator(model, val)``, so
+        its `score` must already use `module` (and `model.seen_` must be set, as
+        `Recommender.fit` does before `_fit`).
+    module : moved to the settings' device and left there, in eval mode.
+    examples : builds one epoch of aligned example tensors from the epoch's random sources.
+    batch_loss : ``batch_loss(module, *batch)`` -> scalar loss of one mini-batch.
+    settings : epochs, batch size, optimizer, early stopping, device and seed.
+    val : validation split; when given, NDCG@10 on it drives early stopping and the weights of
+        the best evaluated epoch are restored at the end.
+    callback : called once per epoch with the progress event; may raise `Cancelled`.
+    evaluator : replaces ``engine.evaluation.evaluate`` (tests stub it).
+
+    Raises
+    ------
+    Cancelled : re-raised from the callback.
+    EngineError : when the loss becomes NaN or infinite (the learning rate is too high).
+    """
+    if evaluator is None and val is not None:
+        from engine.evaluation import evaluate as evaluator  # lazy: evaluation imports models
+    device = resolve_device(settings.device)
+    module.to(device)
+    params = [p for p in module.parameters() if p.requires_grad]
+    optim_cls = torch.optim.Adam if settings.optimizer == "adam" else torch.optim.SGD
+    # fused: one kernel for all parameters instead of a Python loop of small ops per step.
+    optimizer = optim_cls(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=True)
+    rng = EpochRandom(torch.Generator(device=device), np.random.default_rng(settings.random_state))
+    rng.torch.manual_seed(settings.random_state)
+
+    result = TrainResult()
+    best_state, stale = None, 0
+    start = time.perf_counter()
+    try:
+        with seeded(settings.random_state, device):
+            for epoch in range(1, settings.epochs + 1):
+                loss = _run_epoch(module, optimizer, examples(rng), batch_loss, settings.batch_size, rng.torch)
+                event = {"epoch": epoch, "epochs": settings.epochs, "loss": loss, "seconds": 0.0}
+                if val is not None and (epoch % settings.eval_every == 0 or epoch == settings.epochs):
+                    module.eval()
+                    ndcg = float(evaluator(model, val)["ndcg@10"])
+                    event["val_ndcg@10"] = ndcg
+                    if result.best_ndcg is None or ndcg > result.best_ndcg:
+                        result.best_ndcg, result.best_epoch, stale = ndcg, epoch, 0
+                        best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                    else:
+                        stale += 1
+                event["seconds"] = time.perf_counter() - start
+                result.epochs_run = epoch
+                result.history.append(event)
+                if callback is not None:
+                    callback(dict(event))
+                if settings.patience and stale >= settings.patience:
+                    break
+    finally:
+        module.eval()
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    return result
+
+
+def _run_epoch(module, optimizer, tensors, batch_loss, batch_size, generator) -> float:
+    """One pass over the epoch's examples in a random order; returns the mean loss."""
+    module.train()
+    n = len(tensors[0])
+    order = torch.randperm(n, generator=generator, device=generator.device)
+    tensors = [t[order] for t in tensors]  # one gather, then contiguous slices per batch
+    total = torch.zeros((), device=tensors[0].device)
+    for s in range(0, n, batch_size):
+        batch = [t[s : s + batch_size] for t in tensors]
+        loss = batch_loss(module, *batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * len(batch[0])
+    mean = float(total) / max(1, n)
+    if not math.isfinite(mean):
+        raise EngineError("training diverged (the loss is not finite): lower learning_rate")
+    return mean

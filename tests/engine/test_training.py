@@ -1,0 +1,257 @@
+"""The shared training loop: early stopping, cancellation, seeds, sampling, losses, devices."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from engine.data import from_frames, leave_last_out
+from engine.errors import EngineError, NotFittedError, ParameterError
+from engine.models.base import Cancelled
+from engine.models.ncf import GMF, NeuMF, _pointwise_loss
+from engine.models.ncf_modules import NCF, GMFTower
+from engine.training import (
+    EpochRandom,
+    TrainSettings,
+    bce_loss,
+    bpr_loss,
+    pairwise_examples,
+    pointwise_examples,
+    seeded,
+    train_module,
+)
+
+
+def _tiny_splits(n_users=30, n_items=25, per_user=8, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = [
+        (u, int(i), 1.0, u * 100 + t)
+        for u in range(n_users)
+        for t, i in enumerate(rng.choice(n_items, per_user, replace=False))
+    ]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+    return leave_last_out(from_frames("tiny", frame))
+
+
+SPLITS = _tiny_splits()
+TRAIN = SPLITS.train
+
+
+def _module(seed=0):
+    with seeded(seed):
+        return NCF(GMFTower(TRAIN.n_users, TRAIN.n_items, 4))
+
+
+def _snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _assert_same_weights(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+class ScriptedEvaluator:
+    """Returns the given NDCG values in turn and records the weights it was shown."""
+
+    def __init__(self, module, values):
+        self.module, self.values, self.seen = module, list(values), []
+
+    def __call__(self, model, val):
+        self.seen.append(_snapshot(self.module))
+        return {"ndcg@10": self.values[len(self.seen) - 1]}
+
+
+def _run(values, *, epochs=8, patience=2, eval_every=1, callback=None):
+    module = _module()
+    evaluator = ScriptedEvaluator(module, values)
+    settings = TrainSettings(epochs=epochs, batch_size=32, learning_rate=0.05, patience=patience,
+                             eval_every=eval_every, device="cpu")
+    result = train_module(None, module, pointwise_examples(TRAIN, 2), _pointwise_loss, settings,
+                          val=SPLITS.val, callback=callback, evaluator=evaluator)
+    return module, evaluator, result
+
+
+# ---- early stopping --------------------------------------------------------------------------
+def test_early_stopping_restores_the_best_epoch():
+    events = []
+    module, evaluator, result = _run([0.1, 0.3, 0.2, 0.25, 0.9], callback=events.append)
+    # Best at epoch 2; epochs 3 and 4 do not improve and patience is 2, so epoch 5 never runs.
+    assert result.best_epoch == 2 and result.best_ndcg == 0.3 and result.epochs_run == 4
+    assert [e["epoch"] for e in events] == [1, 2, 3, 4]
+    assert [e["val_ndcg@10"] for e in events] == [0.1, 0.3, 0.2, 0.25]
+    _assert_same_weights(_snapshot(module), evaluator.seen[1])
+    with pytest.raises(AssertionError):  # training did move the weights after epoch 2
+        _assert_same_weights(_snapshot(module), evaluator.seen[3])
+    assert not module.training  # left in eval mode
+
+
+def test_patience_zero_trains_every_epoch_but_still_restores_the_best():
+    module, evaluator, result = _run([0.5, 0.1, 0.2, 0.3], epochs=4, patience=0)
+    assert result.epochs_run == 4 and result.best_epoch == 1
+    _assert_same_weights(_snapshot(module), evaluator.seen[0])
+
+
+def test_eval_every_evaluates_on_schedule_and_after_the_last_epoch():
+    events = []
+    _, evaluator, result = _run([0.1, 0.2, 0.3], epochs=5, eval_every=2, patience=0, callback=events.append)
+    assert [e["epoch"] for e in events if "val_ndcg@10" in e] == [2, 4, 5]
+    assert len(evaluator.seen) == 3 and result.best_epoch == 5
+
+
+def test_progress_events_follow_the_convention():
+    events = []
+    module = _module()
+    train_module(None, module, pointwise_examples(TRAIN, 2), _pointwise_loss,
+                 TrainSettings(epochs=3, batch_size=64, device="cpu"), callback=events.append)
+    assert [set(e) for e in events] == [{"epoch", "epochs", "loss", "seconds"}] * 3  # no val: no metric
+    assert [(e["epoch"], e["epochs"]) for e in events] == [(1, 3), (2, 3), (3, 3)]
+    assert all(e["loss"] > 0 and math.isfinite(e["loss"]) for e in events)
+    seconds = [e["seconds"] for e in events]
+    assert seconds == sorted(seconds) and seconds[0] >= 0
+
+
+def test_a_model_fit_uses_the_real_evaluator_and_keeps_its_best_epoch():
+    events = []
+    model = GMF(factors=4, epochs=6, batch_size=32, learning_rate=0.05, patience=0, device="cpu")
+    model.fit(TRAIN, val=SPLITS.val, callback=events.append)
+    ndcg = [e["val_ndcg@10"] for e in events]
+    assert len(ndcg) == 6 and all(0.0 <= v <= 1.0 for v in ndcg)
+    assert model.best_epoch_ == int(np.argmax(ndcg)) + 1 and model.epochs_trained_ == 6
+
+
+# ---- cancellation ------------------------------------------------------------------------------
+def test_cancel_from_the_callback_leaves_the_model_unfitted():
+    seen = []
+
+    def cancel_at_two(event):
+        seen.append(event["epoch"])
+        if event["epoch"] == 2:
+            raise Cancelled("stop")
+
+    model = GMF(factors=4, epochs=10, batch_size=32, device="cpu")
+    with pytest.raises(Cancelled):
+        model.fit(TRAIN, val=SPLITS.val, callback=cancel_at_two)
+    assert seen == [1, 2]
+    assert not model.is_fitted and not hasattr(model, "module_")
+    with pytest.raises(NotFittedError):
+        model.score([0])
+
+
+# ---- seeds -------------------------------------------------------------------------------------
+def _fit_weights(seed):
+    model = GMF(factors=4, epochs=3, batch_size=16, random_state=seed, device="cpu").fit(TRAIN)
+    return _snapshot(model.module_)
+
+
+def test_same_seed_gives_identical_weights_and_other_seeds_differ():
+    first, again, other = _fit_weights(7), _fit_weights(7), _fit_weights(8)
+    _assert_same_weights(first, again)
+    assert not torch.equal(first["gmf.user.weight"], other["gmf.user.weight"])
+
+
+def test_fit_leaves_the_global_torch_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    GMF(factors=4, epochs=2, device="cpu").fit(TRAIN)
+    assert torch.equal(torch.rand(3), expected)
+
+
+# ---- examples and negative sampling --------------------------------------------------------------
+def _is_seen(seen, users, items) -> np.ndarray:
+    rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
+    keys = rows * seen.shape[1] + seen.indices
+    return np.isin(np.asarray(users) * seen.shape[1] + np.asarray(items), keys)
+
+
+def test_pointwise_examples_are_positives_plus_sampled_unseen_items(ml100k_splits):
+    train = ml100k_splits.train
+    seen = train.matrix(binary=True)
+    build = pointwise_examples(train, 4)
+    users, items, labels = build(EpochRandom(torch.Generator().manual_seed(0), np.random.default_rng(0)))
+    users, items, labels = users.numpy(), items.numpy(), labels.numpy()
+    n_pos = seen.nnz
+    assert len(users) == 5 * n_pos and labels.sum() == n_pos
+    is_seen = _is_seen(seen, users, items)
+    np.testing.assert_array_equal(is_seen, labels == 1)  # no negative is a positive
+    assert (np.bincount(users[labels == 0], minlength=train.n_users) == 4 * np.diff(seen.indptr)).all()
+    # A new epoch draws new negatives.
+    _, items2, _ = build(EpochRandom(torch.Generator().manual_seed(1), np.random.default_rng(1)))
+    assert (items2.numpy()[n_pos:] != items[n_pos:]).mean() > 0.9
+
+
+def test_pairwise_examples_never_pair_a_positive_as_negative(ml100k_splits):
+    train = ml100k_splits.train
+    seen = train.matrix(binary=True)
+    users, pos, neg = pairwise_examples(train, 3)(EpochRandom(torch.Generator().manual_seed(0), np.random.default_rng(0)))
+    assert neg.shape == (seen.nnz, 3)
+    assert _is_seen(seen, users.numpy(), pos.numpy()).all()
+    flat_users = np.repeat(users.numpy(), 3)
+    assert not _is_seen(seen, flat_users, neg.numpy().reshape(-1)).any()
+
+
+# ---- losses ------------------------------------------------------------------------------------
+def test_bce_loss_matches_hand_computed_values():
+    # -log sigmoid(0) = log 2; -log(1 - sigmoid(2)) = log(1 + e^2)
+    expected = (math.log(2.0) + math.log(1.0 + math.e**2)) / 2
+    assert bce_loss(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0])).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_bpr_loss_matches_hand_computed_values():
+    # -log sigmoid(1 - 0) and -log sigmoid(1 - 3), averaged over the user's two negatives
+    expected = (math.log(1 + math.exp(-1.0)) + math.log(1 + math.exp(2.0))) / 2
+    assert bpr_loss(torch.tensor([1.0]), torch.tensor([[0.0, 3.0]])).item() == pytest.approx(expected, rel=1e-6)
+    # No underflow for a large margin: the loss is exp(-50), not log(0).
+    assert bpr_loss(torch.tensor([50.0]), torch.tensor([0.0])).item() == pytest.approx(math.exp(-50), rel=1e-3)
+
+
+# ---- settings and failures -----------------------------------------------------------------------
+@pytest.mark.parametrize("field, value", [("optimizer", "rmsprop"), ("epochs", 0), ("batch_size", 0), ("patience", -1)])
+def test_bad_settings_raise_parameter_error(field, value):
+    with pytest.raises(ParameterError, match=field):
+        TrainSettings(**{field: value})
+
+
+def test_a_diverging_loss_stops_with_a_clear_error():
+    def nan_loss(module, users, items, labels):
+        return module(users, items).sum() * float("nan")
+
+    with pytest.raises(EngineError, match="learning_rate"):
+        train_module(None, _module(), pointwise_examples(TRAIN, 1), nan_loss, TrainSettings(epochs=2, device="cpu"))
+
+
+def test_sgd_optimizer_trains_too():
+    module = _module()
+    before = _snapshot(module)
+    train_module(None, module, pointwise_examples(TRAIN, 1), _pointwise_loss,
+                 TrainSettings(epochs=1, batch_size=16, optimizer="sgd", learning_rate=0.5, device="cpu"))
+    assert not torch.equal(before["gmf.item.weight"], module.state_dict()["gmf.item.weight"])
+
+
+# ---- devices -----------------------------------------------------------------------------------
+def test_cuda_requested_without_a_gpu_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ParameterError, match="cuda"):
+        GMF(factors=4, epochs=1, device="cuda").fit(TRAIN)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_training_runs_on_cuda_when_available():
+    model = NeuMF(factors=4, layers="8,4", epochs=3, batch_size=64, pretrain=False, device="cuda")
+    model.fit(TRAIN, val=SPLITS.val)
+    assert model.torch_device.type == "cuda"
+    assert all(t.device.type == "cuda" for t in model.module_.state_dict().values())
+    scores = model.score(np.arange(TRAIN.n_users))
+    assert scores.shape == (TRAIN.n_users, TRAIN.n_items) and np.isfinite(scores).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_auto_device_picks_cuda():
+    model = GMF(factors=4, epochs=1).fit(TRAIN)
+    assert model.torch_device.type == "cuda"
