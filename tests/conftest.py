@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Tests check behaviour, not speed: one passive torch thread keeps the small fits of the suite
+# from oversubscribing a 2-core machine (spinning OpenMP workers made them ~30x slower).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 

@@ -6,13 +6,39 @@ A typo fails with the valid names in the message.
 from __future__ import annotations
 
 from engine.errors import ParameterError, choices_hint
+from engine.models.acf import ACF
+from engine.models.als import ALS
+from engine.models.attention_neumf import AttentionNeuMF
+from engine.models.autorec import AutoRec
 from engine.models.base import Recommender
+from engine.models.bpr import BPR
+from engine.models.feature_mlp import FeatureMLP
+from engine.models.item2vec import Item2Vec
+from engine.models.itemknn import ItemKNN
+from engine.models.mf_als import MFALS
+from engine.models.ncf import GMF, MLP, NeuMF
 from engine.models.popularity import Popularity
+from engine.models.svd import SVD
+from engine.models.warp import WARP
 
 MODELS: dict[str, type[Recommender]] = {
     cls.name: cls
     for cls in (
         Popularity,
+        ALS,
+        ItemKNN,
+        SVD,
+        MFALS,
+        BPR,
+        WARP,
+        GMF,
+        MLP,
+        NeuMF,
+        FeatureMLP,
+        AttentionNeuMF,
+        ACF,
+        AutoRec,
+        Item2Vec,
     )
 }
 
