@@ -8,15 +8,15 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from engine.models.base import Recommender, resolve_device
+from engine.models.base import resolve_device
 from engine.models.params import DEVICE, EPOCHS, FACTORS, RANDOM_STATE, REGULARIZATION, Param
-from engine.models.svd import predict
+from engine.models.svd import BiasedMF
 
 # Floats per temporary of a batched step (~64 MB): bounds the stacked normal equations.
 CHUNK_FLOATS = 16_000_000
 
 
-class MFALS(Recommender):
+class MFALS(BiasedMF):
     """Predict a rating as ``mu + b_u + b_i + p_uᵀq_i``; alternate exact solves for users and items.
 
     With the item side fixed, each user's ``x_u = [p_u; b_u]`` minimises a ridge regression on
@@ -121,22 +121,7 @@ class MFALS(Recommender):
             if callback is not None:
                 callback({"epoch": epoch, "epochs": self.epochs, "loss": _mse(users, p, bu, q, bi, mu),
                           "seconds": time.perf_counter() - start})
-        self.global_mean_ = mu
-        self.user_bias_ = bu.cpu().numpy()
-        self.item_bias_ = bi.cpu().numpy()
-        self.user_factors_ = p.cpu().numpy()
-        self.item_factors_ = q.cpu().numpy()
-
-    def _score(self, user_idx, item_idx):
-        return predict(self, user_idx, item_idx)
-
-    def item_embeddings(self) -> np.ndarray:
-        self._check_fitted()
-        return self.item_factors_
-
-    def user_embeddings(self) -> np.ndarray:
-        self._check_fitted()
-        return self.user_factors_
+        self._store_factors(mu, bu, bi, p, q)
 
 
 def als_step(rows, fixed, fixed_bias, mu: float, lam: float, weighted: bool = True):

@@ -21,7 +21,29 @@ from engine.models.params import (
 )
 
 
-class SVD(Recommender):
+class BiasedMF(Recommender):
+    """Shared state of the explicit biased MF models: r̂ = μ + b_u + b_i + p_uᵀq_i."""
+
+    def _store_factors(self, mu, bu, bi, p, q) -> None:
+        self.global_mean_ = mu
+        self.user_bias_ = bu.cpu().numpy()
+        self.item_bias_ = bi.cpu().numpy()
+        self.user_factors_ = p.cpu().numpy()
+        self.item_factors_ = q.cpu().numpy()
+
+    def _score(self, user_idx, item_idx):
+        return predict(self, user_idx, item_idx)
+
+    def item_embeddings(self) -> np.ndarray:
+        self._check_fitted()
+        return self.item_factors_
+
+    def user_embeddings(self) -> np.ndarray:
+        self._check_fitted()
+        return self.user_factors_
+
+
+class SVD(BiasedMF):
     """Predict a rating as ``mu + b_u + b_i + p_uᵀ q_i``, learned by SGD on observed ratings.
 
     The objective is the regularised squared error over the observed ratings ``K``::
@@ -148,22 +170,7 @@ class SVD(Recommender):
             absent = torch.bincount(idx, minlength=size) == 0
             vec[absent] = 0.0
             mat[absent] = 0.0
-        self.global_mean_ = mu
-        self.user_bias_ = bu.cpu().numpy()
-        self.item_bias_ = bi.cpu().numpy()
-        self.user_factors_ = p.cpu().numpy()
-        self.item_factors_ = q.cpu().numpy()
-
-    def _score(self, user_idx, item_idx):
-        return predict(self, user_idx, item_idx)
-
-    def item_embeddings(self) -> np.ndarray:
-        self._check_fitted()
-        return self.item_factors_
-
-    def user_embeddings(self) -> np.ndarray:
-        self._check_fitted()
-        return self.user_factors_
+        self._store_factors(mu, bu, bi, p, q)
 
 
 def predict(model, user_idx: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
