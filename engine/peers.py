@@ -68,7 +68,9 @@ def _implicit_callback(callback, epochs: int):
         return None
     start = time.perf_counter()
 
-    def relay(iteration, _elapsed, loss):
+    def relay(iteration, _elapsed, *rest):
+        # implicit's ALS reports (iteration, elapsed, loss); its BPR (iteration, elapsed, correct, skipped).
+        loss = float(rest[0]) if len(rest) == 1 and rest[0] is not None else None
         callback({"epoch": iteration + 1, "epochs": epochs, "loss": loss, "seconds": time.perf_counter() - start})
 
     return relay

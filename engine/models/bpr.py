@@ -254,8 +254,9 @@ class SampledMF(Recommender):
             users_t, items_t, neg_t = (torch.from_numpy(a[order]).to(device) for a in (users_np, items_np, neg))
             total = torch.zeros((), dtype=torch.float64, device=device)
             for s in range(0, len(users_t), self.batch_size):
-                u = users_t[s : s + self.batch_size]
-                loss, g = self.batch_step(f, u, items_t[s : s + self.batch_size], neg_t[s : s + self.batch_size], allowed[u])
+                batch = slice(s, s + self.batch_size)
+                u = users_t[batch]
+                loss, g = self.batch_step(f, u, items_t[batch], neg_t[batch], allowed[u])
                 opt[0].step(*g.user)
                 opt[1].step(*g.item)
                 opt[2].step(*g.bias)
@@ -333,8 +334,11 @@ class BPR(SampledMF):
         Standard deviation of the normal initial factors (biases start at 0).
     eval_every, patience : int
         With a validation split, NDCG@10 is measured every `eval_every` epochs (and after the
-        last); training stops after `patience` checks without improvement (0: never) and the
-        best weights seen are kept.
+        last) and the best weights seen are kept; training stops after `patience` checks
+        without improvement (0, the default: never). Validation NDCG@10 of one held-out item
+        per user is noisy: on an inner leave-last-out split of ML-100k and movielens-dslabs
+        (5 seeds), stopping at patience 3 lost up to 4% NDCG@10 on the untouched target,
+        while keeping the best checked weights without stopping lost nothing.
     random_state : int
         Seed of initial factors, shuffling and negatives (drawn on the CPU: same on any device).
     device : "auto", "cpu" or "cuda"
@@ -385,7 +389,7 @@ class BPR(SampledMF):
         negatives: int = 2,
         init_std: float = 0.1,
         eval_every: int = 5,
-        patience: int = 3,
+        patience: int = 0,
         random_state: int = 0,
         device: str = "auto",
     ):

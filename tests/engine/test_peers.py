@@ -77,10 +77,14 @@ def test_lightfm_warp_scores_like_lightfm_predict():
     _check_engine_tools(model)
 
 
-def test_progress_events_are_relayed():
+@pytest.mark.parametrize("cls_name", ["ImplicitALS", "ImplicitBPR"])
+def test_progress_events_are_relayed(cls_name):
+    # implicit's ALS and BPR call their callbacks with different arities.
     pytest.importorskip("implicit")
+    import engine.peers as peers
+
     events = []
-    ImplicitALS(factors=4, epochs=3, num_threads=1).fit(SPLITS.train, callback=events.append)
+    getattr(peers, cls_name)(factors=4, epochs=3, num_threads=1).fit(SPLITS.train, callback=events.append)
     assert [e["epoch"] for e in events] == [1, 2, 3] and all(e["epochs"] == 3 for e in events)
 
 

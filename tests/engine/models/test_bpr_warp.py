@@ -12,7 +12,7 @@ import torch
 from engine.data import from_frames, leave_last_out
 from engine.evaluation import evaluate
 from engine.models.base import Cancelled
-from engine.models.bpr import BPR, Adagrad, Factors, Triples
+from engine.models.bpr import BPR, Adagrad, Factors
 from engine.models.warp import WARP, estimated_rank, first_violators, rank_weight
 
 FAST = {"factors": 8, "epochs": 30, "batch_size": 64, "learning_rate": 0.05, "regularization": 0.0}
@@ -48,7 +48,9 @@ def test_bpr_loss_and_gradients_by_hand():
     assert g.item_bias.tolist() == pytest.approx([-s + 0.2 * 0.1, s + 0.2 * 0.3], rel=1e-5)
 
 
-@pytest.mark.parametrize("model", [BPR(regularization=0.3, negatives=3), WARP(regularization=0.3, max_sampled=4, margin=0.5)])
+@pytest.mark.parametrize(
+    "model", [BPR(regularization=0.3, negatives=3), WARP(regularization=0.3, max_sampled=4, margin=0.5)]
+)
 def test_closed_form_gradients_match_autograd(model):
     gen = torch.Generator().manual_seed(0)
     f = Factors.random(6, 9, 4, 0.7, gen)
