@@ -283,12 +283,3 @@ def _index_ids(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     rank = np.empty(len(order), np.int32)
     rank[order] = np.arange(len(order), dtype=np.int32)
     return uniques[order].astype(str), rank[codes]
-
-
-def _natural_order(ids: np.ndarray) -> np.ndarray:
-    """Numeric ids sorted as numbers ("2" before "10"), others as strings."""
-    ids = np.asarray(ids).astype(str)
-    numeric = pd.to_numeric(pd.Series(ids), errors="coerce")
-    if numeric.notna().all():
-        return ids[np.argsort(numeric.to_numpy(), kind="stable")]
-    return np.sort(ids)
