@@ -20,6 +20,13 @@ st.set_page_config(page_title="Recommender explorer", page_icon=":material/recom
 
 PAGES = [
     st.Page("app_pages/data.py", title="Data", icon=":material/table_chart:", default=True),
+    st.Page("app_pages/models.py", title="Models", icon=":material/model_training:"),
+    st.Page("app_pages/users.py", title="User explorer", icon=":material/person_search:"),
+    st.Page("app_pages/similar.py", title="Similar items", icon=":material/join_inner:"),
+    st.Page("app_pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+    st.Page("app_pages/attention.py", title="Visual attention", icon=":material/image_search:"),
+    st.Page("app_pages/explain.py", title="Explain", icon=":material/lightbulb:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
 ]
 
 page = st.navigation(PAGES)
