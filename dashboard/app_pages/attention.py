@@ -1,6 +1,121 @@
-"""Visual attention: being built."""
+"""Visual attention: what an ACF model looked at, per profile item and per image region.
+
+State in the URL: ``models`` (the ACF run), ``user`` (raw id) and ``view`` (raw, overlay or
+truth).
+"""
+
+from __future__ import annotations
+
+import math
 
 import streamlit as st
 
+from dashboard import services
+from dashboard.components.pickers import model_picker
+from dashboard.components.sidebar import current_dataset_spec
+
+PER_ROW = 5
+TOP_K = 10
+
 st.title("Visual attention")
-st.info("This page is being built.")
+spec = current_dataset_spec()
+with services.friendly_errors():
+    services.get_dataset(spec)
+run = model_picker(
+    spec, label="Model", max_selections=1, accept=lambda r: r["model"] == "acf",
+    need="an acf model on a visual dataset, e.g. visual-synthetic",
+)[0]  # fmt: skip
+if not services.has_images(spec):
+    st.info(f"`{spec}` has no item images: pick a visual dataset (e.g. visual-synthetic) in the sidebar.",
+            icon=":material/info:")  # fmt: skip
+    st.stop()
+
+users = services.attention_users(spec)
+url_user = st.query_params.get("user")
+if url_user is not None and url_user not in set(users):
+    name = spec.split(":", 1)[0]
+    st.error(f"unknown user id {url_user!r} in {name}. Pick a user below.", icon=":material/person_off:")
+    url_user = None
+user = st.selectbox(
+    "User", users, index=users.index(url_user) if url_user else 0, key="att_user",
+    help="Users with a held-out test item come first: the fidelity figures average over them.",
+)  # fmt: skip
+if st.query_params.get("user") != user:
+    st.query_params["user"] = user
+
+truth = services.has_attention_truth(spec)
+data = services.user_attention(run["checkpoint"], spec, services.get_dataset(spec).user_index(user), TOP_K)
+has_components = any(p["beta"] is not None for p in data["profile"])
+views = [v for v in services.ATTENTION_VIEWS if (v != "overlay" or has_components) and (v != "truth" or truth)]
+wanted = st.query_params.get("view", "overlay")
+view = st.radio(
+    "Show on the images", views, index=views.index(wanted) if wanted in views else 0,
+    format_func=services.ATTENTION_VIEWS.get, horizontal=True, key="att_view",
+)  # fmt: skip
+if st.query_params.get("view") != view:
+    st.query_params["view"] = view
+if not has_components:
+    st.caption("This model was trained without image features (features='none'): it has item-level attention only.")
+
+if data["liked_motifs"] is not None:
+    st.markdown(f"**This user's hidden taste** (known to the generator, not the model): {', '.join(data['liked_motifs'])}.")
+
+
+def grid_rows(n: int):
+    for start in range(0, n, PER_ROW):
+        yield range(start, min(n, start + PER_ROW)), st.columns(PER_ROW)
+
+
+def liked_mark(entry) -> str:
+    return "" if entry["liked"] is None else (" ✓" if entry["liked"] else "")
+
+
+st.subheader("Profile: item-level attention α")
+if not data["profile"]:
+    st.info("This user has no training items, so there is no profile to attend over.", icon=":material/info:")
+else:
+    st.caption(
+        "The user's most recent training items, newest first. The bar is α, the weight of each item in"
+        " the user's vector (they sum to 1)." + (" ✓: the image shows a motif the user likes." if truth else "")
+    )
+    top = max(p["alpha"] for p in data["profile"]) or 1.0
+    for indices, columns in grid_rows(len(data["profile"])):
+        for i, col in zip(indices, columns):
+            entry = data["profile"][i]
+            grid = {"overlay": entry["beta"], "truth": entry["truth"]}.get(view)
+            with col:
+                st.image(services.attention_image(spec, entry["item"], grid), caption=entry["title"] + liked_mark(entry))
+                st.progress(min(1.0, entry["alpha"] / top), text=f"α = {entry['alpha']:.3f}")
+
+st.subheader(f"Top-{TOP_K} recommendations")
+recs = data["recommendations"]
+for indices, columns in grid_rows(len(recs)):
+    for i, col in zip(indices, columns):
+        entry = recs[i]
+        with col:
+            st.image(services.attention_image(spec, entry["item"]), caption=f"{i + 1}. {entry['title']}{liked_mark(entry)}")
+if truth and recs:
+    hits = sum(e["liked"] for e in recs)
+    st.caption(f"{hits} of {len(recs)} recommendations show a motif this user likes.")
+
+st.subheader("Attention fidelity")
+if not truth:
+    st.info("This dataset records no ground truth (only visual-synthetic does), so attention cannot be scored.",
+            icon=":material/info:")  # fmt: skip
+else:
+    overall = services.attention_fidelity(run["checkpoint"], spec)
+    mine = data["fidelity"] or {}
+
+    def shown(value) -> str:
+        return "n/a" if value is None or math.isnan(value) else f"{value:.2f}"
+
+    cols = st.columns(3)
+    cols[0].metric("Component lift", shown(overall["attention.component_lift"]),
+                   help="β mass on the cells of the user's motifs over those cells' share of the grid: 1 = uniform.")  # fmt: skip
+    cols[1].metric("Item AUC", shown(overall["attention.item_auc"]),
+                   help="How well α ranks profile items showing a liked motif above the others: 0.5 = chance.")  # fmt: skip
+    cols[2].metric("Test users", f"{overall['attention.users']:,}")
+    st.caption(
+        f"Over the test users of {spec}. For user {user}: component lift {shown(mine.get('component_lift'))},"
+        f" item AUC {shown(mine.get('item_auc'))} (n/a where the profile lacks items with or without a liked motif)."
+    )

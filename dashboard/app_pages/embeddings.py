@@ -1,6 +1,278 @@
-"""Embeddings: being built."""
+"""Embeddings: a model's item (or user) embeddings projected to 2D or 3D with PCA, UMAP or t-SNE.
 
+State in the URL: ``models`` (the run), ``points`` (items/users), ``projection`` (e.g.
+``umap-2d``), ``color``, ``k`` (clusters), ``user`` (raw id to highlight) and, when changed from
+their defaults, ``neighbors``/``min_dist`` (UMAP) and ``perplexity`` (t-SNE).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import plotly.colors
+import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard import services
+from dashboard.components.pickers import model_picker
+from dashboard.components.sidebar import current_dataset_spec
+
+METHODS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
+COLOURS = {
+    "items": {"genre": "Genre (first listed)", "popularity": "Popularity", "year": "Year",
+              "cluster": "k-means cluster"},  # fmt: skip
+    "users": {"activity": "Activity", "cluster": "k-means cluster"},
+}
+CATEGORICAL = {"genre", "cluster"}
+LOG_SCALE = {"popularity", "activity"}  # long-tailed counts: a log colour scale shows the body
+#: Method parameters exposed on the page: URL name, widget, default (engine.projection defaults).
+PARAMS = {
+    "umap": {"n_neighbors": ("neighbors", 15), "min_dist": ("min_dist", 0.1)},
+    "tsne": {"perplexity": ("perplexity", 30.0)},
+}
+NEIGHBOURS = 5
+MAX_INSPECT = 20
+
+
+def from_url(name: str, choices, default):
+    value = st.query_params.get(name)
+    return value if value in choices else default
+
+
+def to_url(name: str, value, default=None) -> None:
+    """Keep `value` in the URL, or drop the parameter when it is the default."""
+    text = None if value is None or value == default else str(value)
+    if text is None:
+        if name in st.query_params:
+            del st.query_params[name]
+    elif st.query_params.get(name) != text:
+        st.query_params[name] = text
+
+
+def palette(n: int) -> list[str]:
+    colours = plotly.colors.qualitative.Plotly + plotly.colors.qualitative.Alphabet
+    return [colours[i % len(colours)] for i in range(n)]
+
+
+def build_figure(coords, labels, values, colour: str, marks: list[dict], axis_titles: list[str]) -> go.Figure:
+    """WebGL scatter (2D) or 3D scatter of `coords`, coloured by `values`, with highlight traces.
+
+    Every trace carries the point index as customdata, so a selection maps back to points
+    whichever trace it hits.
+    """
+    dims = coords.shape[1]
+    trace = go.Scattergl if dims == 2 else go.Scatter3d
+    size = 5 if dims == 2 else 2.5
+    idx = np.arange(len(coords))
+
+    def points(sel, **kwargs):
+        xyz = {"x": coords[sel, 0], "y": coords[sel, 1]}
+        if dims == 3:
+            xyz["z"] = coords[sel, 2]
+        return trace(
+            mode="markers", customdata=idx[sel], text=labels[sel], hovertemplate="%{text}<extra></extra>",
+            **xyz, **kwargs,
+        )  # fmt: skip
+
+    fig = go.Figure()
+    if colour in CATEGORICAL:
+        cats, counts = np.unique(values, return_counts=True)
+        cats = cats[np.argsort(-counts, kind="stable")]
+        for cat, col in zip(cats, palette(len(cats))):
+            name = f"cluster {cat}" if colour == "cluster" else str(cat)
+            fig.add_trace(points(values == cat, name=name, marker={"size": size, "color": col, "opacity": 0.75}))
+    else:
+        numeric = np.asarray(values, np.float64)
+        known = np.isfinite(numeric)
+        shown = np.log10(1 + numeric) if colour in LOG_SCALE else numeric
+        title = f"log10(1 + {colour})" if colour in LOG_SCALE else colour
+        marker = {"size": size, "color": shown[known], "colorscale": "Viridis", "opacity": 0.75,
+                  "colorbar": {"title": {"text": title}, "thickness": 12}}  # fmt: skip
+        fig.add_trace(points(known, name=colour, marker=marker, showlegend=False))
+        if (~known).any():
+            fig.add_trace(points(~known, name=f"unknown {colour}", marker={"size": size, "color": "lightgrey"}))
+    for mark in marks:
+        sel = np.zeros(len(coords), bool)
+        sel[mark["index"]] = True
+        if sel.any():
+            fig.add_trace(points(sel, name=mark["name"], marker=mark["marker"]))
+    layout = {"height": 640, "margin": {"l": 0, "r": 0, "t": 30, "b": 0}, "legend": {"itemsizing": "constant"},
+              "dragmode": "lasso" if dims == 2 else "orbit"}  # fmt: skip
+    if dims == 2:
+        fig.update_layout(xaxis_title=axis_titles[0], yaxis_title=axis_titles[1], **layout)
+    else:
+        fig.update_layout(scene={f"{a}axis_title": t for a, t in zip("xyz", axis_titles)}, **layout)
+    return fig
+
+
 st.title("Embeddings")
-st.info("This page is being built.")
+spec = current_dataset_spec()
+with services.friendly_errors():
+    services.get_dataset(spec)
+run = model_picker(
+    spec, label="Model", max_selections=1,
+    accept=services.may_have_embeddings, need="a model with embeddings (e.g. als or bpr)",
+)[0]  # fmt: skip
+kinds = services.embedding_kinds(run, spec)
+if not kinds:
+    st.info(f"{run['label']} has no embeddings to show: pick another model.", icon=":material/info:")
+    st.stop()
+
+method0, _, dims0 = st.query_params.get("projection", "pca-2d").partition("-")
+method0 = method0 if method0 in METHODS else "pca"
+dims0 = 3 if dims0 == "3d" else 2
+
+controls = st.columns([1, 2, 1, 2])
+what = controls[0].radio(
+    "Points", kinds, index=kinds.index(from_url("points", kinds, kinds[0])), key="emb_points",
+    format_func=str.capitalize,
+)  # fmt: skip
+method = controls[1].radio(
+    "Projection", list(METHODS), index=list(METHODS).index(method0), format_func=METHODS.get,
+    horizontal=True, key="emb_method",
+)  # fmt: skip
+dims = controls[2].radio("Dimensions", [2, 3], index=[2, 3].index(dims0), format_func=lambda d: f"{d}D",
+                         horizontal=True, key="emb_dims")  # fmt: skip
+colour_names = COLOURS[what]
+colour0 = from_url("color", colour_names, next(iter(colour_names)))
+colour = controls[3].selectbox(
+    "Colour by", list(colour_names), index=list(colour_names).index(colour0), format_func=colour_names.get,
+    key=f"emb_colour_{what}",
+)  # fmt: skip
+
+params = {}
+with st.expander("Settings", expanded=False):
+    k0 = int(from_url("k", [str(i) for i in range(2, 31)], "8"))
+    k = st.slider("Clusters (k-means, in the original space)", 2, 30, k0, key="emb_k")
+    for name, (url_name, default) in PARAMS.get(method, {}).items():
+        current = st.query_params.get(url_name)
+        if isinstance(default, int):
+            start = int(current) if (current or "").isdigit() else default
+            value = st.slider(f"UMAP {name}", 2, 200, min(max(start, 2), 200), key=f"emb_{name}")
+        else:
+            try:
+                start = float(current) if current is not None else default
+            except ValueError:
+                start = default
+            low, high = (0.0, 0.99) if name == "min_dist" else (2.0, 100.0)
+            label = "UMAP min_dist" if name == "min_dist" else "t-SNE perplexity"
+            value = st.slider(label, low, high, min(max(start, low), high), key=f"emb_{name}")
+        params[name] = value
+        to_url(url_name, value, default)
+    for other, names in PARAMS.items():  # parameters of the other methods leave the URL
+        if other != method:
+            for url_name, _ in names.values():
+                to_url(url_name, None)
+
+to_url("points", what, kinds[0])
+to_url("projection", f"{method}-{dims}d")
+to_url("color", colour)
+to_url("k", k if colour == "cluster" else None)
+
+user_id = st.text_input(
+    "Highlight a user (raw id)", value=st.query_params.get("user", ""), key="emb_user",
+    help="Their history and the model's top-10 recommendations are marked (item view), or their point (user view).",
+).strip()  # fmt: skip
+to_url("user", user_id or None)
+
+table = services.embedding_point_table(spec, what)
+key = services.projection_key(run["checkpoint"], what, method, dims, params)
+n_points = len(table)
+if method != "pca" and not services.projection_on_disk(key):
+    with st.status(f"Computing {METHODS[method]} of {n_points:,} {what}...", expanded=True) as status:
+        st.write(f"Done once per model and setting: the result is cached on disk. {METHODS[method]} reports"
+                 " its stages, not finer progress.")  # fmt: skip
+        bar = st.progress(0.0, text="Starting...")
+        stages = {
+            "compute": (0.02, f"Loading {METHODS[method]} (its first use compiles code: seconds)..."),
+            "neighbours": (0.1, f"Finding each point's {params.get('n_neighbors', 15)} nearest neighbours (cosine)..."),
+            "layout": (0.4, f"Optimising the {dims}D layout..."),
+            "done": (1.0, "Done."),
+        }
+
+        def show(event):
+            if event["stage"] in stages:
+                bar.progress(*stages[event["stage"]])
+
+        start = time.perf_counter()
+        result = services.embedding_projection(run["checkpoint"], spec, what, method, dims, params, key, progress=show)
+        seconds = time.perf_counter() - start
+        status.update(
+            label=f"{METHODS[method]} of {n_points:,} {what} computed in {seconds:.1f} s (now cached)",
+            state="complete", expanded=False,
+        )  # fmt: skip
+else:
+    result = services.embedding_projection(run["checkpoint"], spec, what, method, dims, params, key)
+coords = result["coords"]
+
+if colour == "cluster":
+    with services.friendly_errors():
+        values = services.embedding_clusters(run["checkpoint"], spec, what, k, key)
+else:
+    values = table[colour].to_numpy()
+labels = table["label"].to_numpy().astype(str)
+
+marks = []
+user_marks = services.embedding_user_marks(run["checkpoint"], spec, user_id) if user_id else None
+if user_marks is not None:
+    if what == "items":
+        marks = [
+            {"name": f"user {user_id}: history", "index": user_marks["history"],
+             "marker": {"size": 9 if dims == 2 else 5, "color": "rgba(0,0,0,0)", "symbol": "circle-open",
+                        "line": {"color": "black", "width": 1.5}}},
+            {"name": f"user {user_id}: top-10", "index": user_marks["recommendations"],
+             "marker": {"size": 12 if dims == 2 else 6, "color": "crimson", "symbol": "diamond",
+                        "line": {"color": "white", "width": 1}}},
+        ]  # fmt: skip
+    else:
+        marks = [{"name": f"user {user_id}", "index": [user_marks["user_idx"]],
+                  "marker": {"size": 14 if dims == 2 else 7, "color": "crimson", "symbol": "diamond"}}]  # fmt: skip
+
+evr = result["explained_variance"]
+if evr is not None:
+    axis_titles = [f"PC{i + 1} ({v:.1%})" for i, v in enumerate(evr)]
+else:
+    axis_titles = [f"{METHODS[method]} {i + 1}" for i in range(dims)]
+fig = build_figure(coords, labels, values, colour, marks, axis_titles)
+
+if evr is not None:
+    parts = ", ".join(f"PC{i + 1} {v:.1%}" for i, v in enumerate(evr))
+    st.markdown(f"**Explained variance:** the {dims} axes keep {evr.sum():.1%} of the variance ({parts}).")
+where = "read from the disk cache" if result["from_cache"] else f"computed in {result['seconds']:.2f} s"
+st.caption(f"{n_points:,} {what} of {run['label']}; {METHODS[method]} {dims}D {where}. Hover for names.")
+
+if dims == 2:
+    event = st.plotly_chart(fig, key="emb_chart", on_select="rerun", selection_mode=("points", "box", "lasso"))
+    picked = []
+    for point in event.selection.get("points", []) if event else []:
+        data = point.get("customdata")
+        data = data[0] if isinstance(data, list) else data
+        if data is not None:
+            picked.append(int(data))
+else:
+    st.plotly_chart(fig, key="emb_chart_3d")
+    picked = []
+
+st.subheader("Selected points and their nearest neighbours")
+chosen = st.multiselect(
+    "Add points by name", list(range(n_points)), format_func=lambda i: labels[i], key=f"emb_inspect_{what}",
+    placeholder="Type a title" if what == "items" else "Type a user id",
+)  # fmt: skip
+selection = list(dict.fromkeys([*picked, *chosen]))
+if not selection:
+    hint = "Click, box- or lasso-select points in the 2D chart, or add them" if dims == 2 else "Add points"
+    st.caption(
+        f"{hint} by name above: each is listed with its {NEIGHBOURS} nearest neighbours in the original"
+        " embedding space (cosine)."
+    )
+else:
+    if len(selection) > MAX_INSPECT:
+        st.caption(f"{len(selection)} points selected; the first {MAX_INSPECT} are listed.")
+        selection = selection[:MAX_INSPECT]
+    nb_idx, nb_sim = services.embedding_neighbours(run["checkpoint"], spec, what, selection, NEIGHBOURS)
+    rows = [
+        {"selected": labels[i], **{f"#{j + 1}": f"{labels[n]} ({s:.2f})" for j, (n, s) in enumerate(zip(nb, sim))}}
+        for i, nb, sim in zip(selection, nb_idx, nb_sim)
+    ]
+    st.dataframe(rows, hide_index=True)

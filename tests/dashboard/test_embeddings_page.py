@@ -1,0 +1,167 @@
+"""The Embeddings page: projection of a trained model's embeddings, its URL state and errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import numpy as np
+import pytest
+
+PAGE = "app_pages/embeddings.py"
+
+
+@pytest.fixture(autouse=True)
+def private_projection_cache(tmp_path, monkeypatch):
+    # The trained runs' folder is shared and read-only by convention: keep projections apart.
+    import dashboard.services as services
+
+    monkeypatch.setattr(services, "projection_cache_dir", lambda: tmp_path / "projections")
+
+
+def open_page(make, **query):
+    at = make(**query)
+    at.switch_page(PAGE)
+    return at.run()
+
+
+def chart(at) -> dict:
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    return json.loads(charts[0].proto.spec)
+
+
+def values(data) -> np.ndarray:
+    """A trace array: plotly sends numeric arrays base64-encoded (``{"dtype", "bdata"}``)."""
+    if isinstance(data, dict):
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"]))
+    return np.asarray(data)
+
+
+def n_points(trace) -> int:
+    return len(values(trace["x"]))
+
+
+def run_of(at, model: str) -> dict:
+    from dashboard import services
+
+    return next(r for r in services.loadable_runs("movielens-dslabs") if r["model"] == model)
+
+
+def test_empty_state_links_to_models(app):
+    at = open_page(app)
+    assert not at.exception
+    assert "model with embeddings" in at.info[0].value
+    assert at.get("page_link")[0].proto.page == "models"
+    assert not at.get("plotly_chart")
+
+
+def test_pca_of_a_trained_model(trained_app):
+    at = open_page(trained_app)
+    assert not at.exception, at.exception
+    # Popularity has no embeddings: only als and bpr are offered.
+    options = at.selectbox(key="picker_models").options
+    assert options and not any(o.startswith("popularity") for o in options)
+    spec = chart(at)
+    traces = spec["data"]
+    assert all(t["type"] == "scattergl" for t in traces)
+    assert sum(n_points(t) for t in traces) == 9066  # every movie, once
+    # Coloured by first genre: one trace per genre, hover names are titles.
+    names = {t["name"] for t in traces}
+    assert {"Drama", "Comedy"} <= names
+    assert any("Toy Story (1995)" in t["text"] for t in traces)
+    # The explained variance shown is the one of the model's own item embeddings.
+    from dashboard import services
+
+    run_id = at.query_params["models"]
+    run = next(r for r in services.loadable_runs("movielens-dslabs") if str(r["id"]) == run_id)
+    emb = services.get_model(run["checkpoint"], "movielens-dslabs").item_embeddings().astype(np.float64)
+    s = np.linalg.svd(emb - emb.mean(0), compute_uv=False)
+    expected = s[:2] ** 2 / (s**2).sum()
+    text = next(m.value for m in at.markdown if "Explained variance" in m.value)
+    shown = [float(v) / 100 for v in re.findall(r"PC\d ([\d.]+)%", text)]
+    np.testing.assert_allclose(shown, expected, atol=0.0006)
+    assert spec["layout"]["xaxis"]["title"]["text"].startswith("PC1 (")
+    assert at.query_params["projection"] == "pca-2d" and at.query_params["color"] == "genre"
+
+
+def test_url_state_reopens_the_view_and_colour_options(trained_app):
+    bpr = run_of(None, "bpr")
+    at = open_page(trained_app, models=str(bpr["id"]), projection="pca-3d", color="cluster", k="4")
+    assert not at.exception, at.exception
+    assert at.selectbox(key="picker_models").value == str(bpr["id"])
+    traces = chart(at)["data"]
+    assert {t["type"] for t in traces} == {"scatter3d"}
+    assert sorted(t["name"] for t in traces) == [f"cluster {i}" for i in range(4)]
+    assert at.query_params["k"] == "4"
+    # Switch the colour to popularity and back to 2D: one continuous trace, URL follows.
+    at.selectbox(key="emb_colour_items").set_value("popularity")
+    at.radio(key="emb_dims").set_value(2)
+    at.run()
+    traces = chart(at)["data"]
+    assert len(traces) == 1 and traces[0]["type"] == "scattergl"
+    assert traces[0]["marker"]["colorbar"]["title"]["text"] == "log10(1 + popularity)"
+    assert at.query_params["projection"] == "pca-2d" and at.query_params["color"] == "popularity"
+    assert "k" not in at.query_params
+
+
+def test_user_highlight_and_neighbours(trained_app):
+    at = open_page(trained_app, user="1")
+    assert not at.exception, at.exception
+    traces = {t["name"]: t for t in chart(at)["data"]}
+    assert n_points(traces["user 1: top-10"]) == 10
+    from dashboard import services
+
+    ds = services.get_dataset("movielens-dslabs")
+    n_history = ds.interactions[ds.interactions["user_idx"] == ds.user_index("1")]["item_idx"].nunique()
+    assert n_points(traces["user 1: history"]) == n_history
+    # Points picked by name are listed with their cosine neighbours.
+    toy = ds.item_index("1")  # Toy Story (1995)
+    at.multiselect(key="emb_inspect_items").select(toy).run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert table["selected"].tolist() == ["Toy Story (1995)"]
+    assert table.shape[1] == 1 + 5
+    # The neighbours are the 5 most cosine-similar items of the model's own embedding space.
+    run = next(r for r in services.loadable_runs("movielens-dslabs") if str(r["id"]) == at.query_params["models"])
+    emb = services.get_model(run["checkpoint"], "movielens-dslabs").item_embeddings().astype(np.float64)
+    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    cosine = unit @ unit[toy]
+    cosine[toy] = -np.inf
+    best = np.argsort(-cosine)[:5]
+    first = table.iloc[0, 1]
+    assert first.startswith(ds.title(best[0])) and first.endswith(f"({cosine[best[0]]:.2f})")
+
+
+def test_user_embeddings_view(trained_app):
+    at = open_page(trained_app, points="users", color="activity", user="1")
+    assert not at.exception, at.exception
+    traces = {t["name"]: t for t in chart(at)["data"]}
+    assert sum(n_points(t) for name, t in traces.items() if name != "user 1") == 671
+    assert n_points(traces["user 1"]) == 1
+    assert at.query_params["points"] == "users"
+
+
+def test_unknown_user_is_an_error_and_the_chart_stays(trained_app):
+    at = open_page(trained_app, user="no-such-user")
+    assert not at.exception
+    assert len(at.error) == 1 and "no-such-user" in at.error[0].value
+    assert chart(at)["data"]  # the projection is still shown, without highlights
+
+
+def test_slow_projection_shows_progress_then_reads_the_disk_cache(trained_app, tmp_path):
+    # t-SNE of the 671 users: the same path as UMAP (status box, stage bar, disk cache), faster.
+    at = open_page(trained_app, points="users", projection="tsne-2d", color="activity")
+    assert not at.exception, at.exception
+    status = at.status[0]
+    assert status.label.startswith("t-SNE of 671 users computed in") and status.label.endswith("(now cached)")
+    bar = at.get("progress")[0]
+    assert bar.proto.value == 100 and bar.proto.text == "Done."
+    assert len(list((tmp_path / "projections").glob("users-tsne-2d-*.npy"))) == 1
+    assert chart(at)["layout"]["xaxis"]["title"]["text"] == "t-SNE 1"
+    assert not any("Explained variance" in m.value for m in at.markdown)
+    at.run()  # the same view again: no status box, the projection comes from the disk file
+    assert not at.exception, at.exception
+    assert not at.status
+    assert any("read from the disk cache" in c.value for c in at.caption)
