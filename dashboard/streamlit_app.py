@@ -14,6 +14,7 @@ if str(ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from dashboard import services  # noqa: E402
+from dashboard.components import url_state  # noqa: E402
 from dashboard.components.sidebar import dataset_picker  # noqa: E402
 
 st.set_page_config(page_title="Recommender explorer", page_icon=":material/recommend:", layout="wide")
@@ -30,6 +31,10 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+url_state.restore()
 with st.sidebar:
     dataset_picker()
-page.run()
+try:
+    page.run()
+finally:  # also when the page stops early (st.stop) or a rerun is requested
+    url_state.remember()

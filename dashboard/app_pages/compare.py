@@ -1,6 +1,106 @@
-"""Compare: being built."""
+"""Compare: the metrics of every run on the current dataset, and where two runs disagree per user.
 
+URL state: ``metrics`` (charted metric names), ``a`` and ``b`` (the two run ids compared per user).
+"""
+
+import plotly.express as px
 import streamlit as st
 
+from dashboard import services
+from dashboard.components.pickers import MODELS_PAGE, model_picker
+from dashboard.components.sidebar import current_dataset_spec
+
+USERS_PAGE = "app_pages/users.py"
+DEFAULT_METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr")
+LISTED = 10  # users with the least overlap shown with a link each
+
+spec = current_dataset_spec()
 st.title("Compare")
-st.info("This page is being built.")
+st.caption(f"Dataset `{spec}`")
+
+table = services.compare_table(spec)
+if table.empty:
+    st.info(f"No runs on `{spec}` yet. Train some on the Models page to compare them.", icon=":material/info:")
+    st.page_link(MODELS_PAGE, label="Go to Models", icon=":material/model_training:")
+    st.stop()
+
+# ---- every run's metrics ------------------------------------------------------------------------
+metrics = [c for c in table.columns if c not in ("run", "id", "model", "fit_seconds", "created", "checkpoint_status")]
+chartable = [m for m in metrics if m != "users"]  # "users" is how many were evaluated, not a score
+st.subheader("Metrics")
+st.dataframe(
+    table,
+    hide_index=True,
+    column_config={
+        "id": None,
+        **{m: st.column_config.NumberColumn(m, format="%.4f") for m in chartable},
+        "users": st.column_config.NumberColumn("users", format="%d", help="Users evaluated"),
+        "fit_seconds": st.column_config.NumberColumn("fit seconds", format="%.2f"),
+    },
+    key="compare_table",
+)
+
+url_metrics = [m for m in st.query_params.get("metrics", "").split(",") if m in chartable]
+if st.session_state.get("compare_url_metrics") != url_metrics:
+    defaults = [m for m in DEFAULT_METRICS if m in chartable][:2] or chartable[:1]
+    st.session_state["compare_metrics"] = url_metrics or defaults
+    st.session_state["compare_url_metrics"] = url_metrics
+chosen = st.multiselect("Metrics to chart", chartable, key="compare_metrics")
+if ",".join(chosen) != st.query_params.get("metrics", ""):
+    st.query_params["metrics"] = ",".join(chosen)
+    st.session_state["compare_url_metrics"] = chosen
+
+left, right = st.columns([3, 2])
+with left:
+    if chosen:
+        long = table.melt(id_vars=["run"], value_vars=chosen, var_name="metric", value_name="value").dropna()
+        fig = px.bar(long, x="run", y="value", color="metric", barmode="group", labels={"run": ""})
+        st.plotly_chart(fig, key="compare_metrics_chart")
+    else:
+        st.info("Pick at least one metric to chart.")
+with right:
+    timed = table.dropna(subset=["fit_seconds"])
+    fig = px.bar(timed, x="run", y="fit_seconds", labels={"run": "", "fit_seconds": "fit seconds"})
+    st.plotly_chart(fig, key="compare_fit_chart")
+
+# ---- two runs, user by user -------------------------------------------------------------------
+st.subheader("Where two runs disagree")
+runs = services.loadable_runs(spec)
+if len(runs) < 2:
+    st.info("Comparing users needs two runs whose checkpoints are on disk. Train another on the Models page.")
+    st.page_link(MODELS_PAGE, label="Go to Models", icon=":material/model_training:")
+    st.stop()
+if "b" not in st.query_params:
+    st.query_params["b"] = str(runs[1]["id"])  # two different runs by default
+pick_a, pick_b = st.columns(2)
+with pick_a:
+    run_a = model_picker(spec, label="Run A", max_selections=1, key="a")[0]
+with pick_b:
+    run_b = model_picker(spec, label="Run B", max_selections=1, key="b")[0]
+if run_a["id"] == run_b["id"]:
+    st.info("Pick two different runs.")
+    st.stop()
+
+with services.friendly_errors():
+    overlap = services.user_overlap(run_a["checkpoint"], run_b["checkpoint"], spec, 10)
+c1, c2, c3 = st.columns(3)
+c1.metric("Mean top-10 overlap", f"{overlap['overlap'].mean():.0%}")
+c2.metric("Users with nothing in common", f"{(overlap['overlap'] == 0).mean():.0%}")
+c3.metric("Users with identical sets", f"{(overlap['overlap'] == 1).mean():.0%}")
+st.plotly_chart(
+    px.histogram(overlap, x="overlap", nbins=11, labels={"overlap": "top-10 overlap (share of items in common)"}),
+    key="compare_overlap_chart",
+)
+
+st.markdown(f"**The {LISTED} users they disagree on most** (open one in the User explorer)")
+for row in overlap.head(LISTED).itertuples(index=False):
+    user, interactions, share = st.columns([2, 2, 3], vertical_alignment="center")
+    with user:
+        st.page_link(
+            USERS_PAGE,
+            label=f"User {row.user_id}",
+            icon=":material/person_search:",
+            query_params={"dataset": spec, "user": row.user_id, "models": f"{run_a['id']},{run_b['id']}"},
+        )
+    interactions.write(f"{row.interactions:,} interactions")
+    share.progress(float(row.overlap), text=f"{row.overlap:.0%} in common")

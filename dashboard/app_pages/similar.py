@@ -1,6 +1,100 @@
-"""Similar items: being built."""
+"""Similar items: one item's nearest neighbours under every chosen model that has them.
+
+URL state: ``item`` (raw id), ``models`` (run ids), ``k``.
+"""
 
 import streamlit as st
 
+from dashboard import services
+from dashboard.components.pickers import model_picker
+from dashboard.components.sidebar import current_dataset_spec
+
+K_CHOICES = (5, 10, 20, 50)
+
+spec = current_dataset_spec()
 st.title("Similar items")
-st.info("This page is being built.")
+with services.friendly_errors():
+    dataset = services.get_dataset(spec)
+    order, labels = services.item_choices(spec)
+runs = model_picker(
+    spec,
+    max_selections=3,
+    accept=lambda run: services.can_show_similar(run["checkpoint"], spec),
+    need="a trained model with item embeddings or item similarities (e.g. als, bpr, item2vec)",
+)
+
+# ---- which item (the URL holds the raw id; the picker follows it) -----------------------------
+url_item = st.query_params.get("item")
+if url_item is None:
+    url_item = str(dataset.item_ids[order[0]])  # the most popular item
+    st.query_params["item"] = url_item
+item_idx = services.find_item(spec, url_item)  # None: error shown, the picker below is the way out
+position = {int(i): n for n, i in enumerate(order)}
+if st.session_state.get("similar_url_item") != url_item:
+    st.session_state["similar_item"] = None if item_idx is None else position[item_idx]
+    st.session_state["similar_url_item"] = url_item
+
+
+def _picked():
+    chosen = st.session_state["similar_item"]
+    if chosen is not None:
+        raw = str(dataset.item_ids[order[chosen]])
+        st.query_params["item"] = raw
+        st.session_state["similar_url_item"] = raw
+
+
+url_k = st.query_params.get("k", "10")
+if st.session_state.get("similar_url_k") != url_k:
+    st.session_state["similar_k"] = int(url_k) if url_k in {str(k) for k in K_CHOICES} else 10
+    st.session_state["similar_url_k"] = url_k
+
+left, right = st.columns([5, 1], vertical_alignment="bottom")
+left.selectbox(
+    "Item",
+    range(len(order)),
+    format_func=lambda n: labels[n],
+    key="similar_item",
+    on_change=_picked,
+    placeholder="Type to search titles",
+    help="Most popular first; type to search",
+)
+right.selectbox("Neighbours", K_CHOICES, key="similar_k")
+if str(st.session_state["similar_k"]) != url_k:
+    st.query_params["k"] = str(st.session_state["similar_k"])
+k = int(st.session_state["similar_k"])
+if item_idx is None:
+    st.stop()
+
+# ---- the item and its neighbours ----------------------------------------------------------------
+meta = dataset.items.iloc[item_idx]
+images = services.has_images(spec)
+head = st.columns([1, 6]) if images else [None, st.container()]
+if images and (uri := services.poster(spec, item_idx)):
+    head[0].image(uri, width=96)
+with head[1]:
+    st.subheader(str(meta["title"]))
+    year = "" if meta["year"] != meta["year"] else f"{int(meta['year'])} · "  # NaN != NaN: unknown year
+    st.caption(f"{year}{meta['genres'] or 'no genres'} · item id {url_item}")
+
+CONFIG = {
+    "rank": st.column_config.NumberColumn("#", width="small"),
+    "title": st.column_config.TextColumn("title", width="medium"),
+    "poster": st.column_config.ImageColumn("", width="small"),
+    "year": st.column_config.NumberColumn("year", format="%d"),
+    "score": st.column_config.NumberColumn("similarity", format="%.3f", help="Cosine similarity of item vectors"),
+}
+columns = st.columns(len(runs))
+for column, run in zip(columns, runs):
+    with column:
+        st.markdown(f"**{run['label']}**")
+        with services.friendly_errors():
+            frame = services.similar_items(run["checkpoint"], spec, item_idx, k)
+        if images:
+            frame.insert(1, "poster", [services.poster(spec, i) for i in frame.index])
+        st.dataframe(
+            frame,
+            hide_index=True,
+            column_order=["rank", *(["poster"] if images else []), "title", "score", "year", "genres"],
+            column_config=CONFIG,
+            height=min(35 * (len(frame) + 1) + 3, 740),
+        )

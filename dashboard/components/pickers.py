@@ -33,7 +33,8 @@ def model_picker(
         st.page_link(MODELS_PAGE, label="Go to Models", icon=":material/model_training:")
         st.stop()
     by_id = {str(r["id"]): r for r in runs}
-    wanted = [i for i in st.query_params.get(key, "").split(",") if i in by_id][:max_selections]
+    # dict.fromkeys: a hand-edited URL may repeat an id; the multiselect must not show it twice.
+    wanted = list(dict.fromkeys(i for i in st.query_params.get(key, "").split(",") if i in by_id))[:max_selections]
     if not wanted:
         wanted = [str(runs[0]["id"])]
     if max_selections == 1:

@@ -1,0 +1,306 @@
+"""What the explorer pages show, as plain functions: a user's history, top-k lists side by side
+(shared and held-out items marked), an item's neighbours, and how far two models agree per user.
+
+Everything works on one user (or one block of users) at a time: no users x items matrix of the
+whole dataset is built. Frames use raw ids and titles; indices stay in the frame's index.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from engine.data.dataset import Dataset
+from engine.data.split import DataSplits, Split
+from engine.errors import DatasetError, ParameterError
+from engine.models.base import Recommender
+
+#: Columns of `user_history`, in order (the index is ``item_idx``).
+HISTORY_COLUMNS = ("item_id", "title", "genres", "year", "rating", "date", "split")
+#: Columns of `recommendation_frame`, in order (the index is ``item_idx``).
+RECOMMENDATION_COLUMNS = ("rank", "item_id", "title", "genres", "year", "score", "held_out", "shared", "because")
+#: Columns of `item_frame`, in order (the index is ``item_idx``).
+ITEM_COLUMNS = ("rank", "item_id", "title", "genres", "year", "score")
+#: Activity levels of `activity_groups`, lightest first.
+ACTIVITY_LEVELS = ("light", "medium", "heavy")
+#: Timestamps below this (1973-03-03) are taken as positions in a sequence, not as dates:
+#: sources without times number their rows, and synthetic data counts steps.
+FIRST_REAL_TIMESTAMP = 100_000_000
+#: Metrics a comparison shows first, in this order (others follow in the runs table's order).
+LEADING_METRICS = ("ndcg@10", "hr@10", "recall@10", "precision@10", "mrr", "auc", "coverage@10", "novelty@10")
+#: Users whose top-k lists are compared at once by `topk_overlap`.
+OVERLAP_BLOCK = 1024
+
+
+# ---- one user ------------------------------------------------------------------------------
+def user_history(dataset: Dataset, user_idx: int, splits: DataSplits | None = None) -> pd.DataFrame:
+    """Every interaction of one user, newest first.
+
+    Parameters
+    ----------
+    splits : the evaluation split; when given, ``split`` says where each item went
+        (``"test"``, ``"validation"`` or ``"train"``), otherwise it is empty.
+
+    Returns
+    -------
+    DataFrame
+        Index ``item_idx``; columns `HISTORY_COLUMNS`: raw ``item_id``, ``title``, ``genres``,
+        ``year``, ``rating`` (NaN for implicit-only data), ``date`` (NaT where the source has
+        no real times), ``split``. Ties in time keep the later source row first.
+    """
+    user_idx = _check_index(user_idx, dataset.n_users, "user")
+    df = dataset.interactions
+    rows = np.flatnonzero(df["user_idx"].to_numpy() == user_idx)
+    times = df["timestamp"].to_numpy()[rows]
+    rows = rows[np.lexsort((-rows, -times))]
+    items = df["item_idx"].to_numpy()[rows].astype(np.int64)
+    times = df["timestamp"].to_numpy()[rows]
+    meta = dataset.items
+    out = pd.DataFrame(
+        {
+            "item_id": dataset.item_ids[items],
+            "title": meta["title"].to_numpy()[items],
+            "genres": meta["genres"].to_numpy()[items],
+            "year": meta["year"].to_numpy()[items],
+            "rating": df["rating"].to_numpy()[rows] if dataset.has_ratings else np.full(len(rows), np.nan, np.float32),
+            "date": pd.to_datetime(times, unit="s") if len(times) and times.min() >= FIRST_REAL_TIMESTAMP else pd.NaT,
+            "split": "",
+        },
+        index=pd.Index(items, name="item_idx"),
+    )
+    if splits is not None:
+        split = np.full(len(items), "train", dtype=object)
+        split[np.isin(items, held_out_items(splits.val, user_idx))] = "validation"
+        split[np.isin(items, held_out_items(splits.test, user_idx))] = "test"
+        out["split"] = split
+    return out
+
+
+def held_out_items(split: Split, user_idx: int) -> np.ndarray:
+    """Item indices of one user in a split (the held-out test item of leave-last-out)."""
+    return np.unique(split.item_idx[split.user_idx == int(user_idx)]).astype(np.int64)
+
+
+def recommend_one(model: Recommender, user_idx: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Top-`k` unseen items of one user, best first: ``(item_idx, scores)`` without padding."""
+    items, scores = model.recommend(np.array([int(user_idx)]), k, exclude_seen=True)
+    keep = items[0] >= 0
+    return items[0][keep], scores[0][keep]
+
+
+def shared_counts(lists: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """For each list, how many of the *other* lists contain each of its items.
+
+    >>> [c.tolist() for c in shared_counts([np.array([1, 2, 3]), np.array([3, 4, 1]), np.array([1])])]
+    [[2, 0, 1], [1, 0, 2], [2]]
+    """
+    sets = [np.unique(np.asarray(x)) for x in lists]
+    counts = []
+    for i, items in enumerate(lists):
+        items = np.asarray(items)
+        n = np.zeros(len(items), np.int64)
+        for j, other in enumerate(sets):
+            if j != i:
+                n += np.isin(items, other)
+        counts.append(n)
+    return counts
+
+
+def recommendation_frame(
+    dataset: Dataset,
+    items: np.ndarray,
+    scores: np.ndarray,
+    *,
+    held_out: dict[str, np.ndarray] | None = None,
+    shared: np.ndarray | None = None,
+    because: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """One top-k list as a frame (index ``item_idx``, columns `RECOMMENDATION_COLUMNS`).
+
+    Parameters
+    ----------
+    held_out : ``{"test": items, "validation": items}``: ``held_out`` names the split of an
+        item the model never saw in training (empty otherwise).
+    shared : per item, in how many other lists it appears (`shared_counts`); 0 when None.
+    because : per item, the "because you liked ..." text (`because_text`); empty when None.
+    """
+    items = np.asarray(items, np.int64)
+    out = item_frame(dataset, items, scores)
+    marks = np.full(len(items), "", dtype=object)
+    for name, held in (held_out or {}).items():
+        marks[np.isin(items, np.asarray(held))] = name
+    out["held_out"] = marks
+    out["shared"] = np.zeros(len(items), np.int64) if shared is None else np.asarray(shared, np.int64)
+    out["because"] = [""] * len(items) if because is None else list(because)
+    return out[list(RECOMMENDATION_COLUMNS)]
+
+
+def item_frame(dataset: Dataset, items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    """Ranked items with their metadata: index ``item_idx``, columns `ITEM_COLUMNS`."""
+    items = np.asarray(items, np.int64)
+    meta = dataset.items
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(items) + 1),
+            "item_id": dataset.item_ids[items],
+            "title": meta["title"].to_numpy()[items],
+            "genres": meta["genres"].to_numpy()[items],
+            "year": meta["year"].to_numpy()[items],
+            "score": np.asarray(scores, np.float32),
+        },
+        index=pd.Index(items, name="item_idx"),
+    )
+
+
+def because_text(dataset: Dataset, reasons: Sequence[tuple[int, float]]) -> str:
+    """``"because you liked A; B; C"`` from ``(history_item_idx, contribution)`` pairs, in the
+    given order; empty when there are none. Semicolons, because titles hold commas
+    (``"Godfather, The"``)."""
+    titles = [dataset.title(i) for i, _ in reasons]
+    return f"because you liked {'; '.join(titles)}" if titles else ""
+
+
+# ---- picking users and items ---------------------------------------------------------------
+def activity_groups(dataset: Dataset) -> dict[str, np.ndarray]:
+    """Users split into equal thirds by number of interactions: light, medium, heavy.
+
+    Users are ordered by count (ties by index) and cut into three parts of equal size (as
+    `numpy.array_split`), so every level has users even when many counts tie.
+    """
+    counts = np.bincount(dataset.interactions["user_idx"].to_numpy(), minlength=dataset.n_users)
+    order = np.lexsort((np.arange(dataset.n_users), counts))
+    return {level: np.sort(part) for level, part in zip(ACTIVITY_LEVELS, np.array_split(order, len(ACTIVITY_LEVELS)))}
+
+
+def pick_user(groups: dict[str, np.ndarray], level: str, seed: int, *, avoid: int | None = None) -> int:
+    """A random user of an activity level (seeded: the same seed gives the same user).
+
+    `avoid` (the user shown now) is skipped when the level has another user.
+    """
+    if level not in groups:
+        raise ParameterError(f"unknown activity level {level!r} (valid: {', '.join(groups)})")
+    users = groups[level]
+    if avoid is not None and len(users) > 1:
+        users = users[users != avoid]
+    if not len(users):
+        raise DatasetError(f"no users at activity level {level!r}")
+    return int(np.random.default_rng(seed).choice(users))
+
+
+def item_labels(dataset: Dataset) -> np.ndarray:
+    """A unique label per item for pickers: its title, with the raw id added where titles repeat."""
+    titles = dataset.items["title"].astype(str).to_numpy()
+    repeated = pd.Series(titles).duplicated(keep=False).to_numpy()
+    labels = titles.astype(object)
+    labels[repeated] = [f"{t} (id {i})" for t, i in zip(titles[repeated], dataset.item_ids[repeated])]
+    return labels
+
+
+def items_by_popularity(dataset: Dataset) -> np.ndarray:
+    """Item indices, most interacted-with first (ties by index)."""
+    return np.argsort(-dataset.item_popularity(), kind="stable")
+
+
+def has_images(dataset: Dataset) -> bool:
+    return dataset.images_dir is not None and "image" in dataset.items
+
+
+def thumbnail_uri(dataset: Dataset, item_idx: int, size: int = 64) -> str | None:
+    """The item's image as a small PNG ``data:`` URI (for image columns); None without images
+    or when the file cannot be read."""
+    if not has_images(dataset):
+        return None
+    from PIL import Image
+
+    from engine.data.visual import image_path
+
+    try:
+        with Image.open(image_path(dataset, item_idx)) as im:
+            im = im.convert("RGB")
+            im.thumbnail((size, size))
+            buf = io.BytesIO()
+            im.save(buf, format="PNG")
+    except (OSError, ValueError):
+        return None
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+# ---- two models over every user ------------------------------------------------------------
+def topk_overlap(
+    model_a: Recommender,
+    model_b: Recommender,
+    users: np.ndarray,
+    k: int = 10,
+    *,
+    block: int = OVERLAP_BLOCK,
+    callback: Callable[[dict], None] | None = None,
+) -> np.ndarray:
+    """Per user, the share of items two models' top-`k` lists have in common.
+
+    Overlap is ``|A & B| / max(|A|, |B|)`` over the unseen items each model recommends (1.0 when
+    both lists are empty), so 1 means the same items (in any order) and 0 nothing in common.
+    Users are scored in blocks of `block` through `Recommender.recommend`; `callback` gets
+    ``{"done": users_done, "total": n_users}`` after each block.
+    """
+    users = np.asarray(users, np.int64)
+    out = np.empty(len(users), np.float64)
+    for start in range(0, len(users), max(1, block)):
+        part = users[start : start + block]
+        a, _ = model_a.recommend(part, k, exclude_seen=True)
+        b, _ = model_b.recommend(part, k, exclude_seen=True)
+        out[start : start + len(part)] = _row_overlap(a, b)
+        if callback is not None:
+            callback({"done": start + len(part), "total": len(users)})
+    return out
+
+
+def _row_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # -1 pads lists shorter than k: it must never count as a common item.
+    common = ((a[:, :, None] == b[:, None, :]) & (a[:, :, None] >= 0)).any(axis=2).sum(axis=1)
+    size = np.maximum((a >= 0).sum(axis=1), (b >= 0).sum(axis=1))
+    return np.where(size > 0, common / np.maximum(size, 1), 1.0)
+
+
+def disagreements(dataset: Dataset, users: np.ndarray, overlap: np.ndarray, n: int | None = None) -> pd.DataFrame:
+    """Users sorted from least to most overlap (ties by user index), the first `n` of them.
+
+    Columns ``user_id``, ``interactions``, ``overlap``; index ``user_idx``.
+    """
+    users = np.asarray(users, np.int64)
+    counts = np.bincount(dataset.interactions["user_idx"].to_numpy(), minlength=dataset.n_users)
+    order = np.lexsort((users, overlap))[:n]
+    return pd.DataFrame(
+        {"user_id": dataset.user_ids[users[order]], "interactions": counts[users[order]], "overlap": overlap[order]},
+        index=pd.Index(users[order], name="user_idx"),
+    )
+
+
+# ---- runs ----------------------------------------------------------------------------------
+def metric_columns(runs: pd.DataFrame) -> list[str]:
+    """The metric columns of a `RunsDB.list` table (in the evaluator's order)."""
+    from engine.store import _BASE_COLUMNS  # the table's fixed columns: one definition
+
+    return [c for c in runs.columns if c not in _BASE_COLUMNS and not c.startswith("params.")]
+
+
+def compare_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run of a `RunsDB.list` table (same row order): ``run`` (``"bpr #12"``), ``id``,
+    ``model``, every metric (those of `LEADING_METRICS` first), ``fit_seconds``, ``created``,
+    ``checkpoint_status``."""
+    found = metric_columns(runs)
+    metrics = [m for m in LEADING_METRICS if m in found] + [m for m in found if m not in LEADING_METRICS]
+    cols = ["id", "model", *metrics, "fit_seconds", "created", "checkpoint_status"]
+    out = runs[cols].reset_index(drop=True)
+    out.insert(0, "run", out["model"].astype(str) + " #" + out["id"].astype(str))
+    return out
+
+
+def _check_index(idx: int, n: int, what: str) -> int:
+    idx = int(idx)
+    if not 0 <= idx < n:
+        raise ParameterError(f"{what} index {idx} is outside 0..{n - 1}")
+    return idx

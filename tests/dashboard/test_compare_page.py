@@ -1,0 +1,138 @@
+"""Compare: one row per run with its recorded metrics, charts, and the users two runs disagree on."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import parse_qs
+
+import numpy as np
+import pytest
+
+PAGE = "app_pages/compare.py"
+DATASET = "movielens-dslabs"
+
+
+@pytest.fixture(scope="module")
+def env(trained_dir):
+    from engine.data import load_dataset
+    from engine.store import RunsDB
+
+    db = RunsDB(trained_dir / "runs.sqlite")
+    return {"ds": load_dataset(DATASET), "runs": {r.model: db.get(int(r.id)) for r in db.list(DATASET).itertuples()}}
+
+
+def open_page(make, **query):
+    at = make(**query).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def figures(at) -> list[dict]:
+    """The page's Plotly figures as dicts."""
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def values(array) -> list:
+    """A trace's x or y: plotly sends numeric arrays as ``{"dtype", "bdata": base64}``."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def bars(trace) -> dict:
+    return dict(zip(values(trace["x"]), values(trace["y"])))
+
+
+def test_table_has_one_row_per_run_with_recorded_metrics(trained_app, env):
+    at = open_page(trained_app)
+    table = at.dataframe[0].value
+    runs = env["runs"]
+    assert sorted(table["model"]) == sorted(runs)
+    assert len(table) == len(runs)
+    for _, row in table.iterrows():
+        run = runs[row["model"]]
+        assert row["run"] == f"{row['model']} #{run['id']}"
+        assert row["ndcg@10"] == pytest.approx(run["metrics"]["ndcg@10"])
+        assert row["hr@10"] == pytest.approx(run["metrics"]["hr@10"])
+        assert row["fit_seconds"] == pytest.approx(run["fit_seconds"])
+    assert list(table.columns[3:5]) == ["ndcg@10", "hr@10"]  # the headline metrics first
+
+
+def test_bar_charts_of_metrics_and_fit_time(trained_app, env):
+    at = open_page(trained_app, metrics="ndcg@10")
+    assert at.multiselect(key="compare_metrics").value == ["ndcg@10"]
+    metric_chart, fit_chart = figures(at)[:2]
+    assert [b["name"] for b in metric_chart["data"]] == ["ndcg@10"]
+    runs = {f"{m} #{r['id']}": r for m, r in env["runs"].items()}
+    assert bars(metric_chart["data"][0]) == pytest.approx({k: r["metrics"]["ndcg@10"] for k, r in runs.items()})
+    assert bars(fit_chart["data"][0]) == pytest.approx({k: r["fit_seconds"] for k, r in runs.items()})
+    at.multiselect(key="compare_metrics").select("hr@10").run()
+    assert at.query_params["metrics"] == "ndcg@10,hr@10"
+    assert [b["name"] for b in figures(at)[0]["data"]] == ["ndcg@10", "hr@10"]
+
+
+def test_users_two_runs_disagree_on_with_links(trained_app, env):
+    from engine.explore import topk_overlap
+    from engine.store import load_checkpoint
+
+    ds = env["ds"]
+    als, bpr = env["runs"]["als"], env["runs"]["bpr"]
+    at = open_page(trained_app, a=str(als["id"]), b=str(bpr["id"]))
+    assert at.selectbox(key="picker_a").value == str(als["id"])
+    assert at.selectbox(key="picker_b").value == str(bpr["id"])
+
+    links = [link for link in at.get("page_link") if link.proto.page == "users"]
+    assert len(links) == 10
+    users, queries = [], []
+    for link in links:
+        query = {k: v[0] for k, v in parse_qs(link.proto.query_string).items()}
+        assert query["dataset"] == DATASET and query["models"] == f"{als['id']},{bpr['id']}"
+        assert link.value == f"User {query['user']}"
+        users.append(ds.user_index(query["user"]))
+        queries.append(query)
+
+    # The listed users are those with the least overlap, computed here over every user.
+    model_a = load_checkpoint(als["checkpoint"])[0]
+    model_b = load_checkpoint(bpr["checkpoint"])[0]
+    overlap = topk_overlap(model_a, model_b, np.arange(ds.n_users), 10)
+    assert np.sort(overlap)[:10].tolist() == pytest.approx(overlap[users].tolist())
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Mean top-10 overlap"] == f"{overlap.mean():.0%}"
+
+    # A link's query opens that user with both runs in the User explorer.
+    user_at = trained_app(**queries[0]).run()
+    user_at.switch_page("app_pages/users.py").run()
+    assert not user_at.exception
+    assert [h.value for h in user_at.subheader] == [f"User {queries[0]['user']}"]
+    assert len(user_at.dataframe) == 3  # history + the two runs' lists
+
+
+def test_default_pair_is_two_different_runs_and_same_run_is_refused(trained_app, env):
+    at = open_page(trained_app)
+    a, b = at.selectbox(key="picker_a").value, at.selectbox(key="picker_b").value
+    assert a != b and at.query_params["a"] == a and at.query_params["b"] == b
+    at.selectbox(key="picker_b").set_value(a).run()
+    assert not at.exception
+    assert any("two different runs" in i.value for i in at.info)
+    assert not [link for link in at.get("page_link") if link.proto.page == "users"]
+
+
+def test_no_runs_is_an_info_with_a_link(app):
+    at = open_page(app)
+    assert len(at.info) == 1 and "No runs" in at.info[0].value
+    assert [link.proto.page for link in at.get("page_link")] == ["models"]
+    assert len(at.dataframe) == 0 and not at.get("plotly_chart")
+
+
+def test_one_run_has_its_metrics_but_no_pair_to_compare(app, data_dir):
+    from engine.experiment import train_and_evaluate
+
+    run = train_and_evaluate(DATASET, "popularity", {}, data_dir=data_dir)
+    at = open_page(app)
+    table = at.dataframe[0].value
+    assert table["run"].tolist() == [f"popularity #{run['run_id']}"]
+    assert table["ndcg@10"].tolist() == pytest.approx([run["metrics"]["ndcg@10"]])
+    assert any("two runs" in i.value for i in at.info)
+    assert [link.proto.page for link in at.get("page_link")] == ["models"]

@@ -1,0 +1,92 @@
+"""Similar items: neighbours of the item in the URL under every chosen model that has them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+PAGE = "app_pages/similar.py"
+DATASET = "movielens-dslabs"
+
+
+@pytest.fixture(scope="module")
+def env(trained_dir):
+    from engine.data import load_dataset
+    from engine.store import RunsDB
+
+    db = RunsDB(trained_dir / "runs.sqlite")
+    return {"ds": load_dataset(DATASET), "runs": {r.model: db.get(int(r.id)) for r in db.list(DATASET).itertuples()}}
+
+
+def open_page(make, **query):
+    at = make(**query).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def run_id(env, model):
+    return str(env["runs"][model]["id"])
+
+
+def test_neighbours_of_the_url_item_side_by_side(trained_app, env):
+    from engine.store import load_checkpoint
+
+    ds = env["ds"]
+    at = open_page(trained_app, item="1", models=f"{run_id(env, 'als')},{run_id(env, 'bpr')}")
+    assert at.query_params["item"] == "1"
+    assert [h.value for h in at.subheader] == [ds.title(ds.item_index("1"))]
+    assert at.selectbox(key="similar_item").value is not None
+    frames = [df.value for df in at.dataframe]
+    assert len(frames) == 2
+    for frame, model in zip(frames, ("als", "bpr")):
+        assert frame["rank"].tolist() == list(range(1, 11))
+        assert "1" not in set(frame["item_id"])  # never its own neighbour
+        assert frame["title"].tolist() == [ds.title(ds.item_index(i)) for i in frame["item_id"]]
+        # The same neighbours and cosine scores as the model itself gives.
+        items, scores = load_checkpoint(env["runs"][model]["checkpoint"])[0].similar_items([ds.item_index("1")], 10)
+        assert frame["item_id"].tolist() == ds.item_ids[items[0]].tolist()
+        np.testing.assert_allclose(frame["score"].to_numpy(), scores[0], rtol=1e-5)
+
+
+def test_models_without_neighbours_are_not_offered(trained_app, env):
+    at = open_page(trained_app, item="1", models=f"{run_id(env, 'popularity')},{run_id(env, 'als')}")
+    picker = at.multiselect(key="picker_models")
+    assert run_id(env, "popularity") not in picker.options
+    assert picker.value == [run_id(env, "als")]
+    assert at.query_params["models"] == run_id(env, "als")
+    assert len(at.dataframe) == 1
+
+
+def test_default_item_is_the_most_popular_and_picking_by_title(trained_app, env):
+    ds = env["ds"]
+    at = open_page(trained_app, models=run_id(env, "als"))
+    top = int(np.argmax(ds.item_popularity()))
+    assert at.query_params["item"] == ds.item_ids[top]
+    box = at.selectbox(key="similar_item")
+    target = next(n for n, label in enumerate(box.options) if label == "Star Wars: Episode IV - A New Hope")
+    box.select_index(target).run()
+    assert not at.exception
+    star_wars = ds.find_item("Star Wars: Episode IV - A New Hope")
+    assert at.query_params["item"] == ds.item_ids[star_wars]
+    assert [h.value for h in at.subheader] == ["Star Wars: Episode IV - A New Hope"]
+    at.selectbox(key="similar_k").set_value(5).run()
+    assert at.query_params["k"] == "5" and len(at.dataframe[0].value) == 5
+
+
+def test_unknown_item_is_an_error_and_the_picker_is_the_way_out(trained_app, env):
+    at = open_page(trained_app, item="no-such-item", models=run_id(env, "als"))
+    assert len(at.error) == 1
+    assert "no-such-item" in at.error[0].value and "Pick an item" in at.error[0].value
+    assert len(at.dataframe) == 0
+    box = at.selectbox(key="similar_item")
+    assert box.value is None
+    box.select_index(0).run()
+    assert not at.exception and len(at.error) == 0 and len(at.dataframe) == 1
+
+
+def test_no_capable_runs_is_an_info_with_a_link(app):
+    at = open_page(app, item="1")
+    assert len(at.info) == 1 and "item embeddings" in at.info[0].value
+    assert [link.proto.page for link in at.get("page_link")] == ["models"]
+    assert len(at.dataframe) == 0

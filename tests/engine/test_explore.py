@@ -1,0 +1,262 @@
+"""The explorer pages' logic on a dataset small enough to check by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.data import from_frames, leave_last_out
+from engine.errors import ParameterError
+from engine.explore import (
+    HISTORY_COLUMNS,
+    RECOMMENDATION_COLUMNS,
+    activity_groups,
+    because_text,
+    compare_table,
+    disagreements,
+    held_out_items,
+    item_labels,
+    items_by_popularity,
+    pick_user,
+    recommend_one,
+    recommendation_frame,
+    shared_counts,
+    topk_overlap,
+    user_history,
+)
+from engine.models.base import Recommender
+from engine.store import RunsDB
+
+T0 = 1_000_000_000  # 2001-09-09 01:46:40 UTC
+
+
+@pytest.fixture(scope="module")
+def ds():
+    # Item ids 10..15 are indices 0..5. User 1: a leave-last-out user (test 13, validation 12);
+    # user 2: test 15, validation 14; user 3 has two interactions (train only) at the same time.
+    ratings = pd.DataFrame(
+        [
+            ("1", 10, 5.0, T0 + 1),
+            ("1", 11, 3.0, T0 + 2),
+            ("1", 12, 4.0, T0 + 3),
+            ("1", 13, 1.0, T0 + 4),
+            ("2", 10, 2.0, T0 + 5),
+            ("2", 14, 5.0, T0 + 6),
+            ("2", 15, 4.0, T0 + 7),
+            ("3", 11, 3.0, T0 + 9),
+            ("3", 12, 4.0, T0 + 9),
+        ],
+        columns=["user_id", "item_id", "rating", "timestamp"],
+    )
+    items = pd.DataFrame(
+        {
+            "item_id": [10, 11, 12, 13, 14, 15],
+            "title": ["Alpha", "Beta", "Gamma", "Delta", "Alpha", "Zeta"],
+            "genres": ["Drama", "Comedy|Drama", "", "Horror", "Drama", "Comedy"],
+            "year": [1990, 1991, None, 1993, 1994, 1995],
+        }
+    )
+    return from_frames("toy", ratings, items)
+
+
+@pytest.fixture(scope="module")
+def splits(ds):
+    return leave_last_out(ds)
+
+
+class Fixed(Recommender):
+    """Scores from a fixed users x items table (to build hand-made top-k lists)."""
+
+    name = "fixed"
+
+    def __init__(self, *, table=None):
+        self.table = table
+
+    def _fit(self, train, val, callback):
+        self.table_ = np.asarray(self.table, np.float32)
+
+    def _score(self, user_idx, item_idx):
+        return self.table_[user_idx] if item_idx is None else self.table_[user_idx, item_idx]
+
+
+def fixed(splits, table):
+    return Fixed(table=table).fit(splits.train)
+
+
+def test_history_columns_order_and_values(ds, splits):
+    h = user_history(ds, 0, splits)
+    assert tuple(h.columns) == HISTORY_COLUMNS
+    assert h.index.name == "item_idx"
+    # Newest first: 13 (test), 12 (validation), then the train items 11 and 10.
+    assert h["item_id"].tolist() == ["13", "12", "11", "10"]
+    assert h.index.tolist() == [3, 2, 1, 0]
+    assert h["title"].tolist() == ["Delta", "Gamma", "Beta", "Alpha"]
+    assert h["split"].tolist() == ["test", "validation", "train", "train"]
+    assert h["rating"].tolist() == [1.0, 4.0, 3.0, 5.0]
+    assert h["genres"].tolist() == ["Horror", "", "Comedy|Drama", "Drama"]
+    assert h["year"].iloc[0] == 1993 and np.isnan(h["year"].iloc[1])
+    assert h["date"].iloc[0] == pd.Timestamp("2001-09-09 01:46:44")
+
+
+def test_history_ties_keep_later_row_first_and_train_only_user(ds, splits):
+    h = user_history(ds, 2, splits)
+    assert h["item_id"].tolist() == ["12", "11"]  # same time: the later source row first
+    assert h["split"].tolist() == ["train", "train"]  # under 3 interactions: never held out
+
+
+def test_history_without_splits_or_real_times():
+    ratings = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["x", "y"]})  # no times, no ratings
+    small = from_frames("plain", ratings)
+    h = user_history(small, 0)
+    assert h["item_id"].tolist() == ["y", "x"]
+    assert h["split"].tolist() == ["", ""]
+    assert h["date"].isna().all() and h["rating"].isna().all()
+
+
+def test_history_rejects_bad_index(ds):
+    with pytest.raises(ParameterError, match="user index 3"):
+        user_history(ds, 3)
+
+
+def test_held_out_items(splits):
+    assert held_out_items(splits.test, 0).tolist() == [3]
+    assert held_out_items(splits.val, 1).tolist() == [4]
+    assert held_out_items(splits.test, 2).tolist() == []
+
+
+def test_shared_counts_by_hand():
+    counts = shared_counts([np.array([1, 2, 3]), np.array([3, 4, 1]), np.array([1, 5])])
+    assert [c.tolist() for c in counts] == [[2, 0, 1], [1, 0, 2], [2, 0]]
+    assert [c.tolist() for c in shared_counts([np.array([7, 8])])] == [[0, 0]]
+
+
+def test_recommend_one_excludes_train_items_and_marks(ds, splits):
+    # User 0 trained on items 0 and 1: they score highest but are never recommended.
+    table = np.array([[9, 8, 1, 5, 3, 4], [0] * 6, [0] * 6], np.float32)
+    items, scores = recommend_one(fixed(splits, table), 0, k=3)
+    assert items.tolist() == [3, 5, 4] and scores.tolist() == [5, 4, 3]
+    other = np.array([4, 2, 3])
+    shared = shared_counts([items, other])[0]
+    frame = recommendation_frame(
+        ds,
+        items,
+        scores,
+        held_out={"test": held_out_items(splits.test, 0), "validation": held_out_items(splits.val, 0)},
+        shared=shared,
+        because=["because you liked Alpha", "", ""],
+    )
+    assert tuple(frame.columns) == RECOMMENDATION_COLUMNS
+    assert frame["rank"].tolist() == [1, 2, 3]
+    assert frame["item_id"].tolist() == ["13", "15", "14"]
+    assert frame["title"].tolist() == ["Delta", "Zeta", "Alpha"]
+    assert frame["held_out"].tolist() == ["test", "", ""]
+    assert frame["shared"].tolist() == [1, 0, 1]
+    assert frame["because"].tolist() == ["because you liked Alpha", "", ""]
+
+
+def test_recommend_one_drops_padding(ds, splits):
+    # User 0 has 4 unseen items: asking for 6 gives 4, not -1 padding.
+    items, scores = recommend_one(fixed(splits, np.ones((3, 6))), 0, k=6)
+    assert sorted(items.tolist()) == [2, 3, 4, 5] and np.isfinite(scores).all()
+
+
+def test_because_text(ds):
+    assert because_text(ds, []) == ""
+    assert because_text(ds, [(1, 0.5)]) == "because you liked Beta"
+    assert because_text(ds, [(1, 0.5), (3, 0.2), (0, 0.1)]) == "because you liked Beta; Delta; Alpha"
+
+
+def test_activity_groups_and_pick_user(ds):
+    # Counts: user 0 -> 4, user 1 -> 3, user 2 -> 2: one user per third.
+    groups = activity_groups(ds)
+    assert {k: v.tolist() for k, v in groups.items()} == {"light": [2], "medium": [1], "heavy": [0]}
+    assert pick_user(groups, "heavy", seed=3) == 0
+    many = {"light": np.arange(10)}
+    assert pick_user(many, "light", seed=5) == pick_user(many, "light", seed=5)
+    assert len({pick_user(many, "light", seed=s) for s in range(20)}) > 1
+    assert all(pick_user(many, "light", seed=s, avoid=4) != 4 for s in range(30))
+    with pytest.raises(ParameterError, match="valid: light"):
+        pick_user(groups, "extreme", seed=0)
+
+
+def test_item_labels_disambiguate_repeated_titles(ds):
+    assert item_labels(ds).tolist() == ["Alpha (id 10)", "Beta", "Gamma", "Delta", "Alpha (id 14)", "Zeta"]
+
+
+def test_items_by_popularity(ds):
+    # Counts: 10 -> 2, 11 -> 2, 12 -> 2, 13..15 -> 1; ties by index.
+    assert items_by_popularity(ds).tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_topk_overlap_on_hand_made_pair(ds, splits):
+    # Unseen in train: user 0 -> items 2..5, user 1 -> 1..5, user 2 -> 0, 3, 4, 5.
+    a = np.array(
+        [
+            [0, 0, 4, 3, 2, 1],  # top-2 {2, 3}
+            [0, 5, 4, 3, 2, 1],  # top-2 {1, 2}
+            [4, 0, 0, 3, 2, 1],  # top-2 {0, 3}
+        ]
+    )
+    b = np.array(
+        [
+            [0, 0, 1, 4, 3, 2],  # top-2 {3, 4}: one in common
+            [0, 5, 4, 3, 2, 1],  # same list: two in common
+            [1, 0, 0, 2, 3, 4],  # top-2 {5, 4}: none in common
+        ]
+    )
+    ma, mb = fixed(splits, a), fixed(splits, b)
+    users = np.array([0, 1, 2])
+    overlap = topk_overlap(ma, mb, users, k=2)
+    assert overlap.tolist() == [0.5, 1.0, 0.0]
+    events = []
+    blocked = topk_overlap(ma, mb, users, k=2, block=2, callback=events.append)
+    assert blocked.tolist() == overlap.tolist()
+    assert events == [{"done": 2, "total": 3}, {"done": 3, "total": 3}]
+    # k beyond the unseen items: lists are padded, and the padding is not "in common".
+    assert topk_overlap(ma, mb, users, k=6).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_disagreements_sorted_lowest_first(ds):
+    table = disagreements(ds, np.array([0, 1, 2]), np.array([0.5, 1.0, 0.5]), n=2)
+    assert table.index.tolist() == [0, 2]
+    assert table["user_id"].tolist() == ["1", "3"]
+    assert table["interactions"].tolist() == [4, 2]
+    assert table["overlap"].tolist() == [0.5, 0.5]
+
+
+def test_compare_table_one_row_per_run(tmp_path):
+    db = RunsDB(tmp_path / "runs.sqlite")
+    metrics = {"auc": 0.9, "hr@10": 0.3, "ndcg@10": 0.2, "users": 3}
+    db.record(model="als", dataset="toy", params={"factors": 8}, metrics=metrics, fit_seconds=1.5)
+    db.record(model="bpr", dataset="toy", params={}, metrics={"ndcg@10": 0.1}, fit_seconds=2.0)
+    table = compare_table(db.list("toy"))
+    assert table["run"].tolist() == ["bpr #2", "als #1"]
+    # The headline metrics first, then the others in the table's (alphabetical) order.
+    metrics = ["ndcg@10", "hr@10", "auc", "users"]
+    assert list(table.columns) == ["run", "id", "model", *metrics, "fit_seconds", "created", "checkpoint_status"]
+    assert table["ndcg@10"].tolist() == [0.1, 0.2]
+    assert np.isnan(table["hr@10"].iloc[0]) and table["fit_seconds"].tolist() == [2.0, 1.5]
+    assert "params.factors" not in table.columns
+
+
+def test_thumbnails_only_where_the_dataset_has_images(ds, tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    from engine.data import load_dataset
+    from engine.data.visual import generate_visual_synthetic
+    from engine.explore import has_images, thumbnail_uri
+
+    assert not has_images(ds) and thumbnail_uri(ds, 0) is None
+    folder = generate_visual_synthetic(tmp_path / "vis", n_users=4, n_items=6, min_interactions=3, max_interactions=4)
+    visual = load_dataset(f"visual-synthetic:{folder}")
+    assert has_images(visual)
+    uri = thumbnail_uri(visual, 2, size=32)
+    assert uri.startswith("data:image/png;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as im:
+        assert im.size == (32, 32)  # the square 224 px image, shrunk
+    (folder / "images" / visual.items["image"].iat[3]).unlink()
+    assert thumbnail_uri(visual, 3) is None  # a missing file is no poster, not an error
