@@ -4,11 +4,42 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import services
-from dashboard.components.sidebar import current_dataset_spec
+from dashboard.components.sidebar import current_dataset_spec, switch_dataset
 
 spec = current_dataset_spec()
 st.title("Data")
 st.caption(f"Dataset `{spec}`")
+
+# Before the dataset is loaded: a user whose current spec fails can still upload another one.
+with st.expander("Load a CSV file", icon=":material/upload_file:", expanded=spec.startswith("csv:")):
+    upload = st.file_uploader(
+        "Interactions CSV (one row per user-item interaction, with a header line)",
+        type=["csv"], key="data_upload",
+    )
+    if upload is not None:
+        content = upload.getvalue()
+        columns = services.upload_columns(content, upload.name)
+        if columns:
+            guess = services.upload_guess(columns)
+            none = "(none)"
+            mapping = {}
+            cells = st.columns(len(services.UPLOAD_ROLES))
+            for cell, role in zip(cells, services.UPLOAD_ROLES):
+                required = role in ("user", "item")
+                options = columns if required else [none, *columns]
+                default = guess[role] if guess[role] in options else none
+                if required and default not in options:  # user: 1st column, item: 2nd, as most files
+                    default = columns[0] if role == "user" else columns[1]
+                choice = cell.selectbox(
+                    f"{role} column" + ("" if required else " (optional)"), options,
+                    index=options.index(default), key=f"data_upload_{role}",
+                )
+                mapping[role] = None if choice == none else choice
+            if st.button("Load this dataset", type="primary", key="data_upload_load"):
+                uploaded_spec = services.save_uploaded_csv(content, upload.name, mapping)
+                if uploaded_spec is not None:
+                    switch_dataset(uploaded_spec)
+                    st.rerun()
 
 with services.friendly_errors():
     summary = services.dataset_summary(spec)

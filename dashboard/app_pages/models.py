@@ -1,6 +1,210 @@
-"""Models: being built."""
+"""Models: train in the background (progress, live curves, cancel); use or delete trained runs."""
 
+import plotly.express as px
 import streamlit as st
 
+from dashboard import services
+from dashboard.components.forms import param_form
+from dashboard.components.sidebar import current_dataset_spec
+
+ACTIVE = ("queued", "running")
+
+spec = current_dataset_spec()
 st.title("Models")
-st.info("This page is being built.")
+st.caption(f"Dataset `{spec}`")
+
+flash = st.session_state.pop("models_flash", None)
+if flash:
+    st.success(flash, icon=":material/check_circle:")
+
+with services.friendly_errors():
+    services.get_dataset(spec)  # a bad spec is one line here, not a failed job later
+runs = services.runs_overview(spec)
+busy = any(job["status"] in ACTIVE for job in services.training_jobs())
+
+# ---- a fresh install: one click trains something for every page to show -------------------------
+if runs.empty and not busy:
+    st.info(
+        f"No trained model on `{spec}` yet. Train the starter set "
+        f"({', '.join(services.starter_models())}: a few minutes) or pick a model below.",
+        icon=":material/info:",
+    )
+    if st.button("Train the starter set", type="primary", icon=":material/rocket_launch:", key="models_starter"):
+        services.start_starter_set(spec)
+        st.rerun()
+
+
+# ---- training jobs: redrawn every second while one is queued or running -------------------------
+def job_text(job: dict) -> str:
+    last = next((e for e in reversed(job["events"]) if e.get("epoch") is not None), None)
+    text = f"{job['model']} on `{job['dataset']}`"
+    if last is None:
+        return text + ": starting..."
+    text += f": epoch {last['epoch']}/{last.get('epochs', '?')}"
+    if last.get("phase") == "rating":
+        text += " (rating fit)"
+    if last.get("loss") is not None:
+        text += f", loss {last['loss']:.4g}"
+    if last.get("val_ndcg@10") is not None:
+        text += f", val NDCG@10 {last['val_ndcg@10']:.3f}"
+    return text
+
+
+def curves(job: dict) -> None:
+    table = services.job_history(job["events"])
+    if table.empty:
+        return
+    color = "phase" if table["phase"].nunique() > 1 else None
+    # Both curves span the whole planned run, so they also show how far training has got.
+    planned = max([e.get("epochs") or 0 for e in job["events"]] + [int(table["epoch"].max())])
+    span = [0.5, planned + 0.5]
+    left, right = st.columns(2)
+    with left:
+        loss = table.dropna(subset=["loss"])
+        if loss.empty:
+            st.caption("This model reports no training loss.")
+        else:
+            fig = px.line(loss, x="epoch", y="loss", color=color, markers=True, title="Training loss", range_x=span)
+            st.plotly_chart(fig, key=f"models_loss_{job['id']}")
+    with right:
+        ndcg = table.dropna(subset=["val_ndcg@10"])
+        if ndcg.empty:
+            st.caption("No validation NDCG@10 yet (it is computed every few epochs where the model has it).")
+        else:
+            fig = px.line(ndcg, x="epoch", y="val_ndcg@10", color=color, markers=True, title="Validation NDCG@10",
+                          range_x=span)
+            st.plotly_chart(fig, key=f"models_ndcg_{job['id']}")
+
+
+@st.fragment(run_every=1.0 if busy else None)
+def jobs_panel() -> None:
+    jobs = services.training_jobs()
+    if busy and not any(job["status"] in ACTIVE for job in jobs):
+        st.rerun()  # the last job just ended: refresh the runs table and stop polling
+    if not jobs:
+        return
+    st.subheader("Training")
+    for job in jobs:
+        if job["status"] == "failed":
+            st.error(f"{job['model']} on `{job['dataset']}` failed: {job['error']}", icon=":material/error:")
+    running = next((job for job in jobs if job["status"] == "running"), None)
+    queued = [job for job in jobs if job["status"] == "queued"]
+    if running is not None:
+        st.progress(running["progress"], text=job_text(running))
+        if running["cancel_requested"]:
+            st.caption("Stopping at the next epoch; nothing will be saved.")
+        elif st.button("Cancel", icon=":material/cancel:", key=f"models_cancel_{running['id']}"):
+            services.cancel_job(running["id"])
+            st.rerun(scope="fragment")
+        if queued:
+            st.caption("Queued next: " + ", ".join(job["model"] for job in queued))
+            if st.button("Cancel all", icon=":material/cancel_schedule_send:", key="models_cancel_all"):
+                services.cancel_all_jobs()
+                st.rerun(scope="fragment")
+        curves(running)
+    else:
+        last = jobs[-1]
+        if last["status"] == "done":
+            result = last["result"]
+            ndcg = result["metrics"].get("ndcg@10")
+            st.success(
+                f"{last['model']} #{result['run_id']} trained in {result['fit_seconds']:.1f} s"
+                + ("" if ndcg is None else f": test NDCG@10 {ndcg:.3f}"),
+                icon=":material/check_circle:",
+            )
+        elif last["status"] == "cancelled":
+            st.warning(f"{last['model']} training was cancelled; nothing was saved.", icon=":material/cancel:")
+        curves(last)
+    if len(jobs) > 1:
+        st.dataframe(
+            services.jobs_table(jobs),
+            hide_index=True,
+            key="models_jobs_table",
+            column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)},
+        )
+    if not busy and st.button("Clear finished jobs", key="models_clear_jobs"):
+        services.clear_finished_jobs()
+        st.rerun()
+
+
+jobs_panel()
+
+# ---- train one model ----------------------------------------------------------------------------
+st.subheader("Train a model")
+catalog = {entry["name"]: entry for entry in services.model_catalog()}
+names = list(catalog)
+wanted = st.query_params.get("train", names[0])
+if wanted not in catalog:
+    st.error(f"unknown model {wanted!r} in the link (valid: {', '.join(names)})", icon=":material/error:")
+    wanted = names[0]
+model = st.selectbox(
+    "Model", names, index=names.index(wanted), key="models_train_model",
+    format_func=lambda name: f"{name} - {catalog[name]['description']}",
+)
+if model != st.query_params.get("train"):
+    st.query_params["train"] = model
+with st.form(f"models_train_form_{model}"):
+    params = param_form(catalog[model], key=f"models_param_{model}")
+    label = "Queue training" if busy else "Train"
+    submitted = st.form_submit_button(label, type="primary", icon=":material/model_training:")
+if submitted:
+    services.start_training(spec, model, params)
+    st.rerun()
+
+# ---- trained runs -------------------------------------------------------------------------------
+st.subheader("Trained runs")
+if runs.empty:
+    st.caption(f"No runs on `{spec}` yet.")
+    st.stop()
+metric_columns = [c for c in runs.columns if "@" in c or c in ("mrr", "auc", "novelty", "rmse", "mae")]
+st.dataframe(
+    runs,
+    hide_index=True,
+    key="models_runs_table",
+    column_config={
+        "fit_seconds": st.column_config.NumberColumn("fit time", format="%.1f s"),
+        **{c: st.column_config.NumberColumn(c, format="%.4f") for c in metric_columns},
+    },
+)
+
+by_id = {int(row.id): row for row in runs.itertuples(index=False)}
+in_use = [i for i in st.query_params.get("models", "").split(",") if i]
+run_id = st.selectbox(
+    "Run", list(by_id), key="models_run",
+    format_func=lambda i: f"{by_id[i].model} #{i}" + ("" if by_id[i].checkpoint == "ok" else " (checkpoint missing)"),
+)
+chosen = by_id[run_id]
+if in_use:
+    st.caption("In use by the other pages: " + ", ".join(f"#{i}" for i in in_use))
+use_col, delete_col = st.columns(2)
+with use_col:
+    if st.button(
+        "Use in the other pages", icon=":material/play_circle:", key="models_use",
+        disabled=chosen.checkpoint != "ok" or str(run_id) in in_use,
+        help="Adds this run to the model pickers of the other pages (kept in the URL)",
+    ):
+        # Newest first: pickers take the first ids, so the run just chosen is always shown.
+        st.query_params["models"] = ",".join([str(run_id), *[i for i in in_use if i != str(run_id)]])
+        st.session_state["models_flash"] = f"{chosen.model} #{run_id} is now used by the other pages."
+        st.rerun()
+with delete_col:
+    if st.button("Delete", icon=":material/delete:", key="models_delete"):
+        st.session_state["models_confirm_delete"] = run_id
+
+if st.session_state.get("models_confirm_delete") == run_id:
+    st.warning(f"Delete run {chosen.model} #{run_id} and its checkpoint? This cannot be undone.",
+               icon=":material/warning:")
+    yes, no = st.columns(2)
+    if yes.button("Yes, delete", type="primary", key="models_delete_yes"):
+        services.delete_run(run_id)
+        st.session_state.pop("models_confirm_delete", None)
+        remaining = [i for i in in_use if i != str(run_id)]
+        if remaining:
+            st.query_params["models"] = ",".join(remaining)
+        elif "models" in st.query_params:
+            del st.query_params["models"]
+        st.session_state["models_flash"] = f"Deleted run {chosen.model} #{run_id}."
+        st.rerun()
+    if no.button("Keep it", key="models_delete_no"):
+        st.session_state.pop("models_confirm_delete", None)
+        st.rerun()

@@ -32,3 +32,10 @@ def dataset_picker() -> str:
 
 def current_dataset_spec() -> str:
     return st.query_params.get("dataset", services.DEFAULT_DATASET)
+
+
+def switch_dataset(spec: str) -> None:
+    """Make `spec` the current dataset from page code (e.g. after an upload)."""
+    st.query_params["dataset"] = spec
+    # The sidebar's select box would otherwise keep its old choice and write it back.
+    st.session_state.pop("sidebar_dataset", None)

@@ -44,3 +44,76 @@ def test_missing_files_are_reported(app, tmp_path):
     at = app(dataset=f"ml-100k:{tmp_path / 'absent'}").run()
     assert not at.exception
     assert len(at.error) == 1 and "u.data" in at.error[0].value
+
+
+# ---- CSV upload -------------------------------------------------------------------------------
+GOOD_CSV = (
+    b"customer,product,stars,when,note\n"
+    b"c1,p1,4,2021-03-01,x\n"
+    b"c1,p2,5,2021-03-02,y\n"
+    b"c2,p1,3,2021-03-01,\n"
+    b"c2,p3,1,2021-03-04,z\n"
+    b"c3,p3,2,2021-03-05,w\n"
+)
+
+
+def upload(at, content: bytes, name: str = "shop.csv"):
+    at.file_uploader(key="data_upload").set_value((name, content, "text/csv")).run()
+    return at
+
+
+def test_upload_with_column_mapping_switches_the_dataset(app, data_dir):
+    at = upload(app().run(), GOOD_CSV)
+    assert not at.exception
+    # unknown names: user and item default to the first two columns, the optional roles to none
+    assert at.selectbox(key="data_upload_user").value == "customer"
+    assert at.selectbox(key="data_upload_item").value == "product"
+    assert at.selectbox(key="data_upload_rating").value == "(none)"
+    assert at.selectbox(key="data_upload_rating").options == ["(none)", "customer", "product", "stars", "when", "note"]
+    at.selectbox(key="data_upload_rating").set_value("stars")
+    at.selectbox(key="data_upload_timestamp").set_value("when")
+    at.button(key="data_upload_load").click().run()
+    assert not at.exception and len(at.error) == 0
+    saved = list((data_dir / "uploads").iterdir())
+    assert len(saved) == 1 and saved[0].name.startswith("shop-") and saved[0].suffix == ".csv"
+    assert at.query_params["dataset"] == f"csv:{saved[0]}"
+    assert at.selectbox(key="sidebar_dataset").value == f"csv:{saved[0]}"  # the picker follows
+    assert saved[0].read_text().splitlines() == [
+        "user,item,rating,timestamp",
+        "c1,p1,4,2021-03-01",
+        "c1,p2,5,2021-03-02",
+        "c2,p1,3,2021-03-01",
+        "c2,p3,1,2021-03-04",
+        "c3,p3,2,2021-03-05",
+    ]
+    values = metric_values(at)  # 3 customers x 3 products, 5 of 9 pairs
+    assert (values["Users"], values["Items"], values["Interactions"]) == ("3", "3", "5")
+    # switching back to the default keeps the upload in the picker's choices
+    at.selectbox(key="sidebar_dataset").set_value("movielens-dslabs").run()
+    assert f"csv:{saved[0]}" in at.selectbox(key="sidebar_dataset").options
+    assert values["Sparsity"] == "44.44%"
+
+
+def test_known_column_names_are_mapped_by_themselves(app):
+    at = upload(app().run(), b"userId,movieId,rating,timestamp\n1,10,4.5,100\n2,10,3,200\n")
+    mapping = {role: at.selectbox(key=f"data_upload_{role}").value for role in ("user", "item", "rating", "timestamp")}
+    assert mapping == {"user": "userId", "item": "movieId", "rating": "rating", "timestamp": "timestamp"}
+
+
+def test_malformed_upload_is_one_line_error_and_writes_nothing(app, data_dir):
+    bad = b"customer,product,stars\nc1,p1,4\nc1,p2,lots\n"
+    at = upload(app().run(), bad, "bad.csv")
+    at.selectbox(key="data_upload_rating").set_value("stars")
+    at.button(key="data_upload_load").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["bad.csv line 3: rating 'lots' is not a number"]
+    assert at.query_params["dataset"] == "movielens-dslabs"
+    assert not (data_dir / "uploads").exists() or list((data_dir / "uploads").iterdir()) == []
+    assert metric_values(at)["Users"] == "671"  # the current dataset is still shown
+
+
+def test_file_without_columns_is_refused_before_mapping(app, data_dir):
+    at = upload(app().run(), b"", "empty.csv")
+    assert [e.value for e in at.error] == ["empty.csv: the file is empty (expected a header line naming the columns)"]
+    assert "data_upload_load" not in [b.key for b in at.button]
+    assert not (data_dir / "uploads").exists()

@@ -1,0 +1,321 @@
+"""Training jobs run one after another on a background thread, observable and cancellable.
+
+The dashboard's Models page keeps one `JobManager` per process, so a training run survives page
+switches and browser reloads: the page only submits jobs and reads their snapshots. Every job
+goes through `engine.experiment.train_and_evaluate`, which saves and records a run only after
+the fit and the evaluation succeeded, so a cancelled or failed job leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from engine.data import Dataset
+from engine.errors import EngineError
+from engine.models.base import Cancelled
+from engine.models.registry import get_model_class
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
+
+#: One click on a fresh install trains these on the default dataset, in this order, so every
+#: page has a model to show. Lighter than the models' defaults, which take over 15 minutes on
+#: movielens-dslabs on 2 shared cores (item2vec and feature-mlp alone took 6 and 10+); these took
+#: about 6 minutes there on a busy machine (load ~10-15), most of it evaluation.
+STARTER_SET: tuple[tuple[str, dict], ...] = (
+    ("popularity", {}),
+    ("als", {"factors": 32, "epochs": 8}),
+    ("bpr", {"factors": 32, "epochs": 20}),
+    ("item2vec", {"factors": 32, "epochs": 2, "walks_per_node": 3, "walk_length": 20, "learning_rate": 0.03}),
+    ("feature-mlp", {"factors": 16, "layers": "32,16", "epochs": 3, "negatives": 2, "batch_size": 4096,
+                     "learning_rate": 0.005, "eval_every": 3}),
+)
+
+
+def check_params(model: str, params: dict) -> dict:
+    """`params` converted and checked; `ParameterError` (one line) if one is out of its range.
+
+    Checks that involve several parameters (attention heads must divide factors) run too where
+    the model has them, so the user hears now rather than when the job reaches the fit.
+    """
+    instance = get_model_class(model).from_params(**params)
+    check = getattr(instance, "_check_params", None)
+    if callable(check):
+        check()
+    return instance.get_params()
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: engine errors as they are, others prefixed with their type."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, EngineError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass
+class Job:
+    """One training run: what to train, its progress events and how it ended.
+
+    Attributes
+    ----------
+    status : ``"queued"``, ``"running"``, ``"done"``, ``"failed"`` or ``"cancelled"``.
+    events : every progress event of the fit, as `train_and_evaluate` sends them (``epoch``,
+        ``epochs``, ``loss``, ``val_ndcg@10`` where validated, ``seconds``, ``phase``).
+    result : what `train_and_evaluate` returned (``run_id``, ``metrics``, ...) once done.
+    error : the one-line reason of a failed job.
+    """
+
+    id: int
+    model: str
+    dataset: str
+    params: dict
+    status: str = QUEUED
+    events: list = field(default_factory=list)
+    result: dict | None = None
+    error: str | None = None
+    submitted: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    _source: object = field(default=None, repr=False)  # the spec or Dataset handed to the trainer
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    def snapshot(self) -> dict:
+        """A consistent copy for display: the fields above plus ``progress`` in [0, 1]."""
+        with self._lock:
+            events = [dict(e) for e in self.events]
+            state = {
+                "id": self.id,
+                "model": self.model,
+                "dataset": self.dataset,
+                "params": dict(self.params),
+                "status": self.status,
+                "events": events,
+                "result": None if self.result is None else dict(self.result),
+                "error": self.error,
+                "submitted": self.submitted,
+                "started": self.started,
+                "finished": self.finished,
+                "cancel_requested": self._cancel.is_set(),
+            }
+        state["progress"] = progress(state["status"], events)
+        return state
+
+    def _event(self, event: dict) -> None:
+        """The callback handed to the fit: record, then stop if a cancel was asked for."""
+        with self._lock:
+            self.events.append(dict(event))
+        if self._cancel.is_set():
+            raise Cancelled(f"{self.model} training cancelled")
+
+
+def progress(status: str, events: list[dict]) -> float:
+    """Share of the work done: 1 once finished, else the last event's ``epoch / epochs``.
+
+    Early stopping can end a fit before its last epoch; the bar then jumps to full at the end.
+    """
+    if status in FINISHED:
+        return 1.0
+    for event in reversed(events):
+        epoch, epochs = event.get("epoch"), event.get("epochs")
+        if epoch is not None and epochs:
+            return max(0.0, min(1.0, float(epoch) / float(epochs)))
+    return 0.0
+
+
+def history(events: list[dict]) -> pd.DataFrame:
+    """A job's events as a table for curves: ``epoch, phase, loss, val_ndcg@10, seconds``.
+
+    Events without an epoch (other progress) are left out; a missing value is NaN.
+    """
+    rows = [
+        {
+            "epoch": int(e["epoch"]),
+            "phase": e.get("phase", "ranking"),
+            "loss": _number(e.get("loss")),
+            "val_ndcg@10": _number(e.get("val_ndcg@10")),
+            "seconds": _number(e.get("seconds")),
+        }
+        for e in events
+        if e.get("epoch") is not None
+    ]
+    return pd.DataFrame(rows, columns=["epoch", "phase", "loss", "val_ndcg@10", "seconds"])
+
+
+def job_table(snapshots: list[dict]) -> pd.DataFrame:
+    """One row per job snapshot: ``job, model, dataset, status, progress, run, ndcg@10, error``."""
+    rows = []
+    for job in snapshots:
+        result = job.get("result") or {}
+        rows.append(
+            {
+                "job": job["id"],
+                "model": job["model"],
+                "dataset": job["dataset"],
+                "status": job["status"],
+                "progress": job["progress"],
+                "run": result.get("run_id"),
+                "ndcg@10": (result.get("metrics") or {}).get("ndcg@10"),
+                "error": job.get("error") or "",
+            }
+        )
+    return pd.DataFrame(rows, columns=["job", "model", "dataset", "status", "progress", "run", "ndcg@10", "error"])
+
+
+def _number(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+class JobManager:
+    """Runs submitted training jobs one at a time on a daemon thread.
+
+    One at a time because training already uses every core; a queue also gives the starter
+    set its order. The thread starts when work arrives and ends when the queue is empty.
+
+    Parameters
+    ----------
+    data_dir : where checkpoints and ``runs.sqlite`` are written (``train_and_evaluate``'s
+        `data_dir`).
+    train : the training function, ``train(dataset, model, params, *, data_dir, callback)``;
+        defaults to `engine.experiment.train_and_evaluate` (tests may pass a stub).
+    keep : how many finished jobs are remembered for display.
+    """
+
+    def __init__(self, data_dir="data", *, train: Callable | None = None, keep: int = 50):
+        self.data_dir = Path(data_dir)
+        self._train = train
+        self._keep = keep
+        self._jobs: list[Job] = []
+        self._ids = count(1)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"JobManager({str(self.data_dir)!r}, jobs={len(self._jobs)})"
+
+    # ---- submitting ------------------------------------------------------------------------
+    def submit(self, dataset, model: str, params: dict | None = None) -> Job:
+        """Queue one training run and return its `Job`.
+
+        `dataset` is a spec string or a loaded `Dataset` (passing the dashboard's cached one
+        saves reloading it). The parameters are checked now, so a bad value raises
+        `ParameterError` here instead of failing later on the thread.
+        """
+        params = dict(params or {})
+        check_params(model, params)
+        return self.submit_many(dataset, [(model, params)])[0]
+
+    def submit_many(self, dataset, runs) -> list[Job]:
+        """Queue several ``(model, params)`` runs on one dataset, to run in this order."""
+        runs = [(model, dict(params or {})) for model, params in runs]
+        for model, params in runs:
+            check_params(model, params)
+        label = dataset.spec if isinstance(dataset, Dataset) else str(dataset)
+        with self._lock:
+            jobs = [Job(next(self._ids), model, label, params, _source=dataset) for model, params in runs]
+            self._jobs.extend(jobs)
+            self._forget_old()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name="training-jobs", daemon=True)
+                self._thread.start()
+        return jobs
+
+    def cancel(self, job_id: int) -> bool:
+        """Ask a queued or running job to stop; False if it already ended (or is unknown).
+
+        A running job stops at its next progress event (at the latest one epoch later), is
+        marked cancelled and saves nothing. A fit that sends no events (popularity) or has
+        already reached its evaluation finishes normally.
+        """
+        with self._lock:
+            job = self._find(job_id)
+            if job is None or job.status in FINISHED:
+                return False
+            job._cancel.set()
+            if job.status == QUEUED:
+                with job._lock:
+                    job.status, job.finished = CANCELLED, time.time()
+            return True
+
+    def cancel_all(self) -> int:
+        """Cancel every queued and running job; returns how many were asked to stop."""
+        return sum(self.cancel(job.id) for job in self.jobs() if job.status not in FINISHED)
+
+    # ---- reading ---------------------------------------------------------------------------
+    def jobs(self) -> list[Job]:
+        """All remembered jobs, oldest first."""
+        with self._lock:
+            return list(self._jobs)
+
+    def get(self, job_id: int) -> Job | None:
+        with self._lock:
+            return self._find(job_id)
+
+    def active(self) -> list[Job]:
+        """Jobs queued or running, in the order they will run."""
+        return [j for j in self.jobs() if j.status in (QUEUED, RUNNING)]
+
+    def clear_finished(self) -> int:
+        """Forget every finished job (their runs stay in the database); returns how many."""
+        with self._lock:
+            before = len(self._jobs)
+            self._jobs = [j for j in self._jobs if j.status not in FINISHED]
+            return before - len(self._jobs)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the queue is empty (tests, scripts); False if `timeout` ran out first."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    # ---- the worker ------------------------------------------------------------------------
+    def _find(self, job_id: int) -> Job | None:
+        return next((j for j in self._jobs if j.id == int(job_id)), None)
+
+    def _forget_old(self) -> None:
+        finished = [j for j in self._jobs if j.status in FINISHED]
+        for job in finished[: max(0, len(finished) - self._keep)]:
+            self._jobs.remove(job)
+
+    def _next(self) -> Job | None:
+        with self._lock:
+            job = next((j for j in self._jobs if j.status == QUEUED), None)
+            if job is None:
+                self._thread = None  # under the lock: a submit now starts a new thread
+                return None
+            with job._lock:
+                job.status, job.started = RUNNING, time.time()
+            return job
+
+    def _work(self) -> None:
+        while (job := self._next()) is not None:
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        train = self._train
+        if train is None:
+            from engine.experiment import train_and_evaluate as train  # lazy: imports every model
+        status, result, error = DONE, None, None
+        try:
+            result = train(job._source, job.model, job.params, data_dir=self.data_dir, callback=job._event)
+        except Cancelled:
+            status = CANCELLED
+        except Exception as exc:  # noqa: BLE001 - the job reports it; the thread must live on
+            status, error = FAILED, one_line(exc)
+        with job._lock:
+            job.status, job.result, job.error, job.finished = status, result, error, time.time()
+            job._source = None  # do not keep a dataset alive for the job's history

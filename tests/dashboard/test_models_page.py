@@ -1,0 +1,200 @@
+"""The Models page: starter set, generated form, background training, runs table, use and delete."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.models.registry import describe_models
+from engine.store import RunsDB
+
+PAGE = "app_pages/models.py"
+
+
+def models_page(make, **query):
+    at = make(**query)
+    at.switch_page(PAGE)
+    return at.run()
+
+
+def manager():
+    from dashboard import services
+
+    return services.job_manager()
+
+
+def runs_table(at):
+    """The runs table (read-only dataframes carry no key in AppTest): the one with params."""
+    return next(d.value for d in at.dataframe if "params" in d.value.columns)
+
+
+def submit_button(at):
+    return next(b for b in at.button if b.key and b.key.startswith("FormSubmitter:models_train_form_"))
+
+
+@pytest.fixture
+def fresh_jobs():
+    """Each test gets its own job list (the manager is per data folder; tmp folders differ)."""
+    yield
+    m = manager()
+    m.cancel_all()
+    assert m.wait(120)
+
+
+def test_empty_state_offers_the_starter_set(app, fresh_jobs):
+    at = models_page(app)
+    assert not at.exception
+    assert at.title[0].value == "Models"
+    assert "No trained model on `movielens-dslabs` yet" in at.info[0].value
+    assert "popularity, als, bpr, item2vec, feature-mlp" in at.info[0].value
+    assert at.button(key="models_starter").label == "Train the starter set"
+    assert "No runs on `movielens-dslabs` yet." in [c.value for c in at.caption]
+    assert len(at.dataframe) == 0
+
+
+def test_starter_button_queues_the_five_models_in_order(app, fresh_jobs, data_dir):
+    at = models_page(app)
+    at.button(key="models_starter").click().run()
+    assert not at.exception
+    jobs = manager().jobs()
+    assert [j.model for j in jobs] == ["popularity", "als", "bpr", "item2vec", "feature-mlp"]
+    assert {j.dataset for j in jobs} == {"movielens-dslabs"}
+    assert at.subheader[0].value == "Training"
+    listed = next(d.value for d in at.dataframe if "status" in d.value.columns)
+    assert listed["model"].tolist() == ["popularity", "als", "bpr", "item2vec", "feature-mlp"]
+    assert set(listed["status"]) <= {"queued", "running", "done"}
+    manager().cancel_all()  # the fixture waits; at most popularity (instant) gets recorded
+    assert manager().wait(120)
+    assert set(RunsDB(data_dir / "runs.sqlite").list()["model"]) <= {"popularity"}
+
+
+def test_form_shows_the_models_parameters_with_defaults(app, fresh_jobs):
+    at = models_page(app, train="bpr")
+    assert at.selectbox(key="models_train_model").value == "bpr"
+    expected = next(m for m in describe_models() if m["name"] == "bpr")["params"]
+    numbers = {n.key.removeprefix("models_param_bpr_"): n.value for n in at.number_input}
+    assert numbers == {k: v["default"] for k, v in expected.items() if v["kind"] in ("int", "float")}
+    assert numbers["factors"] == 64 and numbers["epochs"] == 40 and numbers["learning_rate"] == 0.1
+    assert at.selectbox(key="models_param_bpr_device").value == "auto"
+    assert at.number_input(key="models_param_bpr_factors").proto.max == 1024  # the range bounds the input
+    assert "range 2 to 1,024" in at.number_input(key="models_param_bpr_factors").help
+    # another model: another form, and the choice is in the URL
+    at.selectbox(key="models_train_model").set_value("popularity").run()
+    assert at.query_params["train"] == "popularity"
+    assert at.selectbox(key="models_param_popularity_variant").options == ["count", "reputation"]
+    assert [n.key for n in at.number_input] == ["models_param_popularity_prior"]
+
+
+def test_form_trains_in_the_background_and_the_run_appears(app, fresh_jobs, data_dir):
+    at = models_page(app, train="bpr")
+    at.number_input(key="models_param_bpr_factors").set_value(4)
+    at.number_input(key="models_param_bpr_epochs").set_value(2)
+    at.number_input(key="models_param_bpr_eval_every").set_value(1)
+    submit_button(at).click().run()
+    assert not at.exception
+    assert manager().wait(120)
+    at.run()
+    assert not at.exception
+    jobs = manager().jobs()
+    assert [(j.model, j.status) for j in jobs] == [("bpr", "done")]
+    run_id = jobs[0].result["run_id"]
+    assert at.success[0].value.startswith(f"bpr #{run_id} trained in ")
+    assert [e["epoch"] for e in jobs[0].events] == [1, 2]
+    assert len(at.get("plotly_chart")) == 2  # loss and validation NDCG curves
+    table = runs_table(at)
+    assert table["id"].tolist() == [run_id] and "factors=4" in table["params"].iloc[0]
+    assert RunsDB(data_dir / "runs.sqlite").get(run_id)["params"]["epochs"] == 2
+
+
+def test_cancel_button_stops_the_job_and_saves_nothing(app, fresh_jobs, data_dir):
+    at = models_page(app, train="bpr")
+    at.number_input(key="models_param_bpr_factors").set_value(4)
+    at.number_input(key="models_param_bpr_epochs").set_value(1000)
+    at.number_input(key="models_param_bpr_eval_every").set_value(1000)
+    submit_button(at).click().run()
+    job = manager().jobs()[0]
+    for _ in range(600):  # until the first epoch is reported (at most a minute)
+        if job.events:
+            break
+        manager().wait(0.1)
+    at.run()
+    at.button(key=f"models_cancel_{job.id}").click().run()
+    assert manager().wait(120)
+    at.run()
+    assert job.status == "cancelled"
+    assert "bpr training was cancelled; nothing was saved." in [w.value for w in at.warning]
+    assert not (data_dir / "runs.sqlite").exists() or RunsDB(data_dir / "runs.sqlite").list().empty
+    assert not (data_dir / "checkpoints").exists() or not any((data_dir / "checkpoints").iterdir())
+
+
+def test_bad_parameter_is_a_one_line_error(app, fresh_jobs):
+    at = models_page(app, train="attention-neumf")
+    at.number_input(key="models_param_attention-neumf_factors").set_value(16)
+    at.number_input(key="models_param_attention-neumf_heads").set_value(3)  # each in range, not together
+    submit_button(at).click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["heads (3) must divide factors (16), e.g. heads=1, 2 or 4"]
+    assert manager().jobs() == []
+
+
+def test_unknown_dataset_is_a_one_line_error(app, fresh_jobs):
+    at = models_page(app, dataset="no-such-dataset")
+    assert not at.exception
+    assert len(at.error) == 1 and at.error[0].value.startswith("unknown dataset 'no-such-dataset'")
+    assert len(at.button) == 0  # neither the starter set nor a form to train on it
+
+
+def test_unknown_model_in_the_link_is_an_error(app, fresh_jobs):
+    at = models_page(app, train="bpx")
+    assert "unknown model 'bpx'" in at.error[0].value
+    assert at.selectbox(key="models_train_model").value == describe_models()[0]["name"]
+
+
+def test_runs_in_the_database_are_listed(trained_app, trained_dir):
+    at = models_page(trained_app)
+    assert not at.exception
+    assert len(at.info) == 0  # no starter offer: runs exist
+    table = runs_table(at)
+    db = RunsDB(trained_dir / "runs.sqlite").list("movielens-dslabs")
+    assert table["id"].tolist() == db["id"].tolist()
+    assert sorted(table["model"]) == ["als", "bpr", "popularity"]
+    assert set(table["dataset"]) == {"movielens-dslabs"}
+    als = table[table["model"] == "als"].iloc[0]
+    assert "factors=16" in als["params"] and "epochs=4" in als["params"]
+    assert als["ndcg@10"] == pytest.approx(db[db["model"] == "als"]["ndcg@10"].iloc[0])
+    assert set(table["checkpoint"]) == {"ok"} and (table["fit_seconds"] >= 0).all()
+
+
+def test_use_puts_the_run_into_the_query_params(trained_app, trained_dir):
+    db = RunsDB(trained_dir / "runs.sqlite").list("movielens-dslabs")
+    als, bpr = (int(db[db["model"] == m]["id"].iloc[0]) for m in ("als", "bpr"))
+    at = models_page(trained_app, models=str(bpr))
+    at.selectbox(key="models_run").set_value(als).run()
+    at.button(key="models_use").click().run()
+    assert not at.exception
+    assert at.query_params["models"] == f"{als},{bpr}"  # newest choice first
+    assert at.success[0].value == f"als #{als} is now used by the other pages."
+    assert at.button(key="models_use").disabled  # already in use
+
+
+def test_delete_asks_then_removes_the_run_and_checkpoint(app, fresh_jobs, data_dir):
+    from pathlib import Path
+
+    from engine.experiment import train_and_evaluate
+
+    result = train_and_evaluate("movielens-dslabs", "popularity", {}, data_dir=data_dir)
+    checkpoint = Path(result["checkpoint"])
+    run_id = result["run_id"]
+    at = models_page(app, models=str(run_id))
+    assert at.selectbox(key="models_run").value == run_id
+    at.button(key="models_delete").click().run()
+    assert f"Delete run popularity #{run_id} and its checkpoint?" in at.warning[0].value
+    at.button(key="models_delete_no").click().run()  # changed mind: nothing happens
+    assert len(at.warning) == 0 and checkpoint.exists()
+    at.button(key="models_delete").click().run()
+    at.button(key="models_delete_yes").click().run()
+    assert not at.exception
+    assert at.success[0].value == f"Deleted run popularity #{run_id}."
+    assert RunsDB(data_dir / "runs.sqlite").list().empty
+    assert not checkpoint.exists()
+    assert "models" not in at.query_params  # no longer offered to the other pages
+    assert at.button(key="models_starter")  # back to the empty state
