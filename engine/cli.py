@@ -1,4 +1,5 @@
-"""``python -m engine``: datasets, models, train, evaluate, recommend, similar, data, bench.
+"""``python -m engine``: datasets, models, train, evaluate, recommend, similar, explain,
+faithfulness, data, bench.
 
 Human output is compact aligned tables on stdout; ``--json`` prints exactly one JSON object on
 stdout. Progress (epochs, downloads, bench steps) goes to stderr. Bad input of any kind ends with
@@ -335,13 +336,91 @@ def cmd_bench_one(args) -> int:
     return 0
 
 
+# ---- explanations --------------------------------------------------------------------------
+def _explain_setup(args):
+    """The checkpoint's model, dataset and leave-last-out splits (the ones it was trained on)."""
+    from engine.experiment import make_splits, open_checkpoint
+
+    model, info, dataset = open_checkpoint(args.checkpoint, data_dir=args.data_dir)
+    split = {k: v for k, v in (info.get("split") or {}).items() if k != "protocol"}
+    return model, info, dataset, make_splits(dataset, split)
+
+
+def cmd_explain(args) -> int:
+    import time
+
+    model, info, dataset, splits = _explain_setup(args)
+    user, item = dataset.user_index(args.user), dataset.item_index(args.item)
+    if args.method == "history":
+        from engine.history_explain import explain_history
+
+        start = time.perf_counter()
+        result = dict(explain_history(model, user, item, dataset=dataset))
+        result.setdefault("method", "history")
+        result.setdefault("seconds", time.perf_counter() - start)
+    else:
+        from engine.explain import explainer_for
+
+        from engine.explain import ITEM_EMBEDDING, USER_EMBEDDING
+
+        explainer = explainer_for(model, splits.train)
+        result = explainer.explain(user, item, args.method).to_dict()
+        result["values"].update({USER_EMBEDDING: f"user {dataset.user_ids[user]}", ITEM_EMBEDDING: dataset.title(item)})
+    result = {**result, "user": str(dataset.user_ids[user]), "item": _item_record(dataset, item),
+              "model": info["model"]}  # fmt: skip
+    if args.json:
+        print_json(result)
+        return 0
+    it = result["item"]
+    print(f"{result['method']} explanation of {info['model']}'s score of {it['title']} (id {it['item_id']}) "
+          f"for user {result['user']}: {result['seconds']:.2f} s")
+    values = result.get("values") or result.get("titles") or {}
+    rows = [{"feature": k, "value": values.get(k, ""), "contribution": v} for k, v in result["contributions"].items()]
+    print(table(rows, ["feature", "value", "contribution"]))
+    print(f"base value  {format_value(result.get('base_value'))}")
+    print(f"prediction  {format_value(result.get('prediction'))}")
+    return 0
+
+
+def cmd_faithfulness(args) -> int:
+    from engine.explain import explainer_for, faithfulness, recommended_pairs
+
+    if args.pairs < 1:
+        raise ParameterError(f"--pairs must be >= 1, got {args.pairs}")
+    model, info, dataset, splits = _explain_setup(args)
+    explainer = explainer_for(model, splits.train)
+    # The pairs people ask about: sampled test users, each with their top recommendation.
+    users, items = recommended_pairs(model, splits.test, args.pairs, random_state=args.seed)
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 10 == 0:
+            _err(f"explained {done}/{total} pairs")
+
+    result = faithfulness(explainer, users, items, progress=progress)
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"deletion test on {result['pairs']} users' top recommendations in {info['dataset']} "
+          f"({result['seconds']:.1f} s): score drop from replacing the top-3 features / from 3 random ones")
+    rows = [
+        {"method": m, "deletion_ratio": result[m]["deletion_ratio"], "abs_deletion_ratio": result[m]["abs_deletion_ratio"],
+         "max_additivity_error": result[m].get("max_additivity_error")}
+        for m in ("shap", "lime", "random")
+    ]  # fmt: skip
+    print(table(rows, ["method", "deletion_ratio", "abs_deletion_ratio", "max_additivity_error"]))
+    agree = result["agreement"]
+    print(f"SHAP vs LIME: Spearman {format_value(agree['spearman'])}, "
+          f"top-3 overlap {format_value(agree['top3_overlap'])}")
+    return 0
+
+
 # ---- parser --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description="Recommender engine: data, models, evaluation")
     parser.add_argument(
         "--data-dir", default="data", help="where datasets, checkpoints and runs.sqlite live (default: data)"
     )
-    visible = "{datasets,models,train,evaluate,recommend,similar,data,bench}"
+    visible = "{datasets,models,train,evaluate,recommend,similar,explain,faithfulness,data,bench}"
     sub = parser.add_subparsers(dest="command", required=True, metavar=visible)
 
     p = sub.add_parser("datasets", help="list the dataset specs")
@@ -382,6 +461,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("explain", help="why a model scores an item for a user (SHAP, LIME or history)")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--user", required=True, help="raw user id")
+    p.add_argument("--item", required=True, help="raw item id")
+    p.add_argument("--method", choices=("shap", "lime", "history"), default="shap")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("faithfulness", help="deletion test and SHAP/LIME agreement on recommendations")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--pairs", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0, help="which test users are sampled")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_faithfulness)
 
     p = sub.add_parser("data", help="dataset files")
     data_sub = p.add_subparsers(dest="data_command", required=True)

@@ -1,0 +1,158 @@
+"""Explain: SHAP waterfall and LIME bars of a real feature-mlp run, the badges, the global
+summary, the URL state, the empty state and the error states."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+PAGE = "app_pages/explain.py"
+DATASET = "movielens-dslabs"
+FAST = {"factors": 8, "layers": "16", "epochs": 1, "negatives": 1, "batch_size": 4096, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def mlp_dir(tmp_path_factory):
+    """A data folder with a quick feature-mlp and a popularity run (which the page must not offer)."""
+    from engine.experiment import train_and_evaluate
+
+    folder = tmp_path_factory.mktemp("explain")
+    train_and_evaluate(DATASET, "popularity", {}, data_dir=folder)
+    result = train_and_evaluate(DATASET, "feature-mlp", FAST, data_dir=folder)
+    return folder, result
+
+
+@pytest.fixture
+def explain_app(mlp_dir, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.dashboard.conftest import APP
+
+    folder, _ = mlp_dir
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(folder))
+    import dashboard.services as services
+
+    monkeypatch.setattr(services, "DATA_DIR", folder)
+
+    def make(**query):
+        at = AppTest.from_file(str(APP), default_timeout=120)
+        for key, value in query.items():
+            at.query_params[key] = value
+        return at
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def engine_side(mlp_dir):
+    """The same explanations computed by the engine directly, to compare the page with."""
+    from engine.experiment import make_splits, open_checkpoint
+    from engine.explain import explainer_for
+
+    _, result = mlp_dir
+    model, _, ds = open_checkpoint(result["checkpoint"])
+    splits = make_splits(ds)
+    return model, ds, splits, explainer_for(model, splits.train)
+
+
+def open_page(make, **query):
+    at = make(**query).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def figures(at) -> list[dict]:
+    """The page's Plotly figures in page order: waterfall, LIME, then beeswarm and mean |SHAP|."""
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def values(array) -> list:
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def test_empty_state_links_to_models(app):
+    at = open_page(app)
+    assert len(at.info) == 1 and "feature-mlp" in at.info[0].value
+    assert not at.get("plotly_chart") and not at.error
+
+
+def test_default_pair_matches_the_engine(explain_app, engine_side):
+    model, ds, splits, explainer = engine_side
+    at = open_page(explain_app)
+    # Only the feature-mlp run is offered.
+    assert [o.startswith("feature-mlp") for o in at.selectbox(key="picker_models").options] == [True]
+    user_id = at.query_params["user"]
+    assert user_id == str(ds.user_ids[splits.test.user_idx[0]])
+    u = ds.user_index(user_id)
+    top = model.recommend([u], 1)[0][0, 0]
+    assert at.query_params["item"] == str(ds.item_ids[top])  # the user's top recommendation
+
+    charts = figures(at)
+    assert len(charts) == 2  # the global summary waits for its button
+    shap_trace, lime_trace = charts[0]["data"][0], charts[1]["data"][0]
+    expected = explainer.shap(u, int(top))
+    assert shap_trace["type"] == "waterfall"
+    np.testing.assert_allclose(values(shap_trace["x"])[:-1], list(expected.contributions.values()), atol=1e-6)
+    assert shap_trace["base"] == pytest.approx(expected.base_value, abs=1e-6)
+    assert shap_trace["y"][-1] == "prediction"
+    assert shap_trace["y"][0].startswith(list(expected.contributions)[0])
+    lime = explainer.lime(u, int(top))
+    np.testing.assert_allclose(values(lime_trace["x"]), list(lime.contributions.values()), atol=1e-6)
+
+    metrics = {m.label: m.value for m in at.metric}
+    assert set(metrics) == {"Spearman (SHAP vs LIME)", "Top-3 overlap", "SHAP deletion ratio", "LIME deletion ratio"}
+    assert metrics["Top-3 overlap"] in {"0/3", "1/3", "2/3", "3/3"}
+    assert metrics["SHAP deletion ratio"] == "-" or float(metrics["SHAP deletion ratio"]) > 0
+    badges = [m.value for m in at.markdown if "badge[" in m.value]
+    assert len(badges) == 3 and any("SHAP" in b and "faithful" in b for b in badges)
+
+
+def test_url_reopens_the_pair(explain_app, engine_side):
+    model, ds, _, _ = engine_side
+    at = open_page(explain_app, user="15", item="1")
+    assert at.text_input(key="explain_user").value == "15"
+    assert at.selectbox(key="explain_item").value == "1"
+    assert at.query_params["user"] == "15" and at.query_params["item"] == "1"
+    waterfall = figures(at)[0]["data"][0]
+    assert any(ds.title(ds.item_index("1")) in label for label in waterfall["y"])  # the item embedding's label
+
+    at.text_input(key="explain_user").input("2").run()
+    assert not at.exception
+    top = model.recommend([ds.user_index("2")], 1)[0][0, 0]
+    assert at.query_params["user"] == "2" and at.query_params["item"] == str(ds.item_ids[top])
+
+
+def test_unknown_user_is_one_line_error(explain_app):
+    at = open_page(explain_app, user="no-such-user")
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "no-such-user" in message and "\n" not in message
+    assert not at.get("plotly_chart")
+
+
+def test_unknown_item_is_one_line_error(explain_app):
+    at = open_page(explain_app, user="1", item="99999999")
+    assert len(at.error) == 1 and "99999999" in at.error[0].value
+    assert not at.get("plotly_chart")
+
+
+def test_global_summary(explain_app, engine_side):
+    _, _, _, explainer = engine_side
+    at = open_page(explain_app)
+    at.selectbox(key="explain_pairs").select(50).run()
+    at.button(key="explain_global_button").click().run()
+    assert not at.exception, at.exception
+    charts = figures(at)
+    assert len(charts) == 4
+    swarm, bars = charts[2], charts[3]
+    assert len(swarm["data"]) == len(explainer.features)  # one strip per feature
+    assert all(len(values(t["x"])) == 50 for t in swarm["data"])
+    means = values(bars["data"][0]["x"])
+    assert means == sorted(means, reverse=True) and set(bars["data"][0]["y"]) == set(explainer.features)
+    assert any("50 test pairs" in c.value for c in at.caption)
