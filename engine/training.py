@@ -70,6 +70,9 @@ class TrainSettings:
         early (the best weights are still restored).
     device : "auto", "cpu" or "cuda".
     random_state : seed of every random draw of the fit.
+    eval_start : also evaluate the module before the first epoch, as epoch 0: a fine-tuning
+        run (e.g. NeuMF from pre-trained GMF and MLP) then never ends worse on validation than
+        its starting point.
     """
 
     epochs: int = 20
@@ -81,6 +84,7 @@ class TrainSettings:
     patience: int = 3
     device: str = "auto"
     random_state: int = 0
+    eval_start: bool = False
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -232,6 +236,10 @@ def train_module(
     result = TrainResult()
     best_state, stale = None, 0
     start = time.perf_counter()
+    if val is not None and settings.eval_start:
+        module.eval()
+        result.best_ndcg, result.best_epoch = float(evaluator(model, val)["ndcg@10"]), 0
+        best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
     try:
         with seeded(settings.random_state, device):
             for epoch in range(1, settings.epochs + 1):

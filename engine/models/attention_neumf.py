@@ -181,6 +181,41 @@ class AttentionNeuMFModule(nn.Module):
         return logits.reshape(b, n)
 
 
+    @torch.no_grad()
+    def load_pretrained(self, gmf, mlp, alpha: float = 0.5) -> "AttentionNeuMFModule":
+        """Start from a trained GMF and MLP (`engine.models.ncf_modules.NCF`, one tower each).
+
+        Embeddings and MLP layers are copied; both attentions get a zero output projection,
+        so their residual connections pass the tokens through unchanged; the MLP vector's
+        token carries ``(1 - alpha) h_MLP · z_L`` in its first coordinate and the output layer
+        reads ``alpha h_GMF`` on the GMF token and that coordinate on the MLP token. The
+        module then computes exactly the logit of `NCF.fuse(gmf, mlp, alpha)`: pre-trained
+        NeuMF, with attention that fine-tuning may learn to use (zero-initialised residual
+        branches, as ReZero).
+        """
+        f = self.gmf_user.embedding_dim
+        if gmf.gmf is None or mlp.mlp is None or gmf.gmf.width != f or mlp.mlp.user.embedding_dim != f:
+            raise ValueError("pre-training needs a GMF and an MLP with this module's factors")
+        if len(mlp.mlp.layers) != len(self.layers):
+            raise ValueError("pre-training needs an MLP with this module's layers")
+        self.gmf_user.weight.copy_(gmf.gmf.user.weight)
+        self.gmf_item.weight.copy_(gmf.gmf.item.weight)
+        self.mlp_user.weight.copy_(mlp.mlp.user.weight)
+        self.mlp_item.weight.copy_(mlp.mlp.item.weight)
+        self.layers.load_state_dict(mlp.mlp.layers.state_dict())
+        for attention in (self.embedding_attention, self.fused_attention):
+            attention.project_out.weight.zero_()
+            attention.project_out.bias.zero_()
+        self.mlp_to_token.weight.zero_()
+        self.mlp_to_token.bias.zero_()
+        self.mlp_to_token.weight[0] = (1 - alpha) * mlp.predict.weight[0]
+        self.predict.weight.zero_()
+        self.predict.weight[0, :f] = alpha * gmf.predict.weight[0]
+        self.predict.weight[0, f] = 1.0
+        self.predict.bias.copy_(alpha * gmf.predict.bias + (1 - alpha) * mlp.predict.bias)
+        return self
+
+
 def _interleave(user_tokens, item_tokens):
     """[u_GMF, u_MLP] and [i_GMF, i_MLP] -> [u_GMF, i_GMF, u_MLP, i_MLP] (the order of `TOKENS`)."""
     return torch.stack([user_tokens[..., 0, :], item_tokens[..., 0, :], user_tokens[..., 1, :], item_tokens[..., 1, :]], dim=-2)
@@ -200,13 +235,26 @@ class AttentionNeuMF(NeuralRecommender):
     heads : attention heads; must divide `factors`.
     attention_order : ``"softmax"``, ``"first"`` or ``"second"``.
     learning_rate, regularization, epochs, batch_size, negatives : as `engine.models.ncf.NeuMF`.
+    pretrain : as NeuMF's pre-training: fit a `GMF` and an `MLP` with the same factors and
+        layers, start from their fusion (see `AttentionNeuMFModule.load_pretrained`: the
+        attention branches start at zero, so the start is exactly pre-trained NeuMF) and
+        fine-tune with Adam at a tenth of `learning_rate`, keeping the start unless validation
+        improves. Without it everything is trained from scratch.
+    alpha : weight of GMF in the pre-trained output layer.
     eval_every, patience : early stopping on validation NDCG@10 when `fit` gets `val`.
     random_state : seed; device : "auto", "cpu" or "cuda".
+
+    Defaults: trained from scratch it stayed below NeuMF (ML-100k test NDCG@10 0.055) and
+    below popularity on movielens-dslabs, at ~15 minutes on a busy machine; pre-training puts
+    the attention on top of a good NeuMF, and larger batches with fewer fine-tuning epochs
+    keep the fit within a few times NeuMF's.
 
     References
     ----------
     .. [1] He, Liao, Zhang, Nie, Hu & Chua, "Neural Collaborative Filtering", WWW 2017.
     .. [2] Vaswani et al., "Attention Is All You Need", NeurIPS 2017.
+    .. [3] Bachlechner, Majumder, Mao, Cottrell & McAuley, "ReZero is All You Need: Fast
+       Convergence at Large Depth", UAI 2021 (zero-initialised residual branches).
     """
 
     name = "attention-neumf"
@@ -221,6 +269,8 @@ class AttentionNeuMF(NeuralRecommender):
         "epochs": P.EPOCHS,
         "batch_size": P.BATCH_SIZE,
         "negatives": P.NEGATIVES,
+        "pretrain": Param("bool", help="initialise from a fitted GMF and MLP (NeuMF's alpha fusion)"),
+        "alpha": Param("float", 0.0, 1.0, help="weight of GMF in the pre-trained output layer"),
         "eval_every": EVAL_EVERY,
         "patience": PATIENCE,
         "random_state": P.RANDOM_STATE,
@@ -230,23 +280,27 @@ class AttentionNeuMF(NeuralRecommender):
     def __init__(
         self,
         *,
-        factors: int = 16,
-        layers: str = "32,16,8",
+        factors: int = 32,
+        layers: str = "64,32,16",
         heads: int = 2,
         attention_order: str = "softmax",
-        learning_rate: float = 0.001,
+        learning_rate: float = 0.002,
         regularization: float = 0.0,
         epochs: int = 50,
-        batch_size: int = 1024,
+        batch_size: int = 4096,
         negatives: int = 4,
+        pretrain: bool = True,
+        alpha: float = 0.5,
         eval_every: int = 1,
-        patience: int = 5,
+        patience: int = 2,
         random_state: int = 0,
         device: str = "auto",
     ):
         self.factors = factors
         self.layers = layers
         self.heads = heads
+        self.pretrain = pretrain
+        self.alpha = alpha
         self.attention_order = attention_order
         self.learning_rate = learning_rate
         self.regularization = regularization
@@ -276,9 +330,30 @@ class AttentionNeuMF(NeuralRecommender):
         )
 
     def _train(self, train, val, callback):
-        settings = self.train_settings(weight_decay=self.regularization)
         examples = pointwise_examples(train, self.negatives)
-        return train_module(self, self.module_, examples, _pointwise_loss, settings, val=val, callback=callback)
+        if not self.pretrain:
+            settings = self.train_settings(weight_decay=self.regularization)
+            return train_module(self, self.module_, examples, _pointwise_loss, settings, val=val, callback=callback)
+        from engine.models.ncf import FINE_TUNE_LR_SCALE, GMF, MLP, NeuMF, _staged
+
+        # The stages train with NeuMF's default batch size and patience: `batch_size` and
+        # `patience` are the fine-tuning's, whose epochs cost several NeuMF epochs each.
+        neumf = NeuMF.default_params()
+        shared = dict(factors=self.factors, learning_rate=self.learning_rate, regularization=self.regularization,
+                      epochs=self.epochs, negatives=self.negatives, eval_every=self.eval_every,
+                      batch_size=neumf["batch_size"], patience=neumf["patience"],
+                      random_state=self.random_state, device=self.device)
+        stages = [("gmf", GMF(**shared)), ("mlp", MLP(layers=self.layers, **shared))]
+        total, offset, fitted = 3 * self.epochs, 0, {}
+        for stage, model in stages:
+            model.fit(train, val=val, callback=_staged(callback, stage, offset, total))
+            offset += model.epochs_trained_
+            fitted[stage] = model.module_.cpu()
+        self.module_.load_pretrained(fitted["gmf"], fitted["mlp"], self.alpha)
+        settings = self.train_settings(weight_decay=self.regularization, eval_start=True,
+                                       learning_rate=FINE_TUNE_LR_SCALE * self.learning_rate)
+        staged = _staged(callback, "attention-neumf", offset, total)
+        return train_module(self, self.module_, examples, _pointwise_loss, settings, val=val, callback=staged)
 
     # ---- read-outs -----------------------------------------------------------------------------
     def attention_weights(self, user_idx, item_idx) -> dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ import torch
 
 from engine.models.base import resolve_device
 from engine.models.params import DEVICE, EPOCHS, FACTORS, RANDOM_STATE, REGULARIZATION, Param
-from engine.models.svd import BiasedMF
+from engine.models.svd import MISSING_RATING, MISSING_WEIGHT, BiasedMF
 
 # Floats per temporary of a batched step (~64 MB): bounds the stacked normal equations.
 CHUNK_FLOATS = 16_000_000
@@ -31,10 +31,16 @@ class MFALS(BiasedMF):
     features and go to one batched ``torch.linalg.solve``. Users and items without training ratings end at zero, i.e.
     they are predicted at the baseline.
 
-    With ``weighted=False`` the penalty is a plain ``λ`` per user/item (ridge): items with few
-    ratings are then shrunk toward the baseline, which ranks better (ML-100k validation
-    NDCG@10 0.019 at λ = 5 against 0.006 for ALS-WR) at some cost in RMSE (0.975 against 0.916).
-    Defaults (ALS-WR, λ = 0.1) were chosen on the validation RMSE of `engine.data.random_split`.
+    Ranked by predicted rating, the observed-only model favours obscure items rated 5 by a
+    few people (Cremonesi et al.; ML-100k test NDCG@10 0.005). With ``missing_weight > 0``
+    (the default) it fits Steck's AllRank objective: every unobserved cell also counts, as a
+    rating `missing_rating` with weight `missing_weight`, solved exactly and without any dense
+    row by the all-columns Gram matrix (see `als_step`). Defaults r_m = 2, w_m = 0.1 (ALS-WR,
+    λ = 0.1), chosen on ML-100k leave-last-out validation NDCG@10 and the RMSE of the random
+    80/20 split: test NDCG@10 0.052 at RMSE 1.115; w_m = 0 gives 0.005 at RMSE 0.916 (its
+    λ was chosen on that RMSE); r_m = 1, w_m = 0.05 ranks a little better (0.055) at RMSE
+    1.247; plain ridge (``weighted=False``, λ = 5) with r_m = 2, w_m = 0.05 ranked worse
+    (0.045) at RMSE 1.142.
 
     Parameters
     ----------
@@ -46,6 +52,10 @@ class MFALS(BiasedMF):
         ALS iterations (each solves users, then items).
     weighted : bool
         Weighted-λ regularisation of ALS-WR (True) or plain ridge (False).
+    missing_rating : float
+        ``r_m``, the rating imputed to unobserved cells.
+    missing_weight : float
+        ``w_m``, the weight of each unobserved cell; 0 fits the observed ratings only.
     init_std : float
         Standard deviation of the normal initialisation of the item factors.
     random_state : int
@@ -67,16 +77,22 @@ class MFALS(BiasedMF):
        IEEE Computer 42(8), 2009 (the biased model; ALS as an alternative to SGD).
     .. [3] Cremonesi, Koren & Turrin, "Performance of recommender algorithms on top-N
        recommendation tasks", RecSys 2010 (why rating predictors rank poorly).
+    .. [4] Steck, "Training and testing of recommender systems on data missing not at
+       random", KDD 2010 (AllRank: unobserved cells as low ratings of small weight).
+    .. [5] Hu, Koren & Volinsky, "Collaborative filtering for implicit feedback datasets",
+       ICDM 2008 (the all-columns Gram matrix that avoids dense rows).
     """
 
     name = "mf-als"
-    description = "Biased matrix factorisation of explicit ratings by alternating least squares (ALS-WR)"
+    description = "Biased matrix factorisation of explicit ratings by ALS (ALS-WR), missing data as low ratings (Steck)"
     explicit = True
     param_space = {
         "factors": FACTORS,
         "regularization": REGULARIZATION,
         "epochs": EPOCHS,
         "weighted": Param("bool", help="ALS-WR: scale λ by each user's/item's rating count"),
+        "missing_rating": MISSING_RATING,
+        "missing_weight": MISSING_WEIGHT,
         "init_std": Param("float", 0.0, 1.0, help="std of the factors' initialisation"),
         "random_state": RANDOM_STATE,
         "device": DEVICE,
@@ -89,6 +105,8 @@ class MFALS(BiasedMF):
         regularization: float = 0.1,
         epochs: int = 15,
         weighted: bool = True,
+        missing_rating: float = 2.0,
+        missing_weight: float = 0.1,
         init_std: float = 0.1,
         random_state: int = 0,
         device: str = "auto",
@@ -97,6 +115,8 @@ class MFALS(BiasedMF):
         self.regularization = regularization
         self.epochs = epochs
         self.weighted = weighted
+        self.missing_rating = missing_rating
+        self.missing_weight = missing_weight
         self.init_std = init_std
         self.random_state = random_state
         self.device = device
@@ -114,21 +134,30 @@ class MFALS(BiasedMF):
         users = _to_torch(by_user, dev)
         items = _to_torch(by_item, dev)
 
+        missing = (self.missing_rating, self.missing_weight) if self.missing_weight > 0 else None
         start = time.perf_counter()
         for epoch in range(1, self.epochs + 1):
-            p, bu = als_step(users, q, bi, mu, self.regularization, self.weighted)
-            q, bi = als_step(items, p, bu, mu, self.regularization, self.weighted)
+            p, bu = als_step(users, q, bi, mu, self.regularization, self.weighted, missing)
+            q, bi = als_step(items, p, bu, mu, self.regularization, self.weighted, missing)
             if callback is not None:
                 callback({"epoch": epoch, "epochs": self.epochs, "loss": _mse(users, p, bu, q, bi, mu),
                           "seconds": time.perf_counter() - start})
         self._store_factors(mu, bu, bi, p, q)
 
 
-def als_step(rows, fixed, fixed_bias, mu: float, lam: float, weighted: bool = True):
+def als_step(rows, fixed, fixed_bias, mu: float, lam: float, weighted: bool = True, missing=None):
     """Solve every row's ``[factors; bias]`` given the other side (`fixed`, `fixed_bias`).
 
     `rows` is ``(crow, col, rating)`` of a CSR matrix whose rows are solved; `lam` is λ,
-    multiplied by each row's count if `weighted`. Returns ``(factors (n_rows, f), bias (n_rows,))``.
+    multiplied by each row's count if `weighted`. `missing` is ``(r_m, w_m)`` or None: every
+    unobserved cell of a row then counts as a rating `r_m` of weight `w_m` (Steck 2010). Its
+    normal equations need no dense row: with ``G = Zᵀ Z`` and ``c = Zᵀ (r_m - mu - b)`` over
+    *all* columns, computed once per step (Hu et al.'s trick for implicit ALS),
+
+        (w_m G + (1 - w_m) Z_uᵀ Z_u + λ I) x_u = w_m c + Z_uᵀ ((r_u - mu - b) - w_m (r_m - mu - b))
+
+    where ``Z_u`` holds only the row's observed columns. Returns ``(factors (n_rows, f), bias
+    (n_rows,))``.
 
     Rows are processed in chunks of similar length (sorted by count): a chunk's rated features
     are gathered into a padded ``(rows, length, d)`` tensor, so its normal equations are one
@@ -141,6 +170,12 @@ def als_step(rows, fixed, fixed_bias, mu: float, lam: float, weighted: bool = Tr
     z = torch.cat([fixed, torch.ones(len(fixed), 1, device=dev, dtype=dtype)], 1)
     d = z.shape[1]
     residual = rating - mu - fixed_bias[col]
+    w_m = 0.0
+    if missing is not None:
+        r_m, w_m = float(missing[0]), float(missing[1])
+        imputed = r_m - mu - fixed_bias  # target of every unobserved cell, per column
+        gram_all, rhs_all = w_m * (z.T @ z), w_m * (z.T @ imputed)
+        residual = residual - w_m * imputed[col]
     counts = crow[1:] - crow[:-1]
     order = torch.argsort(counts, stable=True)
     sorted_counts = counts[order].cpu().numpy()
@@ -163,12 +198,16 @@ def als_step(rows, fixed, fixed_bias, mu: float, lam: float, weighted: bool = Tr
         zz = z[col[flat]] * valid[..., None]
         res = torch.where(valid, residual[flat], 0.0)
         gram = zz.mT @ zz
-        # Empty rows get λ I and a zero right-hand side, hence zero; the tiny jitter keeps
-        # λ = 0 solvable for them.
+        if w_m:
+            gram = (1.0 - w_m) * gram + gram_all
+        # Without missing data, empty rows get λ I and a zero right-hand side, hence zero; the
+        # tiny jitter keeps λ = 0 solvable for them.
         weight = torch.clamp(counts[idx], min=1).to(dtype) if weighted else torch.ones(e - s, device=dev, dtype=dtype)
         reg = lam * weight + 1e-6
         gram += reg[:, None, None] * eye
         rhs = (zz.mT @ res[..., None]).squeeze(-1)
+        if w_m:
+            rhs = rhs + rhs_all
         out[idx] = torch.linalg.solve(gram, rhs)
         s = e
     return out[:, :-1].contiguous(), out[:, -1].contiguous()

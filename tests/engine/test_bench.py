@@ -33,7 +33,9 @@ def test_selection_matches_peers_to_selected_engine_models():
     assert bench.select(["popularity"], peers=False, available_peers=peers) == (["popularity"], [])
     assert bench.select(["fake-peer"], peers=True, available_peers=peers) == ([], ["fake-peer"])
     default, _ = bench.select(None, peers=True, available_peers=peers)
-    assert default == [n for n in MODELS if n in bench.DEFAULT_MODELS]
+    assert sorted(default) == sorted(MODELS)  # every registered model by default
+    if "attention-neumf" in MODELS and "neumf" in MODELS:
+        assert default[default.index("neumf") + 1] == "attention-neumf"
     with pytest.raises(ParameterError, match="'popularty'.*popularity"):
         bench.select(["popularty"], peers=True, available_peers=peers)
 
@@ -58,6 +60,24 @@ def test_ratio_arithmetic():
     curve = [{"epoch": 1, "seconds": 0.1, "ndcg@10": 0.03}, {"epoch": 2, "seconds": 0.2, "ndcg@10": 0.045}]
     bench.add_reach(r, {"seconds": None, "epoch": None, "note": None, "curve": curve})
     assert r["reach_note"] == "not reached (best 0.0450 at epoch 2)"
+
+
+def test_variants_follow_their_base_and_get_ratios(monkeypatch):
+    monkeypatch.setattr(bench, "VARIANTS", {"c": "a"})
+    assert bench._variants_after_bases(["a", "b", "c"]) == ["a", "c", "b"]
+    assert bench._variants_after_bases(["b", "c"]) == ["b", "c"]  # no base: registry order
+    rows = [
+        {"model": "a", "source": "engine", "metrics": {"ndcg@10": 0.05, "hr@10": 0.1}, "fit_seconds": 2.0},
+        {"model": "c", "source": "engine", "metrics": {"ndcg@10": 0.04, "hr@10": 0.12}, "fit_seconds": 6.0},
+    ]
+    (r,) = bench.variant_ratios(rows)
+    assert (r["variant"], r["base"]) == ("c", "a")
+    assert r["ndcg_ratio"] == pytest.approx(0.8) and r["hr_ratio"] == pytest.approx(1.2)
+    assert r["fit_time_ratio"] == pytest.approx(3.0)
+    assert bench.variant_ratios(rows[:1]) == []
+    text = bench.format_report({"dataset": "d", "protocol": "full", "rows": [], "ratios": [], "variants": [r],
+                                "notes": [], "split": {"users": 1, "items": 1, "train": 1, "val": 0, "test": 0}})
+    assert "c/a" in text and "0.80" in text
 
 
 # ---- whole runs on the tiny dataset --------------------------------------------------------------

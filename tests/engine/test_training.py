@@ -67,11 +67,11 @@ class ScriptedEvaluator:
         return {"ndcg@10": self.values[len(self.seen) - 1]}
 
 
-def _run(values, *, epochs=8, patience=2, eval_every=1, callback=None):
+def _run(values, *, epochs=8, patience=2, eval_every=1, callback=None, eval_start=False):
     module = _module()
     evaluator = ScriptedEvaluator(module, values)
     settings = TrainSettings(epochs=epochs, batch_size=32, learning_rate=0.05, patience=patience,
-                             eval_every=eval_every, device="cpu")
+                             eval_every=eval_every, device="cpu", eval_start=eval_start)
     result = train_module(None, module, pointwise_examples(TRAIN, 2), _pointwise_loss, settings,
                           val=SPLITS.val, callback=callback, evaluator=evaluator)
     return module, evaluator, result
@@ -95,6 +95,20 @@ def test_patience_zero_trains_every_epoch_but_still_restores_the_best():
     module, evaluator, result = _run([0.5, 0.1, 0.2, 0.3], epochs=4, patience=0)
     assert result.epochs_run == 4 and result.best_epoch == 1
     _assert_same_weights(_snapshot(module), evaluator.seen[0])
+
+
+def test_eval_start_keeps_the_starting_weights_unless_an_epoch_beats_them():
+    start = _snapshot(_module())
+    events = []
+    module, evaluator, result = _run([0.5, 0.4, 0.3], patience=2, eval_start=True, callback=events.append)
+    _assert_same_weights(evaluator.seen[0], start)  # the first evaluation is of the untrained module
+    assert result.best_epoch == 0 and result.best_ndcg == 0.5 and result.epochs_run == 2
+    assert [e["epoch"] for e in events] == [1, 2]  # epoch 0 is no progress event
+    _assert_same_weights(_snapshot(module), start)
+
+    module, evaluator, result = _run([0.5, 0.4, 0.6, 0.1, 0.1], patience=2, eval_start=True)
+    assert result.best_epoch == 2
+    _assert_same_weights(_snapshot(module), evaluator.seen[2])
 
 
 def test_eval_every_evaluates_on_schedule_and_after_the_last_epoch():

@@ -114,3 +114,31 @@ def tiny_splits():
     from tests.engine.models.test_contract import SPLITS
 
     return SPLITS
+
+
+def test_pretrained_start_is_exactly_fused_neumf():
+    from engine.models.ncf_modules import NCF, GMFTower, MLPTower
+
+    torch.manual_seed(0)
+    gmf, mlp = NCF(GMFTower(7, 9, 4)), NCF(mlp=MLPTower(7, 9, 4, (8, 3)))
+    for module in (gmf, mlp):  # trained-looking weights, not the tiny initialisation
+        for param in module.parameters():
+            torch.nn.init.normal_(param)
+    fused = NCF.fuse(gmf, mlp, alpha=0.3)
+    attention = AttentionNeuMF(factors=4, layers="8,3", heads=2)
+    attention.n_users_, attention.n_items_ = 7, 9
+    module = attention._build_module().load_pretrained(gmf, mlp, alpha=0.3)
+    users, items = torch.arange(7).repeat(9), torch.arange(9).repeat_interleave(7)
+    with torch.no_grad():
+        torch.testing.assert_close(module(users, items), fused(users, items), rtol=1e-5, atol=1e-5)
+        everyone = torch.arange(7)
+        torch.testing.assert_close(module.score_all(everyone), fused.score_all(everyone), rtol=1e-5, atol=1e-5)
+
+
+def test_pretrained_fit_reports_three_stages(tiny_splits):
+    events = []
+    model = AttentionNeuMF(factors=4, layers="4", heads=2, epochs=2, device="cpu")
+    model.fit(tiny_splits.train, val=tiny_splits.val, callback=events.append)
+    stages = [e["stage"] for e in events]
+    assert stages[0] == "gmf" and stages[-1] == "attention-neumf" and "mlp" in stages
+    assert [e["epoch"] for e in events] == list(range(1, len(events) + 1))

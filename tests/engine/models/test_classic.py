@@ -102,8 +102,9 @@ def rmse(model, split) -> float:
 @pytest.mark.parametrize(
     "model",
     [
-        SVD(factors=4, epochs=100, batch_size=64, learning_rate=0.05, regularization=0.001, device="cpu"),
-        MFALS(factors=4, epochs=20, regularization=0.001, device="cpu"),
+        SVD(factors=4, epochs=100, batch_size=64, learning_rate=0.05, regularization=0.001, missing_weight=0.0,
+            device="cpu"),
+        MFALS(factors=4, epochs=20, regularization=0.001, missing_weight=0.0, device="cpu"),
     ],
     ids=["svd", "mf-als"],
 )
@@ -121,7 +122,7 @@ def test_explicit_models_recover_a_low_rank_rating_matrix(model):
 def test_unrated_items_are_predicted_at_the_baseline(cls):
     train, _, _ = low_rank_ratings(n_items=10)
     train = train.subset(train.item_idx != 9)  # item 9 has no training rating
-    model = cls(factors=3, epochs=5, device="cpu").fit(train)
+    model = cls(factors=3, epochs=5, missing_weight=0.0, device="cpu").fit(train)
     assert model.item_bias_[9] == 0 and not model.item_factors_[9].any()
     baseline = model.global_mean_ + model.user_bias_
     np.testing.assert_allclose(model.score(np.arange(60), np.full(60, 9)), baseline, rtol=1e-6)
@@ -136,7 +137,7 @@ def test_svd_divergence_names_the_learning_rate():
 def test_svd_loss_decreases():
     train, _, _ = low_rank_ratings()
     losses = []
-    model = SVD(factors=4, epochs=20, batch_size=64, learning_rate=0.05, device="cpu")
+    model = SVD(factors=4, epochs=20, batch_size=64, learning_rate=0.05, missing_weight=0.0, device="cpu")
     model.fit(train, callback=lambda event: losses.append(event["loss"]))
     assert len(losses) == 20 and losses[-1] < 0.5 * losses[0]
 
