@@ -47,11 +47,20 @@ def build_model(model_name: str, params: dict | None = None, *, device: str | No
 
 
 def evaluate_test(model: Recommender, splits: DataSplits, *, protocol: str = "full") -> dict:
-    """Ranking metrics on the test split; validation items are not candidates (they are known)."""
+    """Ranking metrics on the test split; validation items are not candidates (they are known).
+
+    On a dataset with attention ground truth (visual-synthetic), a model that exposes its
+    attention also gets ``attention.component_lift`` and ``attention.item_auc`` (see
+    `engine.attention.attention_fidelity`), so `train --json`, `evaluate` and the bench report them.
+    """
+    from engine.attention import attention_fidelity, has_ground_truth
     from engine.evaluation import evaluate
 
     check_protocol(protocol)
-    return evaluate(model, splits.test, exclude=[splits.val], protocol=protocol)
+    metrics = dict(evaluate(model, splits.test, exclude=[splits.val], protocol=protocol))
+    if has_ground_truth(splits.test.dataset) and callable(getattr(model, "attention", None)):
+        metrics.update(attention_fidelity(model, splits.test.dataset, splits.test))
+    return metrics
 
 
 def check_protocol(protocol: str) -> None:

@@ -43,7 +43,9 @@ class ACF(Recommender):
     features : "auto" (``patches`` when the dataset has images, else none), "patches", "cnn"
         (see `engine.data.components`) or "none" (no images: one learned component per item,
         so only item-level attention is meaningful).
-    tied : use the item embedding ``v`` as the profile vector ``p`` (fewer parameters).
+    tied : use the item embedding ``v`` as the profile vector ``p`` (fewer parameters; the
+        default, as in the VisRec tutorial: on visual-synthetic it gave a higher validation
+        NDCG@10 and a less collapsed α than separate tables, 10 epochs: 0.042 vs 0.031).
     learning_rate, regularization : Adam step and L2 weight decay on every parameter (the
         VisRec tutorial found 1e-5 best; without L2 the attention goes flat; 1e-3 flattens it
         too, measured on visual-synthetic).
@@ -104,7 +106,7 @@ class ACF(Recommender):
         components_dim: int = 32,
         max_profile: int = 10,
         features: str = "auto",
-        tied: bool = False,
+        tied: bool = True,
         learning_rate: float = 0.005,
         regularization: float = 1e-5,
         embedding_regularization: float = 0.01,

@@ -10,6 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: Spread of the initial embeddings and of the initial reduced image components.
+EMBEDDING_STD = 0.1
+
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Softmax over the entries where `mask` is True; masked entries get exactly 0.
@@ -79,15 +82,29 @@ class ACFModule(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Kaiming (He) initialisation of the ReLU layers; small Gaussian embeddings."""
+        """Kaiming (He) initialisation of the ReLU layers; inputs and outputs kept on one scale.
+
+        The attention's hidden layers add a term per input (user, item, context, image), so
+        those terms must start on one scale or the largest one decides the attention alone:
+        embeddings are N(0, 0.1²) and the feature reduction is scaled to give components of the
+        same spread (standardised features through a Kaiming-initialised reduction would be
+        about 15x larger, and both attentions would start as functions of the image only,
+        the same for every user). The two output layers start at zero, so α and β start
+        uniform: a random output layer makes the softmaxes peaked from the first step, and a
+        peaked softmax passes almost no gradient to the entries it ignores.
+        """
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Embedding):
-                nn.init.normal_(m.weight, std=0.1)
+                nn.init.normal_(m.weight, std=EMBEDDING_STD)
         nn.init.zeros_(self.item_bias.weight)
+        if self.reduce is not None:
+            nn.init.normal_(self.reduce.weight, std=EMBEDDING_STD / self.reduce.in_features**0.5)
+        for out in (self.comp_out, self.att_out):
+            nn.init.zeros_(out.weight)
 
     def context_table(self) -> torch.Tensor:
         return self.item.weight if self.tied else self.context.weight

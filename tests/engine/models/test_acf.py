@@ -13,7 +13,7 @@ from engine.data.split import Split
 from engine.data.visual import generate_visual_synthetic
 from engine.errors import ParameterError
 from engine.models.acf import ACF, recent_profiles
-from engine.models.acf_module import masked_softmax
+from engine.models.acf_module import ACFModule, masked_softmax
 from engine.models.base import Recommender
 
 FAST = {"factors": 8, "attention_dim": 8, "components_dim": 8, "epochs": 4, "batch_size": 256, "device": "cpu"}
@@ -113,3 +113,33 @@ def test_images_are_optional_but_asked_features_need_them():
     assert not model.has_components_
     att = model.attention(0)
     assert att["components"] == {} and sum(a for _, a in att["profile"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_attention_starts_uniform_with_image_terms_on_the_embedding_scale():
+    torch.manual_seed(0)
+    features = torch.randn(30, 49, 40)  # standardised features, as `standardise` returns
+    module = ACFModule(n_users=5, n_items=30, factors=16, attention_dim=8, components_dim=8, features=features, tied=False)
+    # The reduced components start with the embeddings' spread, so the image does not decide
+    # the attention alone (a Kaiming reduction would give a spread of about 1.4, 14x more).
+    spread = module.components().std().item()
+    assert 0.05 < spread < 0.2
+    assert module.user.weight.std().item() == pytest.approx(0.1, rel=0.2)
+    users = torch.arange(5)
+    profile = torch.tensor([[0, 1, 2, -1], [3, 4, -1, -1], [5, 6, 7, 8], [9, -1, -1, -1], [10, 11, 12, 13]])
+    valid = profile >= 0
+    _, alpha, beta = module.user_vectors(users, profile, valid)
+    expected = valid.float() / valid.sum(1, keepdim=True)
+    torch.testing.assert_close(alpha, expected)
+    torch.testing.assert_close(beta, torch.full_like(beta, 1 / 49))
+
+
+def test_test_evaluation_reports_attention_fidelity_only_where_it_exists(visual):
+    from engine.experiment import evaluate_test
+    from engine.models.popularity import Popularity
+
+    dataset, splits, model = visual
+    metrics = evaluate_test(model, splits)
+    assert metrics["attention.component_lift"] == attention_fidelity(model, dataset, splits.test)["attention.component_lift"]
+    assert "ndcg@10" in metrics
+    plain = evaluate_test(Popularity().fit(splits.train), splits)
+    assert not any(k.startswith("attention.") for k in plain)
