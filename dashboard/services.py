@@ -43,6 +43,7 @@ def dataset_choices() -> list[str]:
     for folder in sorted(DATA_DIR.glob("ml-latest*")):
         if folder.is_dir() and folder.name != "ml-latest":
             found.append(f"ml-latest:{folder}")
+    found.extend(f"csv:{path}" for path in sorted((DATA_DIR / "uploads").glob("*.csv")))
     return found
 
 
@@ -123,3 +124,585 @@ def get_model(checkpoint: str, spec: str) -> Recommender:
 def get_splits(spec: str) -> DataSplits:
     """The leave-last-out split every run of `spec` was evaluated on (marks held-out items)."""
     return make_splits(get_dataset(spec))
+
+
+# ---- explorer ----------------------------------------------------------------------------------
+# User explorer, Similar items and Compare. Everything is cached per (checkpoint, user) or
+# (checkpoint, item): one user's top-k is one row of scores, never the users x items matrix.
+import numpy as np  # noqa: E402
+
+from engine import explore  # noqa: E402
+from engine.history_explain import because_you_liked, supports_history  # noqa: E402
+
+
+ACTIVITY_LEVELS = explore.ACTIVITY_LEVELS
+shared_counts = explore.shared_counts
+
+
+def find_user(spec: str, raw_id: str, way_out: str) -> int:
+    """Index of a raw user id; an unknown one is an `st.error` naming it and `way_out`, and the
+    page stops."""
+    try:
+        return get_dataset(spec).user_index(raw_id)
+    except EngineError as exc:
+        st.error(f"{exc}. {way_out}", icon=":material/person_off:")
+        st.stop()
+
+
+def find_item(spec: str, raw_id: str) -> int | None:
+    """Index of a raw item id, or None after an `st.error` naming it (the page goes on, so its
+    item picker is the way out)."""
+    try:
+        return get_dataset(spec).item_index(raw_id)
+    except EngineError as exc:
+        st.error(f"{exc}. Pick an item by title below.", icon=":material/error:")
+        return None
+
+
+def recommendation_frame(spec: str, user_idx: int, items, scores, shared) -> pd.DataFrame:
+    """One model's list for the user explorer, with the user's held-out items marked."""
+    splits = get_splits(spec)
+    held = {"test": explore.held_out_items(splits.test, user_idx), "validation": explore.held_out_items(splits.val, user_idx)}
+    return explore.recommendation_frame(get_dataset(spec), items, scores, held_out=held, shared=shared)
+
+
+@st.cache_data(max_entries=8)
+def activity_groups(spec: str) -> dict:
+    """User indices of each activity level (light / medium / heavy thirds)."""
+    return explore.activity_groups(get_dataset(spec))
+
+
+def pick_user(spec: str, level: str, seed: int, avoid: int | None = None) -> str:
+    """Raw id of a seeded random user of an activity level."""
+    ds = get_dataset(spec)
+    return str(ds.user_ids[explore.pick_user(activity_groups(spec), level, seed, avoid=avoid)])
+
+
+@st.cache_data(max_entries=64)
+def user_history(spec: str, user_idx: int) -> pd.DataFrame:
+    """One user's interactions, newest first, with the split each went to."""
+    return explore.user_history(get_dataset(spec), user_idx, get_splits(spec))
+
+
+@st.cache_data(max_entries=512)
+def user_recommendations(checkpoint: str, spec: str, user_idx: int, k: int) -> tuple:
+    """``(item_idx, scores)`` of one user's top-`k` unseen items under one checkpoint."""
+    return explore.recommend_one(get_model(checkpoint, spec), user_idx, k)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def because(checkpoint: str, spec: str, user_idx: int, items: tuple[int, ...]) -> list[str] | None:
+    """"because you liked ..." per item (three history titles each); None when the model cannot
+    re-score a user from a history."""
+    model = get_model(checkpoint, spec)
+    if not supports_history(model):
+        return None
+    ds = get_dataset(spec)
+    return [explore.because_text(ds, reasons) for reasons in because_you_liked(model, user_idx, list(items), k=3)]
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def poster(spec: str, item_idx: int) -> str | None:
+    """The item's image as a small data URI, None where the dataset has no images."""
+    return explore.thumbnail_uri(get_dataset(spec), item_idx)
+
+
+@st.cache_data(max_entries=8)
+def item_choices(spec: str) -> tuple:
+    """``(item indices by popularity, their labels)`` for the item picker."""
+    ds = get_dataset(spec)
+    order = explore.items_by_popularity(ds)
+    return order, explore.item_labels(ds)[order]
+
+
+def can_show_similar(checkpoint: str, spec: str) -> bool:
+    """Whether the checkpoint's model has item neighbours (False where it cannot load)."""
+    try:
+        return bool(_capabilities(checkpoint, spec)["similar_items"])
+    except EngineError:
+        return False
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _capabilities(checkpoint: str, spec: str) -> dict:
+    return get_model(checkpoint, spec).capabilities()
+
+
+@st.cache_data(max_entries=512)
+def similar_items(checkpoint: str, spec: str, item_idx: int, k: int) -> pd.DataFrame:
+    """The `k` nearest items of one item under one checkpoint, ranked, with metadata."""
+    items, scores = get_model(checkpoint, spec).similar_items([item_idx], k)
+    return explore.item_frame(get_dataset(spec), items[0], scores[0])
+
+
+def compare_table(spec: str) -> pd.DataFrame:
+    """Every run of `spec` (one row each) with its metrics and fit time (not cached, see
+    `runs_table`)."""
+    return explore.compare_table(runs_table(spec))
+
+
+@st.cache_data(max_entries=16, show_spinner="Comparing the top-10 lists of every user...")
+def user_overlap(checkpoint_a: str, checkpoint_b: str, spec: str, k: int = 10) -> pd.DataFrame:
+    """Every user with the overlap of two checkpoints' top-`k` lists, least overlap first."""
+    ds = get_dataset(spec)
+    users = np.arange(ds.n_users)
+    overlap = explore.topk_overlap(get_model(checkpoint_a, spec), get_model(checkpoint_b, spec), users, k)
+    return explore.disagreements(ds, users, overlap)
+
+
+# ---- models ------------------------------------------------------------------------------------
+# Models page (training worker, runs table) and the Data page's CSV upload. Training runs on a
+# process-wide `JobManager` thread, so it survives page switches and reloads; the page only
+# submits jobs and reads snapshots.
+from engine.data.upload import guess_mapping, read_header, save_upload  # noqa: E402
+from engine.jobs import STARTER_SET, JobManager, history, job_table  # noqa: E402
+from engine.models.registry import describe_models  # noqa: E402
+
+UPLOAD_ROLES = ("user", "item", "rating", "timestamp")
+
+
+@st.cache_resource(max_entries=4)
+def _job_manager(data_dir: str) -> JobManager:
+    return JobManager(data_dir)
+
+
+def job_manager() -> JobManager:
+    """The training worker of the current data folder (one per process, shared by sessions)."""
+    return _job_manager(str(DATA_DIR))
+
+
+@st.cache_data(max_entries=1)
+def model_catalog() -> list[dict]:
+    """Every registered model with its description, defaults and parameter ranges."""
+    return describe_models()
+
+
+def start_training(spec: str, model: str, params: dict) -> int:
+    """Queue one training run on the (cached) dataset `spec`; returns the job id. A bad
+    parameter or dataset is a one-line `st.error` and the page stops."""
+    with friendly_errors():
+        return job_manager().submit(get_dataset(spec), model, params).id
+
+
+def start_starter_set(spec: str) -> list[int]:
+    """Queue the starter models (`engine.jobs.STARTER_SET`) on `spec`, one after another."""
+    with friendly_errors():
+        return [job.id for job in job_manager().submit_many(get_dataset(spec), STARTER_SET)]
+
+
+def starter_models() -> list[str]:
+    return [model for model, _ in STARTER_SET]
+
+
+def training_jobs() -> list[dict]:
+    """Snapshots of every remembered job, oldest first (see `engine.jobs.Job.snapshot`)."""
+    return [job.snapshot() for job in job_manager().jobs()]
+
+
+def cancel_job(job_id: int) -> bool:
+    return job_manager().cancel(job_id)
+
+
+def cancel_all_jobs() -> int:
+    return job_manager().cancel_all()
+
+
+def clear_finished_jobs() -> int:
+    return job_manager().clear_finished()
+
+
+job_history = history  # a job's events as a table (epoch, phase, loss, val_ndcg@10, seconds)
+jobs_table = job_table  # snapshots as one row per job, for the jobs list
+
+
+def runs_overview(spec: str) -> pd.DataFrame:
+    """The runs of `spec` for the Models page: id, model, dataset, params (one text column),
+    every metric, fit seconds, created and whether the checkpoint is still on disk."""
+    table = runs_table(spec)
+    param_cols = [c for c in table.columns if c.startswith("params.")]
+    metric_cols = [c for c in table.columns if c not in param_cols and c not in _RUN_COLUMNS]
+    out = table[["id", "model", "dataset"]].copy()
+    out["params"] = [
+        ", ".join(f"{c[len('params.'):]}={_param_text(v)}" for c, v in zip(param_cols, row) if not _missing(v))
+        for row in table[param_cols].itertuples(index=False, name=None)
+    ]
+    out[metric_cols] = table[metric_cols]
+    out["fit_seconds"] = table["fit_seconds"]
+    out["created"] = table["created"]
+    out["checkpoint"] = table["checkpoint_status"]
+    return out
+
+
+_RUN_COLUMNS = ("id", "created", "dataset", "model", "fit_seconds", "checkpoint", "checkpoint_status")
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _param_text(value) -> str:
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:g}"
+    return str(value)
+
+
+def delete_run(run_id: int) -> None:
+    """Remove a run and its checkpoint directory."""
+    with friendly_errors():
+        runs_db().delete(int(run_id), remove_checkpoint=True)
+
+
+def upload_columns(content: bytes, name: str) -> list[str] | None:
+    """The header of an uploaded CSV, or None after a one-line `st.error`."""
+    try:
+        return read_header(content, name=name)
+    except EngineError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return None
+
+
+def upload_guess(columns: list[str]) -> dict:
+    """Role -> column the loader would pick by name (``userId``, ``movieId``, ...), else None."""
+    return guess_mapping(columns)
+
+
+def save_uploaded_csv(content: bytes, name: str, mapping: dict) -> str | None:
+    """Save the mapped upload under ``DATA_DIR/uploads/`` and return its ``csv:PATH`` spec, or
+    None after a one-line `st.error` (nothing is written then)."""
+    try:
+        path = save_upload(content, mapping, DATA_DIR / "uploads", name=name)
+    except EngineError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return None
+    return f"csv:{path}"
+
+
+# ---- embeddings ----------------------------------------------------------------------------------
+# Projections are cached twice: on disk by engine.projection (keyed by the checkpoint's
+# model.json, so a retrained model is never shown an old picture) and in memory by cache_data.
+from engine import projection as projections  # noqa: E402
+from engine.errors import UnknownIdError  # noqa: E402
+
+
+def projection_cache_dir() -> Path:
+    return DATA_DIR / "cache" / "projections"
+
+
+def may_have_embeddings(run: dict) -> bool:
+    """Whether a run's model class has embeddings at all: decided from the registry, without
+    loading the checkpoint (the picker asks this of every run)."""
+    from engine.models.registry import MODELS
+
+    cls = MODELS.get(run["model"])
+    return cls is not None and any(
+        getattr(cls, what) is not getattr(Recommender, what) for what in ("item_embeddings", "user_embeddings")
+    )
+
+
+def embedding_kinds(run: dict, spec: str) -> list[str]:
+    """Which embeddings a run's fitted model has: a subset of ``["items", "users"]`` (empty when
+    the checkpoint cannot be loaded)."""
+    try:
+        caps = get_model(run["checkpoint"], spec).capabilities()
+    except EngineError:
+        return []
+    return [what for what in ("items", "users") if caps.get(f"{what[:-1]}_embeddings")]
+
+
+def embedding_matrix(checkpoint: str, spec: str, what: str) -> np.ndarray:
+    model = get_model(checkpoint, spec)
+    return model.item_embeddings() if what == "items" else model.user_embeddings()
+
+
+def projection_key(checkpoint: str, what: str, method: str, dims: int, params: dict) -> str:
+    with friendly_errors():
+        return projections.projection_key(checkpoint, what, method, dims, params)
+
+
+def projection_on_disk(key: str) -> bool:
+    """Whether a projection is already on disk (the page then skips its progress box)."""
+    return projections.cache_file(projection_cache_dir(), key).is_file()
+
+
+def embedding_projection(
+    checkpoint: str, spec: str, what: str, method: str, dims: int, params: dict, key: str, progress=None
+) -> dict:
+    """``{"coords", "explained_variance", "seconds", "from_cache"}`` of one projection.
+
+    `key` (from `projection_key`) changes with the checkpoint, so it also keys the memory cache.
+    When the projection is not on disk yet and `progress` is given, it is computed here, outside
+    any cache, so that `progress(event)` (the engine's stage events) may update the page.
+    """
+    if progress is not None and not projection_on_disk(key):
+        with friendly_errors():
+            result = projections.cached_projection(
+                embedding_matrix(checkpoint, spec, what), method, dims, params=params,
+                cache_dir=projection_cache_dir(), key=key, callback=progress,
+            )  # fmt: skip
+        return _projection_dict(result)
+    with friendly_errors():
+        return _stored_projection(checkpoint, spec, what, method, dims, params, key)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _stored_projection(checkpoint: str, spec: str, what: str, method: str, dims: int, params: dict, key: str) -> dict:
+    result = projections.cached_projection(
+        embedding_matrix(checkpoint, spec, what), method, dims, params=params,
+        cache_dir=projection_cache_dir(), key=key,
+    )  # fmt: skip
+    return _projection_dict(result)
+
+
+def _projection_dict(result) -> dict:
+    return {
+        "coords": result.coords,
+        "explained_variance": result.explained_variance_ratio,
+        "seconds": result.seconds,
+        "from_cache": result.from_cache,
+    }
+
+
+@st.cache_data(max_entries=16, show_spinner="Clustering embeddings...")
+def embedding_clusters(checkpoint: str, spec: str, what: str, k: int, key: str) -> np.ndarray:
+    """k-means labels in the original embedding space (`key` ties them to the checkpoint)."""
+    return projections.kmeans_labels(embedding_matrix(checkpoint, spec, what), k)
+
+
+def embedding_neighbours(checkpoint: str, spec: str, what: str, index, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine neighbours in the original embedding space of the rows in `index`."""
+    with friendly_errors():
+        return projections.nearest_neighbours(embedding_matrix(checkpoint, spec, what), index, k)
+
+
+@st.cache_data(max_entries=8)
+def embedding_point_table(spec: str, what: str) -> pd.DataFrame:
+    """What the points can be coloured by and named with, one row per item or user:
+    items ``label`` (title), ``genre`` (the first one), ``popularity``, ``year``;
+    users ``label`` (raw id), ``activity``."""
+    ds = get_dataset(spec)
+    if what == "users":
+        activity = np.bincount(ds.interactions["user_idx"].to_numpy(), minlength=ds.n_users)
+        return pd.DataFrame({"label": [f"user {u}" for u in ds.user_ids], "activity": activity})
+    first = ds.items["genres"].fillna("").astype(str).str.split("|").str[0]
+    year = pd.to_numeric(ds.items["year"], errors="coerce")
+    titles = ds.items["title"].astype(str)
+    # "Toy Story (1995)": tells remakes apart; ml-100k titles already carry the year.
+    labels = [t if y != y or f"({int(y)})" in t else f"{t} ({int(y)})" for t, y in zip(titles, year)]
+    return pd.DataFrame({
+        "label": labels,
+        "genre": first.replace({"": "(none)", "(no genres listed)": "(none)"}).to_numpy(),
+        "popularity": ds.item_popularity(),
+        "year": year.to_numpy(),
+    })  # fmt: skip
+
+
+def embedding_user_marks(checkpoint: str, spec: str, raw_id: str, k: int = 10) -> dict | None:
+    """The user to highlight: ``{"user_idx", "history", "recommendations"}`` (item indices;
+    history is every item the user interacted with, recommendations the model's top-k). An
+    unknown id is an `st.error` naming it and None (the page goes on without highlights)."""
+    ds = get_dataset(spec)
+    try:
+        u = ds.user_index(raw_id)
+    except UnknownIdError as exc:
+        st.error(f"{exc}. Clear the user box or type another id.", icon=":material/person_off:")
+        return None
+    inter = ds.interactions
+    history = np.unique(inter["item_idx"].to_numpy()[inter["user_idx"].to_numpy() == u])
+    with friendly_errors():
+        recs, _ = get_model(checkpoint, spec).recommend(np.array([u]), k=k)
+    return {"user_idx": u, "history": history, "recommendations": recs[0][recs[0] >= 0]}
+
+
+# ---- visual attention ----------------------------------------------------------------------------
+# ACF's attention read-out (alpha over the profile, beta over each image's 7x7 cells), drawn on
+# the item images server-side, and checked against the generator's truth on visual-synthetic.
+from PIL import Image  # noqa: E402
+
+from engine import attention as attention_lib  # noqa: E402
+from engine.data.visual import load_image  # noqa: E402
+
+ATTENTION_VIEWS = {"raw": "Image", "overlay": "Attention overlay", "truth": "Ground-truth motif cells"}
+
+
+def has_images(spec: str) -> bool:
+    ds = get_dataset(spec)
+    return ds.images_dir is not None and "image" in ds.items
+
+
+def has_attention_truth(spec: str) -> bool:
+    return attention_lib.has_ground_truth(get_dataset(spec))
+
+
+def attention_users(spec: str) -> list[str]:
+    """Raw ids of the users with a test item (the ones the fidelity figures average over),
+    followed by the rest."""
+    ds = get_dataset(spec)
+    tested = np.zeros(ds.n_users, bool)
+    tested[get_splits(spec).test.user_idx] = True
+    return [*ds.user_ids[tested].tolist(), *ds.user_ids[~tested].tolist()]
+
+
+@st.cache_data(max_entries=4, show_spinner="Scoring attention against the ground truth...")
+def attention_fidelity(checkpoint: str, spec: str) -> dict:
+    """`engine.attention.attention_fidelity` over the test users of `spec` (cached per run)."""
+    with friendly_errors():
+        return attention_lib.attention_fidelity(get_model(checkpoint, spec), get_dataset(spec), get_splits(spec).test)
+
+
+def user_attention(checkpoint: str, spec: str, user_idx: int, k: int = 10) -> dict:
+    """One user's attention, ready to draw.
+
+    ``{"profile": [{"item", "title", "alpha", "beta" (7x7 or None), "truth" (7x7 bool or
+    None), "motifs" (names), "liked" (bool or None)}], "liked_motifs": names or None,
+    "recommendations": [{"item", "title", "score", "motifs", "liked"}], "fidelity": {"item_auc",
+    "component_lift"} for this user (NaN where undefined) or None}``. `truth`, `motifs` and
+    `liked` exist on visual-synthetic only.
+    """
+    ds = get_dataset(spec)
+    model = get_model(checkpoint, spec)
+    with friendly_errors():
+        att = model.attention(int(user_idx))
+        recs, scores = model.recommend(np.array([user_idx]), k=k)
+    truth = attention_lib.has_ground_truth(ds)
+    names = ds.extras.get("motif_names", [])
+    liked = []
+    if truth:
+        liked = [int(m) for m in ds.extras["user_motifs"][user_idx] if m >= 0]
+
+    def motifs(item: int) -> list[int]:
+        if "item_motifs" not in ds.extras:
+            return []
+        return [int(m) for m in ds.extras["item_motifs"][item] if m >= 0]
+
+    profile = []
+    for item, alpha in att["profile"]:
+        beta = att["components"].get(item)
+        cells = None
+        if truth:  # the true cells: where this item shows one of the user's motifs
+            cells = ds.extras["motif_cells"][item][liked].any(0)
+            cells = cells.reshape(beta.shape if beta is not None else (7, 7))
+        profile.append({
+            "item": item, "title": ds.title(item), "alpha": alpha, "beta": beta, "truth": cells,
+            "motifs": [names[m] for m in motifs(item)],
+            "liked": bool(set(motifs(item)) & set(liked)) if truth else None,
+        })  # fmt: skip
+    recommendations = [
+        {"item": int(i), "title": ds.title(i), "score": float(s), "motifs": [names[m] for m in motifs(i)],
+         "liked": bool(set(motifs(i)) & set(liked)) if truth else None}
+        for i, s in zip(recs[0], scores[0]) if i >= 0
+    ]  # fmt: skip
+    fidelity = None
+    if truth and profile:
+        alpha = np.array([[p["alpha"] for p in profile]])
+        relevant = np.array([[p["liked"] for p in profile]])
+        with_beta = [p for p in profile if p["beta"] is not None]
+        lift = float("nan")
+        if with_beta:
+            lift = attention_lib.component_lift(
+                np.array([p["beta"].reshape(-1) for p in with_beta]), np.array([p["truth"].reshape(-1) for p in with_beta])
+            )
+        fidelity = {"item_auc": attention_lib.item_auc(alpha, relevant), "component_lift": lift}
+    return {
+        "profile": profile,
+        "liked_motifs": [names[m] for m in liked] if truth else None,
+        "recommendations": recommendations,
+        "fidelity": fidelity,
+    }
+
+
+def attention_image(spec: str, item_idx: int, grid=None, *, size: int = 224) -> Image.Image:
+    """An item's image, with `grid` (a 7x7 attention or truth map) drawn over it when given."""
+    with friendly_errors():
+        image = load_image(get_dataset(spec), item_idx, size)
+        return image if grid is None else attention_lib.attention_overlay(image, np.asarray(grid, np.float32))
+
+
+# ---- explain ----------------------------------------------------------------------------------
+# SHAP and LIME of a feature-mlp's score for one (user, item) pair, and a global SHAP summary.
+# The explainer (a k-means summary of 500 training pairs) is built once per checkpoint; a lock
+# keeps two sessions from interleaving calls on it (LIME re-seeds its shared generator per call).
+import threading  # noqa: E402
+
+from engine import explain as explain_lib  # noqa: E402
+
+_EXPLAIN_LOCK = threading.Lock()
+#: How many held-out test pairs the global summary explains (choices offered by the page).
+GLOBAL_PAIRS = (50, 100, 200)
+
+
+def is_explainable(run: dict) -> bool:
+    return run["model"] == "feature-mlp"
+
+
+@st.cache_resource(max_entries=4, show_spinner="Summarising training pairs for the explainer...")
+def get_explainer(checkpoint: str, spec: str) -> explain_lib.PairExplainer:
+    return explain_lib.explainer_for(get_model(checkpoint, spec), get_splits(spec).train)
+
+
+def explain_default_user(spec: str) -> str:
+    """The first user with a held-out test item (so the default view is a real recommendation)."""
+    ds, splits = get_dataset(spec), get_splits(spec)
+    users = splits.test.user_idx
+    return str(ds.user_ids[int(users[0]) if len(users) else 0])
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def explain_candidates(checkpoint: str, spec: str, user_id: str, k: int = 10) -> list[dict]:
+    """The user's top-`k` recommendations (``item_id``, ``title``, ``score``): the items the page
+    offers to explain, best first."""
+    with friendly_errors():
+        ds = get_dataset(spec)
+        user = ds.user_index(user_id)
+        idx, scores = get_model(checkpoint, spec).recommend([user], k)
+    return [{"item_id": str(ds.item_ids[i]), "title": ds.title(i), "score": float(s)}
+            for i, s in zip(idx[0], scores[0]) if i >= 0]  # fmt: skip
+
+
+def explain_item_title(spec: str, item_id: str) -> str:
+    with friendly_errors():
+        ds = get_dataset(spec)
+        return ds.title(ds.item_index(item_id))
+
+
+@st.cache_data(max_entries=64, show_spinner="Explaining with SHAP and LIME...")
+def explain_pair(checkpoint: str, spec: str, user_id: str, item_id: str) -> dict:
+    """SHAP and LIME of one pair, their agreement and each one's deletion ratio on this pair.
+
+    Returns ``{"shap": Explanation dict, "lime": ..., "agreement": {"spearman",
+    "top3_overlap"}, "deletion": {"shap", "lime"}}``; the embedding features' values are the
+    raw user id and the item's title.
+    """
+    ds = get_dataset(spec)
+    user, item = ds.user_index(user_id), ds.item_index(item_id)
+    explainer = get_explainer(checkpoint, spec)
+    with _EXPLAIN_LOCK:
+        shap_exp, lime_exp = explainer.shap(user, item), explainer.lime(user, item)
+        deletion = {}
+        for e in (shap_exp, lime_exp):
+            top, rand = explainer.deletion_changes([user], [item], [e.vector(explainer.features)])
+            deletion[e.method] = explain_lib.deletion_ratio(top, rand)
+    out = {"agreement": explain_lib.agreement(shap_exp, lime_exp), "deletion": deletion}
+    for e in (shap_exp, lime_exp):
+        e.values.update({explain_lib.USER_EMBEDDING: f"user {user_id}", explain_lib.ITEM_EMBEDDING: ds.title(item)})
+        out[e.method] = e.to_dict()
+    return out
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def explain_global(checkpoint: str, spec: str, pairs: int, _progress=None) -> dict:
+    """SHAP values of `pairs` held-out test pairs (seeded): ``{"long": frame (pair, feature,
+    shap, value), "mean_abs": frame (feature, mean_abs), "method", "seconds",
+    "max_additivity_error", "pairs"}``. `_progress(done, total)` is not part of the cache key."""
+    explainer = get_explainer(checkpoint, spec)
+    users, items = explain_lib.background_pairs(get_splits(spec).test, pairs, random_state=0)
+    with _EXPLAIN_LOCK:
+        result = explainer.global_shap(users, items, progress=_progress)
+    mean_abs = result.mean_abs
+    return {
+        "long": result.long_frame(),
+        "mean_abs": pd.DataFrame({"feature": mean_abs.index, "mean_abs": mean_abs.to_numpy()}),
+        "method": result.method,
+        "seconds": result.seconds,
+        "max_additivity_error": result.max_additivity_error,
+        "pairs": len(users),
+    }

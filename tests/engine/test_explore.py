@@ -165,6 +165,9 @@ def test_because_text(ds):
     assert because_text(ds, []) == ""
     assert because_text(ds, [(1, 0.5)]) == "because you liked Beta"
     assert because_text(ds, [(1, 0.5), (3, 0.2), (0, 0.1)]) == "because you liked Beta; Delta; Alpha"
+    # an item that pulls the score down (or does nothing) is no reason
+    assert because_text(ds, [(1, 0.5), (3, 0.0), (0, -0.1)]) == "because you liked Beta"
+    assert because_text(ds, [(0, -0.1)]) == ""
 
 
 def test_activity_groups_and_pick_user(ds):
