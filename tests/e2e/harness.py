@@ -1,0 +1,196 @@
+"""The pieces the end-to-end test and `tools/measure_dashboard.py` share: the real app in its
+own process, a headless Chromium with no background traffic, and "wait until Streamlit is done".
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "dashboard" / "streamlit_app.py"
+DEFAULT_DATASET = "movielens-dslabs"
+
+# The starter set the Models page offers, with light parameters: the point is a run of each
+# kind for the pages to show, not quality. With the visual ACF below, 30-50 s in all on a 2-core
+# machine shared with other jobs (one torch thread, as the test suite runs).
+E2E_RUNS = {
+    "popularity": {},
+    "als": {"factors": 16, "epochs": 4},
+    "bpr": {"factors": 16, "epochs": 3},
+    "item2vec": {"factors": 16, "epochs": 1, "walks_per_node": 1, "walk_length": 10, "eval_every": 2},
+    "feature-mlp": {"factors": 8, "layers": "16", "epochs": 1, "negatives": 1, "batch_size": 4096, "eval_every": 2},
+}
+
+# No background traffic: updates, sync, metrics and first-run pings all stay off.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium_path() -> str | None:
+    """The Chromium binary: ``$RECSYS_CHROMIUM``, else Debian's ``/usr/bin/chromium``, else PATH."""
+    for candidate in (os.environ.get("RECSYS_CHROMIUM"), "/usr/bin/chromium"):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# A small generated image catalogue and a small ACF on it, for the Visual attention page.
+VISUAL_SPEC = "visual-synthetic"
+VISUAL_SIZE = {"n_users": 60, "n_items": 40, "min_interactions": 8, "max_interactions": 14}
+VISUAL_ACF = {"factors": 8, "attention_dim": 8, "components_dim": 8, "max_profile": 5, "epochs": 2,
+              "eval_every": 1, "patience": 0}  # fmt: skip
+
+
+def prepare_data_dir(folder: Path, runs: dict[str, dict] = E2E_RUNS, *, visual: bool = True) -> Path:
+    """Train `runs` on the default dataset into `folder` (checkpoints + runs.sqlite); with
+    `visual`, also generate `VISUAL_SPEC` there and train `VISUAL_ACF` on it."""
+    from engine.data.visual import generate_visual_synthetic
+    from engine.experiment import train_and_evaluate
+
+    folder = Path(folder)
+    for name, params in runs.items():
+        train_and_evaluate(DEFAULT_DATASET, name, params, data_dir=folder)
+    if visual:
+        generate_visual_synthetic(folder / VISUAL_SPEC, **VISUAL_SIZE)
+        # Image component features are cached under the data folder the engine is told about.
+        previous = os.environ.get("RECSYS_DATA_DIR")
+        os.environ["RECSYS_DATA_DIR"] = str(folder)
+        try:
+            train_and_evaluate(VISUAL_SPEC, "acf", VISUAL_ACF, data_dir=folder)
+        finally:
+            if previous is None:
+                del os.environ["RECSYS_DATA_DIR"]
+            else:
+                os.environ["RECSYS_DATA_DIR"] = previous
+    return folder
+
+
+class StreamlitServer:
+    """``streamlit run dashboard/streamlit_app.py`` on 127.0.0.1:`port` over `data_dir`."""
+
+    def __init__(self, data_dir: Path, log_path: Path, port: int | None = None, env: dict | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(log_path)
+        command = [
+            sys.executable, "-m", "streamlit", "run", str(APP),
+            "--server.port", str(self.port),
+            "--server.address", "127.0.0.1",
+            "--server.headless", "true",
+            "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none",
+        ]  # fmt: skip
+        self._log = open(self.log_path, "wb")
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **(env or {}), "RECSYS_DATA_DIR": str(data_dir)},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def wait_healthy(self, timeout: float = 90.0) -> float:
+        """Block until ``/_stcore/health`` answers ok; returns seconds since the process started."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as reply:
+                    if reply.read().strip() == b"ok":
+                        return time.perf_counter() - self.started
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"streamlit did not answer on {self.url} within {timeout:.0f} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+
+
+def launch_chromium(playwright, executable_path: str):
+    """Headless Debian Chromium through Playwright (its own bundled browsers are not used)."""
+    return playwright.chromium.launch(executable_path=executable_path, headless=True, args=CHROMIUM_ARGS)
+
+
+# ---- waiting for Streamlit ----------------------------------------------------------------------
+# Streamlit publishes its state on the root element: data-test-connection-state (CONNECTED once
+# the websocket is up) and data-test-script-state (initial -> running -> notRunning per rerun).
+APP_IDLE = "[data-testid='stApp'][data-test-connection-state='CONNECTED'][data-test-script-state='notRunning']"
+EXCEPTION = "[data-testid='stException']"
+
+
+def wait_for_title(page, title: str, timeout_ms: float = 60_000) -> None:
+    """Block until the page's ``h1`` reads `title`; an exception box on the way fails at once,
+    with its text, instead of after the timeout."""
+    import re
+
+    heading = page.locator("h1").filter(has_text=re.compile(rf"^\s*{re.escape(title)}\s*$"))
+    heading.or_(page.locator(EXCEPTION)).first.wait_for(timeout=timeout_ms)
+    if page.locator(EXCEPTION).count():
+        raise AssertionError(f"the app raised:\n{page.locator(EXCEPTION).first.inner_text()[:3000]}")
+
+
+def wait_for_app_run(page, timeout_ms: float = 60_000) -> None:
+    """Block until the app is connected, its script has finished and nothing is still loading."""
+    from playwright.sync_api import expect
+
+    page.locator(APP_IDLE).wait_for(state="attached", timeout=timeout_ms)
+    expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=timeout_ms)
+    expect(page.get_by_test_id("stSpinner")).to_have_count(0, timeout=timeout_ms)
+
+
+def screenshot(page, path, *, max_height: int = 2200) -> None:
+    """A picture of the whole page, up to `max_height` pixels tall.
+
+    Streamlit scrolls inside its main area, so Playwright's ``full_page`` would stop at the
+    window: the window grows to the content's height for the shot instead, then shrinks back.
+    """
+    size = page.viewport_size
+    page.evaluate(  # from the top, wherever a click scrolled the main area to
+        "() => ['stMain', 'stAppViewContainer', 'stAppScrollToBottomContainer'].forEach("
+        " id => document.querySelector(`[data-testid=\"${id}\"]`)?.scrollTo(0, 0))"
+    )
+    bottom = page.evaluate(
+        "() => { const b = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
+        " return b ? Math.ceil(b.getBoundingClientRect().bottom) : 0; }"
+    )
+    height = int(min(max(size["height"], bottom + 48), max_height))
+    page.set_viewport_size({"width": size["width"], "height": height})
+    page.mouse.move(size["width"] - 2, height - 2)  # an empty corner: no hover toolbars in the picture
+    page.wait_for_timeout(400)  # Plotly redraws its charts on resize
+    wait_for_app_run(page)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
