@@ -6,17 +6,29 @@ Pages call these functions and never import engine themselves. Every cache is bo
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
+from PIL import Image
 
+from engine import attention as attention_lib
+from engine import explain as explain_lib
+from engine import explore
+from engine import projection as projections
 from engine.data import DATASETS, Dataset, DataSplits, load_dataset
 from engine.data import stats
-from engine.errors import CheckpointError, EngineError
+from engine.data.upload import guess_mapping, read_header, save_upload
+from engine.data.visual import load_image
+from engine.errors import CheckpointError, EngineError, UnknownIdError
 from engine.experiment import make_splits
+from engine.history_explain import because_you_liked, supports_history
+from engine.jobs import STARTER_SET, JobManager, history, job_table
 from engine.models.base import Recommender
+from engine.models.registry import describe_models
 from engine.store import RunsDB, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,10 +141,6 @@ def get_splits(spec: str) -> DataSplits:
 # ---- explorer ----------------------------------------------------------------------------------
 # User explorer, Similar items and Compare. Everything is cached per (checkpoint, user) or
 # (checkpoint, item): one user's top-k is one row of scores, never the users x items matrix.
-import numpy as np  # noqa: E402
-
-from engine import explore  # noqa: E402
-from engine.history_explain import because_you_liked, supports_history  # noqa: E402
 
 
 ACTIVITY_LEVELS = explore.ACTIVITY_LEVELS
@@ -254,9 +262,6 @@ def user_overlap(checkpoint_a: str, checkpoint_b: str, spec: str, k: int = 10) -
 # Models page (training worker, runs table) and the Data page's CSV upload. Training runs on a
 # process-wide `JobManager` thread, so it survives page switches and reloads; the page only
 # submits jobs and reads snapshots.
-from engine.data.upload import guess_mapping, read_header, save_upload  # noqa: E402
-from engine.jobs import STARTER_SET, JobManager, history, job_table  # noqa: E402
-from engine.models.registry import describe_models  # noqa: E402
 
 UPLOAD_ROLES = ("user", "item", "rating", "timestamp")
 
@@ -380,8 +385,6 @@ def save_uploaded_csv(content: bytes, name: str, mapping: dict) -> str | None:
 # ---- embeddings ----------------------------------------------------------------------------------
 # Projections are cached twice: on disk by engine.projection (keyed by the checkpoint's
 # model.json, so a retrained model is never shown an old picture) and in memory by cache_data.
-from engine import projection as projections  # noqa: E402
-from engine.errors import UnknownIdError  # noqa: E402
 
 
 def projection_cache_dir() -> Path:
@@ -516,10 +519,7 @@ def embedding_user_marks(checkpoint: str, spec: str, raw_id: str, k: int = 10) -
 # ---- visual attention ----------------------------------------------------------------------------
 # ACF's attention read-out (alpha over the profile, beta over each image's 7x7 cells), drawn on
 # the item images server-side, and checked against the generator's truth on visual-synthetic.
-from PIL import Image  # noqa: E402
 
-from engine import attention as attention_lib  # noqa: E402
-from engine.data.visual import load_image  # noqa: E402
 
 ATTENTION_VIEWS = {"raw": "Image", "overlay": "Attention overlay", "truth": "Ground-truth motif cells"}
 
@@ -621,9 +621,7 @@ def attention_image(spec: str, item_idx: int, grid=None, *, size: int = 224) -> 
 # SHAP and LIME of a feature-mlp's score for one (user, item) pair, and a global SHAP summary.
 # The explainer (a k-means summary of 500 training pairs) is built once per checkpoint; a lock
 # keeps two sessions from interleaving calls on it (LIME re-seeds its shared generator per call).
-import threading  # noqa: E402
 
-from engine import explain as explain_lib  # noqa: E402
 
 _EXPLAIN_LOCK = threading.Lock()
 #: How many held-out test pairs the global summary explains (choices offered by the page).
