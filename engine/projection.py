@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from typing import Callable
 import numpy as np
 
 from engine.errors import EngineError, ParameterError
+from engine.npy_cache import save_npy_atomic
 
 METHODS = ("pca", "umap", "tsne")
 #: Parameters each method accepts, with their defaults. Cosine for the neighbour-based methods:
@@ -266,7 +265,7 @@ def cached_projection(
     result = project(x, method, dims, params=params, callback=callback)
     evr = result.explained_variance_ratio
     tail = np.full((1, dims), np.nan, np.float32) if evr is None else evr[None]
-    _write(path, np.vstack([result.coords, tail]).astype(np.float32))
+    save_npy_atomic(path, np.vstack([result.coords, tail]).astype(np.float32))
     if callback is not None:
         callback({"stage": "done", "seconds": result.seconds})
     return result
@@ -282,19 +281,6 @@ def _read(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
     if array.shape != shape or array.dtype != np.float32 or not np.isfinite(array[:-1]).all():
         return None
     return array
-
-
-def _write(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is as readable as the data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---- the original space ----------------------------------------------------------------------

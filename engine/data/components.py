@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -44,6 +42,7 @@ import torch
 from engine.data.dataset import Dataset
 from engine.data.visual import GRID, IMAGE_SIZE, image_path, load_image
 from engine.errors import DatasetError, ParameterError
+from engine.npy_cache import save_npy_atomic
 
 N_CELLS = GRID * GRID
 HUE_BINS, GREY_BINS, ORIENTATION_BINS = 12, 3, 8
@@ -95,7 +94,7 @@ def component_features(
 
     features = EXTRACTORS[extractor](dataset, resolve_device(device), batch_size, callback)
     if path is not None:
-        _atomic_save(path, features.astype(np.float16))
+        save_npy_atomic(path, features.astype(np.float16))
     return features
 
 
@@ -112,19 +111,6 @@ def cache_path(dataset: Dataset, extractor: str, cache_dir=None) -> Path:
         h.update(f"{name}:{size}\n".encode())
     version = FEATURE_VERSION[extractor]
     return Path(cache_dir) / f"components-{dataset.fingerprint}-{h.hexdigest()[:12]}-{extractor}-v{version}.npy"
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is as readable as the data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _batches(dataset: Dataset, batch_size: int, callback: Progress | None, extractor: str):
