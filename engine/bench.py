@@ -35,6 +35,7 @@ DEFAULT_MODELS = tuple(MODELS)
 #: Variants reported right after their base model, with their ratio to it (the effect of the change).
 VARIANTS = {"attention-neumf": "neumf"}
 TABLE_METRICS = ("hr@10", "ndcg@10", "recall@10", "mrr", "auc", "coverage@10")
+ATTENTION_METRICS = ("attention.component_lift", "attention.item_auc")
 
 Log = Callable[[str], None]
 
@@ -334,13 +335,15 @@ def format_report(report: dict) -> str:
     from engine.cli import table
 
     memory = any("peak_rss_mb" in r for r in report["rows"])
+    # Attention fidelity exists only for attention models on datasets with ground truth.
+    attention = [m for m in ATTENTION_METRICS if any(m in r["metrics"] for r in report["rows"])]
     rows = [
-        {"model": r["model"], "source": r["source"], **{m: r["metrics"].get(m) for m in TABLE_METRICS},
+        {"model": r["model"], "source": r["source"], **{m: r["metrics"].get(m) for m in (*TABLE_METRICS, *attention)},
          "fit s": r["fit_seconds"],
          "peak MiB": None if r.get("peak_rss_mb") is None else round(r["peak_rss_mb"])}
         for r in report["rows"]
     ]
-    columns = ["model", "source", *TABLE_METRICS, "fit s"] + (["peak MiB"] if memory else [])
+    columns = ["model", "source", *TABLE_METRICS, *attention, "fit s"] + (["peak MiB"] if memory else [])
     split = report["split"]
     lines = [
         f"{report['dataset']}: {split['users']} users x {split['items']} items; "

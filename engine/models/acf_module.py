@@ -37,6 +37,13 @@ class ACFModule(nn.Module):
     ``α = softmax_l a``; user representation ``u + Σ_l α(u,l) p_l``; score
     ``(u + Σ_l α p_l)ᵀ v_i + b_i``. The item bias ``b_i`` is an addition of ours (popularity).
 
+    With ``content=True`` (our addition, documented in `engine.models.acf.ACF`) the item's
+    visual content also enters both sides of the score, as in VBPR (He & McAuley 2016): each
+    profile item contributes ``p_l + E x̄_l`` (its β-attended content) and each candidate is
+    ``v_i + E x̃_i`` with ``x̃_i = mean_m x_im`` (a candidate has no user-conditioned β: that
+    would cost users x items x cells per ranking). So β gets gradient straight from the loss
+    instead of only through the item attention's output layer.
+
     Parameters
     ----------
     features : (n_items, M, d) float tensor of component features, or None: then each item has
@@ -55,6 +62,7 @@ class ACFModule(nn.Module):
         components_dim: int,
         features: torch.Tensor | None,
         tied: bool,
+        content: bool = False,
     ):
         super().__init__()
         self.tied = tied
@@ -79,6 +87,8 @@ class ACFModule(nn.Module):
         self.att_context = nn.Linear(factors, attention_dim, bias=False)
         self.att_x = nn.Linear(components_dim, attention_dim, bias=False)
         self.att_out = nn.Linear(attention_dim, 1)
+        # E: components -> latent space; only with image features (an own component is an embedding already).
+        self.content = nn.Linear(components_dim, factors, bias=False) if content and features is not None else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -105,15 +115,27 @@ class ACFModule(nn.Module):
             nn.init.normal_(self.reduce.weight, std=EMBEDDING_STD / self.reduce.in_features**0.5)
         for out in (self.comp_out, self.att_out):
             nn.init.zeros_(out.weight)
+        if self.content is not None:
+            # Content starts small next to the embeddings: it earns its weight from the loss.
+            nn.init.normal_(self.content.weight, std=EMBEDDING_STD / self.content.in_features**0.5)
 
     def context_table(self) -> torch.Tensor:
         return self.item.weight if self.tied else self.context.weight
 
-    def components(self) -> torch.Tensor:
-        """(n_items, M, components_dim): the reduced features of every item."""
+    def components(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """(n_items, M, components_dim): the reduced features of every item (or of `items`,
+        any shape, giving ``items.shape + (M, components_dim)``)."""
         if self.reduce is None:
-            return self.own_component.weight.unsqueeze(1)
-        return self.reduce(self.features)
+            table = self.own_component.weight
+            return (table if items is None else table[items]).unsqueeze(-2)
+        return self.reduce(self.features if items is None else self.features[items])
+
+    def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """Candidate vectors ``v_i`` (+ ``E x̃_i`` with content) of `items` (default all)."""
+        v = self.item.weight if items is None else self.item(items)
+        if self.content is None:
+            return v
+        return v + self.content(self.components(items).mean(-2))
 
     def attention_logits(self, users: torch.Tensor, profile: torch.Tensor, valid: torch.Tensor):
         """Item-level logits (B, P) and component weights β (B, P, M) of users' profiles.
@@ -121,18 +143,18 @@ class ACFModule(nn.Module):
         `profile` (B, P) holds item indices (any value where `valid` is False).
         """
         items = profile.clamp_min(0)
-        x = self.components()  # computed for the table once per call, gathered below
-        comp_keys = self.comp_x(x)  # (I, M, A)
-        item_keys = self.att_x(x)
+        x = self.components(items)  # (B, P, M, C): only the profiles' items, not the whole table
         u = self.user(users)  # (B, F)
-        hidden = F.relu(comp_keys[items] + self.comp_user(u)[:, None, None, :])  # (B, P, M, A)
+        hidden = F.relu(self.comp_x(x) + self.comp_user(u)[:, None, None, :])  # (B, P, M, A)
         beta = torch.softmax(self.comp_out(hidden).squeeze(-1), dim=-1)  # (B, P, M)
-        attended = torch.einsum("bpm,bpma->bpa", beta, item_keys[items])  # W1x x̄_l
+        x_bar = torch.einsum("bpm,bpmc->bpc", beta, x)  # x̄_l
         context = self.context_table()[items]  # (B, P, F)
         hidden = F.relu(
-            self.att_user(u)[:, None, :] + self.att_item(self.item.weight[items]) + self.att_context(context) + attended
+            self.att_user(u)[:, None, :] + self.att_item(self.item.weight[items]) + self.att_context(context) + self.att_x(x_bar)
         )
         logits = self.att_out(hidden).squeeze(-1)
+        if self.content is not None:
+            context = context + self.content(x_bar)  # p_l + E x̄_l
         return logits, beta, u, context
 
     def user_vectors(self, users, profile, valid, exclude=None):
@@ -152,7 +174,7 @@ class ACFModule(nn.Module):
 
     def item_scores(self, user_vec: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Scores of `items` (shape ``user_vec.shape[:-1] + (K,)`` or equal to it) for user vectors."""
-        v = self.item(items)
+        v = self.item_vectors(items)
         b = self.item_bias(items).squeeze(-1)
         if items.dim() == user_vec.dim():  # one extra axis of candidates
             return torch.einsum("...f,...kf->...k", user_vec, v) + b

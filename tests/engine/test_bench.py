@@ -193,3 +193,17 @@ def test_memory_runs_each_model_in_a_fresh_process(tiny, tmp_path):
     assert 20 < row["peak_rss_mb"] < 4096
     assert 0 < row["data_rss_mb"] <= row["peak_rss_mb"]
     assert "peak MiB" in bench.format_report(report)
+
+
+def test_report_shows_attention_fidelity_only_when_a_row_has_it():
+    split = {"users": 1, "items": 1, "train": 1, "val": 0, "test": 0}
+    rows = [
+        {"model": "bpr", "source": "engine", "metrics": {"ndcg@10": 0.01}, "fit_seconds": 1.0},
+        {"model": "acf", "source": "engine", "fit_seconds": 2.0,
+         "metrics": {"ndcg@10": 0.02, "attention.component_lift": 2.345, "attention.item_auc": 0.678}},
+    ]
+    report = {"dataset": "d", "protocol": "full", "rows": rows, "ratios": [], "notes": [], "split": split}
+    text = bench.format_report(report)
+    assert "attention.component_lift" in text and "2.345" in text and "0.678" in text
+    plain = bench.format_report({**report, "rows": rows[:1]})
+    assert "attention." not in plain

@@ -143,3 +143,25 @@ def test_test_evaluation_reports_attention_fidelity_only_where_it_exists(visual)
     assert "ndcg@10" in metrics
     plain = evaluate_test(Popularity().fit(splits.train), splits)
     assert not any(k.startswith("attention.") for k in plain)
+
+
+def test_content_path_gives_beta_gradient_from_the_loss_and_enters_candidates():
+    torch.manual_seed(0)
+    features = torch.randn(30, 49, 40)
+    users = torch.arange(3)
+    profile = torch.tensor([[0, 1, 2], [3, 4, -1], [5, -1, -1]])
+    grads = {}
+    for content in (False, True):
+        torch.manual_seed(1)
+        module = ACFModule(n_users=3, n_items=30, factors=16, attention_dim=8, components_dim=8, features=features, tied=True, content=content)
+        vec, _, _ = module.user_vectors(users, profile, profile >= 0)
+        module.item_scores(vec, torch.tensor([10, 11, 12])).sum().backward()
+        grads[content] = module.comp_out.weight.grad.abs().sum().item()
+    # The item attention's output layer starts at zero, so without the content path the
+    # component attention gets no gradient at all at the first step; with it, it does.
+    assert grads[False] == 0.0 and grads[True] > 0.0
+    # A candidate is v_i + E mean_m(x_im): hand-computed from the module's own pieces.
+    items = torch.tensor([4, 7])
+    expected = module.item.weight[items] + module.reduce(features[items]).mean(1) @ module.content.weight.T
+    torch.testing.assert_close(module.item_vectors(items), expected)
+    torch.testing.assert_close(module.item_vectors()[items], expected)
