@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from urllib.parse import parse_qs
 
 import numpy as np
 import pytest
+
+from tests.dashboard import pages
 
 PAGE = "app_pages/compare.py"
 DATASET = "movielens-dslabs"
@@ -16,29 +16,19 @@ DATASET = "movielens-dslabs"
 @pytest.fixture(scope="module")
 def env(trained_dir):
     from engine.data import load_dataset
-    from engine.store import RunsDB
 
-    db = RunsDB(trained_dir / "runs.sqlite")
-    return {"ds": load_dataset(DATASET), "runs": {r.model: db.get(int(r.id)) for r in db.list(DATASET).itertuples()}}
+    return {"ds": load_dataset(DATASET), "runs": pages.trained_runs(trained_dir, DATASET)}
 
 
 def open_page(make, **query):
-    at = make(**query).run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
+    return pages.open_page(make, PAGE, **query)
 
 
-def figures(at) -> list[dict]:
-    """The page's Plotly figures as dicts."""
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+figures = pages.figures
 
 
 def values(array) -> list:
-    """A trace's x or y: plotly sends numeric arrays as ``{"dtype", "bdata": base64}``."""
-    if isinstance(array, dict):
-        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
-    return list(array)
+    return pages.plotly_array(array).tolist()
 
 
 def bars(trace) -> dict:

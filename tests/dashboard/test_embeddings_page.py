@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 
 import numpy as np
 import pytest
+
+from tests.dashboard import pages
 
 PAGE = "app_pages/embeddings.py"
 
@@ -32,11 +33,7 @@ def chart(at) -> dict:
     return json.loads(charts[0].proto.spec)
 
 
-def values(data) -> np.ndarray:
-    """A trace array: plotly sends numeric arrays base64-encoded (``{"dtype", "bdata"}``)."""
-    if isinstance(data, dict):
-        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"]))
-    return np.asarray(data)
+values = pages.plotly_array
 
 
 def n_points(trace) -> int:

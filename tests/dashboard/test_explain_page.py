@@ -3,11 +3,11 @@ summary, the URL state, the empty state and the error states."""
 
 from __future__ import annotations
 
-import base64
-import json
 
 import numpy as np
 import pytest
+
+from tests.dashboard import pages
 
 PAGE = "app_pages/explain.py"
 DATASET = "movielens-dslabs"
@@ -59,21 +59,14 @@ def engine_side(mlp_dir):
 
 
 def open_page(make, **query):
-    at = make(**query).run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
+    return pages.open_page(make, PAGE, **query)
 
 
-def figures(at) -> list[dict]:
-    """The page's Plotly figures in page order: waterfall, LIME, then beeswarm and mean |SHAP|."""
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+figures = pages.figures  # in page order: waterfall, LIME, then beeswarm and mean |SHAP|
 
 
 def values(array) -> list:
-    if isinstance(array, dict):
-        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
-    return list(array)
+    return pages.plotly_array(array).tolist()
 
 
 def test_empty_state_links_to_models(app):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.dashboard import pages
+
 PAGE = "app_pages/similar.py"
 DATASET = "movielens-dslabs"
 
@@ -12,17 +14,12 @@ DATASET = "movielens-dslabs"
 @pytest.fixture(scope="module")
 def env(trained_dir):
     from engine.data import load_dataset
-    from engine.store import RunsDB
 
-    db = RunsDB(trained_dir / "runs.sqlite")
-    return {"ds": load_dataset(DATASET), "runs": {r.model: db.get(int(r.id)) for r in db.list(DATASET).itertuples()}}
+    return {"ds": load_dataset(DATASET), "runs": pages.trained_runs(trained_dir, DATASET)}
 
 
 def open_page(make, **query):
-    at = make(**query).run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
+    return pages.open_page(make, PAGE, **query)
 
 
 def run_id(env, model):

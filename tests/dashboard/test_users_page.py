@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.dashboard import pages
+
 PAGE = "app_pages/users.py"
 DATASET = "movielens-dslabs"
 
@@ -17,19 +19,13 @@ def env(trained_dir):
     """The dataset, its split and the trained runs (model name -> run dict) of `trained_dir`."""
     from engine.data import load_dataset
     from engine.experiment import make_splits
-    from engine.store import RunsDB
 
     ds = load_dataset(DATASET)
-    db = RunsDB(trained_dir / "runs.sqlite")
-    runs = {row.model: db.get(int(row.id)) for row in db.list(DATASET).itertuples()}
-    return {"ds": ds, "splits": make_splits(ds), "runs": runs}
+    return {"ds": ds, "splits": make_splits(ds), "runs": pages.trained_runs(trained_dir, DATASET)}
 
 
 def open_page(make, **query):
-    at = make(**query).run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
+    return pages.open_page(make, PAGE, **query)
 
 
 def ids(env, *models):
