@@ -52,10 +52,48 @@ def load_peers() -> tuple[dict, Callable | None, str | None]:
     return dict(PEERS), peer_params, None
 
 
+def split_specs(text: str) -> list[str]:
+    """``"bpr,acf[features=cnn,epochs=10]"`` -> ``["bpr", "acf[features=cnn,epochs=10]"]``:
+    commas inside brackets belong to the spec."""
+    out, depth, current = [], 0, ""
+    for ch in text:
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            out.append(current)
+            current = ""
+        else:
+            current += ch
+    out.append(current)
+    return [s.strip() for s in out if s.strip()]
+
+
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """``"acf[features=cnn,epochs=10]"`` -> ``("acf", {"features": "cnn", "epochs": "10"})``.
+
+    A bench row is a registry name, optionally with parameters in brackets, so one run can
+    compare variants of a model (both component extractors of ACF, say) on the same split.
+    Values are strings, coerced by the model's parameter ranges when it is built.
+    """
+    name, bracket, rest = spec.strip().partition("[")
+    if not bracket:
+        return name, {}
+    if not rest.endswith("]"):
+        raise ParameterError(f"model spec {spec!r} lacks its closing ']' (expected NAME[key=value,...])")
+    params = {}
+    for item in filter(None, (x.strip() for x in rest[:-1].split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"model spec {spec!r}: expected key=value, got {item!r}")
+        params[key.strip()] = value.strip()
+    return name.strip(), params
+
+
 def _resolve(name: str, peers: dict, peer_params) -> tuple[str, Callable[[], Recommender]]:
-    """``(source, factory)`` for an engine model or a peer name."""
-    if name in MODELS:
-        return "engine", lambda: build_model(name)
+    """``(source, factory)`` for an engine model (possibly ``NAME[key=value,...]``) or a peer name."""
+    base, params = parse_spec(name)
+    if base in MODELS:
+        build_model(base, params)  # a wrong parameter fails here, before any fitting
+        return "engine", lambda: build_model(base, params)
     if name in peers:
         cls, match = peers[name]
         engine_params = build_model(match).get_params() if match in MODELS else {}
@@ -66,11 +104,17 @@ def _resolve(name: str, peers: dict, peer_params) -> tuple[str, Callable[[], Rec
 def select(models: list[str] | None, *, peers: bool, available_peers: dict) -> tuple[list[str], list[str]]:
     """Engine names and peer names to run; a peer runs when it or its matched model is selected."""
     valid = [*MODELS, *available_peers]
+    specs = []  # engine models given with parameters, run after the plain ones
     for name in models or []:
-        if name not in valid:
-            raise ParameterError(f"unknown model or peer {name!r}{choices_hint(name, valid, limit=30)}")
+        base, params = parse_spec(name)
+        if base not in valid or (params and base not in MODELS):
+            raise ParameterError(f"unknown model or peer {base!r}{choices_hint(base, valid, limit=30)}")
+        if params:
+            build_model(base, params)  # unknown or out-of-range parameters: fail before any fitting
+            specs.append(name)
     chosen = set(models) if models else None
     ours = _variants_after_bases([n for n in MODELS if (n in chosen if chosen is not None else n in DEFAULT_MODELS)])
+    ours += specs
     theirs = []
     if peers:
         theirs = [p for p, (_, match) in available_peers.items() if chosen is None or p in chosen or match in chosen]
@@ -155,7 +199,8 @@ def time_to_reach(
     fit stops once the target is reached. Returns ``{"seconds", "epoch", "ndcg@10", "curve",
     "note"}``: seconds/epoch None when not reached, `note` set when it could not be measured.
     """
-    model = build_model(name, params)
+    base, spec_params = parse_spec(name)
+    model = build_model(base, {**spec_params, **(params or {})})
     curve: list[dict] = []
     state = {"spent": 0.0, "reached": None, "note": None}
     start = time.perf_counter()
@@ -191,8 +236,8 @@ def time_to_reach(
 
 
 def is_iterative(name: str) -> bool:
-    """Whether an engine model trains in epochs (and so calls back per epoch)."""
-    return "epochs" in MODELS[name].param_names()
+    """Whether an engine model (name or spec) trains in epochs (and so calls back per epoch)."""
+    return "epochs" in MODELS[parse_spec(name)[0]].param_names()
 
 
 # ---- the whole bench ------------------------------------------------------------------------

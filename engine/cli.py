@@ -309,9 +309,9 @@ def cmd_download(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from engine.bench import format_report, run_bench
+    from engine.bench import format_report, run_bench, split_specs
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    models = split_specs(args.models) if args.models else None
     report = run_bench(
         args.dataset,
         models=models,
@@ -487,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="our models against implicit / LightFM on the same split")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--models", default=None, help="comma-separated model or peer names (default: all)")
+    p.add_argument("--models", default=None, help="comma-separated model or peer names; NAME[key=value,...] adds a variant row (default: all)")
     p.add_argument("--protocol", choices=("full", "sampled"), default="full")
     p.add_argument("--no-peers", action="store_true")
     p.add_argument("--memory", action="store_true", help="train each model in a fresh process and report its peak RSS")

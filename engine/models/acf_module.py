@@ -38,11 +38,12 @@ class ACFModule(nn.Module):
     ``(u + Σ_l α p_l)ᵀ v_i + b_i``. The item bias ``b_i`` is an addition of ours (popularity).
 
     With ``content=True`` (our addition, documented in `engine.models.acf.ACF`) the item's
-    visual content also enters both sides of the score, as in VBPR (He & McAuley 2016): each
-    profile item contributes ``p_l + E x̄_l`` (its β-attended content) and each candidate is
-    ``v_i + E x̃_i`` with ``x̃_i = mean_m x_im`` (a candidate has no user-conditioned β: that
-    would cost users x items x cells per ranking). So β gets gradient straight from the loss
-    instead of only through the item attention's output layer.
+    visual content enters both sides of the score, as in VBPR (He & McAuley 2016): each
+    profile item contributes ``E x̄_l`` (its β-attended content) in place of ``p_l``, and each
+    candidate is ``v_i + E x̃_i`` with ``x̃_i = mean_m x_im`` (a candidate has no
+    user-conditioned β: that would cost users x items x cells per ranking). So β gets gradient
+    straight from the loss instead of only through the item attention's output layer, and the
+    profile term can only say what the images show (``p_l`` still feeds the item attention).
 
     Parameters
     ----------
@@ -154,7 +155,7 @@ class ACFModule(nn.Module):
         )
         logits = self.att_out(hidden).squeeze(-1)
         if self.content is not None:
-            context = context + self.content(x_bar)  # p_l + E x̄_l
+            context = self.content(x_bar)  # E x̄_l: what the user sees in the item, in latent space
         return logits, beta, u, context
 
     def user_vectors(self, users, profile, valid, exclude=None):

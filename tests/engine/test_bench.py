@@ -207,3 +207,37 @@ def test_report_shows_attention_fidelity_only_when_a_row_has_it():
     assert "attention.component_lift" in text and "2.345" in text and "0.678" in text
     plain = bench.format_report({**report, "rows": rows[:1]})
     assert "attention." not in plain
+
+
+# ---- model specs: NAME[key=value,...] rows ------------------------------------------------------
+def test_model_specs_parse_and_split_on_top_level_commas():
+    assert bench.split_specs("bpr, acf[features=cnn,epochs=10],als") == ["bpr", "acf[features=cnn,epochs=10]", "als"]
+    assert bench.parse_spec("acf[features=cnn, epochs=10]") == ("acf", {"features": "cnn", "epochs": "10"})
+    assert bench.parse_spec("popularity") == ("popularity", {})
+    for bad in ("acf[features=cnn", "acf[features]"):
+        with pytest.raises(ParameterError, match="acf"):
+            bench.parse_spec(bad)
+
+
+def test_spec_rows_follow_the_plain_ones_and_bad_specs_fail_before_fitting():
+    ours, _ = bench.select(["popularity[variant=reputation]", "popularity"], peers=False, available_peers={})
+    assert ours == ["popularity", "popularity[variant=reputation]"]
+    with pytest.raises(ParameterError, match="variant"):
+        bench.select(["popularity[variant=nonsense]"], peers=False, available_peers={})
+    with pytest.raises(ParameterError, match="'popularty'"):
+        bench.select(["popularty[variant=count]"], peers=False, available_peers={})
+
+
+def test_bench_runs_a_model_with_its_spec_parameters(tiny, tmp_path, capsys):
+    spec = "popularity[variant=reputation,prior=50]"
+    code = main(["--data-dir", str(tmp_path), "bench", "--dataset", tiny, "--models", f"popularity,{spec}", "--no-peers", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    rows = {r["model"]: r for r in json.loads(out)["rows"]}
+    assert rows[spec]["params"]["variant"] == "reputation" and rows[spec]["params"]["prior"] == 50.0
+    assert rows["popularity"]["params"]["variant"] == "count"
+    # The row is what a model built with those parameters scores on the same split.
+    from engine.experiment import train_and_evaluate
+
+    again = train_and_evaluate(tiny, "popularity", {"variant": "reputation", "prior": "50"}, out=False, runs_db=False, data_dir=tmp_path)
+    assert rows[spec]["metrics"] == pytest.approx(again["metrics"])

@@ -165,3 +165,38 @@ def test_content_path_gives_beta_gradient_from_the_loss_and_enters_candidates():
     expected = module.item.weight[items] + module.reduce(features[items]).mean(1) @ module.content.weight.T
     torch.testing.assert_close(module.item_vectors(items), expected)
     torch.testing.assert_close(module.item_vectors()[items], expected)
+
+
+def test_warp_loss_by_hand():
+    model = ACF(loss="warp")
+    model._unseen = torch.tensor([100, 10])  # candidate negatives of users 0 and 1
+    users = torch.tensor([0, 1])
+    x_pos = torch.tensor([[2.0, 0.0], [1.0, 5.0]])
+    # Draws per positive; a violator is x_uj > x_ui - 1.
+    x_neg = torch.tensor(
+        [
+            [[0.0, 1.5, 3.0], [0.5, -2.0, -3.0]],  # 2nd draw violates (1.5 > 1); 1st draw violates
+            [[-1.0, -1.0, 0.5], [0.0, 1.0, 2.0]],  # 3rd draw violates; no violator
+        ]
+    )
+    loss = model._warp(users, x_pos, x_neg)
+    harmonic = lambda k: sum(1 / j for j in range(1, k + 1))  # noqa: E731
+    expected = torch.tensor(
+        [
+            [harmonic(100 // 2) * (1 - 2.0 + 1.5), harmonic(100 // 1) * (1 - 0.0 + 0.5)],
+            [harmonic(10 // 3) * (1 - 1.0 + 0.5), 0.0],
+        ]
+    )
+    torch.testing.assert_close(loss, expected)
+
+
+def test_warp_trains_acf_to_rank_its_positives(visual):
+    dataset, splits, bpr_model = visual
+    model = ACF(**{**FAST, "epochs": 8}, max_profile=6, loss="warp", max_sampled=10).fit(splits.train)
+    seen = splits.train.matrix(binary=True).toarray() > 0  # 30 x 24: a toy matrix
+    scores = model.score(np.arange(dataset.n_users))
+    # Training AUC: positives above the user's other items, far above chance.
+    pos, neg = scores[seen], scores[~seen]
+    auc = (pos[:, None] > neg[None, :]).mean()
+    assert auc > 0.7
+    assert not np.allclose(scores, bpr_model.score(np.arange(dataset.n_users)))
