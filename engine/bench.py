@@ -94,30 +94,34 @@ def _resolve(name: str, peers: dict, peer_params) -> tuple[str, Callable[[], Rec
     if base in MODELS:
         build_model(base, params)  # a wrong parameter fails here, before any fitting
         return "engine", lambda: build_model(base, params)
-    if name in peers:
-        cls, match = peers[name]
+    if base in peers:
+        cls, match = peers[base]
         engine_params = build_model(match).get_params() if match in MODELS else {}
-        return "peer", lambda: cls.from_params(**peer_params(name, engine_params))
+        return "peer", lambda: cls.from_params(**{**peer_params(base, engine_params), **params})
     raise ParameterError(f"unknown model or peer {name!r}{choices_hint(name, [*MODELS, *peers], limit=30)}")
 
 
 def select(models: list[str] | None, *, peers: bool, available_peers: dict) -> tuple[list[str], list[str]]:
     """Engine names and peer names to run; a peer runs when it or its matched model is selected."""
     valid = [*MODELS, *available_peers]
-    specs = []  # engine models given with parameters, run after the plain ones
+    specs, peer_specs = [], []  # models given with parameters, run after the plain ones
     for name in models or []:
         base, params = parse_spec(name)
-        if base not in valid or (params and base not in MODELS):
+        if base not in valid:
             raise ParameterError(f"unknown model or peer {base!r}{choices_hint(base, valid, limit=30)}")
-        if params:
+        if params and base in MODELS:
             build_model(base, params)  # unknown or out-of-range parameters: fail before any fitting
             specs.append(name)
+        elif params:
+            available_peers[base][0].from_params(**params)  # the peer's own parameter check
+            peer_specs.append(name)
     chosen = set(models) if models else None
     ours = _variants_after_bases([n for n in MODELS if (n in chosen if chosen is not None else n in DEFAULT_MODELS)])
     ours += specs
     theirs = []
     if peers:
         theirs = [p for p, (_, match) in available_peers.items() if chosen is None or p in chosen or match in chosen]
+        theirs += peer_specs
     return ours, theirs
 
 

@@ -136,7 +136,12 @@ class ACFModule(nn.Module):
         v = self.item.weight if items is None else self.item(items)
         if self.content is None:
             return v
-        return v + self.content(self.components(items).mean(-2))
+        if items is None:
+            return v + self.content(self.components().mean(-2))
+        # A batch names the same items many times (WARP draws 20 negatives per positive): reduce
+        # each distinct item's 49 cells once, not once per mention.
+        distinct, where = torch.unique(items, return_inverse=True)
+        return v + self.content(self.components(distinct).mean(-2))[where]
 
     def attention_logits(self, users: torch.Tensor, profile: torch.Tensor, valid: torch.Tensor):
         """Item-level logits (B, P) and component weights β (B, P, M) of users' profiles.

@@ -228,6 +228,21 @@ def test_spec_rows_follow_the_plain_ones_and_bad_specs_fail_before_fitting():
         bench.select(["popularty[variant=count]"], peers=False, available_peers={})
 
 
+def test_peer_specs_run_with_the_peers_and_are_checked_by_the_peer():
+    class CheckedPeer:
+        @classmethod
+        def from_params(cls, **params):
+            if set(params) - {"random_state"}:
+                raise ParameterError(f"unknown peer parameter {sorted(set(params) - {'random_state'})}")
+            return cls()
+
+    peers = {"fake-peer": (CheckedPeer, "popularity")}
+    ours, theirs = bench.select(["popularity", "fake-peer[random_state=2]"], peers=True, available_peers=peers)
+    assert ours == ["popularity"] and theirs == ["fake-peer", "fake-peer[random_state=2]"]
+    with pytest.raises(ParameterError, match="nonsense"):
+        bench.select(["fake-peer[nonsense=1]"], peers=True, available_peers=peers)
+
+
 def test_bench_runs_a_model_with_its_spec_parameters(tiny, tmp_path, capsys):
     spec = "popularity[variant=reputation,prior=50]"
     code = main(["--data-dir", str(tmp_path), "bench", "--dataset", tiny, "--models", f"popularity,{spec}", "--no-peers", "--json"])
