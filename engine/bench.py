@@ -92,7 +92,6 @@ def _resolve(name: str, peers: dict, peer_params) -> tuple[str, Callable[[], Rec
     """``(source, factory)`` for an engine model (possibly ``NAME[key=value,...]``) or a peer name."""
     base, params = parse_spec(name)
     if base in MODELS:
-        build_model(base, params)  # a wrong parameter fails here, before any fitting
         return "engine", lambda: build_model(base, params)
     if base in peers:
         cls, match = peers[base]
