@@ -200,3 +200,20 @@ def test_warp_trains_acf_to_rank_its_positives(visual):
     auc = (pos[:, None] > neg[None, :]).mean()
     assert auc > 0.7
     assert not np.allclose(scores, bpr_model.score(np.arange(dataset.n_users)))
+
+
+def test_with_content_the_profile_term_is_the_attended_image_content():
+    torch.manual_seed(0)
+    features = torch.randn(30, 49, 40)
+    module = ACFModule(n_users=3, n_items=30, factors=16, attention_dim=8, components_dim=8, features=features, tied=True, content=True)
+    for p in module.parameters():  # move the zero-initialised outputs so α and β are not uniform
+        torch.nn.init.normal_(p, std=0.3)
+    users = torch.arange(3)
+    profile = torch.tensor([[0, 1, 2], [3, 4, -1], [5, -1, -1]])
+    vec, alpha, beta = module.user_vectors(users, profile, profile >= 0)
+    # By hand: u + Σ_l α_l E x̄_l with x̄_l = Σ_m β_lm x_lm; the free item vectors p_l do not enter.
+    x = module.reduce(features[profile.clamp_min(0)])
+    x_bar = torch.einsum("bpm,bpmc->bpc", beta, x)
+    expected = module.user(users) + torch.einsum("bp,bpf->bf", alpha, module.content(x_bar))
+    torch.testing.assert_close(vec, expected)
+    assert alpha[0].std() > 0 and beta[0, 0].std() > 0
