@@ -75,7 +75,9 @@ class ACF(Recommender):
         the top of the list; BPR treats every pair alike.
     max_sampled : WARP's draws per positive (unused by BPR).
     epochs, batch_size, negatives : passes, (user, positive) pairs per step, sampled negatives
-        per positive for BPR (each negative one pair).
+        per positive for BPR (each negative one pair). 60 epochs (with early stopping): at 30
+        validation NDCG@10 was still rising on visual-synthetic (seeds 0-2: 0.0123 / 0.0160 /
+        0.0141 at 30, 0.0150 / 0.0175 / 0.0141 allowed 60).
     eval_every, patience : validation NDCG@10 every `eval_every` epochs; stop after `patience`
         checks without improvement (0: never); the best weights are kept.
     random_state, device : seed; "auto", "cpu" or "cuda".
@@ -139,7 +141,7 @@ class ACF(Recommender):
         embedding_regularization: float = 0.01,
         loss: str = "bpr",
         max_sampled: int = 20,
-        epochs: int = 30,
+        epochs: int = 60,
         batch_size: int = 1024,
         negatives: int = 1,
         eval_every: int = 5,

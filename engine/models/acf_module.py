@@ -26,6 +26,11 @@ def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> t
     return weights / weights.sum(dim=dim, keepdim=True).clamp_min(1e-30)
 
 
+# Rows of a table are looked up with `F.embedding`, never ``table[idx]``: the backward of
+# advanced indexing accumulates with several CPU threads in a nondeterministic order (two fits
+# with one seed differed by up to 0.02 in the item vectors), `F.embedding`'s does not.
+
+
 class ACFModule(nn.Module):
     """ACF's parameters and forward pieces.
 
@@ -128,7 +133,7 @@ class ACFModule(nn.Module):
         any shape, giving ``items.shape + (M, components_dim)``)."""
         if self.reduce is None:
             table = self.own_component.weight
-            return (table if items is None else table[items]).unsqueeze(-2)
+            return (table if items is None else F.embedding(items, table)).unsqueeze(-2)
         return self.reduce(self.features if items is None else self.features[items])
 
     def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
@@ -141,7 +146,7 @@ class ACFModule(nn.Module):
         # A batch names the same items many times (WARP draws 20 negatives per positive): reduce
         # each distinct item's 49 cells once, not once per mention.
         distinct, where = torch.unique(items, return_inverse=True)
-        return v + self.content(self.components(distinct).mean(-2))[where]
+        return v + F.embedding(where, self.content(self.components(distinct).mean(-2)))
 
     def attention_logits(self, users: torch.Tensor, profile: torch.Tensor, valid: torch.Tensor):
         """Item-level logits (B, P) and component weights β (B, P, M) of users' profiles.
@@ -154,9 +159,9 @@ class ACFModule(nn.Module):
         hidden = F.relu(self.comp_x(x) + self.comp_user(u)[:, None, None, :])  # (B, P, M, A)
         beta = torch.softmax(self.comp_out(hidden).squeeze(-1), dim=-1)  # (B, P, M)
         x_bar = torch.einsum("bpm,bpmc->bpc", beta, x)  # x̄_l
-        context = self.context_table()[items]  # (B, P, F)
+        context = F.embedding(items, self.context_table())  # (B, P, F)
         hidden = F.relu(
-            self.att_user(u)[:, None, :] + self.att_item(self.item.weight[items]) + self.att_context(context) + self.att_x(x_bar)
+            self.att_user(u)[:, None, :] + self.att_item(self.item(items)) + self.att_context(context) + self.att_x(x_bar)
         )
         logits = self.att_out(hidden).squeeze(-1)
         if self.content is not None:

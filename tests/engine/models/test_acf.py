@@ -217,3 +217,31 @@ def test_with_content_the_profile_term_is_the_attended_image_content():
     expected = module.user(users) + torch.einsum("bp,bpf->bf", alpha, module.content(x_bar))
     torch.testing.assert_close(vec, expected)
     assert alpha[0].std() > 0 and beta[0, 0].std() > 0
+
+
+def test_gradients_are_deterministic_with_several_threads():
+    # Advanced indexing (``table[idx]``) accumulates its backward in a thread-dependent order;
+    # the module looks rows up with F.embedding, whose backward does not.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(0)
+        module = ACFModule(n_users=200, n_items=1000, factors=32, attention_dim=8, components_dim=8,
+                           features=torch.randn(1000, 49, 12), tied=True, content=True)  # fmt: skip
+        users = torch.randint(0, 200, (128,))
+        profile = torch.randint(0, 1000, (128, 10))
+        neg = torch.randint(0, 1000, (128, 8, 20))
+        weights = torch.randn(128, 8, 20)
+
+        def grads():
+            module.zero_grad()
+            vec, _, _ = module.user_vectors(users, profile, profile >= 0, exclude=profile[:, :8])
+            (module.item_scores(vec, neg) * weights).sum().backward()
+            return [p.grad.clone() for p in module.parameters() if p.grad is not None]
+
+        first = grads()
+        for _ in range(3):
+            for a, b in zip(first, grads()):
+                assert torch.equal(a, b)
+    finally:
+        torch.set_num_threads(threads)
