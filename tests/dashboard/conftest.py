@@ -9,26 +9,41 @@ import pytest
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py"
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+def use_data_dir(folder, monkeypatch) -> None:
+    """Point the engine and the dashboard's services at `folder` for one test."""
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(folder))
     import dashboard.services as services
 
-    monkeypatch.setattr(services, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(services, "DATA_DIR", folder)
+
+
+def app_maker(folder, monkeypatch, *, timeout: float = 60, page: str | None = None, **fixed):
+    """``make(**query) -> AppTest`` of the real entry point over data folder `folder`;
+    `fixed` query parameters come first, then the call's; `page` is switched to."""
+    from streamlit.testing.v1 import AppTest
+
+    use_data_dir(folder, monkeypatch)
+
+    def make(**query):
+        at = AppTest.from_file(str(APP), default_timeout=timeout)
+        for key, value in {**fixed, **query}.items():
+            at.query_params[key] = value
+        if page is not None:
+            at.switch_page(page)
+        return at
+
+    return make
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    use_data_dir(tmp_path, monkeypatch)
     return tmp_path
 
 
 @pytest.fixture
-def app(data_dir):
-    from streamlit.testing.v1 import AppTest
-
-    def make(**query):
-        at = AppTest.from_file(str(APP), default_timeout=60)
-        for key, value in query.items():
-            at.query_params[key] = value
-        return at
-
-    return make
+def app(data_dir, monkeypatch):
+    return app_maker(data_dir, monkeypatch)
 
 
 # Small, fast models trained once per test session on the default dataset. Read-only by
@@ -54,17 +69,4 @@ def trained_dir(tmp_path_factory):
 @pytest.fixture
 def trained_app(trained_dir, monkeypatch):
     """Like `app`, over a data folder that already holds the runs in `TRAINED`."""
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setenv("RECSYS_DATA_DIR", str(trained_dir))
-    import dashboard.services as services
-
-    monkeypatch.setattr(services, "DATA_DIR", trained_dir)
-
-    def make(**query):
-        at = AppTest.from_file(str(APP), default_timeout=60)
-        for key, value in query.items():
-            at.query_params[key] = value
-        return at
-
-    return make
+    return app_maker(trained_dir, monkeypatch)

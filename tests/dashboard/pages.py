@@ -34,3 +34,10 @@ def trained_runs(trained_dir, dataset: str) -> dict[str, dict]:
 
     db = RunsDB(trained_dir / "runs.sqlite")
     return {row.model: db.get(int(row.id)) for row in db.list(dataset).itertuples()}
+
+
+def dataset_and_runs(trained_dir, dataset: str) -> dict:
+    """``{"ds": the loaded dataset, "runs": trained_runs(...)}``: what a page's output is checked against."""
+    from engine.data import load_dataset
+
+    return {"ds": load_dataset(dataset), "runs": trained_runs(trained_dir, dataset)}

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.dashboard.conftest import APP
+from tests.dashboard.conftest import app_maker
 
 PAGE = "app_pages/attention.py"
 SPEC = "visual-synthetic"
@@ -35,21 +35,7 @@ def visual_dir(tmp_path_factory):
 
 @pytest.fixture
 def visual_app(visual_dir, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    import dashboard.services as services
-
-    monkeypatch.setenv("RECSYS_DATA_DIR", str(visual_dir))
-    monkeypatch.setattr(services, "DATA_DIR", visual_dir)
-
-    def make(**query):
-        at = AppTest.from_file(str(APP), default_timeout=120)
-        for key, value in {"dataset": SPEC, **query}.items():
-            at.query_params[key] = value
-        at.switch_page(PAGE)
-        return at
-
-    return make
+    return app_maker(visual_dir, monkeypatch, timeout=120, page=PAGE, dataset=SPEC)
 
 
 def loaded(spec=SPEC):

@@ -15,9 +15,7 @@ DATASET = "movielens-dslabs"
 
 @pytest.fixture(scope="module")
 def env(trained_dir):
-    from engine.data import load_dataset
-
-    return {"ds": load_dataset(DATASET), "runs": pages.trained_runs(trained_dir, DATASET)}
+    return pages.dataset_and_runs(trained_dir, DATASET)
 
 
 def open_page(make, **query):

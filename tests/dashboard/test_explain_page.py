@@ -27,23 +27,10 @@ def mlp_dir(tmp_path_factory):
 
 @pytest.fixture
 def explain_app(mlp_dir, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    from tests.dashboard.conftest import APP
+    from tests.dashboard.conftest import app_maker
 
     folder, _ = mlp_dir
-    monkeypatch.setenv("RECSYS_DATA_DIR", str(folder))
-    import dashboard.services as services
-
-    monkeypatch.setattr(services, "DATA_DIR", folder)
-
-    def make(**query):
-        at = AppTest.from_file(str(APP), default_timeout=120)
-        for key, value in query.items():
-            at.query_params[key] = value
-        return at
-
-    return make
+    return app_maker(folder, monkeypatch, timeout=120)
 
 
 @pytest.fixture(scope="module")
