@@ -318,6 +318,7 @@ def cmd_bench(args) -> int:
         protocol=args.protocol,
         peers=not args.no_peers,
         memory=args.memory,
+        seeds=args.seeds,
         data_dir=args.data_dir,
         log=_err,
     )
@@ -491,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", choices=("full", "sampled"), default="full")
     p.add_argument("--no-peers", action="store_true")
     p.add_argument("--memory", action="store_true", help="train each model in a fresh process and report its peak RSS")
+    p.add_argument("--seeds", type=int, default=1, help="fit seeded models with seeds 0..N-1 and report mean ± sd (default 1)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 

@@ -256,3 +256,56 @@ def test_bench_runs_a_model_with_its_spec_parameters(tiny, tmp_path, capsys):
 
     again = train_and_evaluate(tiny, "popularity", {"variant": "reputation", "prior": "50"}, out=False, runs_db=False, data_dir=tmp_path)
     assert rows[spec]["metrics"] == pytest.approx(again["metrics"])
+
+
+# ---- seeds ------------------------------------------------------------------------------------
+def test_seeded_specs_set_random_state_only_where_a_model_has_one():
+    peers = {"fake-peer": (MODELS["bpr"], "bpr")}  # a class with random_state stands in for a peer
+    assert bench.seeded_specs("bpr", 1, peers) == [("bpr", None)]
+    assert bench.seeded_specs("bpr", 3, peers) == [(f"bpr[random_state={s}]", s) for s in range(3)]
+    assert bench.seeded_specs("bpr[epochs=2]", 2, peers) == [("bpr[epochs=2,random_state=0]", 0),
+                                                             ("bpr[epochs=2,random_state=1]", 1)]
+    assert bench.seeded_specs("popularity", 3, peers) == [("popularity", None)]  # nothing random in it
+    assert bench.seeded_specs("fake-peer", 2, peers)[1] == ("fake-peer[random_state=1]", 1)
+    with pytest.raises(ParameterError, match="random_state"):
+        bench.seeded_specs("bpr[random_state=4]", 2, peers)
+    assert bench.seeded_specs("bpr[random_state=4]", 1, peers) == [("bpr[random_state=4]", None)]
+
+
+def test_mean_rows_average_each_model_over_its_seeds():
+    rows = [
+        {"model": "a", "source": "engine", "seed": 0, "metrics": {"ndcg@10": 0.05, "hr@10": 0.1}, "fit_seconds": 1.0},
+        {"model": "p", "source": "peer", "seed": None, "metrics": {"ndcg@10": 0.04, "hr@10": 0.2}, "fit_seconds": 4.0},
+        {"model": "a", "source": "engine", "seed": 1, "metrics": {"ndcg@10": 0.07, "hr@10": 0.1}, "fit_seconds": 3.0},
+    ]
+    a, p = bench.mean_rows(rows)
+    assert (a["model"], a["seeds"], p["model"], p["seeds"]) == ("a", [0, 1], "p", [None])
+    assert a["metrics"] == pytest.approx({"ndcg@10": 0.06, "hr@10": 0.1}) and a["fit_seconds"] == pytest.approx(2.0)
+    assert a["sd"]["ndcg@10"] == pytest.approx(0.02 ** 0.5 * 0.1) and a["sd"]["hr@10"] == 0.0
+    assert p["metrics"] == rows[1]["metrics"] and p["sd"] == {"ndcg@10": 0.0, "hr@10": 0.0}
+    (ratio,) = bench.pair_ratios([a, p], {"p": (FakePeer, "a")})  # ours/peer compares the means
+    assert ratio["ndcg_ratio"] == pytest.approx(1.5) and ratio["fit_time_ratio"] == pytest.approx(0.5)
+
+
+def test_bench_with_seeds_fits_each_seed_and_reports_means(tiny, tmp_path, capsys):
+    argv = ["--data-dir", str(tmp_path), "bench", "--dataset", tiny, "--models", "popularity,bpr[epochs=3]",
+            "--no-peers", "--seeds", "2"]
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(r["model"], r["seed"]) for r in report["rows"]] == [("popularity", None), ("bpr[epochs=3]", 0), ("bpr[epochs=3]", 1)]
+    fits = report["rows"][1:]
+    assert [r["params"]["random_state"] for r in fits] == [0, 1] and fits[0]["metrics"] != fits[1]["metrics"]
+    means = {m["model"]: m for m in report["means"]}
+    assert means["bpr[epochs=3]"]["metrics"]["ndcg@10"] == pytest.approx(sum(r["metrics"]["ndcg@10"] for r in fits) / 2)
+    # Each seeded row is what `train` gives with that seed.
+    from engine.experiment import train_and_evaluate
+
+    again = train_and_evaluate(tiny, "bpr", {"epochs": 3, "random_state": 1}, out=False, runs_db=False, data_dir=tmp_path)
+    assert fits[1]["metrics"] == pytest.approx(again["metrics"])
+
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "mean ± sd over seeds 0-1" in text
+    mean_line = next(line for line in text.split("mean ± sd")[1].splitlines() if line.startswith("bpr[epochs=3]"))
+    assert f"{means['bpr[epochs=3]']['metrics']['ndcg@10']:.4f} ± {means['bpr[epochs=3]']['sd']['ndcg@10']:.4f}" in mean_line
+    assert main([*argv[:-1], "0"]) == 2 and "seeds" in capsys.readouterr().err
