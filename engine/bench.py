@@ -352,7 +352,7 @@ def run_bench(
 
 def mean_rows(rows: list[dict]) -> list[dict]:
     """One row per (source, model), in first-seen order: metrics and fit seconds averaged over its
-    seeds, ``sd`` the sample standard deviation of each metric (0 with one seed), ``seeds`` the seeds."""
+    seeds, ``sd`` the sample standard deviation of each metric (None for one run), ``seeds`` the seeds."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["source"], row["model"]), []).append(row)
@@ -366,7 +366,7 @@ def mean_rows(rows: list[dict]) -> list[dict]:
                 "source": source,
                 "seeds": [r.get("seed") for r in group],
                 "metrics": {k: statistics.fmean(v) for k, v in values.items()},
-                "sd": {k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in values.items()},
+                "sd": {k: statistics.stdev(v) if len(v) > 1 else None for k, v in values.items()},
                 "fit_seconds": statistics.fmean(r["fit_seconds"] for r in group),
             }
         )
@@ -429,7 +429,8 @@ def add_reach(ratio: dict, found: dict) -> dict:
 def _mean_sd(row: dict, metric: str) -> str | None:
     if metric not in row["metrics"]:
         return None
-    return f"{row['metrics'][metric]:.4f} ± {row['sd'][metric]:.4f}"
+    sd = row["sd"][metric]
+    return f"{row['metrics'][metric]:.4f}" + ("" if sd is None else f" ± {sd:.4f}")
 
 
 def _ratio(a, b) -> float | None:

@@ -282,7 +282,7 @@ def test_mean_rows_average_each_model_over_its_seeds():
     assert (a["model"], a["seeds"], p["model"], p["seeds"]) == ("a", [0, 1], "p", [None])
     assert a["metrics"] == pytest.approx({"ndcg@10": 0.06, "hr@10": 0.1}) and a["fit_seconds"] == pytest.approx(2.0)
     assert a["sd"]["ndcg@10"] == pytest.approx(0.02 ** 0.5 * 0.1) and a["sd"]["hr@10"] == 0.0
-    assert p["metrics"] == rows[1]["metrics"] and p["sd"] == {"ndcg@10": 0.0, "hr@10": 0.0}
+    assert p["metrics"] == rows[1]["metrics"] and p["sd"] == {"ndcg@10": None, "hr@10": None}  # one run: no spread
     (ratio,) = bench.pair_ratios([a, p], {"p": (FakePeer, "a")})  # ours/peer compares the means
     assert ratio["ndcg_ratio"] == pytest.approx(1.5) and ratio["fit_time_ratio"] == pytest.approx(0.5)
 
@@ -308,4 +308,6 @@ def test_bench_with_seeds_fits_each_seed_and_reports_means(tiny, tmp_path, capsy
     assert "mean ± sd over seeds 0-1" in text
     mean_line = next(line for line in text.split("mean ± sd")[1].splitlines() if line.startswith("bpr[epochs=3]"))
     assert f"{means['bpr[epochs=3]']['metrics']['ndcg@10']:.4f} ± {means['bpr[epochs=3]']['sd']['ndcg@10']:.4f}" in mean_line
+    popularity_line = next(line for line in text.split("mean ± sd")[1].splitlines() if line.startswith("popularity"))
+    assert f"{means['popularity']['metrics']['ndcg@10']:.4f}" in popularity_line and "±" not in popularity_line
     assert main([*argv[:-1], "0"]) == 2 and "seeds" in capsys.readouterr().err
