@@ -92,10 +92,12 @@ def component_features(
             pass  # a damaged cache file is recomputed and replaced
     from engine.models.base import resolve_device  # lazy: engine.models imports this module
 
-    features = EXTRACTORS[extractor](dataset, resolve_device(device), batch_size, callback)
+    # Rounded to the cache's float16 on every path: a model trained on freshly extracted
+    # features must equal one trained later from the cache (same seed, same weights).
+    features = EXTRACTORS[extractor](dataset, resolve_device(device), batch_size, callback).astype(np.float16)
     if path is not None:
-        save_npy_atomic(path, features.astype(np.float16))
-    return features
+        save_npy_atomic(path, features)
+    return features.astype(np.float32)
 
 
 def cache_path(dataset: Dataset, extractor: str, cache_dir=None) -> Path:
