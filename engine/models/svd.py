@@ -169,9 +169,10 @@ class SVD(BiasedMF):
             spec.coerce(key, getattr(self, key))
         dev = resolve_device(self.device)
         gen = torch.Generator().manual_seed(self.random_state)
-        users = torch.as_tensor(train.user_idx, dtype=torch.long, device=dev)
-        items = torch.as_tensor(train.item_idx, dtype=torch.long, device=dev)
-        ratings = torch.as_tensor(train.rating, dtype=torch.float32, device=dev)
+        # Copies (`torch.tensor`): a split's arrays may be read-only views, which torch must not share.
+        users = torch.tensor(train.user_idx, dtype=torch.long, device=dev)
+        items = torch.tensor(train.item_idx, dtype=torch.long, device=dev)
+        ratings = torch.tensor(train.rating, dtype=torch.float32, device=dev)
         mu = float(ratings.mean())
         f, lam, lr = self.factors, self.regularization, self.learning_rate
         p = (torch.randn(self.n_users_, f, generator=gen) * self.init_std).to(dev)
