@@ -249,6 +249,12 @@ def compare_table(spec: str) -> pd.DataFrame:
     return explore.compare_table(runs_table(spec))
 
 
+def seed_summary(spec: str) -> pd.DataFrame:
+    """Runs of `spec` that differ only in their seed: mean and sd per setting
+    (`engine.explore.seed_summary`; not cached, like `runs_table`)."""
+    return explore.seed_summary(runs_table(spec))
+
+
 @st.cache_data(max_entries=16, show_spinner="Comparing the top-10 lists of every user...")
 def user_overlap(checkpoint_a: str, checkpoint_b: str, spec: str, k: int = 10) -> pd.DataFrame:
     """Every user with the overlap of two checkpoints' top-`k` lists, least overlap first."""

@@ -300,6 +300,65 @@ def compare_table(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def seed_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs that differ only in their seed, summarised: one row per model and parameters
+    (``random_state`` aside) that has runs with at least two different seeds.
+
+    Columns: ``setting`` (``"neumf"``, or ``"neumf[factors=64]"`` with the parameters that
+    differ from the model's defaults, as the bench names its rows), ``model``, ``runs``,
+    ``seeds`` (``"0, 1, 2"``), then per metric (`LEADING_METRICS` first) its mean under the
+    metric's name and its sample standard deviation as ``"<metric> sd"``, and the mean
+    ``fit_seconds``. One fit of a stochastic trainer is one draw; two settings whose means
+    differ by less than their spread are not told apart by these runs. Empty (with those
+    columns) when no setting has two seeds.
+    """
+    found = metric_columns(runs)
+    metrics = [m for m in LEADING_METRICS if m in found] + [m for m in found if m not in LEADING_METRICS]
+    columns = ["setting", "model", "runs", "seeds", *[c for m in metrics for c in (m, f"{m} sd")], "fit_seconds"]
+    if "params.random_state" not in runs.columns or runs.empty:
+        return pd.DataFrame(columns=columns)
+    others = [c for c in runs.columns if c.startswith("params.") and c != "params.random_state"]
+    # NaN marks a parameter the model does not have; a string key makes it groupable.
+    keys = runs[others].astype(object).where(runs[others].notna(), None).map(repr) if others else None
+    group_key = runs["model"].astype(str) + ("|" + keys.agg("|".join, axis=1) if keys is not None else "")
+    rows = []
+    for _, group in runs.groupby(group_key, sort=False):
+        seeds = group["params.random_state"].dropna()
+        if seeds.nunique() < 2:
+            continue
+        first = group.iloc[0]
+        row = {"setting": _setting(first["model"], {c[len("params."):]: first[c] for c in others}),
+               "model": first["model"], "runs": len(group),
+               "seeds": ", ".join(str(int(s)) for s in sorted(seeds.unique()))}
+        for m in metrics:
+            values = pd.to_numeric(group[m], errors="coerce")
+            row[m], row[f"{m} sd"] = values.mean(), values.std(ddof=1)
+        row["fit_seconds"] = pd.to_numeric(group["fit_seconds"], errors="coerce").mean()
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _setting(model: str, params: dict) -> str:
+    """``model[key=value,...]`` with the parameters that differ from `model`'s defaults."""
+    from engine.models.registry import MODELS
+
+    if model not in MODELS:
+        return model
+    cls = MODELS[model]
+    defaults, space = cls.default_params(), cls.param_space
+    changed = []
+    for key, value in params.items():
+        if key not in defaults or value is None or (isinstance(value, float) and np.isnan(value)):
+            continue  # not a parameter of this model
+        try:
+            value = space[key].coerce(key, value) if key in space else value  # 32.0 in a NaN column -> 32
+        except ParameterError:
+            pass
+        if value != defaults[key]:
+            changed.append(f"{key}={value}")
+    return f"{model}[{','.join(changed)}]" if changed else model
+
+
 def _check_index(idx: int, n: int, what: str) -> int:
     idx = int(idx)
     if not 0 <= idx < n:

@@ -63,6 +63,28 @@ with right:
     fig = px.bar(timed, x="run", y="fit_seconds", labels={"run": "", "fit_seconds": "fit seconds"})
     st.plotly_chart(fig, key="compare_fit_chart")
 
+# ---- one setting over seeds --------------------------------------------------------------------
+seeded = services.seed_summary(spec)
+if not seeded.empty:
+    st.subheader("Over seeds")
+    st.caption(
+        "Runs of one model with the same parameters and different `random_state`: the mean and the "
+        "standard deviation (sd) across them. Two settings whose means differ by less than their sd "
+        "are not told apart by these runs; train more seeds on the Models page."
+    )
+    st.dataframe(
+        seeded,
+        hide_index=True,
+        column_config={
+            "model": None,
+            "users": None,  # how many were evaluated, as in the table above: not a score
+            "users sd": None,
+            **{c: st.column_config.NumberColumn(c, format="%.4f") for c in seeded.columns if c in chartable or c.endswith(" sd")},
+            "fit_seconds": st.column_config.NumberColumn("fit seconds", format="%.2f"),
+        },
+        key="compare_seeds_table",
+    )
+
 # ---- two runs, user by user -------------------------------------------------------------------
 st.subheader("Where two runs disagree")
 runs = services.loadable_runs(spec)

@@ -124,3 +124,27 @@ def test_one_run_has_its_metrics_but_no_pair_to_compare(app, data_dir):
     assert table["ndcg@10"].tolist() == pytest.approx([run["metrics"]["ndcg@10"]])
     assert any("two runs" in i.value for i in at.info)
     assert [link.proto.page for link in at.get("page_link")] == ["models"]
+
+
+def test_runs_over_seeds_get_a_mean_and_sd_table(app, data_dir):
+    from engine.store import RunsDB
+
+    db = RunsDB(data_dir / "runs.sqlite")
+    for seed, ndcg in enumerate((0.05, 0.07, 0.06)):
+        db.record(model="bpr", dataset=DATASET, params={"factors": 16, "random_state": seed},
+                  metrics={"ndcg@10": ndcg, "hr@10": 2 * ndcg, "users": 671}, fit_seconds=1.0 + seed)
+    db.record(model="als", dataset=DATASET, params={"random_state": 0}, metrics={"ndcg@10": 0.1}, fit_seconds=0.5)
+    at = open_page(app)
+    assert [s.value for s in at.subheader][:2] == ["Metrics", "Over seeds"]
+    seeded = at.dataframe[1].value  # after the runs table
+    assert seeded["setting"].tolist() == ["bpr[factors=16]"]  # als has one seed only
+    row = seeded.iloc[0]
+    assert (row["runs"], row["seeds"]) == (3, "0, 1, 2")
+    assert row["ndcg@10"] == pytest.approx(0.06) and row["ndcg@10 sd"] == pytest.approx(0.01)
+    assert row["hr@10"] == pytest.approx(0.12) and row["fit_seconds"] == pytest.approx(2.0)
+
+
+def test_no_seed_table_without_repeated_seeds(trained_app):
+    at = open_page(trained_app)
+    assert all(s.value != "Over seeds" for s in at.subheader)
+    assert len(at.dataframe) == 1  # the runs table only

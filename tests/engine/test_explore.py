@@ -21,10 +21,12 @@ from engine.explore import (
     pick_user,
     recommend_one,
     recommendation_frame,
+    seed_summary,
     shared_counts,
     topk_overlap,
     user_history,
 )
+from engine.models import MODELS
 from engine.models.base import Recommender
 from engine.store import RunsDB
 
@@ -241,6 +243,33 @@ def test_compare_table_one_row_per_run(tmp_path):
     assert table["ndcg@10"].tolist() == [0.1, 0.2]
     assert np.isnan(table["hr@10"].iloc[0]) and table["fit_seconds"].tolist() == [2.0, 1.5]
     assert "params.factors" not in table.columns
+
+
+def test_seed_summary_groups_runs_that_differ_only_in_their_seed(tmp_path):
+    db = RunsDB(tmp_path / "runs.sqlite")
+    record = lambda model, params, ndcg, fit: db.record(  # noqa: E731
+        model=model, dataset="toy", params=params, metrics={"ndcg@10": ndcg, "hr@10": 2 * ndcg}, fit_seconds=fit)
+    record("bpr", {"factors": 16, "random_state": 0}, 0.05, 1.0)
+    record("bpr", {"factors": 16, "random_state": 1}, 0.07, 3.0)
+    record("bpr", {"factors": 16, "random_state": 2}, 0.06, 2.0)
+    record("bpr", {"factors": 64, "random_state": 0}, 0.09, 4.0)  # another setting, one seed: not listed
+    record("popularity", {"variant": "count"}, 0.04, 0.1)  # no seed at all: not listed
+    defaults = MODELS["als"].default_params()  # every parameter recorded, as `train` records them
+    record("als", {**defaults, "random_state": 0}, 0.10, 0.5)
+    record("als", {**defaults, "random_state": 3}, 0.12, 0.7)
+    table = seed_summary(db.list("toy"))
+    assert list(table.columns) == ["setting", "model", "runs", "seeds", "ndcg@10", "ndcg@10 sd", "hr@10", "hr@10 sd", "fit_seconds"]
+    rows = {r["setting"]: r for r in table.to_dict("records")}
+    assert set(rows) == {"als", "bpr[factors=16]"}  # defaults leave the plain name; changes are spelled out
+    bpr, als = rows["bpr[factors=16]"], rows["als"]
+    assert (bpr["model"], bpr["runs"], bpr["seeds"]) == ("bpr", 3, "0, 1, 2")
+    assert bpr["ndcg@10"] == pytest.approx(0.06) and bpr["ndcg@10 sd"] == pytest.approx(0.01)
+    assert bpr["hr@10"] == pytest.approx(0.12) and bpr["fit_seconds"] == pytest.approx(2.0)
+    assert (als["runs"], als["seeds"]) == (2, "0, 3") and als["ndcg@10"] == pytest.approx(0.11)
+    # Nothing seeded twice: an empty frame with the same columns.
+    only_one = seed_summary(db.list("toy").query("model == 'popularity'"))
+    assert only_one.empty and list(only_one.columns) == ["setting", "model", "runs", "seeds", "ndcg@10", "ndcg@10 sd",
+                                                        "hr@10", "hr@10 sd", "fit_seconds"]
 
 
 def test_thumbnails_only_where_the_dataset_has_images(ds, tmp_path):
