@@ -73,6 +73,10 @@ class TrainSettings:
     eval_start : also evaluate the module before the first epoch, as epoch 0: a fine-tuning
         run (e.g. NeuMF from pre-trained GMF and MLP) then never ends worse on validation than
         its starting point.
+    warmup : evaluations up to this epoch never count towards `patience` (the best weights are
+        still tracked from the first one). A model trained from scratch first learns
+        popularity, and on a large catalogue validation can sit on that plateau for several
+        evaluations before the personal signal lifts it.
     """
 
     epochs: int = 20
@@ -85,6 +89,7 @@ class TrainSettings:
     device: str = "auto"
     random_state: int = 0
     eval_start: bool = False
+    warmup: int = 0
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -92,8 +97,9 @@ class TrainSettings:
         for name in ("epochs", "batch_size", "eval_every"):
             if getattr(self, name) < 1:
                 raise ParameterError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.patience < 0:
-            raise ParameterError(f"patience must be >= 0, got {self.patience}")
+        for name in ("patience", "warmup"):
+            if getattr(self, name) < 0:
+                raise ParameterError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass
@@ -252,7 +258,7 @@ def train_module(
                     if result.best_ndcg is None or ndcg > result.best_ndcg:
                         result.best_ndcg, result.best_epoch, stale = ndcg, epoch, 0
                         best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-                    else:
+                    elif epoch > settings.warmup:
                         stale += 1
                 event["seconds"] = time.perf_counter() - start
                 result.epochs_run = epoch

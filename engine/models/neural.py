@@ -70,7 +70,13 @@ LAYERS = LayersParam(
     help="MLP hidden sizes, comma-separated (any list of 1-8 sizes, e.g. 64,32,16)",
 )
 EVAL_EVERY = Param("int", 1, 100, help="evaluate validation NDCG@10 every this many epochs")
-PATIENCE = Param("int", 0, 100, help="stop after this many evaluations without improvement (0: never)")
+#: Training from scratch is never stopped early within its first `WARMUP_EPOCHS` epochs (see
+#: `TrainSettings.warmup`): on movielens-dslabs (9,066 items) GMF's validation NDCG@10 sat at
+#: popularity's level (0.017-0.022) for 10 epochs before rising to 0.037, and with patience 5
+#: alone seeds 1 and 2 stopped at epochs 8 and below popularity on test (0.0165, 0.0150).
+WARMUP_EPOCHS = 10
+PATIENCE = Param("int", 0, 100, help=f"stop after this many evaluations without improvement, "
+                                     f"counted after epoch {WARMUP_EPOCHS} (0: never)")
 
 
 class NeuralRecommender(Recommender):
@@ -94,6 +100,8 @@ class NeuralRecommender(Recommender):
         names = ("epochs", "batch_size", "learning_rate", "eval_every", "patience", "device", "random_state")
         values = {n: getattr(self, n) for n in names if hasattr(self, n)}
         values.update(overrides)
+        # A fine-tuning run (evaluated from its pre-trained start) has no popularity plateau to wait out.
+        values.setdefault("warmup", 0 if values.get("eval_start") else WARMUP_EPOCHS)
         return TrainSettings(**values)
 
     def _fit(self, train, val, callback):

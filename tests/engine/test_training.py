@@ -67,11 +67,11 @@ class ScriptedEvaluator:
         return {"ndcg@10": self.values[len(self.seen) - 1]}
 
 
-def _run(values, *, epochs=8, patience=2, eval_every=1, callback=None, eval_start=False):
+def _run(values, *, epochs=8, patience=2, eval_every=1, callback=None, eval_start=False, warmup=0):
     module = _module()
     evaluator = ScriptedEvaluator(module, values)
     settings = TrainSettings(epochs=epochs, batch_size=32, learning_rate=0.05, patience=patience,
-                             eval_every=eval_every, device="cpu", eval_start=eval_start)
+                             eval_every=eval_every, device="cpu", eval_start=eval_start, warmup=warmup)
     result = train_module(None, module, pointwise_examples(TRAIN, 2), _pointwise_loss, settings,
                           val=SPLITS.val, callback=callback, evaluator=evaluator)
     return module, evaluator, result
@@ -89,6 +89,28 @@ def test_early_stopping_restores_the_best_epoch():
     with pytest.raises(AssertionError):  # training did move the weights after epoch 2
         _assert_same_weights(_snapshot(module), evaluator.seen[3])
     assert not module.training  # left in eval mode
+
+
+def test_no_early_stop_within_the_warmup_but_the_best_is_still_tracked():
+    # A plateau after epoch 1 (popularity learnt first), then the real rise at epoch 5.
+    values = [0.2, 0.1, 0.1, 0.1, 0.3, 0.25, 0.25, 0.9]
+    assert _run(values)[2].epochs_run == 3  # patience 2 alone stops on the plateau
+    module, evaluator, result = _run(values, warmup=3)
+    # Epochs 2-3 do not count; epoch 4 is the first stale one, epoch 5 improves, 6-7 stop it.
+    assert result.epochs_run == 7 and result.best_epoch == 5 and result.best_ndcg == 0.3
+    _assert_same_weights(_snapshot(module), evaluator.seen[4])
+    module, evaluator, result = _run([0.5, 0.1, 0.1, 0.1, 0.1, 0.1], warmup=3)
+    assert result.epochs_run == 5 and result.best_epoch == 1  # the warm-up's best is kept
+    _assert_same_weights(_snapshot(module), evaluator.seen[0])
+
+
+def test_models_wait_out_the_warmup_only_when_training_from_scratch():
+    from engine.models.ncf import GMF
+    from engine.models.neural import WARMUP_EPOCHS
+
+    model = GMF()
+    assert model.train_settings().warmup == WARMUP_EPOCHS
+    assert model.train_settings(eval_start=True).warmup == 0  # fine-tuning a pre-trained start
 
 
 def test_patience_zero_trains_every_epoch_but_still_restores_the_best():
@@ -226,7 +248,7 @@ def test_bpr_loss_matches_hand_computed_values():
 
 
 # ---- settings and failures -----------------------------------------------------------------------
-@pytest.mark.parametrize("field, value", [("optimizer", "rmsprop"), ("epochs", 0), ("batch_size", 0), ("patience", -1)])
+@pytest.mark.parametrize("field, value", [("optimizer", "rmsprop"), ("epochs", 0), ("batch_size", 0), ("patience", -1), ("warmup", -1)])
 def test_bad_settings_raise_parameter_error(field, value):
     with pytest.raises(ParameterError, match=field):
         TrainSettings(**{field: value})
