@@ -288,13 +288,17 @@ def metric_columns(runs: pd.DataFrame) -> list[str]:
     return [c for c in runs.columns if c not in _BASE_COLUMNS and not c.startswith("params.")]
 
 
+def _ordered_metrics(runs: pd.DataFrame) -> list[str]:
+    """The metric columns of a `RunsDB.list` table, those of `LEADING_METRICS` first."""
+    found = metric_columns(runs)
+    return [m for m in LEADING_METRICS if m in found] + [m for m in found if m not in LEADING_METRICS]
+
+
 def compare_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per run of a `RunsDB.list` table (same row order): ``run`` (``"bpr #12"``), ``id``,
     ``model``, every metric (those of `LEADING_METRICS` first), ``fit_seconds``, ``created``,
     ``checkpoint_status``."""
-    found = metric_columns(runs)
-    metrics = [m for m in LEADING_METRICS if m in found] + [m for m in found if m not in LEADING_METRICS]
-    cols = ["id", "model", *metrics, "fit_seconds", "created", "checkpoint_status"]
+    cols = ["id", "model", *_ordered_metrics(runs), "fit_seconds", "created", "checkpoint_status"]
     out = runs[cols].reset_index(drop=True)
     out.insert(0, "run", out["model"].astype(str) + " #" + out["id"].astype(str))
     return out
@@ -312,8 +316,7 @@ def seed_summary(runs: pd.DataFrame) -> pd.DataFrame:
     differ by less than their spread are not told apart by these runs. Empty (with those
     columns) when no setting has two seeds.
     """
-    found = metric_columns(runs)
-    metrics = [m for m in LEADING_METRICS if m in found] + [m for m in found if m not in LEADING_METRICS]
+    metrics = _ordered_metrics(runs)
     columns = ["setting", "model", "runs", "seeds", *[c for m in metrics for c in (m, f"{m} sd")], "fit_seconds"]
     if "params.random_state" not in runs.columns or runs.empty:
         return pd.DataFrame(columns=columns)
