@@ -10,7 +10,9 @@ from engine.data.components import EXTRACTORS, component_features
 from engine.data.sampling import NegativeSampler
 from engine.data.split import Split
 from engine.errors import EngineError, ParameterError
-from engine.models.acf_module import ACFModule
+from engine.models.acf_module import EMBEDDING_STD, ACFModule
+from engine.models.acf_prior import attention_prior, content_keys
+from engine.models.als import ALS
 from engine.models.base import Recommender, resolve_device
 from engine.models.params import (
     BATCH_SIZE, DEVICE, EPOCHS, FACTORS, LEARNING_RATE, NEGATIVES, RANDOM_STATE, REGULARIZATION, Param,
@@ -115,6 +117,8 @@ class ACF(Recommender):
         "features": Param("choice", choices=("auto", "patches", "cnn", "none"), help="component features of images"),
         "tied": Param("bool", help="use the item embedding as the profile vector"),
         "content": Param("bool", help="add the items' attended image content to both sides of the score"),
+        "consistency": Param("bool", help="add each profile item's consistency with the user's history to the item attention"),
+        "pretrain": Param("bool", help="start the user and item embeddings from an implicit ALS fit"),
         "learning_rate": LEARNING_RATE,
         "regularization": REGULARIZATION,
         "embedding_regularization": Param("float", 0.0, 100.0, help="L2 on the user and item rows of each batch (as BPR)"),
@@ -139,6 +143,8 @@ class ACF(Recommender):
         features: str = "auto",
         tied: bool = True,
         content: bool = True,
+        consistency: bool = True,
+        pretrain: bool = True,
         learning_rate: float = 0.005,
         regularization: float = 1e-5,
         embedding_regularization: float = 0.01,
@@ -159,6 +165,8 @@ class ACF(Recommender):
         self.features = features
         self.tied = tied
         self.content = content
+        self.consistency = consistency
+        self.pretrain = pretrain
         self.learning_rate = learning_rate
         self.regularization = regularization
         self.embedding_regularization = embedding_regularization
@@ -178,11 +186,22 @@ class ACF(Recommender):
         features = self._features(train, device)
         profile = recent_profiles(train, self.max_profile)
         self.has_components_ = features is not None
+        als = ALS(factors=self.factors, random_state=self.random_state, device=self.device).fit(train) if (
+            self.consistency or self.pretrain
+        ) else None  # fmt: skip
+        prior = None
+        if self.consistency:
+            keys = [als.item_embeddings()] + ([] if features is None else [content_keys(features)])
+            prior = torch.from_numpy(attention_prior(train.matrix(binary=True), profile, keys))
         with seeded(self.random_state, device):
             module = ACFModule(
                 train.n_users, train.n_items, self.factors, self.attention_dim, self.components_dim,
-                None if features is None else torch.from_numpy(features), self.tied, bool(self.content),
+                None if features is None else torch.from_numpy(features), self.tied, bool(self.content), prior,
             )  # fmt: skip
+        if self.pretrain:
+            with torch.no_grad():  # NeuMF-style pre-training: ALS places users and items first
+                for table, factors in ((module.user, als.user_embeddings()), (module.item, als.item_embeddings())):
+                    table.weight.copy_(torch.from_numpy(on_embedding_scale(factors)))
         self._live = (module, torch.from_numpy(profile))
         # WARP's rank estimate needs each user's number of candidate negatives.
         unseen = train.n_items - np.diff(train.matrix(binary=True).indptr)
@@ -393,6 +412,16 @@ def recent_profiles(train: Split, max_profile: int) -> np.ndarray:
     profile = np.full((train.n_users, max_profile), -1, np.int64)
     profile[users[keep], rank[keep]] = items[keep]
     return profile
+
+
+def on_embedding_scale(factors: np.ndarray) -> np.ndarray:
+    """`factors` rescaled to the spread of a fresh embedding (`EMBEDDING_STD`), directions kept.
+
+    ALS shrinks its factors by its regularisation; on a small dataset they come out near 0,
+    where the ranking loss's gradients (each proportional to the other side's vector) vanish.
+    """
+    spread = float(np.std(factors))
+    return (factors * (EMBEDDING_STD / spread if spread > 0 else 1.0)).astype(np.float32)
 
 
 def standardise(features: np.ndarray, max_dim: int) -> np.ndarray:

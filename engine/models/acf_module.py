@@ -12,6 +12,8 @@ from torch import nn
 
 #: Spread of the initial embeddings and of the initial reduced image components.
 EMBEDDING_STD = 0.1
+#: Initial weight of the attention prior in α's logit (it is learned from there).
+PRIOR_WEIGHT = 1.0
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -57,6 +59,9 @@ class ACFModule(nn.Module):
         with item-level attention only.
     components_dim : size of the learned linear reduction of the feature dimension (``x_lm``).
     tied : use ``v_l`` as ``p_l`` (one item table instead of two).
+    prior : (n_users, P) float tensor or None: a fixed logit per profile entry (the history
+        consistency of `engine.models.acf_prior`), added to α's logit times a learned weight
+        ``w`` (starting at `PRIOR_WEIGHT`). Rows are users, columns the profile's slots.
     """
 
     def __init__(
@@ -69,6 +74,7 @@ class ACFModule(nn.Module):
         features: torch.Tensor | None,
         tied: bool,
         content: bool = False,
+        prior: torch.Tensor | None = None,
     ):
         super().__init__()
         self.tied = tied
@@ -95,6 +101,11 @@ class ACFModule(nn.Module):
         self.att_out = nn.Linear(attention_dim, 1)
         # E: components -> latent space; only with image features (an own component is an embedding already).
         self.content = nn.Linear(components_dim, factors, bias=False) if content and features is not None else None
+        if prior is not None:
+            self.register_buffer("prior", prior.float(), persistent=False)
+            self.prior_weight = nn.Parameter(torch.tensor(PRIOR_WEIGHT))
+        else:
+            self.prior = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -164,6 +175,8 @@ class ACFModule(nn.Module):
             self.att_user(u)[:, None, :] + self.att_item(self.item(items)) + self.att_context(context) + self.att_x(x_bar)
         )
         logits = self.att_out(hidden).squeeze(-1)
+        if self.prior is not None:
+            logits = logits + self.prior_weight * F.embedding(users, self.prior)
         if self.content is not None:
             context = self.content(x_bar)  # E x̄_l: what the user sees in the item, in latent space
         return logits, beta, u, context

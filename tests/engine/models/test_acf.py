@@ -12,8 +12,9 @@ from engine.data import from_frames, leave_last_out, load_dataset
 from engine.data.split import Split
 from engine.data.visual import generate_visual_synthetic
 from engine.errors import ParameterError
-from engine.models.acf import ACF, recent_profiles
-from engine.models.acf_module import ACFModule, masked_softmax
+from engine.models.acf import ACF, on_embedding_scale, recent_profiles
+from engine.models.acf_module import EMBEDDING_STD, PRIOR_WEIGHT, ACFModule, masked_softmax
+from engine.models.als import ALS
 from engine.models.base import Recommender
 
 FAST = {"factors": 8, "attention_dim": 8, "components_dim": 8, "epochs": 4, "batch_size": 256, "device": "cpu"}
@@ -133,6 +134,42 @@ def test_attention_starts_uniform_with_image_terms_on_the_embedding_scale():
     torch.testing.assert_close(beta, torch.full_like(beta, 1 / 49))
 
 
+def test_attention_starts_as_the_softmax_of_the_weighted_prior():
+    torch.manual_seed(0)
+    prior = torch.randn(5, 4)
+    module = ACFModule(5, 30, 16, 8, 8, torch.randn(30, 49, 40), tied=True, content=True, prior=prior)
+    users = torch.tensor([3, 0, 2])
+    profile = torch.tensor([[9, -1, -1, -1], [0, 1, 2, -1], [5, 6, 7, 8]])
+    valid = profile >= 0
+    _, alpha, _ = module.user_vectors(users, profile, valid)
+    # The attention network's output layer starts at 0: only the prior, times its weight, speaks.
+    torch.testing.assert_close(alpha, masked_softmax(PRIOR_WEIGHT * prior[users], valid))
+    loss = (alpha * torch.arange(4.0)).sum()
+    loss.backward()
+    assert module.prior_weight.grad is not None and module.prior_weight.grad.abs().item() > 0  # learned
+
+
+def test_pretraining_starts_from_the_als_factors():
+    frame = pd.DataFrame({"user_id": np.repeat(np.arange(40), 6), "item_id": np.random.default_rng(0).integers(0, 30, 240)})
+    train = leave_last_out(from_frames("plain", frame)).train
+    als = ALS(factors=8, random_state=3).fit(train).item_embeddings()
+    still = {"learning_rate": 1e-5, "regularization": 0.0, "embedding_regularization": 0.0, "epochs": 1, "random_state": 3}
+    start = ACF(**{**FAST, **still}).fit(train).item_embeddings()  # "auto" without images: v only
+    cosine = (start * als).sum(1) / np.linalg.norm(start, axis=1) / np.linalg.norm(als, axis=1)
+    assert cosine.min() > 0.99  # a few Adam steps of 1e-5 later: still ALS's directions
+    assert np.std(start) == pytest.approx(EMBEDDING_STD, rel=0.05)  # on the embeddings' scale
+    fresh = ACF(**{**FAST, **still}, pretrain=False).fit(train).item_embeddings()
+    assert np.abs((fresh * als).sum(1) / np.linalg.norm(fresh, axis=1) / np.linalg.norm(als, axis=1)).mean() < 0.6
+
+
+def test_on_embedding_scale_keeps_directions_and_zero():
+    factors = np.array([[0.01, -0.02], [0.03, 0.0]])
+    out = on_embedding_scale(factors)
+    assert np.std(out) == pytest.approx(EMBEDDING_STD)
+    np.testing.assert_allclose(out / np.linalg.norm(out, axis=1, keepdims=True), factors / np.linalg.norm(factors, axis=1, keepdims=True), rtol=1e-6)
+    assert (on_embedding_scale(np.zeros((2, 2))) == 0).all()
+
+
 def test_test_evaluation_reports_attention_fidelity_only_where_it_exists(visual):
     from engine.experiment import evaluate_test
     from engine.models.popularity import Popularity
@@ -192,7 +229,8 @@ def test_warp_loss_by_hand():
 
 def test_warp_trains_acf_to_rank_its_positives(visual):
     dataset, splits, bpr_model = visual
-    model = ACF(**{**FAST, "epochs": 8}, max_profile=6, loss="warp", max_sampled=10).fit(splits.train)
+    # From a random start (no ALS pre-training): what WARP itself learns in 8 epochs.
+    model = ACF(**{**FAST, "epochs": 8}, max_profile=6, loss="warp", max_sampled=10, pretrain=False).fit(splits.train)
     seen = splits.train.matrix(binary=True).toarray() > 0  # 30 x 24: a toy matrix
     scores = model.score(np.arange(dataset.n_users))
     # Training AUC: positives above the user's other items, far above chance.
