@@ -76,7 +76,10 @@ if not data["profile"]:
 else:
     st.caption(
         "The user's most recent training items, newest first. The bar is α, the weight of each item in"
-        " the user's vector (they sum to 1)." + (" ✓: the image shows a motif the user likes." if truth else "")
+        " the user's vector (they sum to 1): what the attention network reads in the user and the image,"
+        " plus how much the item resembles the rest of the user's history (who else chose it, what its image"
+        " shows), unless the model was trained with `consistency` off."
+        + (" ✓: the image shows a motif the user likes." if truth else "")
     )
     top = max(p["alpha"] for p in data["profile"]) or 1.0
     for indices, columns in grid_rows(len(data["profile"])):

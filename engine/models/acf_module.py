@@ -41,7 +41,7 @@ class ACFModule(nn.Module):
     ``x_lm`` (m = 1..M cells of its image). Component attention
     ``b(u,l,m) = w2ᵀ ReLU(W2u u + W2x x_lm + b2)``, ``β = softmax_m b``, ``x̄_l = Σ_m β x_lm``;
     item attention ``a(u,l) = w1ᵀ ReLU(W1u u + W1v v_l + W1p p_l + W1x x̄_l + b1)``,
-    ``α = softmax_l a``; user representation ``u + Σ_l α(u,l) p_l``; score
+    ``α = softmax_l a`` (``softmax_l (a + w c_ul)`` with a `prior` ``c``, our addition); user representation ``u + Σ_l α(u,l) p_l``; score
     ``(u + Σ_l α p_l)ᵀ v_i + b_i``. The item bias ``b_i`` is an addition of ours (popularity).
 
     With ``content=True`` (our addition, documented in `engine.models.acf.ACF`) the item's

@@ -14,6 +14,7 @@ from engine.data.visual import generate_visual_synthetic
 from engine.errors import ParameterError
 from engine.models.acf import ACF, on_embedding_scale, recent_profiles
 from engine.models.acf_module import EMBEDDING_STD, PRIOR_WEIGHT, ACFModule, masked_softmax
+from engine.models.acf_prior import attention_prior, content_keys
 from engine.models.als import ALS
 from engine.models.base import Recommender
 
@@ -160,6 +161,22 @@ def test_pretraining_starts_from_the_als_factors():
     assert np.std(start) == pytest.approx(EMBEDDING_STD, rel=0.05)  # on the embeddings' scale
     fresh = ACF(**{**FAST, **still}, pretrain=False).fit(train).item_embeddings()
     assert np.abs((fresh * als).sum(1) / np.linalg.norm(fresh, axis=1) / np.linalg.norm(als, axis=1)).mean() < 0.6
+
+
+def test_fitted_attention_starts_from_the_history_consistency_of_als_and_image_keys(visual):
+    dataset, splits, _ = visual
+    train = splits.train
+    still = {"learning_rate": 1e-5, "regularization": 0.0, "embedding_regularization": 0.0, "epochs": 1, "random_state": 4}
+    model = ACF(**{**FAST, **still}, max_profile=6).fit(train)
+    als = ALS(factors=FAST["factors"], random_state=4).fit(train).item_embeddings()
+    keys = [als, content_keys(model._features(train, torch.device("cpu")))]
+    prior = attention_prior(train.matrix(binary=True), model.profile_, keys)
+    expected = masked_softmax(PRIOR_WEIGHT * torch.from_numpy(prior), torch.from_numpy(model.profile_ >= 0))
+    np.testing.assert_allclose(model.alpha_, expected.numpy(), atol=2e-3)
+    assert np.abs(model.alpha_ - expected.numpy()).max() < np.abs(expected.numpy() - (model.profile_ >= 0) / (model.profile_ >= 0).sum(1, keepdims=True)).max() / 10
+    plain = ACF(**{**FAST, **still}, max_profile=6, consistency=False).fit(train)
+    valid = plain.profile_ >= 0
+    np.testing.assert_allclose(plain.alpha_, valid / valid.sum(1, keepdims=True), atol=1e-3)  # no prior: uniform
 
 
 def test_on_embedding_scale_keeps_directions_and_zero():
