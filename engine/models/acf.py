@@ -205,9 +205,9 @@ class ACF(Recommender):
         features = self._features(train, device)
         profile = recent_profiles(train, self.max_profile)
         self.has_components_ = features is not None
-        als = ALS(factors=self.factors, random_state=self.random_state, device=self.device).fit(train) if (
-            self.consistency or self.pretrain
-        ) else None  # fmt: skip
+        als = None
+        if self.consistency or self.pretrain:
+            als = ALS(factors=self.factors, random_state=self.random_state, device=self.device).fit(train)
         prior = None
         if self.consistency:
             keys = [als.item_embeddings()] + ([] if features is None else [content_keys(features)])

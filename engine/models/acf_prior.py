@@ -47,8 +47,8 @@ def history_consistency(history: sp.csr_matrix, profile: np.ndarray, keys: np.nd
     -------
     float32 array; 0 for padded entries and for users with a single training item.
     """
-    history = sp.csr_matrix(history, dtype=np.float64)
-    history.data[:] = 1.0
+    history = sp.csr_matrix(history, dtype=np.float64, copy=True)
+    history.data[:] = 1.0  # presence only (a copy: the caller's ratings stay)
     unit = unit_keys(keys)
     others = np.diff(history.indptr) - 1
     out = np.zeros(profile.shape, np.float32)

@@ -37,6 +37,7 @@ def test_consistency_matches_a_loop_over_users_across_blocks(monkeypatch):
         profile[u, : min(p, len(items))] = rng.permutation(items)[:p]
     monkeypatch.setattr(acf_prior, "USER_BLOCK", 3)
     out = history_consistency(history, profile, keys)
+    assert (history.data == 3.0).all()  # the caller's matrix is left as it was
     centred = keys - keys.mean(0)
     unit = centred / np.linalg.norm(centred, axis=1, keepdims=True)
     for u in range(n_users):
