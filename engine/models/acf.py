@@ -76,8 +76,8 @@ class ACF(Recommender):
         separated the profile items that show a preferred motif from the others at AUC
         0.56-0.60 on visual-synthetic (item popularity alone: 0.586). With the prior: 0.765 /
         0.761 / 0.763 (seeds 0-2); the weight grew to 1.1-1.2 in training (started at 0, the
-        loss raised it too: 0.749, seed 0, no pre-training). Test NDCG@10 0.0177 against 0.0204 without it
-        (means of three seeds, sd ~0.002): a truer α does not rank better here.
+        loss raised it too: 0.749, seed 0, no pre-training). Test NDCG@10 0.0177 against
+        0.0204 without it (means of three seeds, sd ~0.002): a truer α does not rank better.
     pretrain : start the user and item embeddings from that ALS fit (rescaled to the spread of
         a fresh embedding, directions kept: a strongly regularised ALS gives near-zero factors
         on small data, where the ranking loss's gradients vanish), as NeuMF starts from GMF and
