@@ -204,6 +204,7 @@ class ACF(Recommender):
         device = resolve_device(self.device)
         features = self._features(train, device)
         profile = recent_profiles(train, self.max_profile)
+        seen = train.matrix(binary=True)
         self.has_components_ = features is not None
         als = None
         if self.consistency or self.pretrain:
@@ -211,7 +212,7 @@ class ACF(Recommender):
         prior = None
         if self.consistency:
             keys = [als.item_embeddings()] + ([] if features is None else [content_keys(features)])
-            prior = torch.from_numpy(attention_prior(train.matrix(binary=True), profile, keys))
+            prior = torch.from_numpy(attention_prior(seen, profile, keys))
         with seeded(self.random_state, device):
             module = ACFModule(
                 train.n_users, train.n_items, self.factors, self.attention_dim, self.components_dim,
@@ -223,7 +224,7 @@ class ACF(Recommender):
                     table.weight.copy_(torch.from_numpy(on_embedding_scale(factors)))
         self._live = (module, torch.from_numpy(profile))
         # WARP's rank estimate needs each user's number of candidate negatives.
-        unseen = train.n_items - np.diff(train.matrix(binary=True).indptr)
+        unseen = train.n_items - np.diff(seen.indptr)
         self._unseen = torch.from_numpy(np.maximum(unseen, 1).astype(np.int64))
         try:
             settings = TrainSettings(

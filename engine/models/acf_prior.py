@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.preprocessing import normalize
 
 #: Users whose (profile x key) blocks are formed at once: bounds memory on large datasets.
 USER_BLOCK = 4096
@@ -29,8 +30,7 @@ USER_BLOCK = 4096
 def unit_keys(keys: np.ndarray) -> np.ndarray:
     """Centred (over items) and unit-length rows: cosine becomes a dot product."""
     keys = np.asarray(keys, np.float64)
-    keys = keys - keys.mean(0)
-    return keys / np.maximum(np.linalg.norm(keys, axis=1, keepdims=True), 1e-12)
+    return normalize(keys - keys.mean(0))  # a zero row stays zero
 
 
 def history_consistency(history: sp.csr_matrix, profile: np.ndarray, keys: np.ndarray) -> np.ndarray:
