@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import streamlit as st
 from PIL import Image
 
 from engine import attention as attention_lib
+from engine import demo
 from engine import explain as explain_lib
 from engine import explore
 from engine import projection as projections
@@ -26,7 +28,7 @@ from engine.data.visual import load_image
 from engine.errors import CheckpointError, EngineError, UnknownIdError
 from engine.experiment import make_splits
 from engine.history_explain import because_you_liked, supports_history
-from engine.jobs import STARTER_SET, JobManager, history, job_table
+from engine.jobs import JobManager, history, job_table
 from engine.models.base import Recommender
 from engine.models.registry import describe_models
 from engine.store import RunsDB, load_checkpoint
@@ -47,16 +49,58 @@ def friendly_errors():
 
 
 def dataset_choices() -> list[str]:
-    """The default dataset plus every known format whose default folder exists under data/."""
-    found = [DEFAULT_DATASET]
+    """Every dataset ready to use: the default one, visual-synthetic (generated on first use),
+    every known format whose default folder exists under the data folder, the uploads, and any
+    other dataset that has runs (trained from the command line, say)."""
+    found = [DEFAULT_DATASET, demo.VISUAL_DATASET]
     for name in DATASETS:
-        if name != DEFAULT_DATASET and (DATA_DIR / name).exists():
+        if name not in found and (DATA_DIR / name).exists():
             found.append(name)
     for folder in sorted(DATA_DIR.glob("ml-latest*")):
         if folder.is_dir() and folder.name != "ml-latest":
             found.append(f"ml-latest:{folder}")
     found.extend(f"csv:{path}" for path in sorted((DATA_DIR / "uploads").glob("*.csv")))
-    return found
+    try:
+        trained = runs_db().list()["dataset"].drop_duplicates().tolist()
+    except EngineError:  # an unusable runs database is reported by the pages that need it
+        trained = []
+    return list(dict.fromkeys([*found, *trained]))
+
+
+#: A few words per dataset name, for the picker's list (the sidebar is narrow).
+DATASET_BLURBS = {
+    DEFAULT_DATASET: "MovieLens films, 671 users (default)",
+    "visual-synthetic": "generated images, for Visual attention",
+    "ml-100k": "MovieLens 100k, with demographics",
+    "ml-1m": "MovieLens 1M",
+    "ml-latest": "MovieLens CSV folder",
+    "ml-latest-small": "MovieLens CSV folder",
+    "csv": "uploaded CSV",
+    "synthetic": "generated interactions, no titles",
+    "visual": "image folder",
+}
+
+
+def dataset_label(spec: str) -> str:
+    """How the picker lists a dataset: its spec and a few words (``"visual-synthetic · generated
+    images, for Visual attention"``)."""
+    blurb = DATASET_BLURBS.get(spec.partition(":")[0])
+    return spec if blurb is None else f"{spec} · {blurb}"
+
+
+def dataset_description(spec: str) -> str:
+    """One line on a dataset for the picker's caption: the format's description, and whether
+    visual-synthetic still has to be generated."""
+    name = spec.partition(":")[0]
+    fmt = DATASETS.get(name)
+    if fmt is None:
+        return "not a known dataset format"
+    text = fmt.description
+    if name == "csv" and (DATA_DIR / "uploads") in Path(spec.partition(":")[2]).parents:
+        text = f"uploaded on the Data page; {text}"
+    if spec == demo.VISUAL_DATASET and not demo.visual_ready(DATA_DIR):
+        text += f"; generated the first time it is picked ({demo.VISUAL_GENERATION_SECONDS:.0f} s or so)"
+    return text
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading dataset...")
@@ -115,10 +159,12 @@ def loadable_runs(spec: str) -> list[dict]:
 
 
 def run_label(run: dict) -> str:
-    """How a run is named in pickers: ``"bpr #12 (NDCG@10 0.071)"``."""
+    """How a run is named in pickers: ``"bpr #12 (NDCG@10 0.071)"``, and ``"bpr #12 (quick run)
+    (NDCG@10 0.071)"`` for a run with the demo's light settings."""
     ndcg = run.get("metrics", {}).get("ndcg@10")
     score = "" if ndcg is None else f" (NDCG@10 {ndcg:.3f})"
-    return f"{run['model']} #{run['id']}{score}"
+    quick = explore.QUICK_MARK if run.get("quick") else ""
+    return f"{run['model']} #{run['id']}{quick}{score}"
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading model...")
@@ -145,6 +191,7 @@ def get_splits(spec: str) -> DataSplits:
 
 ACTIVITY_LEVELS = explore.ACTIVITY_LEVELS
 shared_counts = explore.shared_counts
+default_runs = explore.default_runs  # what a model picker shows before the user picks
 
 
 def find_user(spec: str, raw_id: str, way_out: str) -> int:
@@ -295,14 +342,90 @@ def start_training(spec: str, model: str, params: dict) -> int:
         return job_manager().submit(get_dataset(spec), model, params).id
 
 
-def start_starter_set(spec: str) -> list[int]:
-    """Queue the starter models (`engine.jobs.STARTER_SET`) on `spec`, one after another."""
+# ---- the demo: quick runs of every kind, so that every page has something to show ----------------
+
+
+def demo_plan(spec: str) -> list[demo.DemoRun]:
+    """The demo's runs for `spec` (`engine.demo.demo_plan`), the estimate scaled to its size."""
     with friendly_errors():
-        return [job.id for job in job_manager().submit_many(get_dataset(spec), STARTER_SET)]
+        interactions = len(get_dataset(spec).interactions)
+    return demo.demo_plan(spec, data_dir=DATA_DIR, interactions=interactions)
+
+
+def demo_todo(spec: str) -> tuple[list[demo.DemoRun], list[demo.DemoRun]]:
+    """``(to train, already there)`` of the demo on `spec`: runs that have a quick run on disk,
+    or a quick job queued or running, are not trained twice."""
+    busy = [(j["dataset"], j["model"]) for j in training_jobs() if j["quick"] and j["status"] in ("queued", "running")]
+    return demo.split_done(demo_plan(spec), runs_table(), busy)
+
+
+def start_demo(spec: str) -> dict:
+    """Queue what the demo on `spec` still lacks, as quick runs: ``{"queued": [models],
+    "skipped": [models], "seconds": estimate}``."""
+    todo, skipped = demo_todo(spec)
+    with friendly_errors():
+        demo.prepare_visual(DATA_DIR)  # light settings only: a small catalogue, now
+        manager = job_manager()
+        for dataset in dict.fromkeys(run.dataset for run in todo):
+            runs = [(run.model, run.params) for run in todo if run.dataset == dataset]
+            # The dataset already loaded for the page is handed over; visual-synthetic is loaded
+            # (generated the first time) on the training thread.
+            manager.submit_many(get_dataset(dataset) if dataset == spec else dataset, runs, quick=True)
+    return {
+        "queued": [f"{run.model} on {run.dataset}" for run in todo],
+        "skipped": [f"{run.model} on {run.dataset}" for run in skipped],
+        "seconds": demo.total_seconds(todo),
+    }
+
+
+def demo_progress(spec: str) -> dict:
+    """Where the queued quick jobs stand (`engine.demo.progress`), with the estimate of what
+    is left from the demo plan of `spec`."""
+    jobs = [job for job in training_jobs() if job["quick"]]
+    return demo.progress(jobs, demo_plan(spec))
+
+
+about = demo.about  # an estimate in words ("about 2 minutes")
 
 
 def starter_models() -> list[str]:
-    return [model for model, _ in STARTER_SET]
+    return [model for model, _ in demo.STARTER_SET]
+
+
+def empty_page_hint(spec: str, need: str) -> tuple[str, str]:
+    """What an empty page says, and which page it links to: ``(text, page)``.
+
+    While the demo is being prepared, the page fills in when its run finishes; with no run on
+    `spec` yet, the way in is the demo on the Data page; otherwise training the model that is
+    missing on the Models page.
+    """
+    missing = f"This page needs {need}, and `{spec}` has none yet."
+    state = demo_progress(spec)
+    if state["active"]:
+        return (f"{missing} The demo is being prepared ({state['finished']} of {state['total']} runs done, "
+                "progress on the Data page): open this page again when it is ready.", DATA_PAGE)  # fmt: skip
+    if runs_table(spec).empty:
+        return (f"{missing} Press **Prepare the demo** on the Data page: quick runs of every kind of model, "
+                f"{about(demo.total_seconds(demo_todo(spec)[0]))}.", DATA_PAGE)  # fmt: skip
+    return f"{missing} Train one on the Models page.", MODELS_PAGE
+
+
+DATA_PAGE, MODELS_PAGE = "app_pages/data.py", "app_pages/models.py"
+
+
+def attention_hint(spec: str) -> str:
+    """What the Visual attention page says on a dataset without images: which one to pick, and
+    whether the demo still has to train its acf there."""
+    visual = demo.VISUAL_DATASET
+    text = f"`{spec}` has no item images. Pick **{visual}** in the sidebar's Dataset box"
+    if not demo.visual_ready(DATA_DIR):
+        text += " (generated the first time it is picked, in a few seconds)"
+    runs = runs_table(visual)
+    if not runs[(runs["model"] == "acf") & (runs["checkpoint_status"] == "ok")].empty:
+        return text + ": its acf run is ready."
+    if any(j["quick"] and j["model"] == "acf" and j["status"] in ("queued", "running") for j in training_jobs()):
+        return text + " when the demo being prepared has trained its acf (progress on the Data page)."
+    return text + ", then press **Prepare the demo** on the Data page (or train an acf on the Models page)."
 
 
 def training_jobs() -> list[dict]:
@@ -327,12 +450,15 @@ jobs_table = job_table  # snapshots as one row per job, for the jobs list
 
 
 def runs_overview(spec: str) -> pd.DataFrame:
-    """The runs of `spec` for the Models page: id, model, dataset, params (one text column),
-    every metric, fit seconds, created and whether the checkpoint is still on disk."""
+    """The runs of `spec` for the Models page: id, model, ``quick run`` (ticked for the demo's
+    light settings), dataset, params (one text column), every metric, fit seconds, created and
+    whether the checkpoint is still on disk."""
     table = runs_table(spec)
     param_cols = [c for c in table.columns if c.startswith("params.")]
     metric_cols = [c for c in table.columns if c not in param_cols and c not in _RUN_COLUMNS]
-    out = table[["id", "model", "dataset"]].copy()
+    out = table[["id", "model"]].copy()
+    out["quick run"] = table["quick"].astype(bool)
+    out["dataset"] = table["dataset"]
     out["params"] = [
         ", ".join(f"{c[len('params.'):]}={_param_text(v)}" for c, v in zip(param_cols, row) if not _missing(v))
         for row in table[param_cols].itertuples(index=False, name=None)
@@ -344,7 +470,7 @@ def runs_overview(spec: str) -> pd.DataFrame:
     return out
 
 
-_RUN_COLUMNS = ("id", "created", "dataset", "model", "fit_seconds", "checkpoint", "checkpoint_status")
+_RUN_COLUMNS = ("id", "created", "dataset", "model", "quick", "fit_seconds", "checkpoint", "checkpoint_status")
 
 
 def _missing(value) -> bool:
@@ -692,21 +818,50 @@ def explain_pair(checkpoint: str, spec: str, user_id: str, item_id: str) -> dict
     return out
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def explain_global(checkpoint: str, spec: str, pairs: int, _progress=None) -> dict:
+def explain_verdict(result: dict) -> explain_lib.Verdict:
+    """What to conclude from SHAP vs LIME on the pair of `explain_pair`'s `result`
+    (`engine.explain.agreement_verdict`)."""
+    return explain_lib.agreement_verdict(
+        result["shap"]["contributions"], result["lime"]["contributions"], result["deletion"]
+    )
+
+
+#: Global summaries kept (least recently used dropped first).
+GLOBAL_SUMMARIES_MAX = 8
+
+
+@st.cache_resource
+def _global_summaries() -> OrderedDict:
+    """Global summaries by ``(checkpoint, spec, pairs)``, shared by every session.
+
+    A plain bounded store rather than ``st.cache_data``: the summary takes seconds to minutes, so
+    the page shows progress while it runs, and a cached function may not touch page elements
+    (its cache replays them, and one created outside the function cannot be replayed).
+    """
+    return OrderedDict()
+
+
+def explain_global(checkpoint: str, spec: str, pairs: int, progress=None) -> dict:
     """SHAP values of `pairs` held-out test pairs (seeded): ``{"long": frame (pair, feature,
     shap, value), "mean_abs": frame (feature, mean_abs), "method", "seconds",
-    "max_additivity_error", "pairs"}``. `_progress(done, total)` is not part of the cache key."""
+    "max_additivity_error", "pairs"}``. Computed once per arguments; `progress(done, total)`
+    is called only while computing. The frames are shared between sessions: read them only."""
+    key, store = (checkpoint, spec, int(pairs)), _global_summaries()
     explainer = get_explainer(checkpoint, spec)
-    users, items = explain_lib.background_pairs(get_splits(spec).test, pairs, random_state=0)
-    with _EXPLAIN_LOCK:
-        result = explainer.global_shap(users, items, progress=_progress)
-    mean_abs = result.mean_abs
-    return {
-        "long": result.long_frame(),
-        "mean_abs": pd.DataFrame({"feature": mean_abs.index, "mean_abs": mean_abs.to_numpy()}),
-        "method": result.method,
-        "seconds": result.seconds,
-        "max_additivity_error": result.max_additivity_error,
-        "pairs": len(users),
-    }
+    users, items = explain_lib.background_pairs(get_splits(spec).test, int(pairs), random_state=0)
+    with _EXPLAIN_LOCK:  # one computation at a time; a session waiting here may find it done
+        if key not in store:
+            result = explainer.global_shap(users, items, progress=progress)
+            mean_abs = result.mean_abs
+            store[key] = {
+                "long": result.long_frame(),
+                "mean_abs": pd.DataFrame({"feature": mean_abs.index, "mean_abs": mean_abs.to_numpy()}),
+                "method": result.method,
+                "seconds": result.seconds,
+                "max_additivity_error": result.max_additivity_error,
+                "pairs": len(users),
+            }
+            while len(store) > GLOBAL_SUMMARIES_MAX:
+                store.popitem(last=False)
+        store.move_to_end(key)
+        return store[key]

@@ -17,7 +17,8 @@ from dashboard import services  # noqa: E402
 from dashboard.components import url_state  # noqa: E402
 from dashboard.components.sidebar import dataset_picker  # noqa: E402
 
-st.set_page_config(page_title="Recommender explorer", page_icon=":material/recommend:", layout="wide")
+# An emoji favicon is drawn in the page itself; a material icon would be fetched from the internet.
+st.set_page_config(page_title="Recommender explorer", page_icon="🧭", layout="wide")
 
 PAGES = [
     st.Page("app_pages/data.py", title="Data", icon=":material/table_chart:", default=True),
@@ -28,6 +29,7 @@ PAGES = [
     st.Page("app_pages/attention.py", title="Visual attention", icon=":material/image_search:"),
     st.Page("app_pages/explain.py", title="Explain", icon=":material/lightbulb:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("app_pages/glossary.py", title="Glossary", icon=":material/menu_book:"),
 ]
 
 page = st.navigation(PAGES)

@@ -1,5 +1,5 @@
 """``python -m engine``: datasets, models, train, evaluate, recommend, similar, explain,
-faithfulness, data, bench.
+faithfulness, data, bench, demo.
 
 Human output is compact aligned tables on stdout; ``--json`` prints exactly one JSON object on
 stdout. Progress (epochs, downloads, bench steps) goes to stderr. Bad input of any kind ends with
@@ -337,6 +337,38 @@ def cmd_bench_one(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    """Train what the demo lacks in the data folder (quick runs), with a line per run."""
+    import time
+
+    from engine.demo import run_demo
+
+    start = time.perf_counter()
+    # Image features of the ACF run are cached under RECSYS_DATA_DIR: the folder asked for here.
+    previous = os.environ.get("RECSYS_DATA_DIR")
+    os.environ["RECSYS_DATA_DIR"] = str(args.data_dir)
+    try:
+        result = run_demo(args.dataset, data_dir=args.data_dir, log=_err,
+                          callback=lambda run: _progress_printer(f"  {run.model}: "))  # fmt: skip
+    finally:
+        if previous is None:
+            os.environ.pop("RECSYS_DATA_DIR", None)
+        else:
+            os.environ["RECSYS_DATA_DIR"] = previous
+    result["seconds"] = time.perf_counter() - start
+    if args.json:
+        print_json(result)
+        return 0
+    if result["trained"]:
+        print(table(result["trained"], ["model", "dataset", "run_id", "ndcg@10", "seconds"]))
+        print(f"\ntrained {len(result['trained'])} quick runs in {result['seconds']:.0f} s", end="")
+        print(f"; {len(result['skipped'])} were already there" if result["skipped"] else "")
+    else:
+        print(f"nothing to train: the demo's {len(result['skipped'])} quick runs are already in {args.data_dir}")
+    print(f"open the dashboard with RECSYS_DATA_DIR={args.data_dir} streamlit run dashboard/streamlit_app.py")
+    return 0
+
+
 # ---- explanations --------------------------------------------------------------------------
 def _explain_setup(args):
     """The checkpoint's model, dataset and leave-last-out splits (the ones it was trained on)."""
@@ -416,12 +448,15 @@ def cmd_faithfulness(args) -> int:
 
 
 # ---- parser --------------------------------------------------------------------------------
+LIGHT_HELP = "RECSYS_DEMO_LIGHT=1 uses much lighter settings and a small image catalogue (for tests)."
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description="Recommender engine: data, models, evaluation")
     parser.add_argument(
         "--data-dir", default="data", help="where datasets, checkpoints and runs.sqlite live (default: data)"
     )
-    visible = "{datasets,models,train,evaluate,recommend,similar,explain,faithfulness,data,bench}"
+    visible = "{datasets,models,train,evaluate,recommend,similar,explain,faithfulness,data,bench,demo}"
     sub = parser.add_subparsers(dest="command", required=True, metavar=visible)
 
     p = sub.add_parser("datasets", help="list the dataset specs")
@@ -495,6 +530,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, help="fit seeded models with seeds 0..N-1 and report mean ± sd (default 1)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "demo", help="quick runs of every kind of model, so every dashboard page has something to show",
+        description="Train the starter set on --dataset and a quick ACF on visual-synthetic, as quick runs. "
+        "Models that already have a quick run there are skipped, so a second call trains nothing. "
+        f"{LIGHT_HELP}",
+    )
+    p.add_argument("--dataset", default="movielens-dslabs", help="dataset spec of the starter set (default: movielens-dslabs)")
+    # Also after the command (`demo --data-dir DIR`); SUPPRESS keeps an earlier --data-dir.
+    p.add_argument("--data-dir", default=argparse.SUPPRESS, help="the data folder the dashboard will read")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bench-one")  # internal, for bench --memory
     p.add_argument("--dataset", required=True)

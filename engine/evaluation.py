@@ -1,4 +1,5 @@
-"""Ranking and rating evaluation: the one protocol of DESIGN.md, batched over blocks of users.
+"""Ranking and rating evaluation: the one protocol of docs/architecture.md ("Evaluation protocol"),
+batched over blocks of users.
 
 Two ranking protocols:
 

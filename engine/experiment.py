@@ -16,7 +16,7 @@ from engine.store import RunsDB, check_checkpoint_target, default_checkpoint_dir
 
 PROTOCOLS = ("full", "sampled")
 
-#: How every ranking evaluation splits the data (DESIGN.md "Evaluation protocol").
+#: How every ranking evaluation splits the data (docs/architecture.md, "Evaluation protocol").
 SPLIT_SETTINGS = {"kind": "leave-last-out", "min_interactions": 3, "min_rating": None}
 #: The split on which explicit models are also scored by RMSE/MAE.
 RATING_SPLIT_SETTINGS = {"kind": "random", "test_fraction": 0.2, "random_state": 0}
@@ -93,6 +93,7 @@ def train_and_evaluate(
     callback: Callback | None = None,
     data_dir="data",
     runs_db=None,
+    quick: bool = False,
 ) -> dict:
     """Train one model with the evaluation protocol, save it and record the run.
 
@@ -108,6 +109,8 @@ def train_and_evaluate(
         for the main fit, ``"rating"`` for the extra fit of explicit models on the random split.
         It may raise `engine.models.Cancelled` to stop; nothing is saved or recorded then.
     runs_db : a `RunsDB` or its path; None uses ``<data_dir>/runs.sqlite``; False records nothing.
+    quick : record the run as a quick one (light settings, e.g. the demo's), so every list of
+        runs can say it is not a tuned model.
 
     Returns
     -------
@@ -144,6 +147,7 @@ def train_and_evaluate(
             metrics=metrics,
             fit_seconds=model.fit_seconds_,
             checkpoint=checkpoint,
+            quick=quick,
         )
     return {
         "model": model.name,

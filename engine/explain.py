@@ -26,7 +26,8 @@ background is a sample of training pairs summarised by k-means into `n_summary` 
 - `agreement`, `deletion_changes` and `faithfulness`: Spearman correlation and top-3 overlap of
   two attributions; the deletion test (replacing the top-3 attributed features moves the score
   how many times more than replacing 3 random ones), run by default on recommendations
-  (`recommended_pairs`).
+  (`recommended_pairs`). `agreement_verdict` reads them for one pair: do the two methods agree,
+  and if not, which one the deletion test says to believe.
 
 References
 ----------
@@ -534,6 +535,82 @@ def deletion_ratio(top_changes, random_changes) -> float:
     NaN when random deletions do not change the score on average."""
     denominator = float(np.mean(random_changes))
     return float(np.mean(top_changes)) / denominator if denominator > 0 else float("nan")
+
+
+#: Deletion ratio from which an attribution counts as faithful on a pair.
+FAITHFUL_RATIO = 1.5
+#: Top-3 overlap from which SHAP and LIME are said to agree (2 of 3 features in common).
+AGREE_OVERLAP = 2 / 3
+#: One method is the more faithful when its deletion ratio is at least this times the other's.
+CLEARLY_MORE = 4 / 3
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a reader should conclude from SHAP and LIME on one pair (see `agreement_verdict`).
+
+    Attributes
+    ----------
+    verdict : ``"agree"`` (they share most top features and at least one passes the deletion
+        check), ``"agree-weak"`` (they share them but neither passes), ``"trust-shap"`` /
+        ``"trust-lime"`` (they disagree and that one is clearly the more faithful),
+        ``"both-faithful"`` (they disagree, both pass, neither clearly better) or ``"neither"``
+        (they disagree and neither passes, or one passes by too little to prefer it).
+    agree : top-k overlap >= `AGREE_OVERLAP`.
+    shared : features in both top-k lists (by |value|), in SHAP's order.
+    faithful : method -> deletion ratio >= `FAITHFUL_RATIO` (NaN counts as not faithful).
+    more_faithful : "shap", "lime" or None.
+    """
+
+    verdict: str
+    agree: bool
+    shared: tuple[str, ...]
+    faithful: dict[str, bool]
+    more_faithful: str | None
+
+
+def agreement_verdict(
+    shap: dict[str, float], lime: dict[str, float], deletion: dict[str, float], k: int = 3
+) -> Verdict:
+    """Read SHAP vs LIME on one pair: do they agree, and if not, which one to believe.
+
+    Both are approximations of the model: SHAP shares the score out over every combination of
+    features against the background; LIME fits a line to random nearby copies of the pair.
+    When features act together they answer slightly different questions, so they can rank
+    features differently. The deletion test arbitrates for this pair: the method whose top
+    features move the score more (a clearly higher deletion ratio, and a faithful one) is the
+    better guide; features both rank high are the safest reading either way.
+
+    Parameters
+    ----------
+    shap, lime : feature -> contribution of each method (`Explanation.contributions`).
+    deletion : ``{"shap": ratio, "lime": ratio}``, each method's `deletion_ratio` on this pair.
+    k : size of the top lists compared.
+    """
+    names = list(shap)  # ties keep SHAP's order, as in `agreement`
+
+    def top(contributions: dict[str, float]) -> list[str]:
+        return sorted(names, key=lambda n: -abs(contributions.get(n, 0.0)))[:k]
+
+    top_shap, top_lime = top(shap), set(top(lime))
+    shared = tuple(n for n in top_shap if n in top_lime)
+    agree = len(top_shap) > 0 and len(shared) / len(top_shap) >= AGREE_OVERLAP - 1e-9
+    ratio = {m: float(deletion.get(m, float("nan"))) for m in ("shap", "lime")}
+    faithful = {m: bool(np.isfinite(r) and r >= FAITHFUL_RATIO) for m, r in ratio.items()}
+
+    def clearly_more(m: str, other: str) -> bool:
+        return faithful[m] and (not np.isfinite(ratio[other]) or ratio[m] >= CLEARLY_MORE * max(ratio[other], 0.0))
+
+    more = next((m for m, o in (("shap", "lime"), ("lime", "shap")) if clearly_more(m, o)), None)
+    if agree:
+        verdict = "agree" if any(faithful.values()) else "agree-weak"
+    elif more is not None:
+        verdict = f"trust-{more}"
+    elif all(faithful.values()):
+        verdict = "both-faithful"
+    else:
+        verdict = "neither"
+    return Verdict(verdict, agree, shared, faithful, more)
 
 
 def faithfulness(

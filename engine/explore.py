@@ -31,6 +31,8 @@ ACTIVITY_LEVELS = ("light", "medium", "heavy")
 #: sources without times number their rows, and synthetic data counts steps.
 FIRST_REAL_TIMESTAMP = 100_000_000
 #: Metrics a comparison shows first, in this order (others follow in the runs table's order).
+#: How a quick run (light settings, see `engine.demo`) is marked wherever runs are named.
+QUICK_MARK = " (quick run)"
 LEADING_METRICS = ("ndcg@10", "hr@10", "recall@10", "precision@10", "mrr", "auc", "coverage@10", "novelty@10")
 #: Users whose top-k lists are compared at once by `topk_overlap`.
 OVERLAP_BLOCK = 1024
@@ -281,6 +283,23 @@ def disagreements(dataset: Dataset, users: np.ndarray, overlap: np.ndarray, n: i
 
 
 # ---- runs ----------------------------------------------------------------------------------
+def default_runs(runs: Sequence[dict], n: int, metric: str = "ndcg@10") -> list[dict]:
+    """The runs a page shows before the user picks any: the newest run of each model, best
+    `metric` first, at most `n`.
+
+    `runs` are dicts with ``model`` and ``metrics`` (as `RunsDB.get` returns them), newest first.
+    One run per model, because three runs of one model side by side say little; runs without the
+    metric come last, in their given order.
+    """
+    newest = [next(r for r in runs if r["model"] == m) for m in dict.fromkeys(r["model"] for r in runs)]
+
+    def best_first(run: dict) -> float:
+        value = (run.get("metrics") or {}).get(metric)
+        return -np.inf if value is None or value != value else float(value)
+
+    return sorted(newest, key=best_first, reverse=True)[:n]
+
+
 def metric_columns(runs: pd.DataFrame) -> list[str]:
     """The metric columns of a `RunsDB.list` table (in the evaluator's order)."""
     from engine.store import _BASE_COLUMNS  # the table's fixed columns: one definition
@@ -295,12 +314,14 @@ def _ordered_metrics(runs: pd.DataFrame) -> list[str]:
 
 
 def compare_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run of a `RunsDB.list` table (same row order): ``run`` (``"bpr #12"``), ``id``,
+    """One row per run of a `RunsDB.list` table (same row order): ``run`` (``"bpr #12"``, or
+    ``"bpr #12 (quick run)"`` for a run with the demo's light settings), ``id``,
     ``model``, every metric (those of `LEADING_METRICS` first), ``fit_seconds``, ``created``,
     ``checkpoint_status``."""
     cols = ["id", "model", *_ordered_metrics(runs), "fit_seconds", "created", "checkpoint_status"]
     out = runs[cols].reset_index(drop=True)
-    out.insert(0, "run", out["model"].astype(str) + " #" + out["id"].astype(str))
+    quick = runs["quick"].fillna(False).astype(bool).to_numpy() if "quick" in runs else np.zeros(len(runs), bool)
+    out.insert(0, "run", out["model"].astype(str) + " #" + out["id"].astype(str) + np.where(quick, QUICK_MARK, ""))
     return out
 
 

@@ -25,20 +25,6 @@ from engine.models.registry import get_model_class
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
 
-#: One click on a fresh install trains these on the default dataset, in this order, so every
-#: page has a model to show. Lighter than the models' defaults, which take over 15 minutes on
-#: movielens-dslabs on 2 shared cores (item2vec and feature-mlp alone took 6 and 10+); these took
-#: about 6 minutes there on a busy machine (load ~10-15), most of it evaluation.
-STARTER_SET: tuple[tuple[str, dict], ...] = (
-    ("popularity", {}),
-    ("als", {"factors": 32, "epochs": 8}),
-    ("bpr", {"factors": 32, "epochs": 20}),
-    ("item2vec", {"factors": 32, "epochs": 2, "walks_per_node": 3, "walk_length": 20, "learning_rate": 0.03}),
-    ("feature-mlp", {"factors": 16, "layers": "32,16", "epochs": 3, "negatives": 2, "batch_size": 4096,
-                     "learning_rate": 0.005, "eval_every": 3}),
-)
-
-
 def check_params(model: str, params: dict) -> dict:
     """`params` converted and checked; `ParameterError` (one line) if one is out of its range.
 
@@ -71,12 +57,14 @@ class Job:
         ``epochs``, ``loss``, ``val_ndcg@10`` where validated, ``seconds``, ``phase``).
     result : what `train_and_evaluate` returned (``run_id``, ``metrics``, ...) once done.
     error : the one-line reason of a failed job.
+    quick : the run is recorded as a quick one (the demo's light settings).
     """
 
     id: int
     model: str
     dataset: str
     params: dict
+    quick: bool = False
     status: str = QUEUED
     events: list = field(default_factory=list)
     result: dict | None = None
@@ -101,6 +89,7 @@ class Job:
                 "model": self.model,
                 "dataset": self.dataset,
                 "params": dict(self.params),
+                "quick": self.quick,
                 "status": self.status,
                 "events": events,
                 "result": None if self.result is None else dict(self.result),
@@ -188,7 +177,8 @@ class JobManager:
     ----------
     data_dir : where checkpoints and ``runs.sqlite`` are written (``train_and_evaluate``'s
         `data_dir`).
-    train : the training function, ``train(dataset, model, params, *, data_dir, callback)``;
+    train : the training function, ``train(dataset, model, params, *, data_dir, callback,
+        quick)``;
         defaults to `engine.experiment.train_and_evaluate` (tests may pass a stub).
     keep : how many finished jobs are remembered for display.
     """
@@ -206,7 +196,7 @@ class JobManager:
         return f"JobManager({str(self.data_dir)!r}, jobs={len(self._jobs)})"
 
     # ---- submitting ------------------------------------------------------------------------
-    def submit(self, dataset, model: str, params: dict | None = None) -> Job:
+    def submit(self, dataset, model: str, params: dict | None = None, *, quick: bool = False) -> Job:
         """Queue one training run and return its `Job`.
 
         `dataset` is a spec string or a loaded `Dataset` (passing the dashboard's cached one
@@ -215,16 +205,17 @@ class JobManager:
         """
         params = dict(params or {})
         check_params(model, params)
-        return self.submit_many(dataset, [(model, params)])[0]
+        return self.submit_many(dataset, [(model, params)], quick=quick)[0]
 
-    def submit_many(self, dataset, runs) -> list[Job]:
-        """Queue several ``(model, params)`` runs on one dataset, to run in this order."""
+    def submit_many(self, dataset, runs, *, quick: bool = False) -> list[Job]:
+        """Queue several ``(model, params)`` runs on one dataset, to run in this order;
+        `quick` records them as quick runs."""
         runs = [(model, dict(params or {})) for model, params in runs]
         for model, params in runs:
             check_params(model, params)
         label = dataset.spec if isinstance(dataset, Dataset) else str(dataset)
         with self._lock:
-            jobs = [Job(next(self._ids), model, label, params, _source=dataset) for model, params in runs]
+            jobs = [Job(next(self._ids), model, label, params, quick, _source=dataset) for model, params in runs]
             self._jobs.extend(jobs)
             self._forget_old()
             if self._thread is None or not self._thread.is_alive():
@@ -311,7 +302,8 @@ class JobManager:
             from engine.experiment import train_and_evaluate as train  # lazy: imports every model
         status, result, error = DONE, None, None
         try:
-            result = train(job._source, job.model, job.params, data_dir=self.data_dir, callback=job._event)
+            result = train(job._source, job.model, job.params, data_dir=self.data_dir, callback=job._event,
+                           quick=job.quick)
         except Cancelled:
             status = CANCELLED
         except Exception as exc:  # noqa: BLE001 - the job reports it; the thread must live on

@@ -108,14 +108,19 @@ CREATE TABLE IF NOT EXISTS runs (
     metrics TEXT NOT NULL,
     fit_seconds REAL,
     checkpoint TEXT,
-    created TEXT NOT NULL
+    created TEXT NOT NULL,
+    quick INTEGER NOT NULL DEFAULT 0
 )
 """
-_BASE_COLUMNS = ["id", "created", "dataset", "model", "fit_seconds", "checkpoint", "checkpoint_status"]
+# Columns added since the first schema, with their definition: `RunsDB` adds them to an older
+# file before its first write, and reads a file that lacks them with their default.
+_ADDED_COLUMNS = {"quick": "INTEGER NOT NULL DEFAULT 0"}
+_BASE_COLUMNS = ["id", "created", "dataset", "model", "quick", "fit_seconds", "checkpoint", "checkpoint_status"]
 
 
 class RunsDB:
-    """The table of training runs: id, model, dataset, params, metrics, fit seconds, checkpoint.
+    """The table of training runs: id, model, dataset, params, metrics, fit seconds, checkpoint,
+    and whether it was a quick run (the demo's light settings, not a tuned model).
 
     Safe to use from several threads and processes at once: every call opens its own connection
     for one short transaction (sqlite3 connections must not cross threads), the journal is WAL
@@ -139,6 +144,8 @@ class RunsDB:
             con = sqlite3.connect(self.path, timeout=self.timeout)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute(_SCHEMA)
+            if create:
+                _add_missing_columns(con)
         except sqlite3.DatabaseError as exc:
             raise EngineError(f"runs database {self.path} is unusable: {exc}") from None
         return con
@@ -153,8 +160,9 @@ class RunsDB:
         fit_seconds: float | None = None,
         checkpoint=None,
         created: str | None = None,
+        quick: bool = False,
     ) -> int:
-        """Add one run and return its id."""
+        """Add one run and return its id; `quick` marks a run with light, quick settings."""
         created = created or datetime.now(timezone.utc).isoformat(timespec="seconds")
         row = (
             model,
@@ -164,11 +172,12 @@ class RunsDB:
             None if fit_seconds is None else float(fit_seconds),
             None if checkpoint is None else str(checkpoint),
             created,
+            int(bool(quick)),
         )
         with closing(self._connect(create=True)) as con, con:
             cur = con.execute(
-                "INSERT INTO runs (model, dataset, params, metrics, fit_seconds, checkpoint, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (model, dataset, params, metrics, fit_seconds, checkpoint, created, quick)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
             return int(cur.lastrowid)
@@ -188,8 +197,9 @@ class RunsDB:
     def list(self, dataset: str | None = None) -> pd.DataFrame:
         """Runs, newest first, optionally of one dataset spec.
 
-        Columns: ``id, created, dataset, model, fit_seconds, checkpoint, checkpoint_status``
-        (``"ok"``, ``"missing"`` when the directory was removed, ``"none"`` when never saved),
+        Columns: ``id, created, dataset, model, quick, fit_seconds, checkpoint,
+        checkpoint_status`` (``quick``: True for a quick run; the status is ``"ok"``,
+        ``"missing"`` when the directory was removed, ``"none"`` when never saved),
         then one column per metric (``"ndcg@10"``, ...), then one per parameter
         (``"params.factors"``, ...). Metrics or parameters a run does not have are NaN.
         """
@@ -225,12 +235,25 @@ class RunsDB:
     def _decode(row: dict) -> dict:
         row["params"] = json.loads(row["params"])
         row["metrics"] = json.loads(row["metrics"])
+        row["quick"] = bool(row.get("quick") or 0)  # absent from files written before the column
         ckpt = row["checkpoint"]
         if not ckpt:
             row["checkpoint_status"] = "none"
         else:  # removed by hand since: shown, not an error
             row["checkpoint_status"] = "ok" if (Path(ckpt) / "model.json").is_file() else "missing"
         return row
+
+
+def _add_missing_columns(con: sqlite3.Connection) -> None:
+    """Bring a runs table written by an older version up to `_ADDED_COLUMNS`."""
+    present = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+    for name, definition in _ADDED_COLUMNS.items():
+        if name not in present:
+            try:
+                con.execute(f"ALTER TABLE runs ADD COLUMN {name} {definition}")
+            except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 def _ordered_keys(dicts) -> list[str]:

@@ -11,24 +11,24 @@ import math
 import streamlit as st
 
 from dashboard import services
+from dashboard.components import glossary
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
 
 PER_ROW = 5
 TOP_K = 10
 
-st.title("Visual attention")
+st.title("Visual attention", help=glossary.help_for("acf"))
 spec = current_dataset_spec()
 with services.friendly_errors():
     services.get_dataset(spec)
+if not services.has_images(spec):
+    st.info(services.attention_hint(spec), icon=":material/image_search:")
+    st.stop()
 run = model_picker(
     spec, label="Model", max_selections=1, accept=lambda r: r["model"] == "acf",
-    need="an acf model on a visual dataset, e.g. visual-synthetic",
+    need="an acf model (attention over the images)",
 )[0]  # fmt: skip
-if not services.has_images(spec):
-    st.info(f"`{spec}` has no item images: pick a visual dataset (e.g. visual-synthetic) in the sidebar.",
-            icon=":material/info:")  # fmt: skip
-    st.stop()
 
 users = services.attention_users(spec)
 url_user = st.query_params.get("user")
@@ -51,6 +51,7 @@ wanted = st.query_params.get("view", "overlay")
 view = st.radio(
     "Show on the images", views, index=views.index(wanted) if wanted in views else 0,
     format_func=services.ATTENTION_VIEWS.get, horizontal=True, key="att_view",
+    help=glossary.help_for("beta") + "\n\n" + glossary.help_for("ground truth"),
 )  # fmt: skip
 if st.query_params.get("view") != view:
     st.query_params["view"] = view
@@ -70,7 +71,7 @@ def liked_mark(entry) -> str:
     return "" if entry["liked"] is None else (" ✓" if entry["liked"] else "")
 
 
-st.subheader("Profile: item-level attention α")
+st.subheader("Profile: item-level attention α", help=glossary.help_for("alpha"))
 if not data["profile"]:
     st.info("This user has no training items, so there is no profile to attend over.", icon=":material/info:")
 else:
@@ -101,7 +102,7 @@ if truth and recs:
     hits = sum(e["liked"] for e in recs)
     st.caption(f"{hits} of {len(recs)} recommendations show a motif this user likes.")
 
-st.subheader("Attention fidelity")
+st.subheader("Attention fidelity", help=glossary.help_for("ground truth"))
 if not truth:
     st.info("This dataset records no ground truth (only visual-synthetic does), so attention cannot be scored.",
             icon=":material/info:")  # fmt: skip
@@ -114,9 +115,9 @@ else:
 
     cols = st.columns(3)
     cols[0].metric("Component lift", shown(overall["attention.component_lift"]),
-                   help="β mass on the cells of the user's motifs over those cells' share of the grid: 1 = uniform.")  # fmt: skip
+                   help=glossary.help_for("component lift"))  # fmt: skip
     cols[1].metric("Item AUC", shown(overall["attention.item_auc"]),
-                   help="How well α ranks profile items showing a liked motif above the others: 0.5 = chance.")  # fmt: skip
+                   help=glossary.help_for("item auc"))  # fmt: skip
     cols[2].metric("Test users", f"{overall['attention.users']:,}")
     st.caption(
         f"Over the test users of {spec}. For user {user}: component lift {shown(mine.get('component_lift'))},"

@@ -7,7 +7,8 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import services
-from dashboard.components.pickers import MODELS_PAGE, model_picker
+from dashboard.components import glossary
+from dashboard.components.pickers import MODELS_PAGE, empty_page, model_picker
 from dashboard.components.sidebar import current_dataset_spec
 
 USERS_PAGE = "app_pages/users.py"
@@ -20,9 +21,7 @@ st.caption(f"Dataset `{spec}`")
 
 table = services.compare_table(spec)
 if table.empty:
-    st.info(f"No runs on `{spec}` yet. Train some on the Models page to compare them.", icon=":material/info:")
-    st.page_link(MODELS_PAGE, label="Go to Models", icon=":material/model_training:")
-    st.stop()
+    empty_page(spec, "runs to compare")
 
 # ---- every run's metrics ------------------------------------------------------------------------
 metrics = [c for c in table.columns if c not in ("run", "id", "model", "fit_seconds", "created", "checkpoint_status")]
@@ -33,12 +32,13 @@ st.dataframe(
     hide_index=True,
     column_config={
         "id": None,
-        **{m: st.column_config.NumberColumn(m, format="%.4f") for m in chartable},
-        "users": st.column_config.NumberColumn("users", format="%d", help="Users evaluated"),
+        **glossary.metric_columns(chartable),
+        "users": st.column_config.NumberColumn("users", format="%d", help=glossary.help_for("users")),
         "fit_seconds": st.column_config.NumberColumn("fit seconds", format="%.2f"),
     },
     key="compare_table",
 )
+st.caption(glossary.links_line([*metrics, "hr equals recall"]))
 
 url_metrics = [m for m in st.query_params.get("metrics", "").split(",") if m in chartable]
 if st.session_state.get("compare_url_metrics") != url_metrics:
@@ -79,7 +79,7 @@ if not seeded.empty:
             "model": None,
             "users": None,  # how many were evaluated, as in the table above: not a score
             "users sd": None,
-            **{c: st.column_config.NumberColumn(c, format="%.4f") for c in seeded.columns if c in chartable or c.endswith(" sd")},
+            **glossary.metric_columns([c for c in seeded.columns if c in chartable or c.endswith(" sd")]),
             "fit_seconds": st.column_config.NumberColumn("fit seconds", format="%.2f"),
         },
         key="compare_seeds_table",
@@ -106,7 +106,7 @@ if run_a["id"] == run_b["id"]:
 with services.friendly_errors():
     overlap = services.user_overlap(run_a["checkpoint"], run_b["checkpoint"], spec, 10)
 c1, c2, c3 = st.columns(3)
-c1.metric("Mean top-10 overlap", f"{overlap['overlap'].mean():.0%}")
+c1.metric("Mean top-10 overlap", f"{overlap['overlap'].mean():.0%}", help=glossary.help_for("top-k overlap"))
 c2.metric("Users with nothing in common", f"{(overlap['overlap'] == 0).mean():.0%}")
 c3.metric("Users with identical sets", f"{(overlap['overlap'] == 1).mean():.0%}")
 st.plotly_chart(

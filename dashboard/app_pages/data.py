@@ -4,6 +4,9 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import services
+from dashboard.components import glossary
+from dashboard.components.charts import log_ticks, tight
+from dashboard.components.first_run import first_run_panel
 from dashboard.components.sidebar import current_dataset_spec, switch_dataset
 
 spec = current_dataset_spec()
@@ -46,35 +49,34 @@ with services.friendly_errors():
     views = services.dataset_views(spec)
     items = services.item_table(spec)
 
+first_run_panel(spec)  # what to do first while nothing is trained here
 cols = st.columns(4)
 cols[0].metric("Users", f"{summary['users']:,}")
 cols[1].metric("Items", f"{summary['items']:,}")
 cols[2].metric("Interactions", f"{summary['interactions']:,}")
-cols[3].metric("Sparsity", f"{summary['sparsity']:.2%}")
+cols[3].metric("Sparsity", f"{summary['sparsity']:.2%}", help=glossary.help_for("sparsity"))
 
 left, right = st.columns(2)
 with left:
     st.subheader("Ratings")
     if summary["has_ratings"]:
         st.plotly_chart(
-            px.bar(views["ratings"], x="rating", y="count", labels={"count": "interactions"}),
+            tight(px.bar(views["ratings"], x="rating", y="count", labels={"count": "interactions"})),
             key="data_ratings_chart",
         )
     else:
         st.info("This dataset has implicit feedback only (no rating values).")
 with right:
-    st.subheader("Long tail")
+    st.subheader("Long tail", help=glossary.help_for("long tail"))
     tail = views["long_tail"]
-    fig = px.line(tail, x="rank", y="count", log_y=True, labels={"rank": "item rank by popularity", "count": "interactions"})
-    st.plotly_chart(fig, key="data_long_tail_chart")
+    fig = px.line(tail, x="rank", y="count", labels={"rank": "item rank by popularity", "count": "interactions"})
+    st.plotly_chart(tight(log_ticks(fig)), key="data_long_tail_chart")
     head = int((tail["cumulative_share"] <= 0.5).sum()) + 1
     st.caption(f"The {head:,} most popular items ({head / max(1, len(tail)):.1%} of the catalogue) take half of all interactions.")
 
-st.subheader("User activity")
-st.plotly_chart(
-    px.histogram(views["activity"], x="interactions", nbins=60, log_y=True, labels={"interactions": "interactions per user"}),
-    key="data_activity_chart",
-)
+st.subheader("User activity", help=glossary.help_for("activity"))
+fig = px.histogram(views["activity"], x="interactions", nbins=60, labels={"interactions": "interactions per user"})
+st.plotly_chart(tight(log_ticks(fig.update_yaxes(title_text="users"))), key="data_activity_chart")
 
 st.subheader("Items")
 query = st.text_input("Search titles", key="data_item_search", placeholder="e.g. Star Wars")

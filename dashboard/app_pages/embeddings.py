@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-import plotly.colors
-import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import services
+from dashboard.components import glossary
+from dashboard.components.embedding_figure import build_figure, user_marks
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
 
@@ -24,8 +23,6 @@ COLOURS = {
               "cluster": "k-means cluster"},  # fmt: skip
     "users": {"activity": "Activity", "cluster": "k-means cluster"},
 }
-CATEGORICAL = {"genre", "cluster"}
-LOG_SCALE = {"popularity", "activity"}  # long-tailed counts: a log colour scale shows the body
 #: Method parameters exposed on the page: URL name, widget, default (engine.projection defaults).
 PARAMS = {
     "umap": {"n_neighbors": ("neighbors", 15), "min_dist": ("min_dist", 0.1)},
@@ -50,62 +47,6 @@ def to_url(name: str, value, default=None) -> None:
         st.query_params[name] = text
 
 
-def palette(n: int) -> list[str]:
-    colours = plotly.colors.qualitative.Plotly + plotly.colors.qualitative.Alphabet
-    return [colours[i % len(colours)] for i in range(n)]
-
-
-def build_figure(coords, labels, values, colour: str, marks: list[dict], axis_titles: list[str]) -> go.Figure:
-    """WebGL scatter (2D) or 3D scatter of `coords`, coloured by `values`, with highlight traces.
-
-    Every trace carries the point index as customdata, so a selection maps back to points
-    whichever trace it hits.
-    """
-    dims = coords.shape[1]
-    trace = go.Scattergl if dims == 2 else go.Scatter3d
-    size = 5 if dims == 2 else 2.5
-    idx = np.arange(len(coords))
-
-    def points(sel, **kwargs):
-        xyz = {"x": coords[sel, 0], "y": coords[sel, 1]}
-        if dims == 3:
-            xyz["z"] = coords[sel, 2]
-        return trace(
-            mode="markers", customdata=idx[sel], text=labels[sel], hovertemplate="%{text}<extra></extra>",
-            **xyz, **kwargs,
-        )  # fmt: skip
-
-    fig = go.Figure()
-    if colour in CATEGORICAL:
-        cats, counts = np.unique(values, return_counts=True)
-        cats = cats[np.argsort(-counts, kind="stable")]
-        for cat, col in zip(cats, palette(len(cats))):
-            name = f"cluster {cat}" if colour == "cluster" else str(cat)
-            fig.add_trace(points(values == cat, name=name, marker={"size": size, "color": col, "opacity": 0.75}))
-    else:
-        numeric = np.asarray(values, np.float64)
-        known = np.isfinite(numeric)
-        shown = np.log10(1 + numeric) if colour in LOG_SCALE else numeric
-        title = f"log10(1 + {colour})" if colour in LOG_SCALE else colour
-        marker = {"size": size, "color": shown[known], "colorscale": "Viridis", "opacity": 0.75,
-                  "colorbar": {"title": {"text": title}, "thickness": 12}}  # fmt: skip
-        fig.add_trace(points(known, name=colour, marker=marker, showlegend=False))
-        if (~known).any():
-            fig.add_trace(points(~known, name=f"unknown {colour}", marker={"size": size, "color": "lightgrey"}))
-    for mark in marks:
-        sel = np.zeros(len(coords), bool)
-        sel[mark["index"]] = True
-        if sel.any():
-            fig.add_trace(points(sel, name=mark["name"], marker=mark["marker"]))
-    layout = {"height": 640, "margin": {"l": 0, "r": 0, "t": 30, "b": 0}, "legend": {"itemsizing": "constant"},
-              "dragmode": "lasso" if dims == 2 else "orbit"}  # fmt: skip
-    if dims == 2:
-        fig.update_layout(xaxis_title=axis_titles[0], yaxis_title=axis_titles[1], **layout)
-    else:
-        fig.update_layout(scene={f"{a}axis_title": t for a, t in zip("xyz", axis_titles)}, **layout)
-    return fig
-
-
 st.title("Embeddings")
 spec = current_dataset_spec()
 with services.friendly_errors():
@@ -126,11 +67,11 @@ dims0 = 3 if dims0 == "3d" else 2
 controls = st.columns([1, 2, 1, 2])
 what = controls[0].radio(
     "Points", kinds, index=kinds.index(from_url("points", kinds, kinds[0])), key="emb_points",
-    format_func=str.capitalize,
+    format_func=str.capitalize, help=glossary.help_for("embedding"),
 )  # fmt: skip
 method = controls[1].radio(
     "Projection", list(METHODS), index=list(METHODS).index(method0), format_func=METHODS.get,
-    horizontal=True, key="emb_method",
+    horizontal=True, key="emb_method", help="\n\n".join(glossary.help_for(m) for m in ("pca", "umap", "t-sne")),
 )  # fmt: skip
 dims = controls[2].radio("Dimensions", [2, 3], index=[2, 3].index(dims0), format_func=lambda d: f"{d}D",
                          horizontal=True, key="emb_dims")  # fmt: skip
@@ -213,21 +154,8 @@ else:
     values = table[colour].to_numpy()
 labels = table["label"].to_numpy().astype(str)
 
-marks = []
-user_marks = services.embedding_user_marks(run["checkpoint"], spec, user_id) if user_id else None
-if user_marks is not None:
-    if what == "items":
-        marks = [
-            {"name": f"user {user_id}: history", "index": user_marks["history"],
-             "marker": {"size": 9 if dims == 2 else 5, "color": "rgba(0,0,0,0)", "symbol": "circle-open",
-                        "line": {"color": "black", "width": 1.5}}},
-            {"name": f"user {user_id}: top-10", "index": user_marks["recommendations"],
-             "marker": {"size": 12 if dims == 2 else 6, "color": "crimson", "symbol": "diamond",
-                        "line": {"color": "white", "width": 1}}},
-        ]  # fmt: skip
-    else:
-        marks = [{"name": f"user {user_id}", "index": [user_marks["user_idx"]],
-                  "marker": {"size": 14 if dims == 2 else 7, "color": "crimson", "symbol": "diamond"}}]  # fmt: skip
+highlight = services.embedding_user_marks(run["checkpoint"], spec, user_id) if user_id else None
+marks = [] if highlight is None else user_marks(user_id, what, dims, highlight)
 
 evr = result["explained_variance"]
 if evr is not None:

@@ -1,17 +1,15 @@
-"""Explain: why a feature-mlp scores an item for a user - SHAP and LIME side by side, how far
+"""Explain: why a feature-mlp scores an item for a user - SHAP and LIME, how far
 they agree and how faithful they are, and which features matter across many pairs."""
 
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import services
+from dashboard.components import explain_figures, glossary
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
-
-POSITIVE, NEGATIVE = "#d6604d", "#4393c3"
 
 st.title("Explain")
 st.caption(
@@ -58,70 +56,27 @@ shap_exp, lime_exp = result["shap"], result["lime"]
 
 
 # ---- the pair: SHAP waterfall and LIME bars ---------------------------------------------------------
-def _label(feature: str, values: dict) -> str:
-    value = str(values.get(feature, ""))
-    return f"{feature} = {value[:40]}" if value else feature
+# One above the other, each the page's full width: side by side, the feature names and values
+# did not fit at 1024x768.
+st.subheader("SHAP", help=glossary.help_for("shap"))
+st.plotly_chart(explain_figures.shap_waterfall(shap_exp), key="explain_waterfall")
+error = abs(shap_exp["base_value"] + sum(shap_exp["contributions"].values()) - shap_exp["prediction"])
+st.caption(f"{shap_exp['seconds']:.2f} s; base value + contributions = prediction (error {error:.1e})")
 
-
-def waterfall(e: dict) -> go.Figure:
-    names = list(e["contributions"])
-    fig = go.Figure(
-        go.Waterfall(
-            orientation="h",
-            base=e["base_value"],
-            measure=["relative"] * len(names) + ["total"],
-            y=[_label(n, e["values"]) for n in names] + ["prediction"],
-            x=[e["contributions"][n] for n in names] + [0.0],
-            increasing={"marker": {"color": POSITIVE}},
-            decreasing={"marker": {"color": NEGATIVE}},
-            totals={"marker": {"color": "#878787"}},
-            texttemplate="%{delta:+.3f}",
-        )
-    )
-    fig.update_layout(
-        title=f"SHAP: base {e['base_value']:.3f} -> prediction {e['prediction']:.3f}",
-        yaxis={"autorange": "reversed"}, height=60 + 34 * (len(names) + 1), margin={"l": 10, "r": 10, "t": 40, "b": 10},
-    )  # fmt: skip
-    return fig
-
-
-def lime_bars(e: dict) -> go.Figure:
-    names = list(e["contributions"])
-    weights = [e["contributions"][n] for n in names]
-    fig = go.Figure(
-        go.Bar(
-            orientation="h",
-            y=[_label(n, e["values"]) for n in names],
-            x=weights,
-            marker_color=[POSITIVE if w >= 0 else NEGATIVE for w in weights],
-            texttemplate="%{x:+.3f}",
-        )
-    )
-    fig.update_layout(
-        title=f"LIME: local surrogate {e.get('surrogate_prediction', float('nan')):.3f}, "
-        f"model {e['prediction']:.3f}",
-        yaxis={"autorange": "reversed"}, height=60 + 34 * len(names), margin={"l": 10, "r": 10, "t": 40, "b": 10},
-    )  # fmt: skip
-    return fig
-
-
-shap_col, lime_col = st.columns(2)
-with shap_col:
-    st.subheader("SHAP")
-    st.plotly_chart(waterfall(shap_exp), key="explain_waterfall")
-    error = abs(shap_exp["base_value"] + sum(shap_exp["contributions"].values()) - shap_exp["prediction"])
-    st.caption(f"{shap_exp['seconds']:.2f} s; base value + contributions = prediction (error {error:.1e})")
-with lime_col:
-    st.subheader("LIME")
-    st.plotly_chart(lime_bars(lime_exp), key="explain_lime")
-    st.caption(f"{lime_exp['seconds']:.2f} s; weights of a linear model fitted to perturbed copies of the pair")
+st.subheader("LIME", help=glossary.help_for("lime"))
+st.plotly_chart(explain_figures.lime_bars(lime_exp), key="explain_lime")
+st.caption(f"{lime_exp['seconds']:.2f} s; weights of a linear model fitted to perturbed copies of the pair")
 
 agree, deletion = result["agreement"], result["deletion"]
 cols = st.columns(4)
-cols[0].metric("Spearman (SHAP vs LIME)", "-" if np.isnan(agree["spearman"]) else f"{agree['spearman']:.2f}")
-cols[1].metric("Top-3 overlap", f"{round(agree['top3_overlap'] * 3)}/3")
-cols[2].metric("SHAP deletion ratio", f"{deletion['shap']:.2f}" if np.isfinite(deletion["shap"]) else "-")
-cols[3].metric("LIME deletion ratio", f"{deletion['lime']:.2f}" if np.isfinite(deletion["lime"]) else "-")
+cols[0].metric("Spearman (SHAP vs LIME)", "-" if np.isnan(agree["spearman"]) else f"{agree['spearman']:.2f}",
+               help=glossary.help_for("spearman"))  # fmt: skip
+cols[1].metric("Top-3 overlap", f"{round(agree['top3_overlap'] * 3)}/3", help=glossary.help_for("top-3 overlap"))
+cols[2].metric("SHAP deletion ratio", f"{deletion['shap']:.2f}" if np.isfinite(deletion["shap"]) else "-",
+               help=glossary.help_for("deletion ratio"))  # fmt: skip
+cols[3].metric("LIME deletion ratio", f"{deletion['lime']:.2f}" if np.isfinite(deletion["lime"]) else "-",
+               help=glossary.help_for("deletion ratio"))  # fmt: skip
+verdict = services.explain_verdict(result)
 
 
 def _badge(text: str, good: bool) -> None:
@@ -130,17 +85,56 @@ def _badge(text: str, good: bool) -> None:
 
 badges = st.columns(3)
 with badges[0]:
-    _badge("SHAP and LIME agree" if agree["top3_overlap"] >= 2 / 3 else "SHAP and LIME disagree",
-           agree["top3_overlap"] >= 2 / 3)  # fmt: skip
+    _badge("SHAP and LIME agree" if verdict.agree else "SHAP and LIME disagree", verdict.agree)
 for col, method in zip(badges[1:], ("shap", "lime")):
     with col:
-        ratio = deletion[method]
-        good = ratio >= 1.5
+        good = verdict.faithful[method]
         _badge(f"{method.upper()} {'faithful' if good else 'weakly faithful'} here", good)
 st.caption(
     "Deletion ratio: how much more the score drops when the 3 features credited most are replaced by "
-    "background values than when 3 random features are (1 = no better than chance)."
+    "background values than when 3 random features are (1 = no better than chance; faithful from 1.5). "
+    + glossary.link("faithfulness", "What does faithful mean?")
 )
+
+
+def _ratio(method: str) -> str:
+    value = deletion[method]
+    return f"{value:.1f}" if np.isfinite(value) else "undefined"
+
+
+def conclusion(verdict) -> str:
+    """What to conclude, in words; the verdict (engine.explain.agreement_verdict) picks which."""
+    shared = ", ".join(f"**{name}**" for name in verdict.shared)
+    if verdict.verdict == "agree":
+        return (f"Both methods rank {shared} among the top 3, and removing those features lowers the score more "
+                "than chance: the model's score for this pair rests mostly on them.")
+    if verdict.verdict == "agree-weak":
+        return (f"Both methods rank {shared} among the top 3, but removing those features lowers the score little "
+                "more than removing random ones: read them as a hint, not as the reason.")
+    why = (" Why they can disagree: both approximate the model, in different ways. SHAP shares the score out over "
+           "every combination of features against typical pairs; LIME fits a straight line to random copies of "
+           "this pair. When features act together, the two answer slightly different questions.")
+    if verdict.more_faithful is not None:
+        best = verdict.more_faithful
+        other = "lime" if best == "shap" else "shap"
+        text = (f"**Believe {best.upper()} for this pair.** Removing its top 3 features lowers the score "
+                f"{_ratio(best)} times as much as removing random ones, against {_ratio(other)} for "
+                f"{other.upper()}: its ranking points better at what the model uses here.")
+        if shared:
+            text += f" Both also rank {shared} high: that is the safest part of either explanation."
+        return text + why
+    if verdict.verdict == "both-faithful":
+        trust = f"Trust {shared} (high in both) most; the rest of the order is uncertain." if shared else (
+            "Their orders of the features are uncertain.")
+        return ("Both pass the deletion check, so each found features the model uses, but they weigh them "
+                f"differently. {trust}" + why)
+    return ("Neither passes the deletion check clearly, so neither ranking is reliable for this pair: the score is "
+            "spread over many features or is close to the base value. The summary across many pairs below says "
+            "more about what the model relies on." + why)
+
+
+st.info(conclusion(verdict) + " " + glossary.link("when-shap-and-lime-disagree", "How to read this"),
+        icon=":material/check_circle:" if verdict.agree else ":material/psychology_alt:")  # fmt: skip
 
 
 # ---- global summary ---------------------------------------------------------------------------------
@@ -155,11 +149,12 @@ if key not in requested:
         st.stop()
     requested.add(key)
 
-bar = st.progress(0.0, text="Explaining test pairs...")
+progress_slot = st.empty()  # a bar only while the summary is computed; nothing once it is stored
 summary = services.explain_global(
-    checkpoint, spec, int(pairs), _progress=lambda done, total: bar.progress(done / total, text=f"{done}/{total} pairs")
-)
-bar.empty()
+    checkpoint, spec, int(pairs),
+    progress=lambda done, total: progress_slot.progress(done / total, text=f"Explaining test pairs: {done}/{total}"),
+)  # fmt: skip
+progress_slot.empty()
 st.caption(
     f"{summary['pairs']} test pairs, "
     f"{'Deep SHAP (DeepLIFT on the network)' if summary['method'] == 'deep' else 'Kernel SHAP'}, "
@@ -170,26 +165,6 @@ mean_abs = summary["mean_abs"]
 order = list(mean_abs["feature"])
 swarm_col, bars_col = st.columns([3, 2])
 with swarm_col:
-    long = summary["long"]
-    rng = np.random.default_rng(0)
-    fig = go.Figure()
-    for rank, feature in enumerate(order):
-        part = long[long["feature"] == feature]
-        fig.add_trace(
-            go.Scattergl(
-                x=part["shap"], y=rank + rng.uniform(-0.3, 0.3, len(part)), mode="markers", name=feature,
-                marker={"size": 5, "opacity": 0.6}, text=part["value"],
-                hovertemplate="%{text}: %{x:+.3f}<extra></extra>",
-            )  # fmt: skip
-        )
-    fig.update_layout(
-        title="SHAP value per pair", showlegend=False, height=80 + 40 * len(order),
-        yaxis={"tickvals": list(range(len(order))), "ticktext": order, "autorange": "reversed"},
-        xaxis={"title": "contribution to the score", "zeroline": True}, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-    )  # fmt: skip
-    st.plotly_chart(fig, key="explain_beeswarm")
+    st.plotly_chart(explain_figures.shap_beeswarm(summary["long"], order), key="explain_beeswarm")
 with bars_col:
-    fig = go.Figure(go.Bar(orientation="h", y=order, x=mean_abs["mean_abs"], marker_color="#878787"))
-    fig.update_layout(title="Mean |SHAP|", yaxis={"autorange": "reversed"}, height=80 + 40 * len(order),
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})  # fmt: skip
-    st.plotly_chart(fig, key="explain_mean_abs")
+    st.plotly_chart(explain_figures.mean_abs_bars(mean_abs), key="explain_mean_abs")

@@ -4,10 +4,15 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import services
+from dashboard.components import glossary
+from dashboard.components.charts import tight
+from dashboard.components.first_run import demo_button
 from dashboard.components.forms import param_form
 from dashboard.components.sidebar import current_dataset_spec
 
 ACTIVE = ("queued", "running")
+#: The runs table's first metrics (hr@10 equals recall@10 under leave-one-out: one is enough).
+KEY_METRICS = ("ndcg@10", "hr@10", "mrr", "auc", "coverage@10")
 
 spec = current_dataset_spec()
 st.title("Models")
@@ -24,14 +29,8 @@ busy = any(job["status"] in ACTIVE for job in services.training_jobs())
 
 # ---- a fresh install: one click trains something for every page to show -------------------------
 if runs.empty and not busy:
-    st.info(
-        f"No trained model on `{spec}` yet. Train the starter set "
-        f"({', '.join(services.starter_models())}: a few minutes) or pick a model below.",
-        icon=":material/info:",
-    )
-    if st.button("Train the starter set", type="primary", icon=":material/rocket_launch:", key="models_starter"):
-        services.start_starter_set(spec)
-        st.rerun()
+    st.info(f"No trained model on `{spec}` yet. Prepare the demo, or pick a model below.", icon=":material/info:")
+    demo_button(spec, key="models_starter")  # the same plan as the Data page's first-run panel
 
 
 # ---- training jobs: redrawn every second while one is queued or running -------------------------
@@ -50,6 +49,15 @@ def job_text(job: dict) -> str:
     return text
 
 
+def from_zero(values) -> list[float] | None:
+    """A y range from 0 to a little above the highest value: Plotly pads a single point to a
+    range such as -0.5 to 1, which reads as if the metric could be negative. None (Plotly's own
+    range) where a value is negative."""
+    if values.min() < 0:
+        return None
+    return [0.0, max(float(values.max()) * 1.15, 1e-3)]
+
+
 def curves(job: dict) -> None:
     table = services.job_history(job["events"])
     if table.empty:
@@ -64,26 +72,38 @@ def curves(job: dict) -> None:
         if loss.empty:
             st.caption("This model reports no training loss.")
         else:
-            fig = px.line(loss, x="epoch", y="loss", color=color, markers=True, title="Training loss", range_x=span)
-            st.plotly_chart(fig, key=f"models_loss_{job['id']}")
+            fig = px.line(loss, x="epoch", y="loss", color=color, markers=True, title="Training loss", range_x=span,
+                          range_y=from_zero(loss["loss"]))
+            st.plotly_chart(tight(fig), key=f"models_loss_{job['id']}")
     with right:
         ndcg = table.dropna(subset=["val_ndcg@10"])
         if ndcg.empty:
             st.caption("No validation NDCG@10 yet (it is computed every few epochs where the model has it).")
         else:
             fig = px.line(ndcg, x="epoch", y="val_ndcg@10", color=color, markers=True, title="Validation NDCG@10",
-                          range_x=span)
-            st.plotly_chart(fig, key=f"models_ndcg_{job['id']}")
+                          range_x=span, range_y=from_zero(ndcg["val_ndcg@10"]))
+            st.plotly_chart(tight(fig), key=f"models_ndcg_{job['id']}")
 
 
 @st.fragment(run_every=1.0 if busy else None)
 def jobs_panel() -> None:
-    jobs = services.training_jobs()
-    if busy and not any(job["status"] in ACTIVE for job in jobs):
+    every = services.training_jobs()
+    if busy and not any(job["status"] in ACTIVE for job in every):
         st.rerun()  # the last job just ended: refresh the runs table and stop polling
-    if not jobs:
+    # One worker trains for every dataset; this page follows the current one's jobs.
+    jobs = [job for job in every if job["dataset"] == spec]
+    elsewhere = [job for job in every if job["dataset"] != spec and job["status"] in ACTIVE]
+    if not jobs and not elsewhere:
         return
     st.subheader("Training")
+    if elsewhere:
+        st.caption(
+            f"{len(elsewhere)} job{'s' if len(elsewhere) > 1 else ''} queued or running on other datasets ("
+            + ", ".join(f"{job['model']} on `{job['dataset']}`" for job in elsewhere)
+            + "): pick that dataset in the sidebar to follow them."
+        )
+    if not jobs:
+        return
     for job in jobs:
         if job["status"] == "failed":
             st.error(f"{job['model']} on `{job['dataset']}` failed: {job['error']}", icon=":material/error:")
@@ -102,6 +122,8 @@ def jobs_panel() -> None:
                 services.cancel_all_jobs()
                 st.rerun(scope="fragment")
         curves(running)
+    elif queued:  # waiting for a job on another dataset
+        st.caption("Queued: " + ", ".join(job["model"] for job in queued))
     else:
         last = jobs[-1]
         if last["status"] == "done":
@@ -157,15 +179,26 @@ if runs.empty:
     st.caption(f"No runs on `{spec}` yet.")
     st.stop()
 metric_columns = [c for c in runs.columns if "@" in c or c in ("mrr", "auc", "novelty", "rmse", "mae")]
+# What a reader compares first: the model (and whether it is a quick run), the headline metrics
+# and the fit time, within a laptop screen's width; the long parameter text last, where it no
+# longer pushes the metrics off the screen. The dataset column is left out: it is the current one.
+key_metrics = [m for m in KEY_METRICS if m in metric_columns]
+marks = [c for c in runs.columns if runs[c].dtype == bool]
+tail_columns = ["params", "created", "checkpoint"]
+placed = {"id", "model", "dataset", "fit_seconds", *key_metrics, *marks, *tail_columns}
 st.dataframe(
     runs,
     hide_index=True,
     key="models_runs_table",
+    column_order=["id", "model", *marks, *key_metrics, "fit_seconds", *[c for c in runs.columns if c not in placed],
+                  *tail_columns],
     column_config={
         "fit_seconds": st.column_config.NumberColumn("fit time", format="%.1f s"),
-        **{c: st.column_config.NumberColumn(c, format="%.4f") for c in metric_columns},
+        "params": st.column_config.TextColumn("params", width="medium"),
+        **glossary.metric_columns(metric_columns),
     },
 )
+st.caption(glossary.links_line(metric_columns))
 
 by_id = {int(row.id): row for row in runs.itertuples(index=False)}
 in_use = [i for i in st.query_params.get("models", "").split(",") if i]

@@ -6,6 +6,7 @@ URL state: ``item`` (raw id), ``models`` (run ids), ``k``.
 import streamlit as st
 
 from dashboard import services
+from dashboard.components import glossary
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
 
@@ -20,7 +21,7 @@ runs = model_picker(
     spec,
     max_selections=3,
     accept=lambda run: services.can_show_similar(run["checkpoint"], spec),
-    need="a trained model with item embeddings or item similarities (e.g. als, bpr, item2vec)",
+    need="a trained model with item embeddings or item similarities (e.g. als, bpr, itemknn)",
 )
 
 # ---- which item (the URL holds the raw id; the picker follows it) -----------------------------
@@ -76,12 +77,15 @@ with head[1]:
     year = "" if meta["year"] != meta["year"] else f"{int(meta['year'])} · "  # NaN != NaN: unknown year
     st.caption(f"{year}{meta['genres'] or 'no genres'} · item id {url_item}")
 
+# Rank and similarity come first, at fixed narrow widths: after a wide title column, three
+# tables side by side cut the similarity at their right edge, leaving "0" of "0.934" in view.
 CONFIG = {
-    "rank": st.column_config.NumberColumn("#", width="small"),
+    "rank": st.column_config.NumberColumn("#", width=40),
     "title": st.column_config.TextColumn("title", width="medium"),
     "poster": st.column_config.ImageColumn("", width="small"),
     "year": st.column_config.NumberColumn("year", format="%d"),
-    "score": st.column_config.NumberColumn("similarity", format="%.3f", help="Cosine similarity of item vectors"),
+    "score": st.column_config.NumberColumn("similarity", format="%.3f", width=80,
+                                         help=glossary.help_for("cosine similarity")),
 }
 columns = st.columns(len(runs))
 for column, run in zip(columns, runs):
@@ -94,7 +98,7 @@ for column, run in zip(columns, runs):
         st.dataframe(
             frame,
             hide_index=True,
-            column_order=["rank", *(["poster"] if images else []), "title", "score", "year", "genres"],
+            column_order=["rank", "score", *(["poster"] if images else []), "title", "year", "genres"],
             column_config=CONFIG,
             height=min(35 * (len(frame) + 1) + 3, 740),
         )

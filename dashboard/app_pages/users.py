@@ -1,18 +1,22 @@
 """User explorer: one user's history next to the top-k of up to three models.
 
-URL state: ``user`` (raw id), ``models`` (run ids), ``k``.
+URL state: ``user`` (raw id), ``models`` (run ids), ``k``, ``activity`` (when not medium),
+``because`` (``off`` when the explanations are switched off).
 """
+
+import re
 
 import streamlit as st
 
 from dashboard import services
+from dashboard.components import glossary
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
 
 K_CHOICES = (5, 10, 20, 50)
 HISTORY_POSTERS = 50  # posters for the newest items only: each is a few kB in the page
-TEST_ROW = "background-color: rgba(46, 160, 67, 0.28)"
-SHARED_ROW = "background-color: rgba(255, 193, 7, 0.28)"
+HELD_OUT_BADGES = {"test": ":green-badge[held-out test item]", "validation": ":blue-badge[validation item]"}
+DEFAULT_LEVEL = "medium"
 WAY_OUT = "Type another user id above or press Surprise me."
 # Explanations re-score the user once per history item, so their cost grows with the history
 # (neural fold-ins roughly with its square): past this many items they wait for a click.
@@ -22,7 +26,7 @@ spec = current_dataset_spec()
 st.title("User explorer")
 with services.friendly_errors():
     dataset = services.get_dataset(spec)
-runs = model_picker(spec, max_selections=3, need="a trained model")
+runs = model_picker(spec, max_selections=3, need="a trained model", default_count=3)
 
 # ---- which user (the URL holds the raw id; the text box follows it) ---------------------------
 url_user = st.query_params.get("user")
@@ -50,18 +54,32 @@ url_k = st.query_params.get("k", "10")
 if st.session_state.get("users_url_k") != url_k:
     st.session_state["users_k"] = int(url_k) if url_k in {str(k) for k in K_CHOICES} else 10
     st.session_state["users_url_k"] = url_k
+# The activity level and the explanations toggle follow the URL the same way, so a shared link
+# opens the same view; their defaults stay out of the URL.
+url_level = st.query_params.get("activity", DEFAULT_LEVEL)
+if st.session_state.get("users_url_level") != url_level:
+    st.session_state["users_level"] = url_level if url_level in services.ACTIVITY_LEVELS else DEFAULT_LEVEL
+    st.session_state["users_url_level"] = url_level
+url_because = st.query_params.get("because", "on")
+if st.session_state.get("users_url_because") != url_because:
+    st.session_state["users_explain"] = url_because != "off"
+    st.session_state["users_url_because"] = url_because
 
 left, middle, right, far = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
 left.text_input("User id", key="users_user_id", on_change=_typed_user, help="A raw user id of the dataset")
-middle.radio("Activity", services.ACTIVITY_LEVELS, index=1, horizontal=True, key="users_level",
+middle.radio("Activity", services.ACTIVITY_LEVELS, horizontal=True, key="users_level",
              help="Surprise me picks a user from this third of users by number of interactions")
 right.button("Surprise me", on_click=_surprise, icon=":material/casino:", key="users_surprise")
 far.selectbox("Top-k", K_CHOICES, key="users_k")
 if str(st.session_state["users_k"]) != url_k:
     st.query_params["k"] = str(st.session_state["users_k"])
 k = int(st.session_state["users_k"])
-explain = st.toggle("Because you liked ...", value=True, key="users_explain",
+if st.session_state["users_level"] != url_level:
+    st.query_params["activity"] = st.session_state["users_level"]
+explain = st.toggle("Because you liked ...", key="users_explain",
                     help="For each recommendation, the three history items that raise its score most")
+if ("on" if explain else "off") != url_because:
+    st.query_params["because"] = "on" if explain else "off"
 
 st.session_state["users_user_idx"] = None
 user_idx = services.find_user(spec, url_user, WAY_OUT)
@@ -76,7 +94,7 @@ test_titles = history.loc[history["split"] == "test", "title"].tolist()
 st.subheader(f"User {url_user}")
 st.caption(
     f"{len(history):,} interactions. Held-out test item: {', '.join(test_titles) or 'none (too few interactions)'}. "
-    "Green rows are the held-out test item, amber rows are in another model's list too."
+    "A green mark is the held-out test item, an amber one an item in another model's list too."
 )
 trained_on = int((history["split"] == "train").sum())
 if explain and trained_on > EXPLAIN_AUTO_LIMIT and st.session_state.get("users_explain_asked") != (spec, user_idx):
@@ -87,67 +105,53 @@ if explain and trained_on > EXPLAIN_AUTO_LIMIT and st.session_state.get("users_e
         explain = False
 
 
-def _row_style(row):
-    if row["held_out"] == "test":
-        return [TEST_ROW] * len(row)
-    return [SHARED_ROW if row["shared"] > 0 else ""] * len(row)
+# Each list is a column of short blocks (rank and title on one line, the marks and "because you
+# liked ..." under it), not a table: three tables side by side cut titles and push the reasons
+# off the right edge of a laptop screen.
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|$~:])")
 
 
-REC_CONFIG = {
-    "rank": st.column_config.NumberColumn("#", width="small"),
-    "poster": st.column_config.ImageColumn("", width="small"),
-    "year": st.column_config.NumberColumn("year", format="%d"),
-    "score": st.column_config.NumberColumn("score", format="%.3f"),
-    "title": st.column_config.TextColumn("title", width="medium"),
-    "mark": st.column_config.TextColumn(
-        "mark", help="test / validation: the user's held-out item; in N other lists: shared with the other models"
-    ),
-    "because": st.column_config.TextColumn("because you liked", width="large"),
-}
+def _plain(text) -> str:
+    """`text` shown as is in markdown: "$" would start LaTeX, "*" emphasis, ":" an icon name."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
 
 
-def _mark(held_out: str, shared: int) -> str:
-    """One short cell for both marks: "test", "validation", "in 2 other lists" or both."""
-    parts = [held_out] if held_out else []
-    if shared:
-        parts.append(f"in {shared} other list{'s' if shared > 1 else ''}")
-    return " · ".join(parts)
+def _item_text(row) -> str:
+    """One recommendation as markdown lines: rank and title, its marks, the reason."""
+    title = f"**{row.rank}.** {_plain(row.title)}"
+    try:
+        year = int(row.year)
+    except (TypeError, ValueError):  # no year (None or NaN)
+        year = None
+    if year and f"({year})" not in str(row.title):
+        title += f" :gray[({year})]"
+    marks = [HELD_OUT_BADGES[row.held_out]] if row.held_out else []
+    if row.shared:
+        marks.append(f":orange-badge[in {row.shared} other list{'s' if row.shared > 1 else ''}]")
+    lines = [title, " ".join([*marks, f":gray[score {row.score:.3f}]"])]
+    if row.because:
+        lines.append(f":small[{_plain(row.because)}]")
+    return "  \n".join(lines)
 
 
-def _show(frame, slot):
-    # The marks and the reasons first: three lists share the width, genres and year can scroll.
-    order = ["rank", *(["poster"] if images else []), "title", "mark"]
-    if frame["because"].astype(bool).any():
-        order.append("because")
-    order += ["score", "year", "genres"]
-    frame = frame.assign(mark=[_mark(h, n) for h, n in zip(frame["held_out"], frame["shared"])])
-    slot.dataframe(frame.style.apply(_row_style, axis=1), hide_index=True, column_order=order,
-                   column_config=REC_CONFIG, height=min(35 * (len(frame) + 1) + 3, 740))
+def _show(frame, slot, key: str | None = None, note: str | None = None) -> None:
+    """Draw one list into `slot`; `key` names its container (the final drawing of the run)."""
+    with slot.container(key=key):
+        for row in frame.itertuples():
+            if images:  # a small poster, the text beside it taking the rest of the width
+                line = st.container(horizontal=True, vertical_alignment="center", wrap=False)
+                if row.poster:
+                    line.image(row.poster, width=48)
+                line.markdown(_item_text(row))
+            else:
+                st.markdown(_item_text(row))
+        if note:
+            st.caption(note)
 
 
 shared = services.shared_counts([items for items, _ in lists])
-columns = st.columns([1.3] + [1.0] * len(runs))
-with columns[0]:
-    st.markdown("**History**")
-    shown = history.copy()
-    if images:
-        posters = [services.poster(spec, i) if n < HISTORY_POSTERS else None for n, i in enumerate(shown.index)]
-        shown.insert(0, "poster", posters)
-    st.dataframe(
-        shown,
-        hide_index=True,
-        column_order=[*(["poster"] if images else []), "title", "rating", "date", "split", "year", "genres"],
-        column_config={
-            "poster": st.column_config.ImageColumn("", width="small"),
-            "year": st.column_config.NumberColumn("year", format="%d"),
-            "date": st.column_config.DatetimeColumn("date", format="YYYY-MM-DD"),
-            "split": st.column_config.TextColumn("split", help="Where leave-last-out put it: train, validation, test"),
-        },
-        height=min(35 * (len(shown) + 1) + 3, 740),
-    )
-
 slots = []
-for column, run, (items, scores), shared_here in zip(columns[1:], runs, lists, shared):
+for column, run, (items, scores), shared_here in zip(st.columns(len(runs)), runs, lists, shared):
     with column:
         st.markdown(f"**{run['label']}**")
         frame = services.recommendation_frame(spec, user_idx, items, scores, shared_here)
@@ -159,13 +163,38 @@ for column, run, (items, scores), shared_here in zip(columns[1:], runs, lists, s
         st.caption(f"Held-out test item at rank {hit[0]}." if hit else f"Held-out test item not in the top-{k}.")
         slots.append((slot, run, frame))
 
+st.markdown("**History**")
+shown = history.copy()
+if images:
+    posters = [services.poster(spec, i) if n < HISTORY_POSTERS else None for n, i in enumerate(shown.index)]
+    shown.insert(0, "poster", posters)
+st.dataframe(
+    shown,
+    hide_index=True,
+    column_order=[*(["poster"] if images else []), "title", "rating", "date", "split", "year", "genres"],
+    column_config={
+        "poster": st.column_config.ImageColumn("", width="small"),
+        "title": st.column_config.TextColumn("title", width="large"),
+        "year": st.column_config.NumberColumn("year", format="%d"),
+        "date": st.column_config.DatetimeColumn("date", format="YYYY-MM-DD"),
+        "split": st.column_config.TextColumn(
+            "split", help="Where leave-last-out put it: train, validation, test. " + glossary.help_for("leave-last-out")
+        ),
+    },
+    height=min(35 * (len(shown) + 1) + 3, 390),
+    key="users_history",
+)
+
 # The lists are on screen first; the explanations (re-scorings of the history) fill in after:
-# for a user with thousands of interactions they take about a second.
-if explain:
-    for slot, run, frame in slots:
+# for a user with thousands of interactions they take about a second. Each list is drawn once
+# more, in a container named for it (`users_list_0`, ...), whether or not it has reasons.
+for n, (slot, run, frame) in enumerate(slots):
+    note = None
+    if explain:
         with services.friendly_errors():
             reasons = services.because(run["checkpoint"], spec, user_idx, tuple(int(i) for i in frame.index))
         if reasons is None:
-            continue
-        frame["because"] = reasons
-        _show(frame, slot)
+            note = f'No "because you liked ...": {run["model"]} does not score from a user\'s history.'
+        else:
+            frame["because"] = reasons
+    _show(frame, slot, key=f"users_list_{n}", note=note)

@@ -19,24 +19,26 @@ def model_picker(
     accept: Callable[[dict], bool] | None = None,
     need: str = "a trained model",
     key: str = "models",
+    default_count: int = 1,
 ) -> list[dict]:
     """Pick up to `max_selections` trained runs of `spec` (see `services.loadable_runs`).
 
     The choice is the run ids in ``st.query_params[key]`` (comma-separated). `accept` filters
     which runs this page can use (e.g. only ``feature-mlp``); ids in the URL that are no longer
-    loadable are dropped silently. With no usable run, an info box says what to train and links
-    to the Models page, and the page stops.
+    loadable are dropped silently. With none in the URL, the newest run is picked, or with
+    `default_count` > 1 the newest run of that many models, best first (`services.default_runs`).
+    With no usable run, an info box says what to press where (`empty_page`), and the page stops.
     """
     runs = [r for r in services.loadable_runs(spec) if accept is None or accept(r)]
     if not runs:
-        st.info(f"This page needs {need} on `{spec}`. Train one on the Models page.", icon=":material/info:")
-        st.page_link(MODELS_PAGE, label="Go to Models", icon=":material/model_training:")
-        st.stop()
+        empty_page(spec, need)
     by_id = {str(r["id"]): r for r in runs}
     # dict.fromkeys: a hand-edited URL may repeat an id; the multiselect must not show it twice.
     wanted = list(dict.fromkeys(i for i in st.query_params.get(key, "").split(",") if i in by_id))[:max_selections]
     if not wanted:
-        wanted = [str(runs[0]["id"])]
+        # One run: the newest, the one just trained. Several: one per model, to compare.
+        picked = runs[:1] if default_count <= 1 else services.default_runs(runs, min(default_count, max_selections))
+        wanted = [str(r["id"]) for r in picked]
     if max_selections == 1:
         chosen = st.selectbox(label, list(by_id), index=list(by_id).index(wanted[0]),
                               format_func=lambda i: by_id[i]["label"], key=f"picker_{key}")
@@ -48,3 +50,16 @@ def model_picker(
     if value != st.query_params.get(key):
         st.query_params[key] = value
     return [by_id[i] for i in chosen]
+
+
+def empty_page(spec: str, need: str) -> None:
+    """Say that `spec` has no `need` yet and what to press where (the demo on the Data page
+    while `spec` has no run at all, else the Models page), with a link there; stop the page."""
+    text, page = services.empty_page_hint(spec, need)
+    if page == MODELS_PAGE:
+        st.info(text, icon=":material/info:")
+        st.page_link(MODELS_PAGE, label="Go to Models", icon=":material/model_training:")
+    else:
+        st.info(text, icon=":material/rocket_launch:")
+        st.page_link(page, label="Go to Data", icon=":material/table_chart:")
+    st.stop()

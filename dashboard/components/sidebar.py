@@ -5,27 +5,43 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import services
+from dashboard.components import url_state
 
 CUSTOM = "other spec..."
 
 
 def dataset_picker() -> str:
     """Pick a dataset spec; the choice lives in `st.query_params["dataset"]` so links reopen it."""
-    current = st.query_params.get("dataset", services.DEFAULT_DATASET)
+    current = current_dataset_spec()
     options = services.dataset_choices()
     if current not in options:
         options = [*options, current]
+    # The URL is the truth: a link, the navigation or a page (`switch_dataset` after an upload)
+    # may change it, and then the select box is told. Given only `index`, it would go on showing
+    # its old choice and send that back with the next click.
+    if st.session_state.get("sidebar_dataset_url") != current:
+        st.session_state["sidebar_dataset"] = current
+        st.session_state["sidebar_dataset_url"] = current
     choice = st.selectbox(
         "Dataset",
         [*options, CUSTOM],
-        index=options.index(current),
-        help="A spec NAME or NAME:PATH, e.g. ml-100k:data/ml-100k or csv:my_ratings.csv",
+        format_func=lambda spec: spec if spec == CUSTOM else services.dataset_label(spec),
+        help="The datasets ready to use: the default MovieLens films, visual-synthetic (generated the first "
+        "time it is picked, for the Visual attention page), folders under the data folder and your uploads. "
+        "Other spec...: NAME or NAME:PATH, e.g. ml-100k:data/ml-100k or csv:my_ratings.csv",
         key="sidebar_dataset",
     )
     if choice == CUSTOM:
         typed = st.text_input("Dataset spec", value="", placeholder="ml-latest:data/ml-latest-small", key="sidebar_spec")
         choice = typed.strip() or current
-    if choice != st.query_params.get("dataset"):
+    else:
+        st.caption(services.dataset_description(choice))
+    if choice != current:
+        switch_dataset(choice)
+        # The box already shows this choice: the next run must not take the URL change for one
+        # made elsewhere and put the box back (a second pick would be undone).
+        st.session_state["sidebar_dataset_url"] = choice
+    elif "dataset" not in st.query_params:  # the default, written so that the link names it
         st.query_params["dataset"] = choice
     return choice
 
@@ -35,7 +51,7 @@ def current_dataset_spec() -> str:
 
 
 def switch_dataset(spec: str) -> None:
-    """Make `spec` the current dataset from page code (e.g. after an upload)."""
-    st.query_params["dataset"] = spec
-    # The sidebar's select box would otherwise keep its old choice and write it back.
-    st.session_state.pop("sidebar_dataset", None)
+    """Make `spec` the current dataset (the picker's choice, or page code after an upload):
+    the runs, user and item chosen on the previous dataset are dropped from the URL."""
+    url_state.switch_dataset(spec)
+    # The picker syncs its select box from the URL on the next run (see `dataset_picker`).

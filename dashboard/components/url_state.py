@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-#: The state that matters on every page (DESIGN.md: every view can be linked).
+#: The state that matters on every page (every view can be linked).
 STICKY = ("dataset", "models", "user", "item")
+#: Keys naming things of one dataset (runs, a user, an item, the two runs Compare shows): they
+#: mean nothing, or something else, on another dataset.
+DATASET_KEYS = ("models", "user", "item", "a", "b")
 _PREFIX = "url_state_"
 
 
@@ -31,3 +34,13 @@ def remember() -> None:
             st.session_state[_PREFIX + key] = st.query_params[key]
         else:
             st.session_state.pop(_PREFIX + key, None)
+
+
+def switch_dataset(spec: str) -> None:
+    """Make `spec` the dataset in the URL and forget the choices made on the previous one, in
+    the URL and in this session (else the next page would put them back)."""
+    for key in DATASET_KEYS:
+        st.query_params.pop(key, None)
+        st.session_state.pop(_PREFIX + key, None)
+    st.query_params["dataset"] = spec
+    st.session_state[_PREFIX + "dataset"] = spec

@@ -60,7 +60,8 @@ class Param:
         return out
 
 
-# The shared names (STYLE.md): every model that has one of these uses the same range.
+# The shared names (docs/architecture.md, "Registry and parameters"): every model that has one of
+# these uses the same range.
 FACTORS = Param("int", 2, 1024, log=True, help="embedding dimension")
 REGULARIZATION = Param("float", 0.0, 100.0, help="L2 penalty")
 LEARNING_RATE = Param("float", 1e-5, 1.0, log=True, help="step size")

@@ -49,13 +49,13 @@ def image_count(at) -> int:
     return sum(len(node.value) for node in at.image)
 
 
-def test_empty_state_links_to_models(app):
+def test_empty_state_says_which_dataset_to_pick_and_what_to_press(app):
     at = app()
     at.switch_page(PAGE)
     at.run()
     assert not at.exception
-    assert "an acf model on a visual dataset" in at.info[0].value
-    assert at.get("page_link")[0].proto.page == "models"
+    assert "Pick **visual-synthetic** in the sidebar" in at.info[0].value
+    assert "press **Prepare the demo** on the Data page" in at.info[0].value
     assert image_count(at) == 0
 
 

@@ -94,7 +94,8 @@ def test_users_two_runs_disagree_on_with_links(trained_app, env):
     user_at.switch_page("app_pages/users.py").run()
     assert not user_at.exception
     assert [h.value for h in user_at.subheader] == [f"User {queries[0]['user']}"]
-    assert len(user_at.dataframe) == 3  # history + the two runs' lists
+    assert len(user_at.dataframe) == 1  # the history, and the two runs' lists:
+    assert [user_at.get_by_key(f"users_list_{n}").type for n in (0, 1)] == ["flex_container"] * 2
 
 
 def test_default_pair_is_two_different_runs_and_same_run_is_refused(trained_app, env):
@@ -109,8 +110,8 @@ def test_default_pair_is_two_different_runs_and_same_run_is_refused(trained_app,
 
 def test_no_runs_is_an_info_with_a_link(app):
     at = open_page(app)
-    assert len(at.info) == 1 and "No runs" in at.info[0].value
-    assert [link.proto.page for link in at.get("page_link")] == ["models"]
+    assert len(at.info) == 1 and "Prepare the demo" in at.info[0].value
+    assert [link.proto.label for link in at.get("page_link")] == ["Go to Data"]
     assert len(at.dataframe) == 0 and not at.get("plotly_chart")
 
 

@@ -20,15 +20,33 @@ def test_default_dataset_counts(app):
     assert at.query_params["dataset"] == "movielens-dslabs"
 
 
-def test_ml100k_from_query_params_and_search(app, ml100k_path):
-    at = app(dataset=f"ml-100k:{ml100k_path}").run()
+def test_charts_have_tight_margins_and_decade_log_ticks(app):
+    from tests.dashboard.pages import figures
+
+    at = app().run()
+    assert not at.exception
+    ratings, tail, activity = figures(at)
+    for fig in (ratings, tail, activity):
+        layout = fig["layout"]
+        # No band of blank space between a heading and its chart: the heading is the title.
+        assert not layout.get("title", {}).get("text")
+        assert layout["margin"]["t"] <= 10 and layout["margin"]["b"] <= 10
+        assert layout["height"] <= 360
+    for fig in (tail, activity):  # log axes read 1, 10, 100, 1k (not 1, 2, 5, 10, 2, 5, ...)
+        y = fig["layout"]["yaxis"]
+        assert (y["type"], y["dtick"], y["tickformat"]) == ("log", 1, "~s")
+    assert activity["layout"]["yaxis"]["title"]["text"] == "users"
+
+
+def test_ml100k_from_query_params_and_search(app, ml100k_fixture):
+    at = app(dataset=f"ml-100k:{ml100k_fixture.path}").run()
     assert not at.exception
     values = metric_values(at)
     assert values["Users"] == "943" and values["Items"] == "1,682" and values["Interactions"] == "100,000"
-    at.text_input(key="data_item_search").input("star wars").run()
+    at.text_input(key="data_item_search").input("starfall").run()  # the generated folder's saga
     table = at.dataframe[0].value
-    assert "Star Wars (1977)" in set(table["title"])
-    assert table["title"].str.lower().str.contains("star wars").all()
+    saga = ml100k_fixture.items.set_index("item_id").loc[list(ml100k_fixture.saga), "title"]
+    assert set(table["title"]) == set(saga) and len(saga) == 3
 
 
 def test_unknown_dataset_is_one_line_error(app):
@@ -88,9 +106,19 @@ def test_upload_with_column_mapping_switches_the_dataset(app, data_dir):
     ]
     values = metric_values(at)  # 3 customers x 3 products, 5 of 9 pairs
     assert (values["Users"], values["Items"], values["Interactions"]) == ("3", "3", "5")
+    # The next click, and the next page, stay on the upload (the select box sends its value back).
+    at.text_input(key="data_item_search").input("p").run()
+    assert at.query_params["dataset"] == f"csv:{saved[0]}"
+    at.switch_page("app_pages/models.py")
+    at.query_params.clear()  # what the sidebar navigation does to the URL
+    at.run()
+    assert not at.exception
+    assert at.query_params["dataset"] == f"csv:{saved[0]}"
+    assert at.selectbox(key="sidebar_dataset").value == f"csv:{saved[0]}"
+    at.switch_page("app_pages/data.py").run()
     # switching back to the default keeps the upload in the picker's choices
     at.selectbox(key="sidebar_dataset").set_value("movielens-dslabs").run()
-    assert f"csv:{saved[0]}" in at.selectbox(key="sidebar_dataset").options
+    assert f"csv:{saved[0]} · uploaded CSV" in at.selectbox(key="sidebar_dataset").options
     assert values["Sparsity"] == "44.44%"
 
 

@@ -49,8 +49,8 @@ def run_of(at, model: str) -> dict:
 def test_empty_state_links_to_models(app):
     at = open_page(app)
     assert not at.exception
-    assert "model with embeddings" in at.info[0].value
-    assert at.get("page_link")[0].proto.page == "models"
+    assert "model with embeddings" in at.info[0].value and "Prepare the demo" in at.info[0].value
+    assert at.get("page_link")[0].proto.label == "Go to Data"
     assert not at.get("plotly_chart")
 
 
@@ -162,3 +162,34 @@ def test_slow_projection_shows_progress_then_reads_the_disk_cache(trained_app, t
     assert not at.exception, at.exception
     assert not at.status
     assert any("read from the disk cache" in c.value for c in at.caption)
+
+
+def _visible(marker: dict) -> bool:
+    """Whether a marker shows: an open symbol is drawn in its colour alone (WebGL ignores
+    ``line.color`` for it), so that colour must not be transparent."""
+    colour = str(marker.get("color", "")).replace(" ", "")
+    return bool(colour) and colour != "transparent" and not (colour.startswith("rgba(") and colour.endswith(",0)"))
+
+
+@pytest.mark.parametrize("projection", ["pca-2d", "pca-3d"])
+def test_user_history_markers_are_visible_in_2d_and_3d(trained_app, projection):
+    at = open_page(trained_app, user="1", projection=projection)
+    assert not at.exception, at.exception
+    traces = {t["name"]: t for t in chart(at)["data"]}
+    history = traces["user 1: history"]
+    assert history["marker"]["symbol"] == "circle-open" and _visible(history["marker"])
+    assert history["marker"]["size"] >= (8 if projection.endswith("2d") else 4)
+    assert list(traces)[-2:] == ["user 1: history", "user 1: top-10"]  # drawn over the other points
+
+
+def test_colour_bar_and_legend_do_not_overlap(trained_app):
+    at = open_page(trained_app, user="1", color="popularity")
+    assert not at.exception, at.exception
+    spec = chart(at)
+    bar = spec["data"][0]["marker"]["colorbar"]
+    legend = spec["layout"]["legend"]
+    # The colour bar stands right of the plot; the legend (the user's marks) lies flat above it.
+    assert bar["x"] >= 1 and bar.get("xanchor", "left") == "left"
+    assert legend["orientation"] == "h" and legend["y"] >= 1 and legend["yanchor"] == "bottom"
+    shown = [t["name"] for t in spec["data"] if t.get("showlegend", True)]
+    assert shown == ["user 1: history", "user 1: top-10"]

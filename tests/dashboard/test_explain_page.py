@@ -82,6 +82,9 @@ def test_default_pair_matches_the_engine(explain_app, engine_side):
     assert shap_trace["base"] == pytest.approx(expected.base_value, abs=1e-6)
     assert shap_trace["y"][-1] == "prediction"
     assert shap_trace["y"][0].startswith(list(expected.contributions)[0])
+    # The last bar prints the prediction the title states (not the sum of the contributions).
+    prediction = f"{expected.prediction:.3f}"
+    assert shap_trace["text"][-1] == prediction and prediction in charts[0]["layout"]["title"]["text"]
     lime = explainer.lime(u, int(top))
     np.testing.assert_allclose(values(lime_trace["x"]), list(lime.contributions.values()), atol=1e-6)
 
@@ -136,3 +139,61 @@ def test_global_summary(explain_app, engine_side):
     means = values(bars["data"][0]["x"])
     assert means == sorted(means, reverse=True) and set(bars["data"][0]["y"]) == set(explainer.features)
     assert any("50 test pairs" in c.value for c in at.caption)
+
+
+def test_global_summary_survives_later_reruns_and_sessions(explain_app):
+    # The summary is computed once with a progress bar; reruns and later sessions read it back
+    # from the cache, which must not replay the bar (Streamlit's CacheReplayClosureError).
+    at = open_page(explain_app)
+    at.selectbox(key="explain_pairs").select(50).run()
+    at.button(key="explain_global_button").click().run()
+    assert not at.exception, at.exception
+    at.text_input(key="explain_user").input("2").run()  # another interaction on the page
+    assert not at.exception, at.exception
+    assert len(figures(at)) == 4 and at.query_params["user"] == "2"
+
+    later = open_page(explain_app)  # a new session: the button, then the cached summary
+    later.selectbox(key="explain_pairs").select(50).run()
+    later.button(key="explain_global_button").click().run()
+    assert not later.exception, later.exception
+    assert len(figures(later)) == 4 and not later.get("progress")
+
+
+# ---- the figures, built from explanation dicts --------------------------------------------------
+EXPLANATION = {
+    "base_value": 1.622,
+    "prediction": 3.703,
+    "contributions": {"genres": 1.25, "popularity": 0.9, "mean_rating": -0.069},
+    "values": {"genres": "Adventure|Animation|Children|Comedy|Musical|Fantasy|Romance", "popularity": 213},
+    "surrogate_prediction": 3.5,
+}
+
+
+def test_waterfall_prints_the_prediction_and_keeps_text_inside():
+    from dashboard.components.explain_figures import shap_waterfall
+
+    fig = shap_waterfall(EXPLANATION).to_plotly_json()
+    trace, layout = fig["data"][0], fig["layout"]
+    assert trace["text"] == ["+1.250", "+0.900", "-0.069", "3.703"]  # base + contributions = 3.703
+    assert "1.622" in layout["title"]["text"] and "3.703" in layout["title"]["text"]
+    assert trace["textposition"] == "outside" and trace["cliponaxis"] is False
+    # Room beyond the longest bar for its printed value, and labels that push the margin.
+    low, high = layout["xaxis"]["range"]
+    assert low < 1.622 - 0.2 and high > 1.622 + 2.15 + 0.2
+    assert layout["yaxis"]["automargin"] is True
+    genres = trace["y"][0]
+    assert genres.count("<br>") == 1 and genres.endswith("...")  # two lines at most
+    assert all(len(line) <= 30 for line in genres.split("<br>"))
+
+
+def test_lime_bars_leave_room_for_values_on_both_sides():
+    from dashboard.components.explain_figures import lime_bars
+
+    fig = lime_bars(EXPLANATION).to_plotly_json()
+    trace, layout = fig["data"][0], fig["layout"]
+    assert trace["text"] == ["+1.250", "+0.900", "-0.069"]
+    assert trace["textposition"] == "outside" and trace["cliponaxis"] is False
+    low, high = layout["xaxis"]["range"]
+    # A negative weight's value is printed left of its bar: inside the plot, not over the labels.
+    assert low < -0.069 - 0.3 and high > 1.25 + 0.3
+    assert layout["yaxis"]["automargin"] is True

@@ -45,22 +45,27 @@ def test_empty_state_offers_the_starter_set(app, fresh_jobs):
     assert not at.exception
     assert at.title[0].value == "Models"
     assert "No trained model on `movielens-dslabs` yet" in at.info[0].value
-    assert "popularity, als, bpr, item2vec, feature-mlp" in at.info[0].value
-    assert at.button(key="models_starter").label == "Train the starter set"
+    offer = next(m.value for m in at.markdown if "Prepare the demo" in m.value)
+    assert "quick runs of popularity, als, bpr, itemknn, feature-mlp on `movielens-dslabs`" in offer
+    assert "an acf on the generated visual-synthetic catalogue" in offer
+    assert at.button(key="models_starter").label == "Prepare the demo"
     assert "No runs on `movielens-dslabs` yet." in [c.value for c in at.caption]
     assert len(at.dataframe) == 0
 
 
-def test_starter_button_queues_the_five_models_in_order(app, fresh_jobs, data_dir):
+def test_starter_button_queues_the_demo_in_order(app, fresh_jobs, data_dir):
     at = models_page(app)
     at.button(key="models_starter").click().run()
     assert not at.exception
     jobs = manager().jobs()
-    assert [j.model for j in jobs] == ["popularity", "als", "bpr", "item2vec", "feature-mlp"]
-    assert {j.dataset for j in jobs} == {"movielens-dslabs"}
+    assert [(j.model, j.dataset) for j in jobs] == [
+        *[(m, "movielens-dslabs") for m in ("popularity", "als", "bpr", "itemknn", "feature-mlp")],
+        ("acf", "visual-synthetic"),
+    ]
+    assert all(j.quick for j in jobs)
     assert at.subheader[0].value == "Training"
     listed = next(d.value for d in at.dataframe if "status" in d.value.columns)
-    assert listed["model"].tolist() == ["popularity", "als", "bpr", "item2vec", "feature-mlp"]
+    assert listed["model"].tolist() == ["popularity", "als", "bpr", "itemknn", "feature-mlp"]  # this dataset's
     assert set(listed["status"]) <= {"queued", "running", "done"}
     manager().cancel_all()  # the fixture waits; at most popularity (instant) gets recorded
     assert manager().wait(120)
@@ -198,3 +203,51 @@ def test_delete_asks_then_removes_the_run_and_checkpoint(app, fresh_jobs, data_d
     assert not checkpoint.exists()
     assert "models" not in at.query_params  # no longer offered to the other pages
     assert at.button(key="models_starter")  # back to the empty state
+
+
+def test_runs_table_puts_the_metrics_before_the_params(trained_app):
+    at = models_page(trained_app)
+    table = next(d for d in at.dataframe if "params" in d.value.columns)
+    order = list(table.proto.column_order)
+    # Model and headline metrics first, then the fit time; the long params text near the end.
+    assert order[:2] == ["id", "model"]
+    assert order.index("ndcg@10") < order.index("hr@10") < order.index("fit_seconds") < order.index("params")
+    assert order.index("fit_seconds") < min(order.index("recall@10"), order.index("users"))
+    assert order[-3:] == ["params", "created", "checkpoint"]
+    assert "dataset" not in order  # every row is the current dataset
+
+
+def test_training_panel_follows_the_current_dataset_only(app, fresh_jobs):
+    other = "synthetic:2000x1000x100000"  # big enough to be still running while the page is checked
+    job = manager().submit(other, "bpr", {"factors": 4, "epochs": 1000, "eval_every": 1000})
+    for _ in range(600):  # until it runs (at most a minute)
+        if job.status == "running":
+            break
+        manager().wait(0.1)
+    at = models_page(app)
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert f"1 job queued or running on other datasets (bpr on `{other}`)" in " ".join(captions)
+    assert len(at.get("progress")) == 0  # its progress bar and curves belong to its own dataset
+    assert len(at.get("plotly_chart")) == 0
+    manager().cancel_all()
+    assert manager().wait(120)
+    at.run()
+    assert not at.exception
+    assert [s.value for s in at.subheader].count("Training") == 0  # nothing of ours to show
+    assert not any(other in w.value for w in at.warning)
+
+
+def test_one_point_curves_start_at_zero(app, fresh_jobs):
+    from tests.dashboard.pages import figures
+
+    manager().submit("movielens-dslabs", "bpr", {"factors": 4, "epochs": 1, "eval_every": 1})
+    assert manager().wait(120)
+    at = models_page(app)
+    assert not at.exception
+    loss, ndcg = figures(at)
+    value = manager().jobs()[0].events[-1]["val_ndcg@10"]
+    low, high = ndcg["layout"]["yaxis"]["range"]
+    assert low == 0 and value < high <= max(value * 1.5, 0.01)  # not -0.5 to 1 around one point
+    assert loss["layout"]["yaxis"]["range"][0] == 0
+    assert loss["layout"]["margin"]["t"] <= 50  # room for the title only

@@ -82,6 +82,22 @@ def test_unknown_item_is_an_error_and_the_picker_is_the_way_out(trained_app, env
 
 def test_no_capable_runs_is_an_info_with_a_link(app):
     at = open_page(app, item="1")
-    assert len(at.info) == 1 and "item embeddings" in at.info[0].value
-    assert [link.proto.page for link in at.get("page_link")] == ["models"]
+    assert len(at.info) == 1 and "item embeddings" in at.info[0].value and "Prepare the demo" in at.info[0].value
+    assert [link.proto.label for link in at.get("page_link")] == ["Go to Data"]
     assert len(at.dataframe) == 0
+
+
+def test_similarity_stays_in_view_beside_other_tables(trained_app, env):
+    import json
+
+    runs = ",".join(run_id(env, m) for m in ("als", "bpr"))
+    at = open_page(trained_app, item="1", models=runs)
+    for table in at.dataframe:
+        order = list(table.proto.column_order)
+        config = json.loads(table.proto.columns)
+        # Similarity right after the rank, both narrow and fixed: a long title column before it
+        # pushed it past the table's right edge, where "0.934" showed as "0".
+        assert order[:2] == ["rank", "score"]
+        assert all(isinstance(config[c]["width"], int) for c in order[:2])
+        assert config["rank"]["width"] + config["score"]["width"] <= 130
+        assert config["score"]["type_config"]["format"] == "%.3f" and config["score"]["label"] == "similarity"

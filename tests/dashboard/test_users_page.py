@@ -5,7 +5,10 @@ Also the shared model picker (`dashboard/components/pickers.py`), which this pag
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.dashboard import pages
@@ -38,9 +41,40 @@ def load(env, model):
     return load_checkpoint(env["runs"][model]["checkpoint"])[0]
 
 
-def lists(at):
-    """The recommendation tables (the first table is the history)."""
-    return [df.value for df in at.dataframe[1:]]
+TITLE_LINE = re.compile(r"^\*\*(?P<rank>\d+)\.\*\* (?P<title>.*?)(?: :gray\[\(\d+\)\])?$")
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def lists(at) -> list[pd.DataFrame]:
+    """The recommendation lists as the page shows them, one frame each (rank, title, marks,
+    held_out, shared, because), read from the containers ``users_list_0``, ``users_list_1``, ..."""
+    out = []
+    while True:
+        try:
+            block = at.get_by_key(f"users_list_{len(out)}")
+        except KeyError:
+            return out
+        rows = []
+        for node in block:
+            if getattr(node, "type", None) != "markdown":
+                continue
+            title, marks, *because = node.value.split("  \n")
+            match = TITLE_LINE.match(title)
+            shared = re.search(r"in (\d+) other lists?\]", marks)
+            held = "test" if "held-out test item" in marks else "validation" if "validation item" in marks else ""
+            assert not because or because[0].startswith(":small[") and because[0].endswith("]")
+            rows.append({
+                "rank": int(match["rank"]), "title": _unescape(match["title"]), "marks": marks, "held_out": held,
+                "shared": int(shared[1]) if shared else 0, "because": _unescape(because[0][7:-1]) if because else "",
+            })  # fmt: skip
+        out.append(pd.DataFrame(rows, columns=["rank", "title", "marks", "held_out", "shared", "because"]))
+
+
+def titles(env, items) -> list[str]:
+    return [env["ds"].title(i) for i in items]
 
 
 def test_user_from_url_history_and_three_lists(trained_app, env):
@@ -62,29 +96,26 @@ def test_user_from_url_history_and_three_lists(trained_app, env):
 
     recs = lists(at)
     assert len(recs) == 3
-    train_items = set(ds.item_ids[splits.train.item_idx[splits.train.user_idx == u]])
-    for frame in recs:
+    for frame, name in zip(recs, ("popularity", "als", "bpr")):
         assert frame["rank"].tolist() == list(range(1, 11))
-        # Titles are the dataset's titles of the listed ids; nothing the user trained on.
-        assert frame["title"].tolist() == [ds.title(ds.item_index(i)) for i in frame["item_id"]]
-        assert not set(frame["item_id"]) & train_items
-        assert frame["score"].is_monotonic_decreasing
-    # The popularity list is the most-interacted unseen items (counted on the train split).
-    model = load(env, "popularity")
-    top, _ = model.recommend([u], 10)
-    assert recs[0]["item_id"].tolist() == ds.item_ids[top[0]].tolist()
+        # Each list is the model's own top-10 (unseen items only), by title, best first.
+        top, _ = load(env, name).recommend([u], 10)
+        assert not set(top[0]) & set(splits.train.item_idx[splits.train.user_idx == u])
+        assert frame["title"].tolist() == titles(env, top[0])
+    scores = [float(re.search(r"score (\S+)\]", m)[1]) for m in recs[1]["marks"]]
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_shared_items_are_counted_across_lists(trained_app, env):
     at = open_page(trained_app, user="15", models=ids(env, "popularity", "als", "bpr"))
     recs = lists(at)
-    sets = [set(f["item_id"]) for f in recs]
-    for i, frame in enumerate(recs):
-        expected = [sum(item in s for j, s in enumerate(sets) if j != i) for item in frame["item_id"]]
-        assert frame["shared"].tolist() == expected
-        # What the page shows for it: one short mark per row.
-        for n, mark in zip(expected, frame["mark"]):
-            assert (f"in {n} other list" in mark) == (n > 0)
+    u = env["ds"].user_index("15")
+    sets = [set(load(env, name).recommend([u], 10)[0][0]) for name in ("popularity", "als", "bpr")]
+    for i, name in enumerate(("popularity", "als", "bpr")):
+        top = load(env, name).recommend([u], 10)[0][0]
+        expected = [sum(item in s for j, s in enumerate(sets) if j != i) for item in top]
+        # What the page shows for it: one short badge under the title.
+        assert recs[i]["shared"].tolist() == expected
     assert sum(f["shared"].sum() for f in recs) > 0  # these three models do share items here
 
 
@@ -99,24 +130,26 @@ def test_held_out_test_item_marked_where_it_appears(trained_app, env):
 
     at = open_page(trained_app, user=str(ds.user_ids[user]), models=ids(env, "popularity"))
     frame = lists(at)[0]
-    assert frame.loc[frame["held_out"] == "test", "item_id"].tolist() == [ds.item_ids[item]]
+    assert frame.loc[frame["held_out"] == "test", "title"].tolist() == [ds.title(item)]
     assert frame.loc[frame["held_out"] == "test", "rank"].tolist() == [rank]
-    assert frame.loc[frame["held_out"] == "test", "mark"].tolist() == ["test"]  # one model: nothing shared
+    assert (frame["shared"] == 0).all()  # one model: nothing shared
     assert f"Held-out test item at rank {rank}." in [c.value for c in at.caption]
 
 
 def test_because_you_liked_for_models_that_support_it(trained_app, env):
     at = open_page(trained_app, user="7", models=ids(env, "popularity", "als"))  # 88 interactions
     popularity, als = lists(at)
-    assert (popularity["because"] == "").all()  # popularity does not use the history
+    assert (popularity["because"] == "").all()  # popularity does not use the history: it says so
+    assert any("popularity does not score from a user's history" in c.value for c in at.caption)
     history_titles = set(at.dataframe[0].value["title"])
     assert als["because"].str.startswith("because you liked ").all()
     for text in als["because"]:
         named = text.removeprefix("because you liked ").split("; ")
         assert 1 <= len(named) <= 3 and set(named) <= history_titles
-    # Switched off: no explanations.
+    # Switched off: no explanations, and the link says so.
     at.toggle(key="users_explain").set_value(False).run()
     assert (lists(at)[1]["because"] == "").all()
+    assert at.query_params["because"] == "off"
 
 
 def test_long_histories_are_explained_on_request(trained_app, env):
@@ -176,14 +209,14 @@ def test_unknown_user_is_an_error_with_the_way_out(trained_app, env):
     assert len(at.dataframe) == 0
     # The way out works: another id brings the page back.
     at.text_input(key="users_user_id").input("15").run()
-    assert not at.exception and len(at.error) == 0 and len(at.dataframe) == 2
+    assert not at.exception and len(at.error) == 0 and len(at.dataframe) == 1 and len(lists(at)) == 1
 
 
 def test_no_runs_is_an_info_with_a_link(app):
     at = open_page(app, user="15")
-    assert len(at.info) == 1 and "Models page" in at.info[0].value
+    assert len(at.info) == 1 and "Prepare the demo" in at.info[0].value
     links = at.get("page_link")
-    assert [link.proto.page for link in links] == ["models"]
+    assert [link.proto.label for link in links] == ["Go to Data"]
     assert len(at.dataframe) == 0 and len(at.error) == 0
 
 
@@ -193,11 +226,35 @@ def test_picker_keeps_url_ids_and_drops_stale_ones(trained_app, env):
     assert at.multiselect(key="picker_models").value == [als, bpr]
     assert at.query_params["models"] == f"{als},{bpr}"
     assert len(lists(at)) == 2
-    # Only stale ids: the newest run is picked instead.
+    # Only stale ids: the default runs are picked instead.
     at = open_page(trained_app, user="15", models="9998,9999")
-    newest = str(max(r["id"] for r in env["runs"].values()))
-    assert at.multiselect(key="picker_models").value == [newest]
-    assert at.query_params["models"] == newest
+    assert len(at.multiselect(key="picker_models").value) == 3 and len(lists(at)) == 3
+
+
+def test_opens_with_three_models_best_first(trained_app, env):
+    at = open_page(trained_app, user="15")
+    # The newest run of each model (one each here), best NDCG@10 first, up to three.
+    by_ndcg = sorted(env["runs"].values(), key=lambda r: r["metrics"]["ndcg@10"], reverse=True)
+    expected = [str(r["id"]) for r in by_ndcg[:3]]
+    assert at.multiselect(key="picker_models").value == expected
+    assert at.query_params["models"] == ",".join(expected)
+    assert len(lists(at)) == 3
+
+
+def test_activity_and_explanations_toggle_follow_the_url(trained_app, env):
+    at = open_page(trained_app, user="7", models=ids(env, "als"), activity="heavy", because="off")
+    assert at.radio(key="users_level").value == "heavy"
+    assert at.toggle(key="users_explain").value is False
+    assert (lists(at)[0]["because"] == "").all()
+    # Changed on the page: the URL follows, so a copied link reopens the same view.
+    at.radio(key="users_level").set_value("light").run()
+    at.toggle(key="users_explain").set_value(True).run()
+    assert at.query_params["activity"] == "light" and at.query_params["because"] == "on"
+    assert lists(at)[0]["because"].str.startswith("because you liked ").all()
+    # Defaults stay out of a fresh link.
+    at = open_page(trained_app, user="7", models=ids(env, "als"))
+    assert at.radio(key="users_level").value == "medium" and at.toggle(key="users_explain").value is True
+    assert "activity" not in at.query_params and "because" not in at.query_params
 
 
 def test_picker_drops_repeats_and_caps_the_selection(trained_app, env):
@@ -218,7 +275,9 @@ def test_posters_where_the_dataset_has_images(app, data_dir):
     spec = f"visual-synthetic:{folder}"
     run = train_and_evaluate(spec, "popularity", {}, data_dir=data_dir)
     at = open_page(app, dataset=spec, models=str(run["run_id"]))
-    history, recs = at.dataframe[0].value, at.dataframe[1].value
+    history = at.dataframe[0].value
     assert history["poster"].str.startswith("data:image/png;base64,").all()
-    assert recs["poster"].str.startswith("data:image/png;base64,").all()
-    assert len(recs) == 10 and len(history) >= 5
+    assert len(lists(at)[0]) == 10 and len(history) >= 5
+    # One poster beside each recommendation.
+    posters = [node for node in at.get_by_key("users_list_0") if getattr(node, "type", None) == "image"]
+    assert len(posters) == 10

@@ -60,9 +60,9 @@ VIEWS = [
     View(
         "User explorer", "users", "User explorer",
         texts=("User id", "Surprise me", "Top-k", f"User {USER}", "History", "als #", "bpr #", "item2vec #",
-               "Held-out test item"),
+               "Held-out test item", "because you liked"),
         query=lambda ids: {"models": f"{ids['als']},{ids['bpr']},{ids['item2vec']}", "user": USER},
-        elements={"stDataFrame": 4},
+        elements={"stDataFrame": 1},
     ),
     View(
         "Similar items", "similar", "Similar items",
@@ -97,6 +97,10 @@ VIEWS = [
                "users they disagree on most"),
         query=lambda ids: {"a": str(ids["als"]), "b": str(ids["bpr"])},
         elements={"stPlotlyChart": 1},
+    ),
+    View(
+        "Glossary", "glossary", "Glossary",
+        texts=("Ranking metrics", "NDCG", "Why HR equals recall", "Deletion ratio", "Component lift"),
     ),
 ]
 
@@ -136,10 +140,9 @@ def test_sidebar_walks_every_page(page, app_url):
         wait_for_app_run(page)
         assert re.search(rf"127\.0\.0\.1:\d+/{view.path}(\?|$)", page.url), page.url
         expect(page.locator(EXCEPTION)).to_have_count(0)
-        if view.path == "attention":  # no acf run on the default dataset: say so, link to Models
+        if view.path == "attention":  # the default dataset has no images: say which one to pick
             main = page.get_by_test_id("stMain")
-            expect(main.get_by_text("needs an acf model on a visual dataset")).to_be_visible()
-            expect(main.get_by_role("link", name="Go to Models")).to_be_visible()
+            expect(main.get_by_text("Pick visual-synthetic in the sidebar")).to_be_visible()
 
 
 @pytest.mark.parametrize("view", VIEWS, ids=[v.path or "data" for v in VIEWS])
@@ -153,16 +156,16 @@ def test_user_explorer_switches_user_and_keeps_it_in_the_url(page, app_url, run_
     models = f"{run_ids['als']},{run_ids['bpr']}"
     open_view(page, app_url, "users", {"models": models, "user": USER})
     check_view(page, View("User explorer", "users", "User explorer", texts=(f"User {USER}", "als #", "bpr #")))
-    # Each model's list is a grid of k=10 rows plus its header (the grid's accessible table).
-    top10 = page.locator("[data-testid='stDataFrame'] table[aria-rowcount='11']")
-    expect(top10).to_have_count(2)
+    # Each model's list is a column of k=10 items (rank, title, marks, because you liked ...).
+    top10 = page.locator(".st-key-users_list_1 [data-testid='stMarkdownContainer']")
+    expect(top10).to_have_count(10)
     box = page.get_by_role("textbox", name="User id", exact=True)
     box.fill("2")
     box.press("Enter")
     expect(page.get_by_test_id("stMain").get_by_text("User 2", exact=True)).to_be_visible()
     wait_for_app_run(page)
     assert "user=2" in page.url and f"models={models.replace(',', '%2C')}" in page.url, page.url
-    expect(top10).to_have_count(2)
+    expect(top10).to_have_count(10)
     expect(page.locator(EXCEPTION)).to_have_count(0)
 
 
@@ -219,3 +222,33 @@ def test_explain_computes_the_global_summary_with_progress(page, app_url, run_id
     expect(main.get_by_test_id("stPlotlyChart")).to_have_count(4)
     expect(page.locator(EXCEPTION)).to_have_count(0)
     screenshot(page, screenshot_dir / "explain-global.png")
+
+
+def test_a_tooltip_links_to_its_glossary_section(page, app_url):
+    """The "?" of a metric opens a tooltip whose link opens the Glossary on that word (a new tab)."""
+    open_view(page, app_url, "")
+    check_view(page, VIEWS[0])
+    sparsity = page.get_by_test_id("stMetric").filter(has_text="Sparsity")
+    sparsity.get_by_test_id("stTooltipHoverTarget").hover()
+    link = page.get_by_test_id("stTooltipContent").get_by_role("link", name="More in the glossary")
+    expect(link).to_be_visible()
+    with page.context.expect_page() as opened:
+        link.click()
+    glossary = opened.value
+    wait_for_title(glossary, "Glossary")
+    wait_for_app_run(glossary)
+    assert "/glossary?" in glossary.url and "term=sparsity" in glossary.url, glossary.url
+    # The word asked for comes first, above the whole glossary.
+    first = glossary.locator(".st-key-glossary_term")
+    expect(first).to_be_in_viewport()
+    expect(first).to_contain_text("share of all possible (user, item) pairs with no interaction")
+    expect(glossary.locator(EXCEPTION)).to_have_count(0)
+
+
+def test_glossary_fragment_scrolls_to_its_heading(page, app_url):
+    # With the dataset already in the link, the URL keeps its fragment and Streamlit scrolls to it.
+    page.goto(f"{app_url}/glossary?dataset=movielens-dslabs#item-auc")
+    wait_for_title(page, "Glossary")
+    wait_for_app_run(page)
+    expect(page.locator("[id='item-auc']")).to_be_in_viewport()
+    expect(page.locator("[id='ranking-metrics']")).not_to_be_in_viewport()

@@ -201,20 +201,38 @@ def test_train_on_a_csv_file_with_out_dir(tmp_path, capsys):
     assert result["metrics"]["users"] == 12
 
 
-def test_recommend_on_ml100k_shows_titles(ml100k_path, tmp_path, capsys):
-    spec = f"ml-100k:{ml100k_path}"
+def test_recommend_on_ml100k_shows_titles(ml100k_fixture, tmp_path, capsys):
+    spec = f"ml-100k:{ml100k_fixture.path}"
+    result = run_json(capsys, "--data-dir", tmp_path, "train", "--dataset", spec, "--model", "popularity",
+                      "--out", tmp_path / "pop")
+    rec = run_json(capsys, "--data-dir", tmp_path, "recommend", "--checkpoint", result["checkpoint"], "--user", "1")
+    written = ml100k_fixture.ratings
+    rated = set(written.loc[written["user_id"] == "1", "item_id"])  # user 1's lines of u.data
+    seen = {h["item_id"] for h in rec["history"]}
+    assert seen == rated and len(rec["history"]) == len(rated)
+    assert len(rec["recommendations"]) == 10
+    assert not seen & {r["item_id"] for r in rec["recommendations"]}
+    # Popularity recommends the films most rated in train that user 1 has not rated (the split
+    # holds out each user's last two ratings, so the order may differ a little from u.data's).
+    ids = [r["item_id"] for r in rec["recommendations"]]
+    assert set(ids) <= set([i for i in written["item_id"].value_counts().index if i not in rated][:20])
+    titles = ml100k_fixture.items.set_index("item_id")["title"]
+    assert [r["title"] for r in rec["recommendations"]] == titles[ids].tolist()
+    code, out, _ = run(capsys, "--data-dir", tmp_path, "recommend", "--checkpoint", result["checkpoint"],
+                       "--user", "1", "-k", "3")
+    assert code == 0 and f"{len(rated)} interactions" in out and "top 3" in out
+
+
+def test_recommend_on_real_ml100k_shows_titles(real_ml100k_path, tmp_path, capsys):
+    spec = f"ml-100k:{real_ml100k_path}"
     result = run_json(capsys, "--data-dir", tmp_path, "train", "--dataset", spec, "--model", "popularity",
                       "--out", tmp_path / "pop")
     rec = run_json(capsys, "--data-dir", tmp_path, "recommend", "--checkpoint", result["checkpoint"], "--user", "1")
     assert len(rec["history"]) == 272  # user 1 rated 272 films in ML-100k
-    assert len(rec["recommendations"]) == 10
     seen = {h["item_id"] for h in rec["history"]}
-    assert not seen & {r["item_id"] for r in rec["recommendations"]}
-    # Popularity recommends the most-rated films user 1 has not rated; Star Wars (id 50) is rated by 1.
-    assert "50" in seen and all(r["title"] and r["title"] != r["item_id"] for r in rec["recommendations"])
-    code, out, _ = run(capsys, "--data-dir", tmp_path, "recommend", "--checkpoint", result["checkpoint"],
-                       "--user", "1", "-k", "3")
-    assert code == 0 and "272 interactions" in out and "top 3" in out
+    # Star Wars (id 50), the most-rated film, is rated by user 1, so it is not recommended.
+    assert "50" in seen and "50" not in {r["item_id"] for r in rec["recommendations"]}
+    assert all(r["title"] and r["title"] != r["item_id"] for r in rec["recommendations"])
 
 
 # ---- errors: one line, exit 2 --------------------------------------------------------------------

@@ -170,7 +170,7 @@ def test_bad_input_is_a_clear_error(linear):
         explainer_for(object(), None)
 
 
-# ---- a small FeatureMLP on ML-100k -------------------------------------------------------------
+# ---- a small FeatureMLP on the generated ML-100k -------------------------------------------------
 FAST = {"factors": 8, "layers": "16,8", "epochs": 1, "negatives": 1, "batch_size": 4096, "device": "cpu"}
 
 
@@ -181,14 +181,16 @@ def mlp(ml100k_splits):
     return model, explainer_for(model, train, n_background=300), ml100k_splits
 
 
-def test_feature_mlp_groups_are_one_feature_each(mlp, ml100k):
+def test_feature_mlp_groups_are_one_feature_each(mlp, ml100k, ml100k_fixture):
     model, ex, _ = mlp
     assert ex.features == [USER_EMBEDDING, ITEM_EMBEDDING, "gender", "age", "occupation", "genres", "year"]
     u, i = ml100k.user_index("1"), ml100k.item_index("50")
     e = ex.shap(u, i)
     assert set(e.contributions) == set(ex.features)
-    assert e.values["occupation"] == "technician" and e.values["genres"] == "Action|Adventure|Romance|Sci-Fi|War"
-    assert e.values["year"] == "1977"
+    person = ml100k_fixture.users.set_index("user_id").loc["1"]  # as u.user and u.item hold them
+    film = ml100k_fixture.items.set_index("item_id").loc["50"]
+    assert e.values["occupation"] == person["occupation"] and e.values["genres"] == film["genres"]
+    assert e.values["year"] == str(int(film["year"]))
     assert e.prediction == pytest.approx(float(model.score([u], [i])[0]), abs=1e-5)
     assert e.additivity_error < 1e-6
 

@@ -14,6 +14,7 @@ from engine.explore import (
     activity_groups,
     because_text,
     compare_table,
+    default_runs,
     disagreements,
     held_out_items,
     item_labels,
@@ -243,6 +244,18 @@ def test_compare_table_one_row_per_run(tmp_path):
     assert table["ndcg@10"].tolist() == [0.1, 0.2]
     assert np.isnan(table["hr@10"].iloc[0]) and table["fit_seconds"].tolist() == [2.0, 1.5]
     assert "params.factors" not in table.columns
+
+
+def test_default_runs_newest_of_each_model_best_first():
+    def run(i, model, ndcg=None):
+        return {"id": i, "model": model, "metrics": {} if ndcg is None else {"ndcg@10": ndcg}}
+
+    # Newest first, as the runs table lists them: an older, better als run is not picked.
+    runs = [run(7, "item2vec", 0.01), run(6, "als", 0.03), run(5, "bpr", 0.05), run(4, "mystery"),
+            run(3, "popularity", 0.02), run(2, "als", 0.09)]  # fmt: skip
+    assert [r["id"] for r in default_runs(runs, 3)] == [5, 6, 3]
+    assert [r["id"] for r in default_runs(runs, 10)] == [5, 6, 3, 7, 4]  # no metric: last
+    assert [r["id"] for r in default_runs(runs[:1], 3)] == [7] and default_runs([], 3) == []
 
 
 def test_seed_summary_groups_runs_that_differ_only_in_their_seed(tmp_path):

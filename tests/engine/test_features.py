@@ -1,4 +1,5 @@
-"""Feature tables: known values on ML-100k, derived features from train only, encoding round trips."""
+"""Feature tables: known values on ML-100k (generated, and real where given), derived features
+from train only, encoding round trips."""
 
 from __future__ import annotations
 
@@ -45,19 +46,36 @@ def test_age_buckets():
     assert age_bucket(np.nan) == "unknown"
 
 
-def test_ml100k_known_user_and_item(ml100k, ml100k_splits):
+def test_ml100k_known_user_and_item(ml100k, ml100k_splits, ml100k_fixture):
     space = FeatureSpace.from_split(ml100k_splits.train)
     assert space.mode == "demographics"
     assert [f.name for f in space.features] == ["gender", "age", "occupation", "genres", "year"]
     assert len(space.feature("genres").columns) == 19  # ML-100k's 19 genres, "unknown" included
+    person = ml100k_fixture.users.set_index("user_id").loc["1"]  # as written in u.user and u.item
+    film = ml100k_fixture.items.set_index("item_id").loc["50"]
     u, i = ml100k.user_index("1"), ml100k.item_index("50")
     row = space.frame([u], [i]).iloc[0]
     assert (row["user_idx"], row["item_idx"]) == (u, i)
+    expected = (person["gender"], age_bucket(person["age"]), person["occupation"])
+    assert (row["gender"], row["age"], row["occupation"]) == expected
+    genres = {c.split(":", 1)[1] for c in space.feature("genres").columns if row[c] == 1}
+    assert genres == set(film["genres"].split("|"))
+    assert row["year"] == film["year"]
+    # The encoded input: one-hot of the gender within gender, of the age bucket within age.
+    x = space.user_matrix[u]
+    genders, ages = space.feature("gender").levels, space.feature("age").levels
+    assert x[: len(genders)].tolist() == [float(g == person["gender"]) for g in genders]
+    assert ages[int(np.argmax(x[len(genders) : len(genders) + len(ages)]))] == age_bucket(person["age"])
+
+
+def test_real_ml100k_known_user_and_item(real_ml100k):
+    space = FeatureSpace.from_split(leave_last_out(real_ml100k).train)
+    u, i = real_ml100k.user_index("1"), real_ml100k.item_index("50")
+    row = space.frame([u], [i]).iloc[0]
     assert (row["gender"], row["age"], row["occupation"]) == ("M", "18-24", "technician")  # age 24
     genres = {c.split(":", 1)[1] for c in space.feature("genres").columns if row[c] == 1}
-    assert genres == {"Action", "Adventure", "Romance", "Sci-Fi", "War"}
+    assert genres == {"Action", "Adventure", "Romance", "Sci-Fi", "War"}  # Star Wars (1977)
     assert row["year"] == 1977
-    # The encoded input: one-hot of M within gender, of "18-24" within age.
     x = space.user_matrix[u]
     assert x[: len(space.feature("gender").levels)].tolist() == [0.0, 1.0]  # levels F, M
     assert space.feature("age").levels[int(np.argmax(x[2:9]))] == "18-24"
@@ -130,7 +148,7 @@ def test_frame_encodes_back_to_the_tables(ml100k_splits):
     pd.testing.assert_frame_equal(space.decode_frame(codes), frame)
     # A perturbed value changes the input; an unknown one is refused with the choices.
     perturbed = frame.copy()
-    perturbed.loc[0, "gender"] = "F"
+    perturbed.loc[0, "gender"] = "M" if frame.loc[0, "gender"] == "F" else "F"
     assert not np.array_equal(space.encode(perturbed)[2][0], ux[0])
     perturbed.loc[0, "gender"] = "X"
     with pytest.raises(ParameterError, match="gender.*'X'.*valid: F, M"):

@@ -9,7 +9,7 @@ import pytest
 from engine.errors import ParameterError
 from engine.experiment import train_and_evaluate
 from engine.jobs import (
-    CANCELLED, DONE, FAILED, STARTER_SET, JobManager, check_params, history, job_table, one_line, progress,
+    CANCELLED, DONE, FAILED, JobManager, check_params, history, job_table, one_line, progress,
 )
 from engine.store import RunsDB
 
@@ -77,7 +77,7 @@ def test_failing_job_reports_one_line_and_records_nothing(tmp_path):
 def test_unexpected_exception_is_one_line_with_its_type_and_the_worker_lives_on(tmp_path):
     calls = []
 
-    def train(dataset, model, params, *, data_dir, callback):
+    def train(dataset, model, params, *, data_dir, callback, quick=False):
         calls.append(model)
         if model == "popularity":
             raise RuntimeError("disk on fire\nsecond line of detail")
@@ -107,10 +107,19 @@ def test_two_jobs_run_in_sequence(tmp_path):
     assert [j.id for j in manager.jobs()] == [first.id, second.id, third.id]
 
 
+def test_quick_jobs_record_quick_runs(tmp_path):
+    manager = JobManager(tmp_path)
+    quick, plain = manager.submit_many(DATA, [("popularity", {})], quick=True)[0], manager.submit(DATA, "popularity")
+    assert manager.wait(60)
+    assert (quick.snapshot()["quick"], plain.snapshot()["quick"]) == (True, False)
+    runs = RunsDB(tmp_path / "runs.sqlite").list().set_index("id")["quick"]
+    assert runs.to_dict() == {quick.snapshot()["result"]["run_id"]: True, plain.snapshot()["result"]["run_id"]: False}
+
+
 def test_cancelling_a_queued_job_skips_it(tmp_path):
     release, started = threading.Event(), []
 
-    def train(dataset, model, params, *, data_dir, callback):
+    def train(dataset, model, params, *, data_dir, callback, quick=False):
         started.append(model)
         release.wait(30)
         return {"run_id": len(started)}
@@ -141,12 +150,6 @@ def test_check_params_converts_form_values():
     assert check_params("bpr", {"factors": "8", "learning_rate": "0.5"})["factors"] == 8
     with pytest.raises(ParameterError):
         check_params("popularity", {"variant": "loudest"})
-
-
-def test_starter_set_is_valid():
-    assert [m for m, _ in STARTER_SET] == ["popularity", "als", "bpr", "item2vec", "feature-mlp"]
-    for model, params in STARTER_SET:
-        check_params(model, params)
 
 
 def test_progress_from_events():
@@ -181,7 +184,7 @@ def test_history_table():
 def test_clear_finished_keeps_active_jobs(tmp_path):
     release = threading.Event()
 
-    def train(dataset, model, params, *, data_dir, callback):
+    def train(dataset, model, params, *, data_dir, callback, quick=False):
         if model == "itemknn":
             release.wait(30)
         return {"run_id": 1}

@@ -1,4 +1,5 @@
-"""Loaders: the real ML-100k copy, movielens-dslabs, and small files written here (good and bad)."""
+"""Loaders: ML-100k (the generated folder, and the real copy where given), movielens-dslabs,
+and small files written here (good and bad)."""
 
 from __future__ import annotations
 
@@ -65,25 +66,32 @@ HEAD = "userId,movieId,rating,timestamp\n"
 SPEC_OF_FIXTURE = {"ml100k_dir": "ml-100k", "ml1m_dir": "ml-1m", "ml_latest_dir": "ml-latest"}
 
 
-# ---- the real ML-100k ----------------------------------------------------------------------
-def test_ml100k_counts_titles_genres_and_users(ml100k):
+# ---- ML-100k: the generated folder in the real formats, then the real copy where given ----------
+def test_ml100k_counts_titles_genres_and_users(ml100k, ml100k_fixture):
     assert (ml100k.n_users, ml100k.n_items, ml100k.n_interactions) == (943, 1682, 100000)
-    star_wars = ml100k.items.iloc[ml100k.item_index("50")]
-    assert star_wars["title"] == "Star Wars (1977)"
-    assert "Action" in star_wars["genres"].split("|") and "Sci-Fi" in star_wars["genres"].split("|")
-    assert star_wars["year"] == 1977
-    user = ml100k.users.iloc[ml100k.user_index("1")]
-    assert (user["age"], user["gender"], user["occupation"], user["zip"]) == (24, "M", "technician", "85711")
+    written = ml100k_fixture.items.set_index("item_id")
+    loaded = ml100k.items.set_index("item_id")
+    assert loaded.loc[written.index, "title"].tolist() == written["title"].tolist()  # latin-1 titles too
+    assert any(not t.isascii() for t in loaded["title"])
+    assert loaded.loc[written.index, "genres"].tolist() == written["genres"].tolist()
+    users = ml100k.users.set_index("user_id")
+    truth = ml100k_fixture.users.set_index("user_id")
+    assert users.loc[truth.index, ["age", "gender", "occupation", "zip"]].astype(str).equals(truth.astype(str))
     assert np.issubdtype(ml100k.users["age"].dtype, np.integer)
     assert list(ml100k.users.columns[:5]) == ["user_id", "age", "gender", "occupation", "zip"]
     assert ml100k.has_ratings and set(np.unique(ml100k.interactions["rating"])) == {1, 2, 3, 4, 5}
     assert len(ml100k.genre_names) == 18  # u.genre's 19 minus "unknown"
 
 
-def test_ml100k_year_prefers_the_title_then_the_release_date(ml100k):
-    # Fargo was released 14-Feb-1997 but is a 1996 film; item 267 has neither.
-    assert ml100k.items.iloc[ml100k.item_index("100")]["year"] == 1996
-    assert np.isnan(ml100k.items.iloc[ml100k.item_index("267")]["year"])
+def test_ml100k_year_prefers_the_title_then_the_release_date(ml100k, ml100k_fixture):
+    year = ml100k.items.set_index("item_id")["year"]
+    truth = ml100k_fixture.items.set_index("item_id")
+    differs = ml100k_fixture.title_year_differs  # its release date is a year after its title's year
+    assert truth.loc[differs, "release_date"].endswith(str(int(truth.loc[differs, "year"]) + 1))
+    assert year[differs] == truth.loc[differs, "year"]
+    assert year[ml100k_fixture.year_from_date] == int(truth.loc[ml100k_fixture.year_from_date, "release_date"][-4:])
+    assert np.isnan(year[ml100k_fixture.no_year])
+    np.testing.assert_array_equal(year[truth.index].to_numpy(), truth["year"].to_numpy())
 
 
 def test_happy_path_never_scans_line_by_line(ml100k_path, monkeypatch):
@@ -92,6 +100,23 @@ def test_happy_path_never_scans_line_by_line(ml100k_path, monkeypatch):
 
     monkeypatch.setattr(loaders, "_locate_problem", fail)
     assert load_dataset(f"ml-100k:{ml100k_path}").n_interactions == 100000
+
+
+def test_real_ml100k_counts_titles_and_users(real_ml100k):
+    assert (real_ml100k.n_users, real_ml100k.n_items, real_ml100k.n_interactions) == (943, 1682, 100000)
+    star_wars = real_ml100k.items.iloc[real_ml100k.item_index("50")]
+    assert star_wars["title"] == "Star Wars (1977)"
+    assert "Action" in star_wars["genres"].split("|") and "Sci-Fi" in star_wars["genres"].split("|")
+    assert star_wars["year"] == 1977
+    user = real_ml100k.users.iloc[real_ml100k.user_index("1")]
+    assert (user["age"], user["gender"], user["occupation"], user["zip"]) == (24, "M", "technician", "85711")
+    assert len(real_ml100k.genre_names) == 18
+
+
+def test_real_ml100k_year_prefers_the_title_then_the_release_date(real_ml100k):
+    # Fargo was released 14-Feb-1997 but is a 1996 film; item 267 has neither.
+    assert real_ml100k.items.iloc[real_ml100k.item_index("100")]["year"] == 1996
+    assert np.isnan(real_ml100k.items.iloc[real_ml100k.item_index("267")]["year"])
 
 
 def test_ml100k_small_files_and_optional_user_file(ml100k_dir):

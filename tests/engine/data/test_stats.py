@@ -53,9 +53,21 @@ def test_summary(tiny):
     assert out["top10pct_items_share"] == pytest.approx(5 / 8)  # the top 10% of 3 items is x alone
 
 
-def test_on_ml100k(ml100k):
-    assert rating_histogram(ml100k)["count"].sum() == 100000
+def test_on_ml100k(ml100k, ml100k_fixture):
+    written = ml100k_fixture.ratings
+    assert rating_histogram(ml100k)["count"].tolist() == written["rating"].value_counts().sort_index().tolist()
     assert activity(ml100k)["users"].sum() == 943 and activity(ml100k)["interactions"].min() == 20
     tail = long_tail(ml100k)
+    most = written["item_id"].value_counts()
+    titles = ml100k_fixture.items.set_index("item_id")["title"]
+    assert tail.iloc[0]["title"] == titles[most.index[0]] and tail.iloc[0]["count"] == most.iloc[0]
+    assert tail["count"].tolist() == most.tolist()
+    assert tail["cumulative_share"].iloc[-1] == pytest.approx(1.0)
+
+
+def test_on_real_ml100k(real_ml100k):
+    assert rating_histogram(real_ml100k)["count"].sum() == 100000
+    assert activity(real_ml100k)["users"].sum() == 943 and activity(real_ml100k)["interactions"].min() == 20
+    tail = long_tail(real_ml100k)
     assert tail.iloc[0]["title"] == "Star Wars (1977)" and tail.iloc[0]["count"] == 583
     assert tail["cumulative_share"].iloc[-1] == pytest.approx(1.0)

