@@ -191,6 +191,7 @@ def get_splits(spec: str) -> DataSplits:
 
 ACTIVITY_LEVELS = explore.ACTIVITY_LEVELS
 shared_counts = explore.shared_counts
+QUICK_MARK = explore.QUICK_MARK
 default_runs = explore.default_runs  # what a model picker shows before the user picks
 
 

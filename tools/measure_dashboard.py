@@ -46,23 +46,20 @@ from tests.e2e.harness import (  # noqa: E402
 
 USERS = ["15", "30", "73", "212", "388", "452"]  # the first warms up; the rest are timed
 
-# True once the new user's lists are drawn: their heading is on screen and every recommendation
-# frame (the frames after the history) has been re-rendered by this run (not stale) with rows
-# that differ from the previous user's (read from the grid's accessible table, which the data
-# grid fills when it draws).
+# True once the new user's lists are drawn: their heading is on screen and every model's list
+# (the containers `users_list_0`, ...) has been re-rendered by this run (nothing stale in it)
+# with text that differs from the previous user's.
 LISTS_SHOWN = """([user, before]) => {
   const heads = [...document.querySelectorAll('[data-testid="stMain"] h3')];
   if (!heads.some(h => h.textContent.trim() === 'User ' + user)) return false;
-  const frames = [...document.querySelectorAll('[data-testid="stDataFrame"]')].slice(1);
-  if (frames.length < before.length) return false;
-  return frames.every((f, i) => {
-    const box = f.closest('[data-testid="stElementContainer"]');
-    const now = [...f.querySelectorAll('td')].map(td => td.textContent).join('|');
-    return box && box.getAttribute('data-stale') !== 'true' && now.length > 0 && now !== before[i];
+  const lists = [...document.querySelectorAll('[class*="st-key-users_list_"]')];
+  if (lists.length < before.length) return false;
+  return lists.every((l, i) => {
+    const now = l.innerText;
+    return l.querySelector('[data-stale="true"]') === null && now.length > 0 && now !== before[i];
   });
 }"""
-LIST_TEXTS = """() => [...document.querySelectorAll('[data-testid="stDataFrame"]')].slice(1)
-  .map(f => [...f.querySelectorAll('td')].map(td => td.textContent).join('|'))"""
+LIST_TEXTS = """() => [...document.querySelectorAll('[class*="st-key-users_list_"]')].map(l => l.innerText)"""
 # True once the Embeddings caption names the projection (e.g. "; UMAP 2D ") and Plotly has
 # drawn it: the 2D chart's x-axis title starts with `axis` ("PC1", "UMAP 1"); a 3D chart has its
 # WebGL scene (whose axis titles are not in the DOM).
@@ -177,6 +174,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", type=Path, help="a data folder with runs (default: train light ones)")
     parser.add_argument("--repeat", type=int, default=3, help="fresh-server startups to time")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--models", default="als,bpr,itemknn",
+                        help="the three models whose newest runs the User explorer shows (default: %(default)s)")
     parser.add_argument("--skip-startup", action="store_true", help="time only the pages")
     args = parser.parse_args(argv)
 
@@ -186,13 +185,13 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="measure_dashboard_"))
     if args.data_dir is None:
         start = time.perf_counter()
-        data_dir = prepare_data_dir(work / "data", visual=False)
+        data_dir = prepare_data_dir(work / "data")
         print(f"trained light runs in {time.perf_counter() - start:.1f} s into {data_dir}", file=sys.stderr)
     else:
         data_dir = args.data_dir.resolve()
         shutil.rmtree(data_dir / "cache" / "projections", ignore_errors=True)
     ids = run_ids(data_dir)
-    three = ",".join(str(ids[m]) for m in ("als", "bpr", "item2vec"))
+    three = ",".join(str(ids[m]) for m in args.models.split(","))
 
     from playwright.sync_api import sync_playwright
 

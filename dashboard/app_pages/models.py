@@ -201,10 +201,12 @@ st.dataframe(
 st.caption(glossary.links_line(metric_columns))
 
 by_id = {int(row.id): row for row in runs.itertuples(index=False)}
+quick_ids = set(runs.loc[runs["quick run"], "id"].astype(int))
 in_use = [i for i in st.query_params.get("models", "").split(",") if i]
 run_id = st.selectbox(
     "Run", list(by_id), key="models_run",
-    format_func=lambda i: f"{by_id[i].model} #{i}" + ("" if by_id[i].checkpoint == "ok" else " (checkpoint missing)"),
+    format_func=lambda i: f"{by_id[i].model} #{i}" + (services.QUICK_MARK if i in quick_ids else "")
+    + ("" if by_id[i].checkpoint == "ok" else " (checkpoint missing)"),
 )
 chosen = by_id[run_id]
 if in_use:

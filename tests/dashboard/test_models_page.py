@@ -251,3 +251,13 @@ def test_one_point_curves_start_at_zero(app, fresh_jobs):
     assert low == 0 and value < high <= max(value * 1.5, 0.01)  # not -0.5 to 1 around one point
     assert loss["layout"]["yaxis"]["range"][0] == 0
     assert loss["layout"]["margin"]["t"] <= 50  # room for the title only
+
+
+def test_run_picker_marks_quick_runs(app, fresh_jobs, data_dir):
+    from engine.experiment import train_and_evaluate
+
+    quick = train_and_evaluate("movielens-dslabs", "popularity", {}, data_dir=data_dir, quick=True)["run_id"]
+    tuned = train_and_evaluate("movielens-dslabs", "popularity", {"variant": "reputation"}, data_dir=data_dir)["run_id"]
+    at = models_page(app)
+    labels = dict(zip(at.selectbox(key="models_run").options, [tuned, quick]))  # newest first
+    assert labels == {f"popularity #{tuned}": tuned, f"popularity #{quick} (quick run)": quick}

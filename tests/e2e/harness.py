@@ -17,17 +17,6 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "streamlit_app.py"
 DEFAULT_DATASET = "movielens-dslabs"
 
-# The starter set the Models page offers, with light parameters: the point is a run of each
-# kind for the pages to show, not quality. With the visual ACF below, 30-50 s in all on a 2-core
-# machine shared with other jobs (one torch thread, as the test suite runs).
-E2E_RUNS = {
-    "popularity": {},
-    "als": {"factors": 16, "epochs": 4},
-    "bpr": {"factors": 16, "epochs": 3},
-    "item2vec": {"factors": 16, "epochs": 1, "walks_per_node": 1, "walk_length": 10, "eval_every": 2},
-    "feature-mlp": {"factors": 8, "layers": "16", "epochs": 1, "negatives": 1, "batch_size": 4096, "eval_every": 2},
-}
-
 # No background traffic: updates, sync, metrics and first-run pings all stay off.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -53,34 +42,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# A small generated image catalogue and a small ACF on it, for the Visual attention page.
 VISUAL_SPEC = "visual-synthetic"
-VISUAL_SIZE = {"n_users": 60, "n_items": 40, "min_interactions": 8, "max_interactions": 14}
-VISUAL_ACF = {"factors": 8, "attention_dim": 8, "components_dim": 8, "max_profile": 5, "epochs": 2,
-              "eval_every": 1, "patience": 0}  # fmt: skip
 
 
-def prepare_data_dir(folder: Path, runs: dict[str, dict] = E2E_RUNS, *, visual: bool = True) -> Path:
-    """Train `runs` on the default dataset into `folder` (checkpoints + runs.sqlite); with
-    `visual`, also generate `VISUAL_SPEC` there and train `VISUAL_ACF` on it."""
-    from engine.data.visual import generate_visual_synthetic
-    from engine.experiment import train_and_evaluate
+def prepare_data_dir(folder: Path) -> Path:
+    """The light demo trained into `folder`: what "Prepare the demo" trains with
+    ``RECSYS_DEMO_LIGHT=1`` (`engine.demo`), a quick run of each starter model on the default
+    dataset and a small ACF on a small `VISUAL_SPEC` catalogue; 30-50 s on a 2-core machine
+    shared with other jobs (one torch thread, as the test suite runs)."""
+    from engine.demo import run_demo
 
     folder = Path(folder)
-    for name, params in runs.items():
-        train_and_evaluate(DEFAULT_DATASET, name, params, data_dir=folder)
-    if visual:
-        generate_visual_synthetic(folder / VISUAL_SPEC, **VISUAL_SIZE)
-        # Image component features are cached under the data folder the engine is told about.
-        previous = os.environ.get("RECSYS_DATA_DIR")
-        os.environ["RECSYS_DATA_DIR"] = str(folder)
-        try:
-            train_and_evaluate(VISUAL_SPEC, "acf", VISUAL_ACF, data_dir=folder)
-        finally:
-            if previous is None:
-                del os.environ["RECSYS_DATA_DIR"]
-            else:
-                os.environ["RECSYS_DATA_DIR"] = previous
+    # Image component features are cached under the data folder the engine is told about.
+    previous = os.environ.get("RECSYS_DATA_DIR")
+    os.environ["RECSYS_DATA_DIR"] = str(folder)
+    try:
+        run_demo(DEFAULT_DATASET, data_dir=folder, light=True)
+    finally:
+        if previous is None:
+            del os.environ["RECSYS_DATA_DIR"]
+        else:
+            os.environ["RECSYS_DATA_DIR"] = previous
     return folder
 
 

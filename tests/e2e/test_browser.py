@@ -59,15 +59,15 @@ VIEWS = [
     ),
     View(
         "User explorer", "users", "User explorer",
-        texts=("User id", "Surprise me", "Top-k", f"User {USER}", "History", "als #", "bpr #", "item2vec #",
+        texts=("User id", "Surprise me", "Top-k", f"User {USER}", "History", "als #", "bpr #", "itemknn #",
                "Held-out test item", "because you liked"),
-        query=lambda ids: {"models": f"{ids['als']},{ids['bpr']},{ids['item2vec']}", "user": USER},
+        query=lambda ids: {"models": f"{ids['als']},{ids['bpr']},{ids['itemknn']}", "user": USER},
         elements={"stDataFrame": 1},
     ),
     View(
         "Similar items", "similar", "Similar items",
-        texts=("Item", "Neighbours", ITEM_TITLE, "als #", "item2vec #"),
-        query=lambda ids: {"models": f"{ids['als']},{ids['item2vec']}", "item": ITEM},
+        texts=("Item", "Neighbours", ITEM_TITLE, "als #", "itemknn #"),
+        query=lambda ids: {"models": f"{ids['als']},{ids['itemknn']}", "item": ITEM},
         elements={"stDataFrame": 2},
     ),
     View(

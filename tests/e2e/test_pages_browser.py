@@ -100,7 +100,7 @@ def test_an_uploaded_dataset_stays_selected_on_the_next_page(page, upload_app_ur
 
 def test_user_explorer_is_readable_on_a_laptop_with_three_models(laptop_page, app_url, run_ids, screenshot_dir):
     page = laptop_page
-    models = f"{run_ids['als']},{run_ids['bpr']},{run_ids['item2vec']}"
+    models = f"{run_ids['als']},{run_ids['bpr']},{run_ids['itemknn']}"
     page.goto(f"{app_url}/users?models={models}&user={USER}")
     wait_for_title(page, "User explorer")
     wait_for_app_run(page)
