@@ -13,10 +13,6 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard import services  # noqa: E402
-from dashboard.components import url_state  # noqa: E402
-from dashboard.components.sidebar import dataset_picker  # noqa: E402
-
 # An emoji favicon is drawn in the page itself; a material icon would be fetched from the internet.
 st.set_page_config(page_title="Recommender explorer", page_icon="🧭", layout="wide")
 
@@ -33,6 +29,11 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+# The first visit after the server starts imports the engine (torch and the models: seconds on a
+# 2-core machine); say so instead of leaving the page blank. Later visits find it imported.
+with st.spinner("Starting the engine (once per server start, a few seconds)..."):
+    from dashboard.components import url_state
+    from dashboard.components.sidebar import dataset_picker
 url_state.restore()
 with st.sidebar:
     dataset_picker()
