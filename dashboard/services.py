@@ -5,7 +5,9 @@ Pages call these functions and never import engine themselves. Every cache is bo
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -22,16 +24,18 @@ from engine import explain as explain_lib
 from engine import explore
 from engine import projection as projections
 from engine.data import DATASETS, Dataset, DataSplits, load_dataset
-from engine.data import stats
+from engine.data import access, stats
 from engine.data.upload import guess_mapping, read_header, save_upload
 from engine.data.visual import load_image
 from engine.errors import CheckpointError, EngineError, UnknownIdError
 from engine.experiment import make_splits
 from engine.history_explain import because_you_liked, supports_history
-from engine.jobs import JobManager, history, job_table
+from engine.jobs import JobManager, history, job_table, may_touch, one_line
 from engine.models.base import Recommender
 from engine.models.registry import describe_models
-from engine.store import RunsDB, load_checkpoint
+from engine.store import RunsDB, clean_checkpoints, load_checkpoint
+
+from dashboard.components.text import code, plain
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("RECSYS_DATA_DIR", ROOT / "data"))
@@ -40,11 +44,15 @@ DEFAULT_DATASET = "movielens-dslabs"
 
 @contextmanager
 def friendly_errors():
-    """Show an engine error as one line with `st.error` and stop the page (no traceback)."""
+    """Show an engine error as one line with `st.error` and stop the page (no traceback).
+
+    The message often quotes what the visitor typed or a file held, so it is shown as text
+    (`plain`), never as Markdown.
+    """
     try:
         yield
     except EngineError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(one_line(exc)), icon=":material/error:")
         st.stop()
 
 
@@ -64,7 +72,10 @@ def dataset_choices() -> list[str]:
         trained = runs_db().list()["dataset"].drop_duplicates().tolist()
     except EngineError:  # an unusable runs database is reported by the pages that need it
         trained = []
-    return list(dict.fromkeys([*found, *trained]))
+    # Runs the operator trained from the command line may name any path: offer only what a
+    # visitor may open (`get_dataset` would refuse the rest).
+    roots = access.allowed_roots()
+    return [spec for spec in dict.fromkeys([*found, *trained]) if access.spec_allowed(spec, DATA_DIR, roots)]
 
 
 #: A few words per dataset name, for the picker's list (the sidebar is narrow).
@@ -103,10 +114,18 @@ def dataset_description(spec: str) -> str:
     return text
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading dataset...")
 def get_dataset(spec: str) -> Dataset:
-    """The loaded dataset (shared across sessions, never mutated)."""
-    return load_dataset(spec, data_dir=DATA_DIR)
+    """The loaded dataset (shared across sessions, never mutated). Every spec comes from a
+    visitor (the URL, the sidebar), so its paths are checked first, also for a cached one:
+    only the data folder, its uploads and the operator's `RECSYS_ALLOWED_ROOTS` (see
+    `engine.data.access`); a refusal is a `DatasetError` like any bad spec."""
+    access.check_spec_paths(spec, DATA_DIR, access.allowed_roots())
+    return _loaded_dataset(spec, str(DATA_DIR))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading dataset...")
+def _loaded_dataset(spec: str, data_dir: str) -> Dataset:
+    return load_dataset(spec, data_dir=data_dir)
 
 
 @st.cache_data(max_entries=8)
@@ -201,7 +220,7 @@ def find_user(spec: str, raw_id: str, way_out: str) -> int:
     try:
         return get_dataset(spec).user_index(raw_id)
     except EngineError as exc:
-        st.error(f"{exc}. {way_out}", icon=":material/person_off:")
+        st.error(f"{plain(one_line(exc))}. {way_out}", icon=":material/person_off:")
         st.stop()
 
 
@@ -211,7 +230,7 @@ def find_item(spec: str, raw_id: str) -> int | None:
     try:
         return get_dataset(spec).item_index(raw_id)
     except EngineError as exc:
-        st.error(f"{exc}. Pick an item by title below.", icon=":material/error:")
+        st.error(f"{plain(one_line(exc))}. Pick an item by title below.", icon=":material/error:")
         return None
 
 
@@ -322,7 +341,23 @@ UPLOAD_ROLES = ("user", "item", "rating", "timestamp")
 
 @st.cache_resource(max_entries=4)
 def _job_manager(data_dir: str) -> JobManager:
+    clean_leftover_checkpoints(data_dir)  # once per process, before its worker saves anything
     return JobManager(data_dir)
+
+
+def clean_leftover_checkpoints(data_dir: str) -> list[Path]:
+    """Remove what killed trainings left in the data folder's checkpoints (see
+    `engine.store.clean_checkpoints`), logging each folder; an unusable runs database only
+    skips it with a warning (the pages that read runs report it)."""
+    log = logging.getLogger(__name__)
+    try:
+        removed = clean_checkpoints(data_dir)
+    except (EngineError, OSError) as exc:
+        log.warning("leftover checkpoints not cleaned: %s", one_line(exc))
+        return []
+    for path in removed:
+        log.info("removed leftover checkpoint folder %s", path)
+    return removed
 
 
 def job_manager() -> JobManager:
@@ -336,11 +371,64 @@ def model_catalog() -> list[dict]:
     return describe_models()
 
 
+# ---- who may do what: the operator, and each visitor's session ----------------------------------
+# A visitor cancels only the jobs their session started and deletes only the runs it created;
+# the operator (see `operator_mode`) may do both to anything, as on a personal machine.
+
+SESSION_KEY = "session_owner"
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def session_owner() -> str:
+    """This browser tab's token, recorded on the jobs it starts. A random token kept in
+    `st.session_state`: it survives page switches, not a reload (a reload is a new session).
+    Streamlit's own session id would do, but every AppTest shares one."""
+    if SESSION_KEY not in st.session_state:
+        st.session_state[SESSION_KEY] = secrets.token_hex(8)
+    return st.session_state[SESSION_KEY]
+
+
+def operator_mode() -> bool:
+    """Whether every session has the operator's full control: ``RECSYS_OPERATOR=1`` or ``0``;
+    unset, on when the server listens on this machine only (``server.address`` 127.0.0.1, as
+    ``.streamlit/config.toml`` sets it), off once it is shared (``--server.address 0.0.0.0``)."""
+    value = os.environ.get("RECSYS_OPERATOR", "").strip()
+    if value:
+        return value not in ("0", "false", "no", "off")
+    return (st.get_option("server.address") or "") in _LOOPBACK
+
+
+def _acting_as() -> str | None:
+    """The owner to check jobs and runs against: None (anything) for the operator."""
+    return None if operator_mode() else session_owner()
+
+
+def visitors_may_delete() -> bool:
+    """False when the operator turned deleting off for visitors (``RECSYS_VISITOR_DELETE=0``)."""
+    return os.environ.get("RECSYS_VISITOR_DELETE", "1").strip() not in ("0", "false", "no", "off")
+
+
+def may_delete(run_id: int) -> bool:
+    """Whether this session may delete run `run_id`: the operator any; a visitor only a run
+    their session trained since the server started (kept in memory, not across a restart)."""
+    who = _acting_as()
+    if who is None:
+        return True
+    return visitors_may_delete() and int(run_id) in job_manager().created_by(who)
+
+
+def why_not_delete() -> str:
+    """One line on why the Delete button is missing, for a visitor."""
+    if not visitors_may_delete():
+        return "Deleting runs is turned off on this server."
+    return "You can delete only the runs this browser tab trained since the server started."
+
+
 def start_training(spec: str, model: str, params: dict) -> int:
-    """Queue one training run on the (cached) dataset `spec`; returns the job id. A bad
-    parameter or dataset is a one-line `st.error` and the page stops."""
+    """Queue one training run on the (cached) dataset `spec`, owned by this session; returns the
+    job id. A bad parameter or dataset is a one-line `st.error` and the page stops."""
     with friendly_errors():
-        return job_manager().submit(get_dataset(spec), model, params).id
+        return job_manager().submit(get_dataset(spec), model, params, owner=session_owner()).id
 
 
 # ---- the demo: quick runs of every kind, so that every page has something to show ----------------
@@ -371,7 +459,8 @@ def start_demo(spec: str) -> dict:
             runs = [(run.model, run.params) for run in todo if run.dataset == dataset]
             # The dataset already loaded for the page is handed over; visual-synthetic is loaded
             # (generated the first time) on the training thread.
-            manager.submit_many(get_dataset(dataset) if dataset == spec else dataset, runs, quick=True)
+            manager.submit_many(get_dataset(dataset) if dataset == spec else dataset, runs, quick=True,
+                                owner=session_owner())
     return {
         "queued": [f"{run.model} on {run.dataset}" for run in todo],
         "skipped": [f"{run.model} on {run.dataset}" for run in skipped],
@@ -400,7 +489,7 @@ def empty_page_hint(spec: str, need: str) -> tuple[str, str]:
     `spec` yet, the way in is the demo on the Data page; otherwise training the model that is
     missing on the Models page.
     """
-    missing = f"This page needs {need}, and `{spec}` has none yet."
+    missing = f"This page needs {need}, and {code(spec)} has none yet."
     state = demo_progress(spec)
     if state["active"]:
         return (f"{missing} The demo is being prepared ({state['finished']} of {state['total']} runs done, "
@@ -418,7 +507,7 @@ def attention_hint(spec: str) -> str:
     """What the Visual attention page says on a dataset without images: which one to pick, and
     whether the demo still has to train its acf there."""
     visual = demo.VISUAL_DATASET
-    text = f"`{spec}` has no item images. Pick **{visual}** in the sidebar's Dataset box"
+    text = f"{code(spec)} has no item images. Pick **{visual}** in the sidebar's Dataset box"
     if not demo.visual_ready(DATA_DIR):
         text += " (generated the first time it is picked, in a few seconds)"
     runs = runs_table(visual)
@@ -430,16 +519,21 @@ def attention_hint(spec: str) -> str:
 
 
 def training_jobs() -> list[dict]:
-    """Snapshots of every remembered job, oldest first (see `engine.jobs.Job.snapshot`)."""
-    return [job.snapshot() for job in job_manager().jobs()]
+    """Snapshots of every remembered job, oldest first (see `engine.jobs.Job.snapshot`), with
+    ``mine``: whether this session may cancel it (its own job, or the operator)."""
+    who = _acting_as()
+    snapshots = [job.snapshot() for job in job_manager().jobs()]
+    return [{**snap, "mine": may_touch(snap["owner"], who)} for snap in snapshots]
 
 
 def cancel_job(job_id: int) -> bool:
-    return job_manager().cancel(job_id)
+    """Cancel a job of this session (any job for the operator); False if it may not or has ended."""
+    return job_manager().cancel(job_id, owner=_acting_as())
 
 
 def cancel_all_jobs() -> int:
-    return job_manager().cancel_all()
+    """Cancel this session's queued and running jobs (every job for the operator)."""
+    return job_manager().cancel_all(owner=_acting_as())
 
 
 def clear_finished_jobs() -> int:
@@ -485,9 +579,24 @@ def _param_text(value) -> str:
 
 
 def delete_run(run_id: int) -> None:
-    """Remove a run and its checkpoint directory."""
+    """Remove a run and its checkpoint directory (only a folder under the data folder's
+    checkpoints, see `RunsDB.delete`). A run this session may not delete is one `st.error`
+    line, and the page stops."""
+    if not may_delete(run_id):
+        st.error(f"Run #{int(run_id)} was not trained in this browser tab: {why_not_delete()}", icon=":material/block:")
+        st.stop()
     with friendly_errors():
         runs_db().delete(int(run_id), remove_checkpoint=True)
+
+
+def gone_runs(ids) -> list[int]:
+    """The run ids among `ids` (strings from a URL) that no longer exist: deleted, here or
+    from another session. Non-numbers are not run ids and are left out."""
+    wanted = [int(i) for i in map(str, ids) if i.isascii() and i.isdigit()]
+    if not wanted:
+        return []
+    known = set(runs_table()["id"].astype(int))
+    return [i for i in wanted if i not in known]
 
 
 def upload_columns(content: bytes, name: str) -> list[str] | None:
@@ -495,7 +604,7 @@ def upload_columns(content: bytes, name: str) -> list[str] | None:
     try:
         return read_header(content, name=name)
     except EngineError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(one_line(exc)), icon=":material/error:")
         return None
 
 
@@ -510,7 +619,7 @@ def save_uploaded_csv(content: bytes, name: str, mapping: dict) -> str | None:
     try:
         path = save_upload(content, mapping, DATA_DIR / "uploads", name=name)
     except EngineError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(one_line(exc)), icon=":material/error:")
         return None
     return f"csv:{path}"
 
@@ -640,7 +749,7 @@ def embedding_user_marks(checkpoint: str, spec: str, raw_id: str, k: int = 10) -
     try:
         u = ds.user_index(raw_id)
     except UnknownIdError as exc:
-        st.error(f"{exc}. Clear the user box or type another id.", icon=":material/person_off:")
+        st.error(f"{plain(one_line(exc))}. Clear the user box or type another id.", icon=":material/person_off:")
         return None
     inter = ds.interactions
     history = np.unique(inter["item_idx"].to_numpy()[inter["user_idx"].to_numpy() == u])

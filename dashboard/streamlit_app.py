@@ -33,11 +33,13 @@ page = st.navigation(PAGES)
 # 2-core machine); say so instead of leaving the page blank. Later visits find it imported.
 with st.spinner("Starting the engine (once per server start, a few seconds)..."):
     from dashboard.components import url_state
+    from dashboard.components.page_errors import reported
     from dashboard.components.sidebar import dataset_picker
 url_state.restore()
-with st.sidebar:
+with st.sidebar, reported("the sidebar"):
     dataset_picker()
 try:
-    page.run()
+    with reported(f"the {page.title} page"):
+        page.run()
 finally:  # also when the page stops early (st.stop) or a rerun is requested
     url_state.remember()

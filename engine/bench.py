@@ -71,7 +71,10 @@ def split_specs(text: str) -> list[str]:
         else:
             current += ch
     out.append(current)
-    return [s.strip() for s in out if s.strip()]
+    specs = [s.strip() for s in out if s.strip()]
+    if not specs:  # "," or "": running every model instead would be a surprise of hours
+        raise ParameterError(f"--models names no model (got {text!r}): give comma-separated names, e.g. bpr,als")
+    return specs
 
 
 def parse_spec(spec: str) -> tuple[str, dict]:

@@ -181,6 +181,20 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_runs_clean(args) -> int:
+    from engine.store import STALE_SECONDS, clean_checkpoints
+
+    min_age = STALE_SECONDS if args.min_age is None else args.min_age
+    if not min_age >= 0:  # also refuses nan
+        raise ParameterError(f"--min-age must be a number of seconds >= 0, got {args.min_age}")
+    found = clean_checkpoints(args.data_dir, min_age=min_age, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for path in found:
+        print(f"{verb} {path}")
+    print(f"{verb} {len(found)} leftover checkpoint folder(s) in {Path(args.data_dir) / 'checkpoints'}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from engine.experiment import evaluate_checkpoint
 
@@ -217,7 +231,9 @@ def cmd_recommend(args) -> int:
 
     model, info, dataset = open_checkpoint(args.checkpoint, data_dir=args.data_dir)
     user = dataset.user_index(args.user)
-    _check_k(args.k)
+    k = _check_k(args.k, dataset.n_items)
+    if args.history < 0:
+        raise ParameterError(f"--history must be >= 0, got {args.history}")
     df = dataset.interactions
     mine = df[df["user_idx"] == user].sort_values(["timestamp"], ascending=False, kind="stable")
     history = [
@@ -228,7 +244,7 @@ def cmd_recommend(args) -> int:
     # the model saw in train: recommending a film the person already rated is never useful.
     candidates = np.ones(dataset.n_items, bool)
     candidates[mine["item_idx"].to_numpy()] = False
-    idx, scores = model.recommend(np.array([user]), args.k, items=np.flatnonzero(candidates))
+    idx, scores = model.recommend(np.array([user]), k, items=np.flatnonzero(candidates))
     recs = [
         {"rank": rank, **_item_record(dataset, i), "score": float(s)}
         for rank, (i, s) in enumerate(zip(idx[0], scores[0]), 1)
@@ -253,9 +269,11 @@ def cmd_recommend(args) -> int:
     return 0
 
 
-def _check_k(k: int) -> None:
+def _check_k(k: int, n_items: int) -> int:
+    """`k` clamped to the catalogue: -k 1000000000000 asked for a 7 TiB result array."""
     if k < 1:
         raise ParameterError(f"-k must be >= 1, got {k}")
+    return min(k, n_items)
 
 
 def cmd_similar(args) -> int:
@@ -263,9 +281,9 @@ def cmd_similar(args) -> int:
 
     model, info, dataset = open_checkpoint(args.checkpoint, data_dir=args.data_dir)
     item = dataset.find_item(args.item)
-    _check_k(args.k)
+    k = _check_k(args.k, dataset.n_items)
     try:
-        idx, scores = model.similar_items(np.array([item]), args.k)
+        idx, scores = model.similar_items(np.array([item]), k)
     except NotImplementedError:
         raise EngineError(
             f"model {info['model']!r} has no item similarities: use a model with item embeddings or neighbours"
@@ -311,7 +329,7 @@ def cmd_download(args) -> int:
 def cmd_bench(args) -> int:
     from engine.bench import format_report, run_bench, split_specs
 
-    models = split_specs(args.models) if args.models else None
+    models = split_specs(args.models) if args.models is not None else None
     report = run_bench(
         args.dataset,
         models=models,
@@ -456,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir", default="data", help="where datasets, checkpoints and runs.sqlite live (default: data)"
     )
-    visible = "{datasets,models,train,evaluate,recommend,similar,explain,faithfulness,data,bench,demo}"
+    visible = "{datasets,models,train,runs,evaluate,recommend,similar,explain,faithfulness,data,bench,demo}"
     sub = parser.add_subparsers(dest="command", required=True, metavar=visible)
 
     p = sub.add_parser("datasets", help="list the dataset specs")
@@ -476,6 +494,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", choices=("full", "sampled"), default="full")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("runs", help="the runs database and its checkpoints")
+    runs_sub = p.add_subparsers(dest="runs_command", required=True)
+    r = runs_sub.add_parser(
+        "clean", help="remove what killed trainings left in DATA_DIR/checkpoints",
+        description="Remove hidden temporary folders of interrupted saves and checkpoint folders no run "
+        "names, both untouched for --min-age seconds. Only folders holding nothing but a checkpoint's "
+        "files, directly inside DATA_DIR/checkpoints; symbolic links are left alone.",
+    )
+    r.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    r.add_argument("--min-age", type=float, default=None, metavar="SECONDS",
+                   help="leave anything younger alone (default: 300; a save may still be running)")
+    r.set_defaults(func=cmd_runs_clean)
 
     p = sub.add_parser("evaluate", help="re-evaluate a checkpoint on its test split")
     p.add_argument("--checkpoint", required=True, type=Path)
@@ -552,7 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 2 bad input, 1 other failure, 130 interrupted)."""
+    """Run the CLI; returns the exit code (0 ok, 2 bad input or OS error, 1 broken pipe, 130 interrupted)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed usage or help already
@@ -565,9 +596,12 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `python -m engine models | head`: the reader left, nothing to report
         _silence_stdout()
         return 1
-    except OSError as exc:
+    except OSError as exc:  # a folder given as a file, permission denied, disk full: bad input too
         _err(f"error: {_one_line(exc)}")
-        return 1
+        return EXIT_USAGE
+    except MemoryError:
+        _err("error: not enough memory for this request (try a smaller dataset, model or -k)")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

@@ -6,13 +6,21 @@ model trained in either place is evaluated, saved and recorded the same way.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from engine.data import Dataset, DataSplits, leave_last_out, load_dataset, random_split
 from engine.errors import CheckpointError, ParameterError
 from engine.models.base import Callback, Recommender
 from engine.models.registry import get_model_class
-from engine.store import RunsDB, check_checkpoint_target, default_checkpoint_dir, load_checkpoint, save_checkpoint
+from engine.store import (
+    RunsDB,
+    check_checkpoint_target,
+    check_checkpoints_dir,
+    load_checkpoint,
+    save_checkpoint,
+    save_new_checkpoint,
+)
 
 PROTOCOLS = ("full", "sampled")
 
@@ -102,13 +110,15 @@ def train_and_evaluate(
     dataset_spec_or_dataset : a spec string (``"ml-100k:DIR"``) or a loaded `Dataset`.
     params : hyperparameters (strings are converted and checked against the model's ranges).
     device : ``"cpu"``, ``"cuda"`` or ``"auto"`` for models with a ``device`` parameter.
-    out : checkpoint directory; None picks `default_checkpoint_dir` under `data_dir`;
-        False saves nothing.
+    out : checkpoint directory; None saves under a new, unique name in ``<data_dir>/checkpoints``
+        (`engine.store.save_new_checkpoint`); False saves nothing.
     protocol : ``"full"`` ranking or ``"sampled"`` (test item + 99 negatives).
     callback : gets every progress event of the fit. Events carry ``"phase"``: ``"ranking"``
         for the main fit, ``"rating"`` for the extra fit of explicit models on the random split.
         It may raise `engine.models.Cancelled` to stop; nothing is saved or recorded then.
     runs_db : a `RunsDB` or its path; None uses ``<data_dir>/runs.sqlite``; False records nothing.
+        It is checked (opens, has its table, takes a write) before anything else, so an
+        unusable file is one line before the fit, not an orphan checkpoint after it.
     quick : record the run as a quick one (light settings, e.g. the demo's), so every list of
         runs can say it is not a tuned model.
 
@@ -120,8 +130,15 @@ def train_and_evaluate(
         with ratings; ``checkpoint`` and ``run_id`` are None when not saved / not recorded.
     """
     check_protocol(protocol)
-    if out not in (None, False):
-        check_checkpoint_target(out)  # before a long fit, not after it
+    # Everything that can refuse the results is asked before a long fit, not after it.
+    db = None
+    if runs_db is not False:
+        db = runs_db if isinstance(runs_db, RunsDB) else RunsDB(runs_db or Path(data_dir) / "runs.sqlite")
+        db.check()
+    if out is None:
+        check_checkpoints_dir(data_dir)
+    elif out is not False:
+        check_checkpoint_target(out)
     dataset = get_dataset(dataset_spec_or_dataset, data_dir=data_dir)
     model = build_model(model_name, params, device=device)
     splits = make_splits(dataset)
@@ -132,23 +149,29 @@ def train_and_evaluate(
         metrics.update(rating_errors(model_name, model.get_params(), dataset, callback=_phase(callback, "rating")))
 
     checkpoint = None
-    if out is not False:
-        directory = default_checkpoint_dir(model.name, dataset, data_dir=data_dir) if out is None else Path(out)
-        checkpoint = save_checkpoint(
-            model, directory, dataset=dataset, split_settings={**SPLIT_SETTINGS, "protocol": protocol}, metrics=metrics
+    split_settings = {**SPLIT_SETTINGS, "protocol": protocol}
+    if out is None:
+        checkpoint = save_new_checkpoint(
+            model, data_dir, dataset=dataset, split_settings=split_settings, metrics=metrics
         )
+    elif out is not False:
+        checkpoint = save_checkpoint(model, Path(out), dataset=dataset, split_settings=split_settings, metrics=metrics)
     run_id = None
-    if runs_db is not False:
-        db = runs_db if isinstance(runs_db, RunsDB) else RunsDB(runs_db or Path(data_dir) / "runs.sqlite")
-        run_id = db.record(
-            model=model.name,
-            dataset=dataset.spec,
-            params=model.get_params(),
-            metrics=metrics,
-            fit_seconds=model.fit_seconds_,
-            checkpoint=checkpoint,
-            quick=quick,
-        )
+    if db is not None:
+        try:
+            run_id = db.record(
+                model=model.name,
+                dataset=dataset.spec,
+                params=model.get_params(),
+                metrics=metrics,
+                fit_seconds=model.fit_seconds_,
+                checkpoint=checkpoint,
+                quick=quick,
+            )
+        except BaseException:
+            if out is None:  # a new checkpoint no row will name: gone with the failure
+                shutil.rmtree(checkpoint, ignore_errors=True)
+            raise
     return {
         "model": model.name,
         "dataset": dataset.spec,

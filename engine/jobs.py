@@ -58,6 +58,8 @@ class Job:
     result : what `train_and_evaluate` returned (``run_id``, ``metrics``, ...) once done.
     error : the one-line reason of a failed job.
     quick : the run is recorded as a quick one (the demo's light settings).
+    owner : who submitted the job (the dashboard's session token), or None for the operator
+        (scripts, the CLI); only the owner, or the operator, may cancel it.
     """
 
     id: int
@@ -65,6 +67,7 @@ class Job:
     dataset: str
     params: dict
     quick: bool = False
+    owner: str | None = None
     status: str = QUEUED
     events: list = field(default_factory=list)
     result: dict | None = None
@@ -90,6 +93,7 @@ class Job:
                 "dataset": self.dataset,
                 "params": dict(self.params),
                 "quick": self.quick,
+                "owner": self.owner,
                 "status": self.status,
                 "events": events,
                 "result": None if self.result is None else dict(self.result),
@@ -108,6 +112,12 @@ class Job:
             self.events.append(dict(event))
         if self._cancel.is_set():
             raise Cancelled(f"{self.model} training cancelled")
+
+
+def may_touch(job_owner: str | None, who: str | None) -> bool:
+    """Whether `who` may act on a job of `job_owner`: the operator (None) on any job, a
+    session only on its own."""
+    return who is None or job_owner == who
 
 
 def progress(status: str, events: list[dict]) -> float:
@@ -189,6 +199,9 @@ class JobManager:
         self._keep = keep
         self._jobs: list[Job] = []
         self._ids = count(1)
+        # run id -> owner of the job that created it; kept when the job itself is forgotten, for
+        # the life of the process only (a restarted server knows no visitor's runs).
+        self._creators: dict[int, str | None] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -196,26 +209,28 @@ class JobManager:
         return f"JobManager({str(self.data_dir)!r}, jobs={len(self._jobs)})"
 
     # ---- submitting ------------------------------------------------------------------------
-    def submit(self, dataset, model: str, params: dict | None = None, *, quick: bool = False) -> Job:
+    def submit(self, dataset, model: str, params: dict | None = None, *, quick: bool = False,
+               owner: str | None = None) -> Job:
         """Queue one training run and return its `Job`.
 
         `dataset` is a spec string or a loaded `Dataset` (passing the dashboard's cached one
         saves reloading it). The parameters are checked now, so a bad value raises
-        `ParameterError` here instead of failing later on the thread.
+        `ParameterError` here instead of failing later on the thread. `owner` is recorded on
+        the job (see `Job`).
         """
         params = dict(params or {})
         check_params(model, params)
-        return self.submit_many(dataset, [(model, params)], quick=quick)[0]
+        return self.submit_many(dataset, [(model, params)], quick=quick, owner=owner)[0]
 
-    def submit_many(self, dataset, runs, *, quick: bool = False) -> list[Job]:
+    def submit_many(self, dataset, runs, *, quick: bool = False, owner: str | None = None) -> list[Job]:
         """Queue several ``(model, params)`` runs on one dataset, to run in this order;
-        `quick` records them as quick runs."""
+        `quick` records them as quick runs, `owner` who submitted them."""
         runs = [(model, dict(params or {})) for model, params in runs]
         for model, params in runs:
             check_params(model, params)
         label = dataset.spec if isinstance(dataset, Dataset) else str(dataset)
         with self._lock:
-            jobs = [Job(next(self._ids), model, label, params, quick, _source=dataset) for model, params in runs]
+            jobs = [Job(next(self._ids), model, label, params, quick, owner, _source=dataset) for model, params in runs]
             self._jobs.extend(jobs)
             self._forget_old()
             if self._thread is None or not self._thread.is_alive():
@@ -223,8 +238,9 @@ class JobManager:
                 self._thread.start()
         return jobs
 
-    def cancel(self, job_id: int) -> bool:
-        """Ask a queued or running job to stop; False if it already ended (or is unknown).
+    def cancel(self, job_id: int, *, owner: str | None = None) -> bool:
+        """Ask a queued or running job to stop; False if it already ended, is unknown, or
+        `owner` is given and is not the job's owner (None: the operator, who may cancel any).
 
         A running job stops at its next progress event (at the latest one epoch later), is
         marked cancelled and saves nothing. A fit that sends no events (popularity) or has
@@ -232,7 +248,7 @@ class JobManager:
         """
         with self._lock:
             job = self._find(job_id)
-            if job is None or job.status in FINISHED:
+            if job is None or job.status in FINISHED or not may_touch(job.owner, owner):
                 return False
             job._cancel.set()
             if job.status == QUEUED:
@@ -240,9 +256,10 @@ class JobManager:
                     job.status, job.finished = CANCELLED, time.time()
             return True
 
-    def cancel_all(self) -> int:
-        """Cancel every queued and running job; returns how many were asked to stop."""
-        return sum(self.cancel(job.id) for job in self.jobs() if job.status not in FINISHED)
+    def cancel_all(self, *, owner: str | None = None) -> int:
+        """Cancel every queued and running job of `owner` (None: every job); returns how many
+        were asked to stop."""
+        return sum(self.cancel(job.id, owner=owner) for job in self.jobs() if job.status not in FINISHED)
 
     # ---- reading ---------------------------------------------------------------------------
     def jobs(self) -> list[Job]:
@@ -257,6 +274,11 @@ class JobManager:
     def active(self) -> list[Job]:
         """Jobs queued or running, in the order they will run."""
         return [j for j in self.jobs() if j.status in (QUEUED, RUNNING)]
+
+    def created_by(self, owner: str | None) -> set[int]:
+        """Ids of the runs that jobs of `owner` saved since this manager was made."""
+        with self._lock:
+            return {run for run, creator in self._creators.items() if creator == owner}
 
     def clear_finished(self) -> int:
         """Forget every finished job (their runs stay in the database); returns how many."""
@@ -308,6 +330,10 @@ class JobManager:
             status = CANCELLED
         except Exception as exc:  # noqa: BLE001 - the job reports it; the thread must live on
             status, error = FAILED, one_line(exc)
+        run_id = (result or {}).get("run_id") if isinstance(result, dict) else None
+        if run_id is not None:
+            with self._lock:
+                self._creators[int(run_id)] = job.owner
         with job._lock:
             job.status, job.result, job.error, job.finished = status, result, error, time.time()
             job._source = None  # do not keep a dataset alive for the job's history

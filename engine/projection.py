@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -85,7 +86,25 @@ def resolve_params(method: str, params: dict | None = None) -> dict:
     if unknown:
         valid = ", ".join(DEFAULT_PARAMS[method]) or "none"
         raise ParameterError(f"{method} has no parameter {unknown[0]!r} (valid: {valid})")
-    return {**DEFAULT_PARAMS[method], **params}
+    params = {**DEFAULT_PARAMS[method], **params}
+    for name, (low, whole) in _NUMBER_RANGES.items():
+        if name in params:
+            _check_number(method, name, params[name], low, whole)
+    return params
+
+
+#: Lower bounds of the numeric parameters (and whether they are whole numbers). A NaN min_dist
+#: or perplexity was only noticed by umap or scikit-learn, after the neighbour search (30 s).
+_NUMBER_RANGES = {"n_neighbors": (2, True), "n_epochs": (1, True), "random_state": (0, True),
+                  "min_dist": (0.0, False), "perplexity": (1e-6, False)}  # fmt: skip
+
+
+def _check_number(method: str, name: str, value, low: float, whole: bool) -> None:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and value >= low and (not whole or float(value).is_integer())
+    if not ok:
+        kind = "a whole number" if whole else "a finite number"
+        raise ParameterError(f"{method} parameter {name!r} must be {kind} >= {low:g}, got {value!r}")
 
 
 def project(

@@ -7,13 +7,22 @@ settings and the test metrics, so a checkpoint can be re-evaluated and refused o
 Every training run is one row of ``runs.sqlite``. The database is read by the dashboard while a
 background thread may be writing to it, so each operation opens its own connection, holds it for
 one short transaction, and the journal is in WAL mode (readers never block the writer).
+
+Several processes may train into one data folder at once (the CLI, the dashboard's job thread),
+so a new checkpoint gets a name no other run can take (`save_new_checkpoint`: claimed with an
+exclusive ``mkdir``), its row names exactly that folder, and what a killed save leaves behind is
+found and removed by `clean_checkpoints`. Nothing here removes a folder outside
+``<data folder>/checkpoints`` or one holding anything but a checkpoint's own files.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
 import sqlite3
+import time
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
@@ -75,23 +84,169 @@ def load_checkpoint(directory) -> tuple[Recommender, dict]:
     for key in (DATASET_KEY, FINGERPRINT_KEY):
         if not isinstance(info.get(key), str):
             raise CheckpointError(f"{directory}/model.json lacks {key!r}: not saved by save_checkpoint")
+    _check_recorded(info, directory)
     model = Recommender.load(directory)
     return model, info
 
 
-def default_checkpoint_dir(model_name: str, dataset, *, data_dir="data") -> Path:
-    """``<data_dir>/checkpoints/<dataset-name>-<model>-<UTC timestamp>`` (made unique if taken).
+# The types `save_checkpoint` writes under SPLIT_KEY; a hand-edited model.json is refused here
+# rather than failing as a traceback deep in the split ("split": "x" has no .get).
+_SPLIT_TYPES = {"kind": (str,), "protocol": (str,), "min_interactions": (int,), "min_rating": (int, float, type(None))}
 
-    `dataset` is a `Dataset` or a spec string; only its name (before ``:``) is used.
+
+def _check_recorded(info: dict, directory: Path) -> None:
+    """CheckpointError unless model.json's split settings and metrics have the saved shapes."""
+    where = f"{directory}/model.json"
+    for key in (SPLIT_KEY, METRICS_KEY):
+        if key in info and not isinstance(info[key], dict):
+            raise CheckpointError(f"{where}: {key!r} must be an object, got {type(info[key]).__name__}")
+    for key, value in (info.get(SPLIT_KEY) or {}).items():
+        types = _SPLIT_TYPES.get(key)
+        if types and (isinstance(value, bool) or not isinstance(value, types)):
+            raise CheckpointError(f"{where}: split setting {key!r} has the wrong type ({value!r})")
+        if isinstance(value, float) and not np.isfinite(value):
+            raise CheckpointError(f"{where}: split setting {key!r} is not a finite number ({value!r})")
+
+
+def checkpoints_dir(data_dir="data") -> Path:
+    """Where new checkpoints go: ``<data_dir>/checkpoints``."""
+    return Path(data_dir) / "checkpoints"
+
+
+def check_checkpoints_dir(data_dir="data") -> Path:
+    """`checkpoints_dir` if a new checkpoint can be written there (it exists or can be made);
+    nothing is created. Called before a long fit, so a bad folder is one line, not a lost run."""
+    parent = checkpoints_dir(data_dir)
+    _check_creatable(parent, CheckpointError, f"cannot write checkpoints in {parent}")
+    return parent
+
+
+def _check_creatable(folder: Path, error: type[EngineError], what: str) -> None:
+    """Raise `error` unless `folder` is, or can be created as, a writable folder."""
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link: mkdir would fail
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise error(f"{what}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise error(f"{what}: {existing} is not writable")
+
+
+#: Ends the name of the hidden folder a new checkpoint is written into before its rename.
+_STAGING_SUFFIX = ".saving"
+
+
+def save_new_checkpoint(model: Recommender, data_dir="data", *, dataset: Dataset, split_settings: dict,
+                        metrics: dict) -> Path:
+    """Save a fitted model under a new, unique name in ``<data_dir>/checkpoints`` and return it.
+
+    The name is ``<dataset>-<model>-<UTC time>-<random hex>``. The checkpoint is written whole
+    into a hidden temporary folder, then a fresh name is claimed with an exclusive ``mkdir`` and
+    the temporary folder renamed onto that empty folder: two runs finishing in the same second
+    can never share (or overwrite) a folder, and a killed save leaves only a hidden temporary
+    folder, which `clean_checkpoints` removes.
     """
-    spec = dataset.spec if isinstance(dataset, Dataset) else str(dataset)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    base = Path(data_dir) / "checkpoints" / f"{_slug(spec.split(':', 1)[0])}-{_slug(model_name)}-{stamp}"
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
+    parent = checkpoints_dir(data_dir)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"cannot create the checkpoints folder {parent}: {exc.strerror or exc}") from None
+    stem = f"{_slug(dataset.spec.split(':', 1)[0])}-{_slug(model.name)}"
+    staging = parent / f".{stem}.{secrets.token_hex(8)}{_STAGING_SUFFIX}"
+    save_checkpoint(model, staging, dataset=dataset, split_settings=split_settings, metrics=metrics)
+    final = None
+    try:
+        final = _claim_name(parent, stem)
+        os.rename(staging, final)  # POSIX: replaces the empty folder we own, atomically
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if final is not None and final.is_dir() and not any(final.iterdir()):
+            final.rmdir()
+        raise
+    return final
+
+
+def _claim_name(parent: Path, stem: str) -> Path:
+    """Create and return an empty folder ``<stem>-<UTC time>-<hex>`` that did not exist."""
+    for _ in range(100):
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        candidate = parent / f"{stem}-{stamp}-{secrets.token_hex(4)}"
+        try:
+            candidate.mkdir()  # exclusive: exactly one process gets a given name
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise CheckpointError(f"cannot create a checkpoint in {parent}: {exc.strerror or exc}") from None
+        return candidate
+    raise CheckpointError(f"could not find a free checkpoint name in {parent}")
+
+
+#: Files a folder written by `Recommender.save` holds; cleaning removes nothing else.
+CHECKPOINT_FILES = frozenset({"model.json", "weights.pt"})
+#: How old a leftover must be before `clean_checkpoints` removes it: a younger one may belong
+#: to a save still running in another process (between its save and its row).
+STALE_SECONDS = 300
+
+
+def clean_checkpoints(data_dir="data", *, runs_db: "RunsDB | None" = None, min_age: float = STALE_SECONDS,
+                      dry_run: bool = False) -> list[Path]:
+    """Remove what interrupted saves left in ``<data_dir>/checkpoints``; return those folders.
+
+    Two kinds of leftovers, both only when untouched for `min_age` seconds:
+
+    - hidden temporary folders (a save killed before its rename);
+    - checkpoint folders that no row of the runs database names (a run killed between its save
+      and its row). Judged only when the runs database exists: without it there is nothing to
+      compare with, so none is removed.
+
+    Only direct sub-folders that hold nothing but a checkpoint's own files (`CHECKPOINT_FILES`,
+    regular files) are candidates; symbolic links are never followed nor removed, and nothing
+    outside the checkpoints folder is touched. `dry_run` lists without removing. An unusable
+    runs database raises `EngineError` before anything is removed.
+    """
+    parent = checkpoints_dir(data_dir)
+    if parent.is_symlink() or not parent.is_dir():
+        return []
+    db = runs_db if runs_db is not None else RunsDB(Path(data_dir) / "runs.sqlite")
+    named = db.checkpoint_names() if db.path.exists() else None
+    now = time.time()
+    found = []
+    for entry in sorted(os.scandir(parent), key=lambda e: e.name):
+        if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
+            continue
+        path = Path(entry.path)
+        hidden = entry.name.startswith(".")
+        if not hidden and (named is None or entry.name in named):
+            continue
+        try:
+            if not _holds_only_checkpoint_files(path) or now - _last_change(path) < min_age:
+                continue
+        except OSError:  # removed meanwhile (another process cleaning, a save renaming)
+            continue
+        found.append(path)
+    if not dry_run:
+        for path in found:
+            shutil.rmtree(path, ignore_errors=True)
+    return found
+
+
+def _holds_only_checkpoint_files(folder: Path) -> bool:
+    """True if every entry of `folder` is a regular file named in `CHECKPOINT_FILES` (or none)."""
+    try:
+        with os.scandir(folder) as entries:
+            return all(e.name in CHECKPOINT_FILES and e.is_file(follow_symlinks=False) for e in entries)
+    except OSError:
+        return False
+
+
+def _last_change(folder: Path) -> float:
+    """Latest modification time of `folder` and its files (a big file may still be growing)."""
+    times = [folder.stat(follow_symlinks=False).st_mtime]
+    with os.scandir(folder) as entries:
+        times += [e.stat(follow_symlinks=False).st_mtime for e in entries]
+    return max(times)
 
 
 def _slug(text: str) -> str:
@@ -115,6 +270,7 @@ CREATE TABLE IF NOT EXISTS runs (
 # Columns added since the first schema, with their definition: `RunsDB` adds them to an older
 # file before its first write, and reads a file that lacks them with their default.
 _ADDED_COLUMNS = {"quick": "INTEGER NOT NULL DEFAULT 0"}
+_TABLE_COLUMNS = ["id", "model", "dataset", "params", "metrics", "fit_seconds", "checkpoint", "created", "quick"]
 _BASE_COLUMNS = ["id", "created", "dataset", "model", "quick", "fit_seconds", "checkpoint", "checkpoint_status"]
 
 
@@ -125,12 +281,16 @@ class RunsDB:
     Safe to use from several threads and processes at once: every call opens its own connection
     for one short transaction (sqlite3 connections must not cross threads), the journal is WAL
     so readers never wait for the writer, and a busy timeout absorbs brief write contention.
-    Nothing is written until the first `record`.
+    Nothing is written until the first `record` (or `check`).
+
+    `checkpoints_dir` (default: ``checkpoints`` next to the database) is the only folder whose
+    checkpoints `delete` may remove.
     """
 
-    def __init__(self, path=DEFAULT_RUNS_DB, *, timeout: float = 30.0):
+    def __init__(self, path=DEFAULT_RUNS_DB, *, timeout: float = 30.0, checkpoints_dir=None):
         self.path = Path(path)
         self.timeout = timeout
+        self.checkpoints_dir = self.path.parent / "checkpoints" if checkpoints_dir is None else Path(checkpoints_dir)
 
     def __repr__(self) -> str:
         return f"RunsDB({str(self.path)!r})"
@@ -138,8 +298,11 @@ class RunsDB:
     def _connect(self, *, create: bool) -> sqlite3.Connection | None:
         if not create and not self.path.exists():
             return None
-        if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EngineError(f"runs database {self.path} is unusable: {exc.strerror or exc}") from None
         try:
             con = sqlite3.connect(self.path, timeout=self.timeout)
             con.execute("PRAGMA journal_mode=WAL")
@@ -149,6 +312,34 @@ class RunsDB:
         except sqlite3.DatabaseError as exc:
             raise EngineError(f"runs database {self.path} is unusable: {exc}") from None
         return con
+
+    def check(self) -> None:
+        """Raise `EngineError` (one line) unless the database opens, has the runs table with its
+        columns, and takes a write: called before training, so a bad file costs no fit and
+        leaves no checkpoint without a row. An absent file is not created: only its folder
+        is checked (it exists or can be made, and is writable)."""
+        if not self.path.exists() and not self.path.is_symlink():
+            _check_creatable(self.path.parent, EngineError, f"runs database {self.path} is unusable")
+            return
+        with closing(self._connect(create=True)) as con:
+            try:
+                columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+                missing = [c for c in _TABLE_COLUMNS if c not in columns]
+                if missing:
+                    raise EngineError(f"runs database {self.path} has a runs table without {', '.join(missing)}")
+                con.execute("BEGIN IMMEDIATE")  # takes the write lock: a read-only file fails here
+                con.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise EngineError(f"runs database {self.path} is unusable: {exc}") from None
+
+    def checkpoint_names(self) -> set[str]:
+        """The folder names (last path part) of every recorded checkpoint."""
+        con = self._connect(create=False)
+        if con is None:
+            return set()
+        with closing(con):
+            rows = con.execute("SELECT checkpoint FROM runs WHERE checkpoint IS NOT NULL").fetchall()
+        return {Path(c).name for (c,) in rows if c}
 
     def record(
         self,
@@ -223,13 +414,32 @@ class RunsDB:
         return pd.DataFrame(records, columns=_BASE_COLUMNS + metric_names + [f"params.{p}" for p in param_names])
 
     def delete(self, run_id: int, *, remove_checkpoint: bool = False) -> None:
-        """Remove a run; with `remove_checkpoint`, also its checkpoint directory if it still exists."""
+        """Remove a run; with `remove_checkpoint`, also its checkpoint directory if it is ours.
+
+        Ours means: a direct sub-folder of `checkpoints_dir` (not reached through a symbolic
+        link), holding only a checkpoint's files, and named by no other run (two rows written
+        before checkpoint names were unique may share one). Any other folder a row names (a
+        ``--out`` elsewhere, a folder with the user's files) is left alone.
+        """
         run = self.get(run_id)
         with closing(self._connect(create=True)) as con, con:
             con.execute("DELETE FROM runs WHERE id = ?", (int(run_id),))
+            others = [c for (c,) in con.execute("SELECT checkpoint FROM runs WHERE checkpoint IS NOT NULL")]
         ckpt = run["checkpoint"]
-        if remove_checkpoint and ckpt and (Path(ckpt) / "model.json").is_file():
+        if remove_checkpoint and ckpt and self._owns(Path(ckpt), others):
             shutil.rmtree(ckpt, ignore_errors=True)
+
+    def _owns(self, folder: Path, other_checkpoints: list[str]) -> bool:
+        """True if `folder` may be removed with its run (see `delete`)."""
+        try:
+            if folder.is_symlink() or not (folder / "model.json").is_file():
+                return False
+            real = folder.resolve()
+            if real.parent != self.checkpoints_dir.resolve() or not _holds_only_checkpoint_files(real):
+                return False
+            return all(Path(other).resolve() != real for other in other_checkpoints)
+        except OSError:
+            return False
 
     @staticmethod
     def _decode(row: dict) -> dict:

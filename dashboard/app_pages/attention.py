@@ -14,6 +14,7 @@ from dashboard import services
 from dashboard.components import glossary
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
+from dashboard.components.text import plain
 
 PER_ROW = 5
 TOP_K = 10
@@ -34,7 +35,8 @@ users = services.attention_users(spec)
 url_user = st.query_params.get("user")
 if url_user is not None and url_user not in set(users):
     name = spec.split(":", 1)[0]
-    st.error(f"unknown user id {url_user!r} in {name}. Pick a user below.", icon=":material/person_off:")
+    st.error(f"unknown user id {plain(repr(url_user))} in {plain(name)}. Pick a user below.",
+             icon=":material/person_off:")
     url_user = None
 user = st.selectbox(
     "User", users, index=users.index(url_user) if url_user else 0, key="att_user",
@@ -59,7 +61,8 @@ if not has_components:
     st.caption("This model was trained without image features (features='none'): it has item-level attention only.")
 
 if data["liked_motifs"] is not None:
-    st.markdown(f"**This user's hidden taste** (known to the generator, not the model): {', '.join(data['liked_motifs'])}.")
+    liked = plain(", ".join(data["liked_motifs"]))
+    st.markdown(f"**This user's hidden taste** (known to the generator, not the model): {liked}.")
 
 
 def grid_rows(n: int):
@@ -120,6 +123,7 @@ else:
                    help=glossary.help_for("item auc"))  # fmt: skip
     cols[2].metric("Test users", f"{overall['attention.users']:,}")
     st.caption(
-        f"Over the test users of {spec}. For user {user}: component lift {shown(mine.get('component_lift'))},"
+        f"Over the test users of {plain(spec)}. For user {plain(user)}: "
+        f"component lift {shown(mine.get('component_lift'))},"
         f" item AUC {shown(mine.get('item_auc'))} (n/a where the profile lacks items with or without a liked motif)."
     )

@@ -10,6 +10,7 @@ from dashboard import services
 from dashboard.components import glossary
 from dashboard.components.pickers import MODELS_PAGE, empty_page, model_picker
 from dashboard.components.sidebar import current_dataset_spec
+from dashboard.components.text import code, plain
 
 USERS_PAGE = "app_pages/users.py"
 DEFAULT_METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr")
@@ -17,7 +18,7 @@ LISTED = 10  # users with the least overlap shown with a link each
 
 spec = current_dataset_spec()
 st.title("Compare")
-st.caption(f"Dataset `{spec}`")
+st.caption(f"Dataset {code(spec)}")
 
 table = services.compare_table(spec)
 if table.empty:
@@ -120,7 +121,7 @@ for row in overlap.head(LISTED).itertuples(index=False):
     with user:
         st.page_link(
             USERS_PAGE,
-            label=f"User {row.user_id}",
+            label=f"User {plain(row.user_id)}",
             icon=":material/person_search:",
             query_params={"dataset": spec, "user": row.user_id, "models": f"{run_a['id']},{run_b['id']}"},
         )

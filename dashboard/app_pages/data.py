@@ -8,10 +8,11 @@ from dashboard.components import glossary
 from dashboard.components.charts import log_ticks, tight
 from dashboard.components.first_run import first_run_panel
 from dashboard.components.sidebar import current_dataset_spec, switch_dataset
+from dashboard.components.text import code
 
 spec = current_dataset_spec()
 st.title("Data")
-st.caption(f"Dataset `{spec}`")
+st.caption(f"Dataset {code(spec)}")
 
 # Before the dataset is loaded: a user whose current spec fails can still upload another one.
 with st.expander("Load a CSV file", icon=":material/upload_file:", expanded=spec.startswith("csv:")):

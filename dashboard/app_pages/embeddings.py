@@ -7,6 +7,7 @@ their defaults, ``neighbors``/``min_dist`` (UMAP) and ``perplexity`` (t-SNE).
 
 from __future__ import annotations
 
+import math
 import time
 
 import streamlit as st
@@ -16,6 +17,7 @@ from dashboard.components import glossary
 from dashboard.components.embedding_figure import build_figure, user_marks
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
+from dashboard.components.text import plain
 
 METHODS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 COLOURS = {
@@ -57,7 +59,7 @@ run = model_picker(
 )[0]  # fmt: skip
 kinds = services.embedding_kinds(run, spec)
 if not kinds:
-    st.info(f"{run['label']} has no embeddings to show: pick another model.", icon=":material/info:")
+    st.info(f"{plain(run['label'])} has no embeddings to show: pick another model.", icon=":material/info:")
     st.stop()
 
 method0, _, dims0 = st.query_params.get("projection", "pca-2d").partition("-")
@@ -89,12 +91,15 @@ with st.expander("Settings", expanded=False):
     for name, (url_name, default) in PARAMS.get(method, {}).items():
         current = st.query_params.get(url_name)
         if isinstance(default, int):
-            start = int(current) if (current or "").isdigit() else default
+            # isascii: "²".isdigit() is True, but int("²") raises.
+            start = int(current) if (current or "").isascii() and (current or "").isdigit() else default
             value = st.slider(f"UMAP {name}", 2, 200, min(max(start, 2), 200), key=f"emb_{name}")
         else:
             try:
                 start = float(current) if current is not None else default
             except ValueError:
+                start = default
+            if not math.isfinite(start):  # ?min_dist=nan: max(nan, 0.0) is nan, which reached umap
                 start = default
             low, high = (0.0, 0.99) if name == "min_dist" else (2.0, 100.0)
             label = "UMAP min_dist" if name == "min_dist" else "t-SNE perplexity"
@@ -168,7 +173,7 @@ if evr is not None:
     parts = ", ".join(f"PC{i + 1} {v:.1%}" for i, v in enumerate(evr))
     st.markdown(f"**Explained variance:** the {dims} axes keep {evr.sum():.1%} of the variance ({parts}).")
 where = "read from the disk cache" if result["from_cache"] else f"computed in {result['seconds']:.2f} s"
-st.caption(f"{n_points:,} {what} of {run['label']}; {METHODS[method]} {dims}D {where}. Hover for names.")
+st.caption(f"{n_points:,} {what} of {plain(run['label'])}; {METHODS[method]} {dims}D {where}. Hover for names.")
 
 if dims == 2:
     event = st.plotly_chart(fig, key="emb_chart", on_select="rerun", selection_mode=("points", "box", "lasso"))

@@ -10,6 +10,7 @@ from dashboard import services
 from dashboard.components import explain_figures, glossary
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
+from dashboard.components.text import plain
 
 st.title("Explain")
 st.caption(
@@ -104,7 +105,7 @@ def _ratio(method: str) -> str:
 
 def conclusion(verdict) -> str:
     """What to conclude, in words; the verdict (engine.explain.agreement_verdict) picks which."""
-    shared = ", ".join(f"**{name}**" for name in verdict.shared)
+    shared = ", ".join(f"**{plain(name)}**" for name in verdict.shared)
     if verdict.verdict == "agree":
         return (f"Both methods rank {shared} among the top 3, and removing those features lowers the score more "
                 "than chance: the model's score for this pair rests mostly on them.")

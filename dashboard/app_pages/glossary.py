@@ -10,6 +10,7 @@ also shown first, above the whole glossary.
 import streamlit as st
 
 from dashboard.components import glossary
+from dashboard.components.text import plain
 
 sections = glossary.sections()
 wanted = st.query_params.get("term")
@@ -20,5 +21,5 @@ if wanted in sections:
         st.markdown(f"**{section.heading}**\n\n{section.body}")
         st.caption("The whole glossary follows.")
 elif wanted:
-    st.warning(f"The glossary has no entry {wanted!r}; the whole glossary follows.", icon=":material/help:")
+    st.warning(f"The glossary has no entry {plain(repr(wanted))}; the whole glossary follows.", icon=":material/help:")
 st.markdown(glossary.text())

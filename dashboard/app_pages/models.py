@@ -8,7 +8,9 @@ from dashboard.components import glossary
 from dashboard.components.charts import tight
 from dashboard.components.first_run import demo_button
 from dashboard.components.forms import param_form
+from dashboard.components.page_errors import guarded
 from dashboard.components.sidebar import current_dataset_spec
+from dashboard.components.text import code, plain
 
 ACTIVE = ("queued", "running")
 #: The runs table's first metrics (hr@10 equals recall@10 under leave-one-out: one is enough).
@@ -16,7 +18,7 @@ KEY_METRICS = ("ndcg@10", "hr@10", "mrr", "auc", "coverage@10")
 
 spec = current_dataset_spec()
 st.title("Models")
-st.caption(f"Dataset `{spec}`")
+st.caption(f"Dataset {code(spec)}")
 
 flash = st.session_state.pop("models_flash", None)
 if flash:
@@ -29,14 +31,14 @@ busy = any(job["status"] in ACTIVE for job in services.training_jobs())
 
 # ---- a fresh install: one click trains something for every page to show -------------------------
 if runs.empty and not busy:
-    st.info(f"No trained model on `{spec}` yet. Prepare the demo, or pick a model below.", icon=":material/info:")
+    st.info(f"No trained model on {code(spec)} yet. Prepare the demo, or pick a model below.", icon=":material/info:")
     demo_button(spec, key="models_starter")  # the same plan as the Data page's first-run panel
 
 
 # ---- training jobs: redrawn every second while one is queued or running -------------------------
 def job_text(job: dict) -> str:
     last = next((e for e in reversed(job["events"]) if e.get("epoch") is not None), None)
-    text = f"{job['model']} on `{job['dataset']}`"
+    text = f"{plain(job['model'])} on {code(job['dataset'])}"
     if last is None:
         return text + ": starting..."
     text += f": epoch {last['epoch']}/{last.get('epochs', '?')}"
@@ -86,6 +88,7 @@ def curves(job: dict) -> None:
 
 
 @st.fragment(run_every=1.0 if busy else None)
+@guarded("the Models page's training jobs")
 def jobs_panel() -> None:
     every = services.training_jobs()
     if busy and not any(job["status"] in ACTIVE for job in every):
@@ -99,28 +102,35 @@ def jobs_panel() -> None:
     if elsewhere:
         st.caption(
             f"{len(elsewhere)} job{'s' if len(elsewhere) > 1 else ''} queued or running on other datasets ("
-            + ", ".join(f"{job['model']} on `{job['dataset']}`" for job in elsewhere)
+            + ", ".join(f"{plain(job['model'])} on {code(job['dataset'])}" for job in elsewhere)
             + "): pick that dataset in the sidebar to follow them."
         )
     if not jobs:
         return
     for job in jobs:
         if job["status"] == "failed":
-            st.error(f"{job['model']} on `{job['dataset']}` failed: {job['error']}", icon=":material/error:")
+            st.error(f"{plain(job['model'])} on {code(job['dataset'])} failed: {plain(job['error'])}",
+                     icon=":material/error:")
     running = next((job for job in jobs if job["status"] == "running"), None)
     queued = [job for job in jobs if job["status"] == "queued"]
     if running is not None:
         st.progress(running["progress"], text=job_text(running))
         if running["cancel_requested"]:
             st.caption("Stopping at the next epoch; nothing will be saved.")
+        elif not running["mine"]:  # a visitor sees another session's job, read-only
+            st.caption("Started in another browser tab: only that tab can cancel it.")
         elif st.button("Cancel", icon=":material/cancel:", key=f"models_cancel_{running['id']}"):
             services.cancel_job(running["id"])
-            st.rerun(scope="fragment")
+            st.rerun()  # the whole page: a full run (AppTest) has no fragment to rerun
         if queued:
             st.caption("Queued next: " + ", ".join(job["model"] for job in queued))
-            if st.button("Cancel all", icon=":material/cancel_schedule_send:", key="models_cancel_all"):
+            # Cancels this tab's jobs only (every job in operator mode): shown when one is here.
+            if any(job["mine"] for job in [running, *queued]) and st.button(
+                "Cancel all", icon=":material/cancel_schedule_send:", key="models_cancel_all",
+                help="Cancels the queued and running jobs you may cancel",
+            ):
                 services.cancel_all_jobs()
-                st.rerun(scope="fragment")
+                st.rerun()  # the whole page: a full run (AppTest) has no fragment to rerun
         curves(running)
     elif queued:  # waiting for a job on another dataset
         st.caption("Queued: " + ", ".join(job["model"] for job in queued))
@@ -157,7 +167,7 @@ catalog = {entry["name"]: entry for entry in services.model_catalog()}
 names = list(catalog)
 wanted = st.query_params.get("train", names[0])
 if wanted not in catalog:
-    st.error(f"unknown model {wanted!r} in the link (valid: {', '.join(names)})", icon=":material/error:")
+    st.error(f"unknown model {plain(repr(wanted))} in the link (valid: {', '.join(names)})", icon=":material/error:")
     wanted = names[0]
 model = st.selectbox(
     "Model", names, index=names.index(wanted), key="models_train_model",
@@ -176,7 +186,7 @@ if submitted:
 # ---- trained runs -------------------------------------------------------------------------------
 st.subheader("Trained runs")
 if runs.empty:
-    st.caption(f"No runs on `{spec}` yet.")
+    st.caption(f"No runs on {code(spec)} yet.")
     st.stop()
 metric_columns = [c for c in runs.columns if "@" in c or c in ("mrr", "auc", "novelty", "rmse", "mae")]
 # What a reader compares first: the model (and whether it is a quick run), the headline metrics
@@ -210,7 +220,9 @@ run_id = st.selectbox(
 )
 chosen = by_id[run_id]
 if in_use:
-    st.caption("In use by the other pages: " + ", ".join(f"#{i}" for i in in_use))
+    gone = {str(i) for i in services.gone_runs(in_use)}
+    st.caption("In use by the other pages: "
+               + ", ".join(f"#{plain(i)}" + (" (gone: deleted)" if i in gone else "") for i in in_use))
 use_col, delete_col = st.columns(2)
 with use_col:
     if st.button(
@@ -220,14 +232,16 @@ with use_col:
     ):
         # Newest first: pickers take the first ids, so the run just chosen is always shown.
         st.query_params["models"] = ",".join([str(run_id), *[i for i in in_use if i != str(run_id)]])
-        st.session_state["models_flash"] = f"{chosen.model} #{run_id} is now used by the other pages."
+        st.session_state["models_flash"] = f"{plain(chosen.model)} #{run_id} is now used by the other pages."
         st.rerun()
 with delete_col:
-    if st.button("Delete", icon=":material/delete:", key="models_delete"):
+    if not services.may_delete(run_id):  # another session's run, or deleting is off for visitors
+        st.caption(services.why_not_delete())
+    elif st.button("Delete", icon=":material/delete:", key="models_delete"):
         st.session_state["models_confirm_delete"] = run_id
 
 if st.session_state.get("models_confirm_delete") == run_id:
-    st.warning(f"Delete run {chosen.model} #{run_id} and its checkpoint? This cannot be undone.",
+    st.warning(f"Delete run {plain(chosen.model)} #{run_id} and its checkpoint? This cannot be undone.",
                icon=":material/warning:")
     yes, no = st.columns(2)
     if yes.button("Yes, delete", type="primary", key="models_delete_yes"):
@@ -238,7 +252,7 @@ if st.session_state.get("models_confirm_delete") == run_id:
             st.query_params["models"] = ",".join(remaining)
         elif "models" in st.query_params:
             del st.query_params["models"]
-        st.session_state["models_flash"] = f"Deleted run {chosen.model} #{run_id}."
+        st.session_state["models_flash"] = f"Deleted run {plain(chosen.model)} #{run_id}."
         st.rerun()
     if no.button("Keep it", key="models_delete_no"):
         st.session_state.pop("models_confirm_delete", None)

@@ -9,6 +9,7 @@ from dashboard import services
 from dashboard.components import glossary
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
+from dashboard.components.text import plain
 
 K_CHOICES = (5, 10, 20, 50)
 
@@ -73,9 +74,9 @@ head = st.columns([1, 6]) if images else [None, st.container()]
 if images and (uri := services.poster(spec, item_idx)):
     head[0].image(uri, width=96)
 with head[1]:
-    st.subheader(str(meta["title"]))
+    st.subheader(plain(meta["title"]))
     year = "" if meta["year"] != meta["year"] else f"{int(meta['year'])} · "  # NaN != NaN: unknown year
-    st.caption(f"{year}{meta['genres'] or 'no genres'} · item id {url_item}")
+    st.caption(f"{year}{plain(meta['genres'] or 'no genres')} · item id {plain(url_item)}")
 
 # Rank and similarity come first, at fixed narrow widths: after a wide title column, three
 # tables side by side cut the similarity at their right edge, leaving "0" of "0.934" in view.
@@ -90,7 +91,7 @@ CONFIG = {
 columns = st.columns(len(runs))
 for column, run in zip(columns, runs):
     with column:
-        st.markdown(f"**{run['label']}**")
+        st.markdown(f"**{plain(run['label'])}**")
         with services.friendly_errors():
             frame = services.similar_items(run["checkpoint"], spec, item_idx, k)
         if images:

@@ -4,14 +4,13 @@ URL state: ``user`` (raw id), ``models`` (run ids), ``k``, ``activity`` (when no
 ``because`` (``off`` when the explanations are switched off).
 """
 
-import re
-
 import streamlit as st
 
 from dashboard import services
 from dashboard.components import glossary
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
+from dashboard.components.text import plain
 
 K_CHOICES = (5, 10, 20, 50)
 HISTORY_POSTERS = 50  # posters for the newest items only: each is a few kB in the page
@@ -91,9 +90,10 @@ with services.friendly_errors():
     lists = [services.user_recommendations(run["checkpoint"], spec, user_idx, k) for run in runs]
 images = services.has_images(spec)
 test_titles = history.loc[history["split"] == "test", "title"].tolist()
-st.subheader(f"User {url_user}")
+st.subheader(f"User {plain(url_user)}")
 st.caption(
-    f"{len(history):,} interactions. Held-out test item: {', '.join(test_titles) or 'none (too few interactions)'}. "
+    f"{len(history):,} interactions. "
+    f"Held-out test item: {plain(', '.join(test_titles)) or 'none (too few interactions)'}. "
     "A green mark is the held-out test item, an amber one an item in another model's list too."
 )
 trained_on = int((history["split"] == "train").sum())
@@ -108,17 +108,9 @@ if explain and trained_on > EXPLAIN_AUTO_LIMIT and st.session_state.get("users_e
 # Each list is a column of short blocks (rank and title on one line, the marks and "because you
 # liked ..." under it), not a table: three tables side by side cut titles and push the reasons
 # off the right edge of a laptop screen.
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|$~:])")
-
-
-def _plain(text) -> str:
-    """`text` shown as is in markdown: "$" would start LaTeX, "*" emphasis, ":" an icon name."""
-    return MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
-
-
 def _item_text(row) -> str:
     """One recommendation as markdown lines: rank and title, its marks, the reason."""
-    title = f"**{row.rank}.** {_plain(row.title)}"
+    title = f"**{row.rank}.** {plain(row.title)}"
     try:
         year = int(row.year)
     except (TypeError, ValueError):  # no year (None or NaN)
@@ -130,7 +122,7 @@ def _item_text(row) -> str:
         marks.append(f":orange-badge[in {row.shared} other list{'s' if row.shared > 1 else ''}]")
     lines = [title, " ".join([*marks, f":gray[score {row.score:.3f}]"])]
     if row.because:
-        lines.append(f":small[{_plain(row.because)}]")
+        lines.append(f":small[{plain(row.because)}]")
     return "  \n".join(lines)
 
 
@@ -153,7 +145,7 @@ shared = services.shared_counts([items for items, _ in lists])
 slots = []
 for column, run, (items, scores), shared_here in zip(st.columns(len(runs)), runs, lists, shared):
     with column:
-        st.markdown(f"**{run['label']}**")
+        st.markdown(f"**{plain(run['label'])}**")
         frame = services.recommendation_frame(spec, user_idx, items, scores, shared_here)
         if images:
             frame.insert(1, "poster", [services.poster(spec, i) for i in frame.index])

@@ -6,6 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import services
+from dashboard.components.page_errors import guarded
+from dashboard.components.text import code, plain
 
 SEEN = "first_run_seen"  # the demo whose end this session has already been told about
 
@@ -17,7 +19,8 @@ def first_run_panel(spec: str) -> None:
     if progress["total"] and not progress["active"] and st.session_state.get(SEEN) != progress["batch"]:
         st.session_state[SEEN] = progress["batch"]
         if progress["failed"]:
-            st.warning("The demo finished with errors: " + "; ".join(progress["failed"]), icon=":material/warning:")
+            st.warning("The demo finished with errors: " + "; ".join(plain(f) for f in progress["failed"]),
+                       icon=":material/warning:")
         else:
             st.success(f"The demo is ready: {progress['finished']} quick runs trained. Every page has something "
                        "to show; pick visual-synthetic in the sidebar for Visual attention.",
@@ -28,7 +31,8 @@ def first_run_panel(spec: str) -> None:
         if progress["active"]:
             _progress(spec)
         else:
-            st.markdown(f"**Start here.** Nothing is trained on `{spec}` yet, so the other pages have nothing to show.")
+            st.markdown(f"**Start here.** Nothing is trained on {code(spec)} yet, so the other pages have nothing "
+                        "to show.")
             demo_button(spec, key="first_run_prepare")
 
 
@@ -38,7 +42,7 @@ def demo_button(spec: str, *, key: str) -> None:
     starters = [run.model for run in todo if run.dataset == spec]
     parts = []
     if starters:
-        parts.append(f"quick runs of {', '.join(starters)} on `{spec}`")
+        parts.append(f"quick runs of {', '.join(starters)} on {code(spec)}")
     if any(run.model == "acf" and run.dataset != spec for run in todo):
         parts.append("an acf on the generated visual-synthetic catalogue, for the Visual attention page")
     if not todo:
@@ -50,7 +54,7 @@ def demo_button(spec: str, *, key: str) -> None:
         "the pages fill in as the runs finish. Quick runs use light settings, not tuned ones."
     )
     if skipped:
-        st.caption("Already there, not trained again: " + ", ".join(f"{r.model} on `{r.dataset}`" for r in skipped))
+        st.caption("Already there, not trained again: " + ", ".join(f"{r.model} on {code(r.dataset)}" for r in skipped))
     if st.button("Prepare the demo", type="primary", icon=":material/rocket_launch:", key=key):
         services.start_demo(spec)
         st.rerun()
@@ -58,18 +62,19 @@ def demo_button(spec: str, *, key: str) -> None:
 
 def _progress(spec: str) -> None:
     @st.fragment(run_every=1.0)
+    @guarded("the demo's progress")
     def poll() -> None:
         state = services.demo_progress(spec)
         if not state["active"]:  # the last run just ended: the whole page shows the new runs
             st.rerun()
         done, total = state["finished"], state["total"]
-        now = f"; now {state['current']}" if state["current"] else ""
+        now = f"; now {plain(state['current'])}" if state["current"] else ""
         st.progress(done / max(total, 1), text=f"Preparing the demo: {done} of {total} runs done{now}")
         st.caption(
             f"{services.about(state['seconds_left'])} left on a quiet machine. The pages fill in as the runs finish; "
             "the Visual attention page needs visual-synthetic picked in the sidebar."
         )
         for failure in state["failed"]:
-            st.error(failure, icon=":material/error:")
+            st.error(plain(failure), icon=":material/error:")
 
     poll()

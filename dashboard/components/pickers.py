@@ -24,11 +24,15 @@ def model_picker(
     """Pick up to `max_selections` trained runs of `spec` (see `services.loadable_runs`).
 
     The choice is the run ids in ``st.query_params[key]`` (comma-separated). `accept` filters
-    which runs this page can use (e.g. only ``feature-mlp``); ids in the URL that are no longer
-    loadable are dropped silently. With none in the URL, the newest run is picked, or with
+    which runs this page can use (e.g. only ``feature-mlp``); an id in the URL whose run was
+    deleted (here or in another session) is reported in one line ("run #N is gone (deleted)"),
+    other ids this page cannot use are dropped. With none in the URL, the newest run is picked, or with
     `default_count` > 1 the newest run of that many models, best first (`services.default_runs`).
     With no usable run, an info box says what to press where (`empty_page`), and the page stops.
     """
+    requested = [i for i in st.query_params.get(key, "").split(",") if i]
+    for run_id in services.gone_runs(requested):  # before the picker switches to another run
+        st.warning(f"run #{run_id} is gone (deleted)", icon=":material/link_off:")
     runs = [r for r in services.loadable_runs(spec) if accept is None or accept(r)]
     if not runs:
         empty_page(spec, need)

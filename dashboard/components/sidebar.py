@@ -28,7 +28,8 @@ def dataset_picker() -> str:
         format_func=lambda spec: spec if spec == CUSTOM else services.dataset_label(spec),
         help="The datasets ready to use: the default MovieLens films, visual-synthetic (generated the first "
         "time it is picked, for the Visual attention page), folders under the data folder and your uploads. "
-        "Other spec...: NAME or NAME:PATH, e.g. ml-100k:data/ml-100k or csv:my_ratings.csv",
+        "Other spec...: NAME or NAME:PATH, e.g. ml-100k:data/ml-100k or csv:data/my_ratings.csv; a PATH must be "
+        "inside the data folder or a folder the operator allowed (see docs/security.md).",
         key="sidebar_dataset",
     )
     if choice == CUSTOM:

@@ -32,6 +32,11 @@ from engine.errors import DatasetError, choices_hint
 # Column kinds: "id" (int32 ids), "int" (int64), "float" (float32), "str".
 _DTYPES = {"id": "int32", "int": "int64", "float": "float32", "str": "str"}
 _EXTRA = "__extra_field__"  # catches a field too many in files without a header
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+# The span of timestamps (seconds since 1970) that dates can name: 0001-01-01 to 9999-12-31.
+_FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
+# UTF-8 with or without the byte-order mark Excel writes (the upload page's pandas drops it too).
+_UTF8 = "utf-8-sig"
 _SEPARATOR_NAMES = {"\t": "tab", ",": "comma", "|": "'|'", "::": "'::'"}
 
 # u.genre of ML-100k, used when the file is absent (the 19 flag columns of u.item).
@@ -67,11 +72,14 @@ class DatasetFormat(NamedTuple):
     description : one line for ``python -m engine datasets``.
     argument : ``"DIR"``, ``"FILE"``, another placeholder the loader parses (``synthetic``), or
         ``""`` when the spec takes none. A missing ``DIR``/``FILE`` means ``data_dir/NAME``.
+    writes : whether loading may create or replace its ``DIR`` (a generator), so that a
+        visitor's spec may name only a folder inside the data folder (`engine.data.access`).
     """
 
     load: Callable[[object, str], Dataset]
     description: str
     argument: str = ""
+    writes: bool = False
 
 
 def load_dataset(spec: str, *, data_dir="data") -> Dataset:
@@ -92,12 +100,27 @@ def load_dataset(spec: str, *, data_dir="data") -> Dataset:
     fmt = DATASETS.get(name)
     if fmt is None:
         raise DatasetError(f"unknown dataset {name!r}{choices_hint(name, DATASETS)}")
-    if fmt.argument in ("DIR", "FILE"):
-        path = Path(argument).expanduser() if argument else Path(data_dir) / name
+    path = spec_path(spec, data_dir=data_dir)
+    if path is not None:
         return fmt.load(path, spec)
     if argument and not fmt.argument:
         raise DatasetError(f"dataset {name!r} takes no path (got {argument!r}); use just {name!r}")
     return fmt.load(argument or None, spec)
+
+
+def spec_path(spec: str, *, data_dir="data") -> Path | None:
+    """The file or folder a spec reads (as `load_dataset` opens it, not resolved), or None
+    for an unknown name or a format without one (``synthetic``, ``movielens-dslabs``)."""
+    name, _, argument = str(spec).strip().partition(":")
+    fmt = DATASETS.get(name)
+    if fmt is None or fmt.argument not in ("DIR", "FILE"):
+        return None
+    if not argument:
+        return Path(data_dir) / name
+    try:
+        return Path(argument).expanduser()
+    except RuntimeError:  # "~someone" naming no user: the path as written, which does not exist
+        return Path(argument)
 
 
 def describe_datasets() -> list[dict]:
@@ -117,7 +140,7 @@ class _Table(NamedTuple):
     kinds: tuple[str, ...]
     sep: str
     header: bool = False
-    encoding: str = "utf-8"
+    encoding: str = _UTF8
 
     @property
     def quoted(self) -> bool:  # only real CSV files quote fields ("Matrix, The (1999)")
@@ -155,6 +178,7 @@ def _read_table(path: Path, table: _Table) -> pd.DataFrame:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)  # "loss of data": a long line
+            warnings.simplefilter("ignore", RuntimeWarning)  # float32 overflow: checked below
             df = pd.read_csv(
                 source,
                 sep=sep,
@@ -177,8 +201,12 @@ def _read_table(path: Path, table: _Table) -> pd.DataFrame:
     # An empty field, a short line or (without header) a long one leave NaN/values pandas accepts.
     last = df.columns[-1] if table.header else table.names[-1]
     checked = [n for n, k in zip(table.names, table.kinds) if k != "str"] + [last]
-    if df[list(dict.fromkeys(checked))].isna().to_numpy().any() or (
-        _EXTRA in df and df[_EXTRA].notna().to_numpy().any()
+    # "inf" (or 1e300, past float32) parses as a number; refused like "nan", which does not.
+    floats = [n for n, k in zip(table.names, table.kinds) if k == "float"]
+    if (
+        df[list(dict.fromkeys(checked))].isna().to_numpy().any()
+        or (_EXTRA in df and df[_EXTRA].notna().to_numpy().any())
+        or np.isinf(df[floats].to_numpy()).any()
     ):
         problem = _locate_problem(path, table)
         if problem:
@@ -220,7 +248,7 @@ def _locate_problem(path: Path, table: _Table) -> str | None:
                     if problem:
                         return f"{path.name} line {number}: {problem}"
         except UnicodeDecodeError:
-            return f"{path.name} line {line}: not valid {table.encoding} text"
+            return f"{path.name} line {line}: not valid {table.encoding.removesuffix('-sig')} text"
         except csv.Error as exc:
             return f"{path.name} line {line}: {exc}"
     return None
@@ -243,10 +271,14 @@ def _check_value(name: str, kind: str | None, value: str) -> str | None:
         number = float(text)
     except ValueError:
         return f"{name} {value!r} is not a number"
-    return None if math.isfinite(number) else f"{name} {value!r} is not a number"
+    if not math.isfinite(number):
+        return f"{name} {value!r} is not a finite number"
+    if abs(number) > _FLOAT32_MAX:  # stored as float32, where it would become inf
+        return f"{name} {value!r} is out of range"
+    return None
 
 
-def _check_header(path: Path, required: tuple[str, ...], encoding: str = "utf-8") -> list[str]:
+def _check_header(path: Path, required: tuple[str, ...], encoding: str = _UTF8) -> list[str]:
     """Return a CSV file's header; DatasetError if it lacks a required column."""
     with open(path, encoding=encoding, errors="replace", newline="") as fh:
         header = [c.strip() for c in next(csv.reader(fh), [])]
@@ -461,8 +493,8 @@ def load_csv(path: Path, spec: str) -> Dataset:
     """Any CSV with a header naming ``user``, ``item`` and optionally ``rating``, ``timestamp``.
 
     ``user_id``/``userId`` and ``item_id``/``movieId`` are accepted too. Ids are kept as text.
-    Timestamps are numbers (seconds) or dates that pandas can parse; without a ``rating`` column
-    every row is an implicit interaction.
+    Timestamps are numbers (seconds) or dates that pandas can parse, one kind per file; without a
+    ``rating`` column every row is an implicit interaction. A UTF-8 byte-order mark is ignored.
     """
     if path.is_dir():
         raise DatasetError(f"csv: {path} is a folder; the csv format reads one file (csv:FILE.csv)")
@@ -501,21 +533,39 @@ def load_csv(path: Path, spec: str) -> Dataset:
 
 
 def _parse_timestamps(column: pd.Series, path: Path, name: str) -> np.ndarray:
+    """Seconds since 1970 from a column of numbers (seconds) or of dates, not a mix of both."""
     numbers = pd.to_numeric(column, errors="coerce")
     if numbers.notna().all():
-        return numbers.to_numpy(np.float64).astype(np.int64)
+        values = numbers.to_numpy(np.float64)
+        # inf or 1e300 would cast to an arbitrary int64; a date can say no more than 9999 either.
+        bad = np.flatnonzero(~((values >= _FIRST_SECOND) & (values <= _LAST_SECOND)))
+        if len(bad):
+            raise DatasetError(
+                f"{path.name} line {_line_of_row(path, int(bad[0]))}: {name} {column.iat[bad[0]]!r} is out of range"
+                " (seconds since 1970, within the years 1 to 9999)"
+            )
+        return values.astype(np.int64)
     dates = pd.to_datetime(column, errors="coerce", utc=True, format="mixed")
-    if dates.notna().all():
-        return ((dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
-    row = int(np.flatnonzero((numbers.isna() & dates.isna()).to_numpy())[0])
-    value = column.iat[row]
-    what = "is missing" if pd.isna(value) else f"{value!r} is neither a number nor a date"
-    raise DatasetError(f"{path.name} line {_line_of_row(path, row)}: {name} {what}")
+    neither = np.flatnonzero((numbers.isna() & dates.isna()).to_numpy())
+    if len(neither):
+        row = int(neither[0])
+        value = column.iat[row]
+        what = "is missing" if pd.isna(value) else f"{value!r} is neither a number nor a date"
+        raise DatasetError(f"{path.name} line {_line_of_row(path, row)}: {name} {what}")
+    if dates.isna().any():  # every value is one or the other: some numbers among dates
+        number = int(np.flatnonzero(dates.isna().to_numpy())[0])
+        date = int(np.flatnonzero(numbers.isna().to_numpy())[0])
+        raise DatasetError(
+            f"{path.name} line {_line_of_row(path, number)}: {name} {column.iat[number]!r} is a number, but line "
+            f"{_line_of_row(path, date)} holds a date ({column.iat[date]!r}): use numbers or dates, not both"
+        )
+    # Whole seconds in the dates' own unit: subtracting a nanosecond Timestamp overflowed before 1677.
+    return dates.dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype(np.int64)
 
 
 def _line_of_row(path: Path, row: int) -> int:
     """1-based file line of the 0-based data row ``row`` of a CSV with a header."""
-    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+    with open(path, encoding=_UTF8, errors="replace", newline="") as fh:
         reader = csv.reader(fh)
         seen = -1  # the header
         for fields in reader:
@@ -558,7 +608,10 @@ DATASETS: dict[str, DatasetFormat] = {
         load_synthetic, "generated latent-factor interactions, default 6000x4000x1000000", "USERSxITEMSxINTERACTIONS"
     ),
     "visual-synthetic": DatasetFormat(
-        load_visual_synthetic, "generated images of coloured shapes with hidden user tastes and ground truth (ACF)", "DIR"
+        load_visual_synthetic,
+        "generated images of coloured shapes with hidden user tastes and ground truth (ACF)",
+        "DIR",
+        writes=True,
     ),
     "visual": DatasetFormat(load_visual, "VisRec folder: interactions.csv (user_id,item_id,timestamp) + images/", "DIR"),
 }

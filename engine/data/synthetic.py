@@ -9,8 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from engine.data.access import check_size
 from engine.data.dataset import Dataset, from_frames
 from engine.errors import ParameterError
+
+#: The largest USERSxITEMSxINTERACTIONS generated unless the operator sets `LIMIT_ENV`: every
+#: user draws from a full row of item logits, so time grows with users x items (20,000 x 20,000
+#: take about 4 s on one core) and memory with interactions (about 0.5 GB at 2,000,000).
+LIMIT = (20_000, 20_000, 2_000_000)
+LIMIT_ENV = "RECSYS_SYNTHETIC_LIMIT"
 
 _START = 946_684_800  # 2000-01-01 UTC: timestamps look like MovieLens-era seconds
 _YEAR = 365 * 24 * 3600
@@ -46,7 +53,9 @@ def synthetic_interactions(
 
     Parameters
     ----------
-    n_users, n_items, n_interactions : sizes; ``n_users <= n_interactions <= n_users * n_items``.
+    n_users, n_items, n_interactions : sizes; ``n_users <= n_interactions <= n_users * n_items``,
+        each at most its part of `LIMIT` (or of ``RECSYS_SYNTHETIC_LIMIT=UxIxN``), else a
+        `ParameterError` before anything is allocated.
     factors : latent dimension of the generating model.
     affinity : weight of taste against popularity in the sampling logits.
     popularity_exponent : Zipf exponent of item popularity (0 = uniform).
@@ -64,6 +73,7 @@ def synthetic_interactions(
             "synthetic_interactions needs n_users, n_items >= 1 and n_users <= n_interactions <= "
             f"n_users * n_items, got {n_users}, {n_items}, {n_interactions}"
         )
+    check_size("synthetic", ("users", "items", "interactions"), (n_users, n_items, n_interactions), LIMIT_ENV, LIMIT)
     rng = np.random.default_rng(random_state)
     scale = factors**-0.25  # each factor entry; makes p_u . q_i roughly N(0, 1)
     user_factors = rng.normal(0.0, scale, (n_users, factors)).astype(np.float32)

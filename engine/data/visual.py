@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from engine.data.access import check_size
 from engine.data.dataset import Dataset, from_frames
 from engine.errors import DatasetError, ParameterError
 
@@ -64,6 +65,13 @@ DEFAULT_SIZE = {"n_users": 1000, "n_items": 1000}
 #: today's defaults rather than its recorded values.
 _OLD_DEFAULTS = {"n_users": 2000, "n_items": 700, "popularity_exponent": 0.5}
 _START = 1_577_836_800  # 2020-01-01 UTC
+#: The largest USERSxITEMS generated unless the operator sets `LIMIT_ENV`: each item is a PNG
+#: (about 70 kB and 12 ms), and users x items logits are held at once (2,000 items: 140 MB of
+#: images, half a minute).
+LIMIT = (10_000, 2_000)
+LIMIT_ENV = "RECSYS_VISUAL_SYNTHETIC_LIMIT"
+#: What the generator writes into its folder: a folder holding anything else is not replaced.
+_GENERATED = {"interactions.csv", "items.csv", "images", "ground_truth.npz", "meta.json"}
 
 
 # ---- generation ----------------------------------------------------------------------------
@@ -100,7 +108,10 @@ def generate_visual_synthetic(
     ``meta.json`` (the arguments), written last.
 
     Equal arguments give byte-identical files. About 10 s for the default size on one core.
+    `n_users` and `n_items` are at most `LIMIT` (or ``RECSYS_VISUAL_SYNTHETIC_LIMIT=UxI``), else
+    a `ParameterError` before anything is written.
     """
+    check_size("visual-synthetic", ("users", "items"), (n_users, n_items), LIMIT_ENV, LIMIT)
     if n_users < 1 or n_items < 4 or not 3 <= min_interactions <= max_interactions <= n_items or not 0 <= noise_share < 1:
         raise ParameterError(
             "visual-synthetic needs n_users >= 1, n_items >= 4, 3 <= min_interactions <= max_interactions <= n_items"
@@ -299,7 +310,9 @@ def _draw_interactions(rng, item_motifs, user_motifs, params) -> pd.DataFrame:
 def load_visual_synthetic(path: Path, spec: str) -> Dataset:
     """``visual-synthetic[:DIR]``: generate the default catalogue into DIR if absent, then read it.
 
-    A folder from an older generator version is regenerated with the sizes it records.
+    A folder from an older generator version is regenerated with the sizes it records, but only
+    when it holds nothing but the generator's files: a folder of someone else's files is never
+    moved aside or deleted, whatever its ``meta.json`` says.
     """
     meta_path = path / "meta.json"
     if path.exists() and not meta_path.is_file():
@@ -315,15 +328,39 @@ def load_visual_synthetic(path: Path, spec: str) -> Dataset:
     else:
         try:
             meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DatasetError(f"visual-synthetic: {meta_path} is corrupt ({exc}); remove the folder to regenerate") from None
+        if not isinstance(meta, dict):
+            raise DatasetError(f"visual-synthetic: {meta_path} is corrupt (not a JSON object); remove the folder to regenerate")
         if meta.get("version") != GENERATOR_VERSION:
+            _check_replaceable(path, meta)
             sizes = {
                 k: meta[k] for k in generate_visual_synthetic.__kwdefaults__
                 if k in meta and not (meta.get("version", 0) < GENERATOR_VERSION and _OLD_DEFAULTS.get(k) == meta[k])
             }  # fmt: skip
             generate_visual_synthetic(path, **sizes)
     return load_visual(path, spec)
+
+
+def _check_replaceable(path: Path, meta: dict) -> None:
+    """Refuse to regenerate (move aside and delete) a folder the generator did not write."""
+    ours = meta.get("generator") == "visual-synthetic" and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in meta.items() if k in _SIZE_KEYS
+    )
+    if ours:
+        images = path / "images"
+        ours = {p.name for p in path.iterdir()} <= _GENERATED and (
+            not images.exists()
+            or (images.is_dir() and all(p.is_file() and p.suffix == ".png" and p.stem.isdigit() for p in images.iterdir()))
+        )
+    if not ours:
+        raise DatasetError(
+            f"visual-synthetic: {path} holds files the generator did not write, so it is not regenerated;"
+            " remove it or name another folder"
+        )
+
+
+_SIZE_KEYS = set(generate_visual_synthetic.__kwdefaults__)
 
 
 _VISUAL_NEEDS = "interactions.csv (user_id,item_id[,timestamp]) and images/ named by item id"

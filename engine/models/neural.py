@@ -52,7 +52,7 @@ def parse_layers(value, name: str = "layers") -> tuple[int, ...]:
         sizes = tuple(int(p) for p in parts)
         if any(isinstance(p, float) and not p.is_integer() for p in parts):
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         sizes = ()
     if not 1 <= len(sizes) <= 8 or any(not 1 <= s <= 4096 for s in sizes):
         raise ParameterError(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import operator
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from engine.errors import ParameterError, choices_hint
 
@@ -25,6 +29,7 @@ class Param:
 
     def coerce(self, name: str, value):
         """Return `value` converted to this parameter's type, or raise `ParameterError`."""
+        given = value
         try:
             if self.kind == "bool":
                 if isinstance(value, str):
@@ -33,15 +38,16 @@ class Param:
                     value = value.lower() in ("true", "1", "yes")
                 value = bool(value)
             elif self.kind == "int":
-                if isinstance(value, float) and not value.is_integer():
-                    raise ValueError
-                value = int(float(value)) if isinstance(value, str) else int(value)
+                value = _whole_number(value)
             elif self.kind == "float":
                 value = float(value)
+                if not math.isfinite(value):  # nan passes every range check and trains to NaN
+                    raise ValueError
             elif self.kind == "choice":
                 value = str(value)
-        except (TypeError, ValueError):
-            raise ParameterError(f"parameter {name!r} must be {self.kind}, got {value!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            what = {"int": "a whole number", "float": "a finite number"}.get(self.kind, self.kind)
+            raise ParameterError(f"parameter {name!r} must be {what}, got {given!r}") from None
         if self.kind == "choice" and value not in self.choices:
             raise ParameterError(f"parameter {name!r} got {value!r}{choices_hint(value, self.choices)}")
         if self.kind in ("int", "float"):
@@ -58,6 +64,23 @@ class Param:
         if self.help:
             out["help"] = self.help
         return out
+
+
+def _whole_number(value) -> int:
+    """``16``, ``"16"``, ``16.0`` or ``"1e3"`` as an int; ValueError for ``16.7``, nan or inf.
+
+    Truncating (``int(16.7)`` is 16) would train another model than the one asked for.
+    """
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            value = float(value)
+    if isinstance(value, (float, np.floating)):
+        if not value.is_integer():  # also False for nan and inf
+            raise ValueError
+        return int(value)
+    return operator.index(value)  # ints and numpy ints; TypeError for anything else
 
 
 # The shared names (docs/architecture.md, "Registry and parameters"): every model that has one of

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,16 @@ def app_maker(folder, monkeypatch, *, timeout: float = 60, page: str | None = No
         return at
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def no_page_error(caplog):
+    """Fail a test whose page hit an unexpected exception: the page shows it as one line
+    (`dashboard.components.page_errors`), not as the exception AppTest's `at.exception` sees,
+    and logs it. A test that provokes one on purpose clears `caplog`."""
+    yield
+    logged = [r for r in caplog.get_records("call") if r.name == "dashboard" and r.levelno >= logging.ERROR]
+    assert not logged, logged[0].getMessage() + "\n" + (caplog.text[-3000:])
 
 
 @pytest.fixture

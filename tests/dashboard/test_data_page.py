@@ -38,7 +38,8 @@ def test_charts_have_tight_margins_and_decade_log_ticks(app):
     assert activity["layout"]["yaxis"]["title"]["text"] == "users"
 
 
-def test_ml100k_from_query_params_and_search(app, ml100k_fixture):
+def test_ml100k_from_query_params_and_search(app, ml100k_fixture, monkeypatch):
+    monkeypatch.setenv("RECSYS_ALLOWED_ROOTS", str(ml100k_fixture.path))  # outside the data folder
     at = app(dataset=f"ml-100k:{ml100k_fixture.path}").run()
     assert not at.exception
     values = metric_values(at)

@@ -193,3 +193,30 @@ def test_colour_bar_and_legend_do_not_overlap(trained_app):
     assert legend["orientation"] == "h" and legend["y"] >= 1 and legend["yanchor"] == "bottom"
     shown = [t["name"] for t in spec["data"] if t.get("showlegend", True)]
     assert shown == ["user 1: history", "user 1: top-10"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"projection": "umap-2d", "min_dist": "nan", "neighbors": "²"}, {"n_neighbors": 15, "min_dist": 0.1}),
+        ({"projection": "umap-2d", "min_dist": "inf", "neighbors": "1e99"}, {"n_neighbors": 15, "min_dist": 0.1}),
+        ({"projection": "umap-2d", "min_dist": "1e99", "neighbors": "999"}, {"n_neighbors": 200, "min_dist": 0.99}),
+        ({"projection": "tsne-2d", "perplexity": "nan"}, {"perplexity": 30.0}),
+    ],
+)
+def test_hostile_numbers_in_the_url_fall_back_before_computing(trained_app, monkeypatch, query, expected):
+    """?min_dist=nan reached umap (a traceback after 30 s of CPU); ?neighbors=² raised in int()."""
+    import streamlit as st
+
+    from dashboard import services
+
+    asked = []
+
+    def stop_before_computing(checkpoint, what, method, dims, params):
+        asked.append(dict(params))
+        st.stop()
+
+    monkeypatch.setattr(services, "projection_key", stop_before_computing)
+    at = open_page(trained_app, models=str(run_of(None, "bpr")["id"]), **query)
+    assert not at.exception, at.exception
+    assert asked == [expected]

@@ -131,7 +131,8 @@ def launch_chromium(playwright, executable_path: str):
 # Streamlit publishes its state on the root element: data-test-connection-state (CONNECTED once
 # the websocket is up) and data-test-script-state (initial -> running -> notRunning per rerun).
 APP_IDLE = "[data-testid='stApp'][data-test-connection-state='CONNECTED'][data-test-script-state='notRunning']"
-EXCEPTION = "[data-testid='stException']"
+# Streamlit's exception box, or the one line a page shows for an unexpected error (page_errors).
+EXCEPTION = "[data-testid='stException'], [class*='st-key-page_error_']"
 
 
 def wait_for_title(page, title: str, timeout_ms: float = 60_000) -> None:

@@ -211,3 +211,38 @@ def test_job_table_rows():
     assert table.to_dict("records")[0] == {"job": 1, "model": "bpr", "dataset": "d", "status": "done",
                                            "progress": 1.0, "run": 4, "ndcg@10": 0.25, "error": ""}
     assert table["error"].tolist() == ["", "boom"] and table["run"].isna().tolist() == [False, True]
+
+
+def test_a_session_cancels_only_its_own_jobs_and_the_operator_any(tmp_path):
+    release = threading.Event()
+
+    def train(dataset, model, params, *, data_dir, callback, quick=False):
+        release.wait(30)
+        return {"run_id": 1}
+
+    manager = JobManager(tmp_path, train=train)
+    a1, a2 = manager.submit_many(DATA, [("popularity", {}), ("itemknn", {})], owner="A")
+    b1, b2 = manager.submit_many(DATA, [("popularity", {}), ("itemknn", {})], owner="B")
+    assert a1.snapshot()["owner"] == "A" and b1.snapshot()["owner"] == "B"
+    assert manager.cancel(a2.id, owner="B") is False and not a2.cancel_requested
+    assert manager.cancel_all(owner="B") == 2  # B's two jobs, none of A's
+    assert [j.cancel_requested for j in (a1, a2, b1, b2)] == [False, False, True, True]
+    assert manager.cancel(a2.id, owner="A") is True
+    assert manager.cancel_all() == 1  # the operator (no owner): what is left, A's first job
+    release.set()
+    assert manager.wait(30)
+
+
+def test_runs_are_remembered_by_the_session_that_created_them(tmp_path):
+    runs = iter(range(11, 20))
+
+    def train(dataset, model, params, *, data_dir, callback, quick=False):
+        return {"run_id": next(runs)}
+
+    manager = JobManager(tmp_path, train=train, keep=1)
+    manager.submit_many(DATA, [("popularity", {}), ("itemknn", {})], owner="A")
+    manager.submit(DATA, "popularity", owner="B")
+    manager.submit(DATA, "popularity")  # the operator's (a script's) job
+    assert manager.wait(30)
+    manager.clear_finished()  # forgetting the jobs keeps who created which run
+    assert (manager.created_by("A"), manager.created_by("B"), manager.created_by("C")) == ({11, 12}, {13}, set())

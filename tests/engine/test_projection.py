@@ -90,6 +90,25 @@ def test_bad_arguments_are_refused(points):
         project(bad, "pca", 2)
 
 
+@pytest.mark.parametrize(
+    ("method", "params", "needle"),
+    [
+        ("umap", {"min_dist": float("nan")}, "'min_dist' must be a finite number"),
+        ("umap", {"min_dist": float("inf")}, "'min_dist' must be a finite number"),
+        ("umap", {"min_dist": -0.5}, "'min_dist' must be a finite number >= 0"),
+        ("umap", {"n_neighbors": 7.5}, "'n_neighbors' must be a whole number"),
+        ("umap", {"n_epochs": "200"}, "'n_epochs' must be a whole number"),
+        ("tsne", {"perplexity": float("nan")}, "'perplexity' must be a finite number"),
+        ("tsne", {"perplexity": 0}, "'perplexity' must be a finite number"),
+    ],
+)
+def test_non_finite_parameters_are_refused_before_computing(points, monkeypatch, method, params, needle):
+    """A NaN min_dist (or perplexity) was a traceback from umap (scikit-learn) after 30 s of CPU."""
+    monkeypatch.setattr(projection, "_umap", lambda *a, **k: pytest.fail("computed with a bad parameter"))
+    with pytest.raises(ParameterError, match=needle):
+        project(points, method, 2, params=params)
+
+
 class CountingProject:
     def __init__(self):
         self.calls = 0

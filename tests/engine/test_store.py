@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,10 @@ import torch
 from engine.data import from_frames, leave_last_out
 from engine.errors import CheckpointError, EngineError
 from engine.models.popularity import Popularity
-from engine.store import RunsDB, default_checkpoint_dir, load_checkpoint, save_checkpoint
+from engine import store
+from engine.cli import main
+from engine.experiment import train_and_evaluate
+from engine.store import RunsDB, clean_checkpoints, load_checkpoint, save_checkpoint, save_new_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -127,21 +132,40 @@ def test_unknown_model_in_checkpoint_is_an_engine_error(fitted, dataset, tmp_pat
         load_checkpoint(path)
 
 
-def test_default_checkpoint_dir_names_dataset_and_model_and_is_unique(dataset, tmp_path):
-    first = default_checkpoint_dir("popularity", "ml-100k:/some/where", data_dir=tmp_path)
-    assert first.parent == tmp_path / "checkpoints"
-    assert first.name.startswith("ml-100k-popularity-") and len(first.name) == len("ml-100k-popularity-") + 15
-    first.mkdir(parents=True)
-    second = default_checkpoint_dir("popularity", "ml-100k:/some/where", data_dir=tmp_path)
-    assert second != first and not second.exists()
-    assert default_checkpoint_dir("mf-als", dataset, data_dir=tmp_path).name.startswith("tiny-mf-als-")
+def test_new_checkpoints_get_distinct_names_even_in_one_second(fitted, dataset, tmp_path, monkeypatch):
+    class FrozenClock:  # every save in the same second, as when several runs finish together
+        @staticmethod
+        def now(tz=None):
+            return datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+    tokens = iter(["s1", "c1", "s2", "c1", "c2", "s3", "c3"])  # the second save draws a taken name first
+    monkeypatch.setattr(store, "datetime", FrozenClock)
+    monkeypatch.setattr(store.secrets, "token_hex", lambda n: next(tokens))
+    paths = []
+    for prior in (1.0, 2.0, 3.0):
+        model = Popularity(prior=prior).fit(leave_last_out(dataset).train)
+        paths.append(save_new_checkpoint(model, tmp_path, dataset=dataset, split_settings=SPLIT, metrics={}))
+    assert [p.name for p in paths] == [f"tiny-popularity-20240102-030405-{c}" for c in ("c1", "c2", "c3")]
+    assert all(p.parent == tmp_path / "checkpoints" for p in paths)
+    assert [load_checkpoint(p)[0].prior for p in paths] == [1.0, 2.0, 3.0]  # none overwritten
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == sorted(p.name for p in paths)  # no temporaries left
+
+
+def test_failed_new_checkpoint_leaves_nothing(fitted, dataset, tmp_path, monkeypatch):
+    def broken_rename(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store.os, "rename", broken_rename)
+    with pytest.raises(OSError, match="disk full"):
+        save_new_checkpoint(fitted, tmp_path, dataset=dataset, split_settings=SPLIT, metrics={})
+    assert os.listdir(tmp_path / "checkpoints") == []
 
 
 # ---- runs database ---------------------------------------------------------------------------------
 def test_runs_record_list_delete(tmp_path):
     db = RunsDB(tmp_path / "runs.sqlite")
-    ck = tmp_path / "ck"
-    ck.mkdir()
+    ck = tmp_path / "checkpoints" / "ck"
+    ck.mkdir(parents=True)
     (ck / "model.json").write_text("{}")
     a = db.record(model="als", dataset="ml-100k", params={"factors": 64}, metrics={"ndcg@10": 0.05, "hr@10": 0.1},
                   fit_seconds=1.5, checkpoint=ck)
@@ -226,3 +250,163 @@ def test_unusable_database_file_is_one_line_error(tmp_path):
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(EngineError, match="unusable"):
         RunsDB(path).list()
+
+
+def test_check_refuses_a_directory_garbage_or_a_foreign_table(tmp_path):
+    (tmp_path / "dir.sqlite").mkdir()
+    (tmp_path / "garbage.sqlite").write_bytes(b"\x00garbage" * 100)
+    with sqlite3.connect(tmp_path / "foreign.sqlite") as con:
+        con.execute("CREATE TABLE runs (x)")
+    for name, why in [("dir", "unusable"), ("garbage", "unusable"), ("foreign", "runs table without id")]:
+        with pytest.raises(EngineError, match=why) as info:
+            RunsDB(tmp_path / f"{name}.sqlite").check()
+        assert "\n" not in str(info.value)
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(EngineError, match="a-file is not a folder"):
+        RunsDB(tmp_path / "a-file" / "runs.sqlite").check()
+    RunsDB(tmp_path / "new" / "sub" / "runs.sqlite").check()  # absent but creatable: usable, nothing made
+    assert not (tmp_path / "new").exists()
+    RunsDB(tmp_path / "new.sqlite").record(model="m", dataset="d", params={}, metrics={})
+    RunsDB(tmp_path / "new.sqlite").check()
+
+
+@pytest.mark.parametrize("bad", ["directory", "garbage"])
+def test_unusable_runs_database_fails_before_training_and_saves_nothing(bad, dataset, tmp_path, monkeypatch, capsys):
+    path = tmp_path / "runs.sqlite"
+    if bad == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"not sqlite" * 100)
+
+    def no_fit(self, *args, **kwargs):
+        raise AssertionError("trained although the runs database is unusable")
+
+    monkeypatch.setattr(Popularity, "fit", no_fit)
+    with pytest.raises(EngineError, match="runs database .* is unusable"):
+        train_and_evaluate(dataset, "popularity", data_dir=tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
+
+    csv = tmp_path / "tiny.csv"
+    csv.write_text("user,item\n" + "".join(f"{u},{i}\n" for u in range(4) for i in range(4)))
+    code = main(["--data-dir", str(tmp_path), "train", "--dataset", f"csv:{csv}", "--model", "popularity"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: runs database") and err.count("\n") == 1
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_run_whose_row_fails_keeps_no_checkpoint(dataset, tmp_path, monkeypatch):
+    def broken_record(self, **kwargs):
+        raise EngineError("runs database went away")
+
+    monkeypatch.setattr(RunsDB, "record", broken_record)
+    with pytest.raises(EngineError, match="went away"):
+        train_and_evaluate(dataset, "popularity", data_dir=tmp_path)
+    assert os.listdir(tmp_path / "checkpoints") == []  # no checkpoint without its row
+
+
+# ---- deleting and cleaning stay inside <data>/checkpoints --------------------------------------
+def _fake_checkpoint(folder: Path, *, extra: str | None = None, age: float = 3600) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "model.json").write_text("{}")
+    (folder / "weights.pt").write_bytes(b"w")
+    if extra:
+        (folder / extra).write_text("the user's own file")
+    old = datetime.now(timezone.utc).timestamp() - age
+    for path in [*folder.iterdir(), folder]:
+        os.utime(path, (old, old))
+    return folder
+
+
+def test_delete_removes_only_its_own_folder_inside_checkpoints(tmp_path):
+    data = tmp_path / "data"
+    db = RunsDB(data / "runs.sqlite")
+    ckpts = data / "checkpoints"
+    own = _fake_checkpoint(ckpts / "own")
+    shared = _fake_checkpoint(ckpts / "shared")  # two rows from before names were unique
+    outside = _fake_checkpoint(tmp_path / "elsewhere" / "out")  # trained with --out
+    with_files = _fake_checkpoint(ckpts / "mixed", extra="notes.txt")
+    target = _fake_checkpoint(tmp_path / "precious")
+    (ckpts / "link").symlink_to(target, target_is_directory=True)
+    ids = {name: db.record(model="m", dataset="d", params={}, metrics={}, checkpoint=folder)
+           for name, folder in [("own", own), ("shared1", shared), ("shared2", shared), ("outside", outside),
+                                ("mixed", with_files), ("link", ckpts / "link"), ("dotdot", ckpts / ".." / "..")]}
+    for name in ids:
+        db.delete(ids[name], remove_checkpoint=True)
+        if name == "shared1":
+            assert shared.is_dir()  # the other row still names it
+    assert not own.exists() and not shared.exists()
+    assert outside.is_dir() and with_files.is_dir() and (ckpts / "link").is_symlink()
+    assert sorted(p.name for p in target.iterdir()) == ["model.json", "weights.pt"]
+    assert data.is_dir() and tmp_path.is_dir() and db.list().empty
+
+
+def test_clean_removes_only_old_orphans_inside_checkpoints(tmp_path):
+    data = tmp_path / "data"
+    db = RunsDB(data / "runs.sqlite")
+    ckpts = data / "checkpoints"
+    kept = _fake_checkpoint(ckpts / "recorded")
+    db.record(model="m", dataset="d", params={}, metrics={}, checkpoint=kept)
+    orphan = _fake_checkpoint(ckpts / "orphan")  # saved, then killed before its row
+    temp = _fake_checkpoint(ckpts / ".orphan.1234.saving")  # killed while saving
+    empty = ckpts / "claimed"  # killed between claiming a name and the rename
+    empty.mkdir()
+    os.utime(empty, (0, 0))
+    fresh_temp = _fake_checkpoint(ckpts / ".young.saving", age=0)  # a save running right now
+    fresh = _fake_checkpoint(ckpts / "young", age=0)  # saved, its row is being written
+    mixed = _fake_checkpoint(ckpts / "users-folder", extra="notes.txt")
+    target = _fake_checkpoint(tmp_path / "outside")
+    (ckpts / "link").symlink_to(target, target_is_directory=True)
+    (ckpts / ".hidden-link").symlink_to(target, target_is_directory=True)
+    (ckpts / "stray.txt").write_text("a file")
+
+    leftovers = sorted([orphan, temp, empty])
+    assert sorted(clean_checkpoints(data, dry_run=True)) == leftovers
+    assert all(p.exists() for p in leftovers)  # a dry run removes nothing
+    assert sorted(clean_checkpoints(data)) == leftovers
+    assert sorted(os.listdir(ckpts)) == sorted(
+        [".hidden-link", ".young.saving", "link", "recorded", "stray.txt", "users-folder", "young"]
+    )
+    assert fresh_temp.is_dir() and fresh.is_dir() and mixed.is_dir() and kept.is_dir()
+    assert sorted(os.listdir(target)) == ["model.json", "weights.pt"]  # never followed a link out
+    assert clean_checkpoints(data) == []
+
+
+def test_clean_without_a_runs_database_removes_only_temporaries(tmp_path):
+    checkpoint = _fake_checkpoint(tmp_path / "checkpoints" / "a-run")
+    temp = _fake_checkpoint(tmp_path / "checkpoints" / ".a-run.1.saving")
+    assert clean_checkpoints(tmp_path) == [temp]
+    assert checkpoint.is_dir() and not (tmp_path / "runs.sqlite").exists()
+
+
+def test_clean_refuses_an_unusable_database_and_a_linked_checkpoints_folder(tmp_path):
+    (tmp_path / "runs.sqlite").write_bytes(b"garbage" * 100)
+    orphan = _fake_checkpoint(tmp_path / "checkpoints" / "orphan")
+    with pytest.raises(EngineError, match="unusable"):
+        clean_checkpoints(tmp_path)
+    assert orphan.is_dir()
+    elsewhere = tmp_path / "elsewhere"
+    _fake_checkpoint(elsewhere / ".tmp")
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "checkpoints").symlink_to(elsewhere, target_is_directory=True)
+    assert clean_checkpoints(tmp_path / "linked") == []
+    assert (elsewhere / ".tmp").is_dir()
+
+
+def test_cli_runs_clean_lists_then_removes(tmp_path, capsys):
+    db = RunsDB(tmp_path / "runs.sqlite")
+    db.delete(db.record(model="m", dataset="d", params={}, metrics={}))  # a database without rows
+    temp = _fake_checkpoint(tmp_path / "checkpoints" / ".x.saving")
+    young = _fake_checkpoint(tmp_path / "checkpoints" / "young", age=0)
+    assert main(["--data-dir", str(tmp_path), "runs", "clean", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"would remove {temp}" in out and "would remove 1 " in out and temp.is_dir()
+    assert main(["--data-dir", str(tmp_path), "runs", "clean", "--min-age", "0"]) == 0
+    out = capsys.readouterr().out
+    assert f"removed {young}" in out and not temp.exists() and not young.exists()
+    (tmp_path / "runs.sqlite").unlink()
+    (tmp_path / "runs.sqlite").mkdir()
+    assert main(["--data-dir", str(tmp_path), "runs", "clean", "--min-age", "nan"]) == 2
+    assert main(["--data-dir", str(tmp_path), "runs", "clean"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [err[0], f"error: runs database {tmp_path / 'runs.sqlite'} is unusable: unable to open database file"]
+    assert err[0].startswith("error: --min-age")

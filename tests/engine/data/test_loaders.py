@@ -242,6 +242,58 @@ def test_malformed_csv_format_files(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("fixture", "name", "content", "message"),
+    [
+        ("ml100k_dir", "u.data", "1\t10\t4\t100\n1\t11\tinf\t7\n", "u.data line 2: rating 'inf' is not a finite number"),
+        ("ml1m_dir", "ratings.dat", "1::10::5::978300760\n1::20::-inf::9\n", "ratings.dat line 2: rating '-inf' is not a finite"),
+        ("ml_latest_dir", "ratings.csv", f"{HEAD}1,1,4,9\n1,3,Infinity,9\n", "ratings.csv line 3: rating 'Infinity' is not a finite"),
+        ("ml_latest_dir", "ratings.csv", f"{HEAD}1,1,4,9\n1,3,1e300,9\n", "ratings.csv line 3: rating '1e300' is out of range"),
+    ],
+)
+def test_infinite_ratings_are_refused_like_nan(request, fixture, name, content, message):
+    """"nan" was refused but "inf" (and 1e300, inf in float32) loaded and trained silently."""
+    folder = request.getfixturevalue(fixture)
+    write(folder / name, content)
+    with pytest.raises(DatasetError) as err:
+        load_dataset(f"{SPEC_OF_FIXTURE[fixture]}:{folder}")
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("user,item,rating\n1,10,4\n2,10,inf\n", "x.csv line 3: rating 'inf' is not a finite number"),
+        ("user,item,rating\n1,10,4\n2,10,nan\n", "x.csv line 3: rating 'nan' is not a finite number"),
+        ("user,item,timestamp\n1,10,1000000\n2,10,2001-01-01\n3,10,1000001\n",
+         "x.csv line 2: timestamp '1000000' is a number, but line 3 holds a date ('2001-01-01')"),
+        ("user,item,timestamp\n1,10,5\n2,10,inf\n", "x.csv line 3: timestamp 'inf' is out of range"),
+        ("user,item,timestamp\n1,10,5\n2,10,1e300\n", "x.csv line 3: timestamp '1e300' is out of range"),
+    ],
+)
+def test_csv_non_finite_and_mixed_values_are_one_line(tmp_path, content, message):
+    path = write(tmp_path / "x.csv", content)
+    with pytest.raises(DatasetError) as err:
+        load_dataset(f"csv:{path}")
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_csv_dates_before_1677_are_seconds_too(tmp_path):
+    """Subtracting a nanosecond Timestamp overflowed for 1500-01-01 (a traceback)."""
+    path = write(tmp_path / "x.csv", "user,item,timestamp\n1,10,1500-01-01\n1,11,1970-01-01T00:00:01Z\n")
+    assert load_dataset(f"csv:{path}").interactions["timestamp"].tolist() == [-14831769600, 1]
+
+
+def test_csv_with_a_utf8_byte_order_mark_reads_like_without(tmp_path):
+    """Excel writes a BOM; the upload page accepted such a file but `csv:` found no user column."""
+    text = "user,item,rating\n1,10,4\n2,10,3\n"
+    plain = load_dataset(f"csv:{write(tmp_path / 'plain.csv', text)}")
+    bom_file = write(tmp_path / "bom.csv", text.encode("utf-8-sig"))
+    assert bom_file.read_bytes().startswith(b"\xef\xbb\xbf")
+    bom = load_dataset(f"csv:{bom_file}")
+    assert bom.interactions.equals(plain.interactions) and bom.has_ratings
+
+
+@pytest.mark.parametrize(
     ("spec_name", "missing", "needs"),
     [
         ("ml-100k", "u.item", "u.data, u.item"),

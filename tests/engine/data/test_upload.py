@@ -41,6 +41,8 @@ def test_ids_that_look_like_missing_values_are_kept(tmp_path):
         (b"a,b,c\n1,2,x\n", {"user": "a", "item": "b", "rating": "c"}, "up.csv line 2: rating 'x' is not a number"),
         (b"a,b\n1,\n", {"user": "a", "item": "b"}, "up.csv line 2: item is missing"),
         (b"a,b,t\n1,2,yesterday-ish\n", {"user": "a", "item": "b", "timestamp": "t"}, "neither a number nor a date"),
+        (b"a,b,c\n1,2,inf\n", {"user": "a", "item": "b", "rating": "c"}, "up.csv line 2: rating 'inf' is not a finite"),
+        (b"a,b,t\n1,2,5\n1,3,1500-01-01\n", {"user": "a", "item": "b", "timestamp": "t"}, "use numbers or dates, not both"),
         (b"a,b\n", {"user": "a", "item": "b"}, "up.csv: no interactions in the file"),
         (b"", {"user": "a", "item": "b"}, "up.csv: the file is empty"),
         (b"\xff\xfea,b\n", {"user": "a", "item": "b"}, "up.csv: not a UTF-8 CSV file"),

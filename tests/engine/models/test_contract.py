@@ -199,6 +199,19 @@ def test_parameters_are_validated(name):
             cls.from_params(**{key: bad})
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_nan_inf_and_fractions_are_refused_for_every_number(name):
+    """nan slips past every range check (it compares False) and trained to NDCG 0; 16.7 became 16."""
+    cls = MODELS[name]
+    for key, spec in cls.param_space.items():
+        if spec.kind not in ("int", "float"):
+            continue
+        bad = ["nan", "inf", "-inf", float("nan"), float("inf")] + (["16.7", 16.7, "1e400"] if spec.kind == "int" else [])
+        for value in bad:
+            with pytest.raises(ParameterError, match=f"parameter {key!r} must be"):
+                cls.from_params(**{key: value})
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES if "random_state" in MODELS[n].param_names()])
 def test_fit_is_deterministic_under_random_state(name):
     users = np.arange(DATASET.n_users)

@@ -1,0 +1,123 @@
+"""What a dataset spec from a visitor may ask for: which paths, and how large a generated dataset.
+
+Two kinds of people reach the engine. The *operator* starts the server or runs the command
+line and may name any path. A *visitor* (anyone with the dashboard's URL) sends specs through
+the URL and the sidebar; the dashboard checks each one with `check_spec_paths` before loading:
+
+- a spec that reads (``csv:FILE``, ``ml-100k:DIR``, ``visual:DIR``, ...) may name only paths
+  inside the data folder (its uploads included) or inside a root the operator allowed at start
+  (`ALLOWED_ROOTS_ENV`, folders separated by ``os.pathsep``);
+- a spec that writes (``visual-synthetic:DIR``, whose loader generates the folder) may name
+  only a folder strictly inside the data folder.
+
+Paths are compared after resolving symlinks and ``..``, and a refusal is the same line whether
+the path exists or not, so probing paths tells a visitor nothing about the server's disk.
+
+Generated datasets also have size limits (`size_limit`), which the generators check before
+allocating anything; the operator raises them with an environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from engine.errors import DatasetError, ParameterError
+
+#: Extra folders visitors may read datasets from, ``os.pathsep``-separated (``:`` on Linux).
+ALLOWED_ROOTS_ENV = "RECSYS_ALLOWED_ROOTS"
+
+
+#: Where a visitor's spec that only reads may point, in the refusal's words.
+READ_WHERE = "from the data folder, its uploads and the folders the operator allowed"
+
+
+class PathRefusedError(DatasetError):
+    """A visitor's spec names a path outside the data folder and the allowed roots."""
+
+
+def allowed_roots(environ=None) -> list[Path]:
+    """The roots the operator allowed with `ALLOWED_ROOTS_ENV` (empty entries skipped)."""
+    value = (os.environ if environ is None else environ).get(ALLOWED_ROOTS_ENV, "")
+    return [Path(part).expanduser() for part in value.split(os.pathsep) if part.strip()]
+
+
+def check_spec_paths(spec: str, data_dir, allowed_roots=()) -> None:
+    """Refuse a visitor's spec naming a path outside the data folder and `allowed_roots`.
+
+    Parameters
+    ----------
+    spec : a dataset spec (``NAME`` or ``NAME:PATH``). Unknown names and formats without a
+        path pass: `load_dataset` answers those.
+    data_dir : the data folder; a spec without a path reads ``data_dir/NAME``.
+    allowed_roots : further folders a spec that only reads may name.
+
+    Raises
+    ------
+    PathRefusedError
+        One line, identical for an existing and a missing path.
+    """
+    from engine.data.loaders import DATASETS, spec_path  # loaders imports the generators, which import this
+
+    path = spec_path(spec, data_dir=data_dir)
+    if path is None:
+        return
+    name = str(spec).strip().partition(":")[0]
+    writes = DATASETS[name].writes
+    target = _resolved(path)
+    home = _resolved(Path(data_dir))
+    if target is not None and home is not None:
+        if writes and home in target.parents:  # strictly inside: the generator writes next to it
+            return
+        roots = [home] + [r for r in map(_resolved, allowed_roots) if r is not None]
+        if not writes and any(target == root or root in target.parents for root in roots):
+            return
+    where = "inside the data folder" if writes else READ_WHERE
+    raise PathRefusedError(f"{name}: this dashboard opens datasets only {where}; that path is not one of them")
+
+
+def spec_allowed(spec: str, data_dir, allowed_roots=()) -> bool:
+    """Whether `check_spec_paths` accepts `spec` (for lists offered to visitors)."""
+    try:
+        check_spec_paths(spec, data_dir, allowed_roots)
+    except PathRefusedError:
+        return False
+    return True
+
+
+def _resolved(path: Path) -> Path | None:
+    """The absolute path with symlinks and ``..`` resolved in the order the OS follows them
+    (``link/..`` is the link target's parent, so no lexical normalisation first), or None when
+    it cannot be (a null byte, a symlink loop): such a path is refused like any outside one."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def size_limit(variable: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """The limit in environment variable `variable` (``AxBxC``, as many parts as `default`),
+    else `default`. A malformed value is a `ParameterError` naming the variable."""
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return tuple(default)
+    parts = re.split(r"\s*[xX]\s*", value)
+    if len(parts) != len(default) or not all(p.isdigit() and int(p) > 0 for p in parts):
+        example = "x".join(str(n) for n in default)
+        raise ParameterError(
+            f"{variable} must be {len(default)} positive whole numbers such as {example}, got {value!r}"
+        )
+    return tuple(int(p) for p in parts)
+
+
+def check_size(what: str, names: tuple, sizes: tuple, variable: str, default: tuple[int, ...]) -> None:
+    """Raise one `ParameterError` line when a size exceeds its limit, naming the limit and how
+    the operator raises it. Called before anything is allocated."""
+    limit = size_limit(variable, default)
+    for name, size, most in zip(names, sizes, limit):
+        if size > most:
+            raise ParameterError(
+                f"{what}: {size:,} {name} is over the limit of {most:,} (the operator can raise it with"
+                f" {variable}={'x'.join(str(n) for n in limit)}, in the order {'x'.join(n.upper() for n in names)})"
+            )
