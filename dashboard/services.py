@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +26,7 @@ from engine import explore
 from engine import projection as projections
 from engine.data import DATASETS, Dataset, DataSplits, load_dataset
 from engine.data import access, stats
-from engine.data.upload import guess_mapping, read_header, save_upload
+from engine.data.upload import guess_mapping, read_header, save_upload, upload_limits
 from engine.data.visual import load_image
 from engine.errors import CheckpointError, EngineError, UnknownIdError
 from engine.experiment import make_splits
@@ -599,8 +600,83 @@ def gone_runs(ids) -> list[int]:
     return [i for i in wanted if i not in known]
 
 
-def upload_columns(content: bytes, name: str) -> list[str] | None:
-    """The header of an uploaded CSV, or None after a one-line `st.error`."""
+# ---- runs in use: which tab has which runs selected ------------------------------------------------
+# So that the Models page can warn before deleting a run another tab is showing. Kept in the
+# server's memory only; each page's model picker refreshes its tab's entry on every run, and an
+# entry not refreshed for `IN_USE_TTL` seconds (a closed or idle tab) is forgotten.
+
+IN_USE_TTL = 600.0
+IN_USE_MAX = 2000  # (tab, picker) entries kept at most: the oldest go first
+
+
+class RunsInUse:
+    """Which runs each (session, picker) uses, expiring after `ttl` seconds without a refresh,
+    at most `max_entries` entries (the least recently refreshed are dropped). Thread-safe:
+    every session's script thread records here."""
+
+    def __init__(self, ttl: float = IN_USE_TTL, max_entries: int = IN_USE_MAX, clock=time.monotonic):
+        self.ttl, self.max_entries, self._clock = ttl, max_entries, clock
+        self._entries: OrderedDict[tuple[str, str], tuple[float, frozenset[int]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def record(self, owner: str, picker: str, run_ids) -> None:
+        """Session `owner`'s picker `picker` now shows `run_ids` (replacing what it showed)."""
+        ids = frozenset(int(i) for i in run_ids)
+        with self._lock:
+            self._entries.pop((owner, picker), None)
+            if ids:
+                self._entries[(owner, picker)] = (self._clock(), ids)
+            self._expire()
+
+    def used_elsewhere(self, owner: str) -> set[int]:
+        """The runs some other session's picker showed within the last `ttl` seconds."""
+        with self._lock:
+            self._expire()
+            return {i for (who, _), (_, ids) in self._entries.items() if who != owner for i in ids}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def _expire(self) -> None:
+        # Oldest first (`record` moves an entry to the end), so stop at the first fresh one.
+        oldest_kept = self._clock() - self.ttl
+        while self._entries:
+            key, (seen, _) = next(iter(self._entries.items()))
+            if seen >= oldest_kept and len(self._entries) <= self.max_entries:
+                break
+            del self._entries[key]
+
+
+@st.cache_resource(max_entries=4)
+def _runs_in_use(data_dir: str) -> RunsInUse:
+    return RunsInUse()  # per data folder: run ids are numbers of that folder's runs.sqlite
+
+
+def record_runs_in_use(picker: str, run_ids) -> None:
+    """Note that this tab's picker `picker` shows `run_ids` (see `runs_in_use_elsewhere`)."""
+    _runs_in_use(str(DATA_DIR)).record(session_owner(), picker, run_ids)
+
+
+def runs_in_use_elsewhere() -> set[int]:
+    """The runs another browser tab has selected in a page's picker within the last ten minutes."""
+    return _runs_in_use(str(DATA_DIR)).used_elsewhere(session_owner())
+
+
+def upload_limit_mb() -> int | None:
+    """The uploader's size limit in MB: the operator's ``RECSYS_UPLOAD_MAX_MB``, within the
+    server's ``server.maxUploadSize`` (which refuses bigger requests whatever the widget says).
+    None for a malformed setting: reading the file then reports it in one line."""
+    try:
+        limit = upload_limits()[0]
+    except EngineError:
+        return None
+    return min(limit, int(st.get_option("server.maxUploadSize")))
+
+
+def upload_columns(content, name: str) -> list[str] | None:
+    """The header of an uploaded CSV (bytes or Streamlit's upload object, read without copying
+    it), or None after a one-line `st.error` (also for a file over the operator's size limit)."""
     try:
         return read_header(content, name=name)
     except EngineError as exc:
@@ -613,7 +689,7 @@ def upload_guess(columns: list[str]) -> dict:
     return guess_mapping(columns)
 
 
-def save_uploaded_csv(content: bytes, name: str, mapping: dict) -> str | None:
+def save_uploaded_csv(content, name: str, mapping: dict) -> str | None:
     """Save the mapped upload under ``DATA_DIR/uploads/`` and return its ``csv:PATH`` spec, or
     None after a one-line `st.error` (nothing is written then)."""
     try:

@@ -98,6 +98,11 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     return name.strip(), params
 
 
+#: Every seed is one more fit of every seeded model: beyond this, a number is a typo, not a plan
+#: (``--seeds 2**63`` would otherwise build a list of that many fits before the first one).
+MAX_SEEDS = 100
+
+
 def seeded_specs(name: str, seeds: int, peers: dict) -> list[tuple[str, int | None]]:
     """``[(spec, seed), ...]``: `name` once per seed 0 .. seeds-1, or once (seed None) when it has
     no ``random_state`` or ``seeds`` is 1 (the model's own default seed then applies)."""
@@ -295,8 +300,8 @@ def run_bench(
     """
     log = log or (lambda line: None)
     check_protocol(protocol)
-    if not isinstance(seeds, int) or seeds < 1:
-        raise ParameterError(f"seeds must be a whole number >= 1, got {seeds!r}")
+    if not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
+        raise ParameterError(f"seeds must be a whole number from 1 to {MAX_SEEDS}, got {seeds!r}")
     dataset = get_dataset(dataset_spec_or_dataset, data_dir=data_dir)
     splits = make_splits(dataset)
     notes: list[str] = []

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -48,6 +49,13 @@ DEFAULT_PARAMS = {
 #: Up to this many points UMAP's neighbour graph is computed exactly by scikit-learn (brute force,
 #: in chunks): faster than umap's approximate search at this size, and free of its JIT compile.
 EXACT_NEIGHBOURS_MAX = 50_000
+#: UMAP and t-SNE cost minutes and gigabytes as points grow (t-SNE's Barnes-Hut is n log n with
+#: a large constant), and a visitor chooses the dataset: beyond this many points they are refused
+#: before computing. 50,000 holds every catalogue and user base the project ships (the default
+#: dataset's 9,066 items, ML-1M's 6,040 users) with room; the operator raises it with the variable.
+#: PCA stays unlimited: it is one pass over a d x d covariance, seconds for a million points.
+MAX_POINTS_ENV = "RECSYS_PROJECTION_MAX_POINTS"
+DEFAULT_MAX_POINTS = 50_000
 #: Bumped when a method's output for the same inputs changes, so old cache files are not read.
 CACHE_VERSION = 1
 
@@ -107,6 +115,28 @@ def _check_number(method: str, name: str, value, low: float, whole: bool) -> Non
         raise ParameterError(f"{method} parameter {name!r} must be {kind} >= {low:g}, got {value!r}")
 
 
+def max_points() -> int:
+    """How many points UMAP and t-SNE may project: ``RECSYS_PROJECTION_MAX_POINTS``, else 50,000."""
+    raw = os.environ.get(MAX_POINTS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_POINTS
+    if not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+        raise ParameterError(f"{MAX_POINTS_ENV}={raw!r} is not a whole number >= 1 (the operator's setting)")
+    return int(raw)
+
+
+def check_points(method: str, n: int) -> None:
+    """`ParameterError` (one line) when `method` may not project `n` points; PCA always may."""
+    if method == "pca":
+        return
+    limit = max_points()
+    if n > limit:
+        raise ParameterError(
+            f"{method} of {n:,} points is over the limit of {limit:,} (PCA has none; the operator"
+            f" can raise it with {MAX_POINTS_ENV})"
+        )
+
+
 def project(
     embeddings, method: str = "pca", dims: int = 2, *, params: dict | None = None, callback: Progress | None = None
 ) -> Projection:
@@ -130,11 +160,13 @@ def project(
 
     Raises
     ------
-    ParameterError : unknown method or parameter, dims not 2 or 3, too few points or columns.
+    ParameterError : unknown method or parameter, dims not 2 or 3, too few points or columns;
+        UMAP or t-SNE of more points than `max_points`.
     EngineError : NaN or infinite embeddings.
     """
     params = resolve_params(method, params)
     x = _check(embeddings, dims)
+    check_points(method, len(x))
     start = time.perf_counter()
     evr = None
     if method == "pca":
@@ -279,6 +311,7 @@ def cached_projection(
             params=params,
             from_cache=True,
         )
+    check_points(method, len(x))  # before the "compute" event: nothing starts that is refused
     if callback is not None:
         callback({"stage": "compute", "method": method, "points": len(x)})
     result = project(x, method, dims, params=params, callback=callback)

@@ -91,7 +91,8 @@ else:
             entry = data["profile"][i]
             grid = {"overlay": entry["beta"], "truth": entry["truth"]}.get(view)
             with col:
-                st.image(services.attention_image(spec, entry["item"], grid), caption=entry["title"] + liked_mark(entry))
+                # Image captions are Markdown too: a title is shown as text.
+                st.image(services.attention_image(spec, entry["item"], grid), caption=plain(entry["title"]) + liked_mark(entry))
                 st.progress(min(1.0, entry["alpha"] / top), text=f"α = {entry['alpha']:.3f}")
 
 st.subheader(f"Top-{TOP_K} recommendations")
@@ -100,7 +101,7 @@ for indices, columns in grid_rows(len(recs)):
     for i, col in zip(indices, columns):
         entry = recs[i]
         with col:
-            st.image(services.attention_image(spec, entry["item"]), caption=f"{i + 1}. {entry['title']}{liked_mark(entry)}")
+            st.image(services.attention_image(spec, entry["item"]), caption=f"{i + 1}. {plain(entry['title'])}{liked_mark(entry)}")
 if truth and recs:
     hits = sum(e["liked"] for e in recs)
     st.caption(f"{hits} of {len(recs)} recommendations show a motif this user likes.")

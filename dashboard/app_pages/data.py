@@ -18,10 +18,11 @@ st.caption(f"Dataset {code(spec)}")
 with st.expander("Load a CSV file", icon=":material/upload_file:", expanded=spec.startswith("csv:")):
     upload = st.file_uploader(
         "Interactions CSV (one row per user-item interaction, with a header line)",
-        type=["csv"], key="data_upload",
+        type=["csv"], key="data_upload", max_upload_size=services.upload_limit_mb(),
     )
     if upload is not None:
-        content = upload.getvalue()
+        # The upload object itself, not `getvalue()`: parsed in chunks from Streamlit's copy.
+        content = upload
         columns = services.upload_columns(content, upload.name)
         if columns:
             guess = services.upload_guess(columns)

@@ -213,10 +213,15 @@ st.caption(glossary.links_line(metric_columns))
 by_id = {int(row.id): row for row in runs.itertuples(index=False)}
 quick_ids = set(runs.loc[runs["quick run"], "id"].astype(int))
 in_use = [i for i in st.query_params.get("models", "").split(",") if i]
+# This tab's `models=` is its selection too (the other pages' pickers read it), and others' is
+# marked: a run another tab selected lately says so before it is deleted.
+services.record_runs_in_use("models", [r for r in by_id if str(r) in in_use])
+elsewhere = services.runs_in_use_elsewhere()
 run_id = st.selectbox(
     "Run", list(by_id), key="models_run",
     format_func=lambda i: f"{by_id[i].model} #{i}" + (services.QUICK_MARK if i in quick_ids else "")
-    + ("" if by_id[i].checkpoint == "ok" else " (checkpoint missing)"),
+    + ("" if by_id[i].checkpoint == "ok" else " (checkpoint missing)")
+    + (" (in use in another tab)" if i in elsewhere else ""),
 )
 chosen = by_id[run_id]
 if in_use:
@@ -235,13 +240,16 @@ with use_col:
         st.session_state["models_flash"] = f"{plain(chosen.model)} #{run_id} is now used by the other pages."
         st.rerun()
 with delete_col:
+    if run_id in elsewhere:
+        st.caption(f"Run #{run_id} is in use in another browser tab: if deleted, that tab will say it is gone.")
     if not services.may_delete(run_id):  # another session's run, or deleting is off for visitors
         st.caption(services.why_not_delete())
     elif st.button("Delete", icon=":material/delete:", key="models_delete"):
         st.session_state["models_confirm_delete"] = run_id
 
 if st.session_state.get("models_confirm_delete") == run_id:
-    st.warning(f"Delete run {plain(chosen.model)} #{run_id} and its checkpoint? This cannot be undone.",
+    st.warning(f"Delete run {plain(chosen.model)} #{run_id} and its checkpoint? This cannot be undone."
+               + (" It is in use in another browser tab, which will say it is gone." if run_id in elsewhere else ""),
                icon=":material/warning:")
     yes, no = st.columns(2)
     if yes.button("Yes, delete", type="primary", key="models_delete_yes"):

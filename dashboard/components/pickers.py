@@ -53,6 +53,7 @@ def model_picker(
     value = ",".join(chosen)
     if value != st.query_params.get(key):
         st.query_params[key] = value
+    services.record_runs_in_use(key, chosen)  # so another tab's Models page warns before a delete
     return [by_id[i] for i in chosen]
 
 

@@ -125,3 +125,23 @@ def test_non_visual_dataset_asks_for_a_visual_one(trained_app):
     at.run()
     assert not at.exception
     assert "visual-synthetic" in at.info[0].value
+
+
+def test_image_captions_show_titles_as_text(visual_app, monkeypatch):
+    """Captions of `st.image` are Markdown: a title such as ``[x](http://e)`` must stay text."""
+    from dashboard import services
+
+    real = services.user_attention
+
+    def hostile_titles(*args, **kwargs):
+        data = real(*args, **kwargs)
+        for entry in [*data["profile"], *data["recommendations"]]:
+            entry["title"] = "[click](http://example.com) ![x](http://example.com/x.png)"
+        return data
+
+    monkeypatch.setattr(services, "user_attention", hostile_titles)
+    at = visual_app().run()
+    assert not at.exception
+    captions = [c for node in at.image for c in node.captions]
+    assert captions and all("[click]" not in c and "![x]" not in c for c in captions), captions
+    assert all(r"\[click\]" in c for c in captions)

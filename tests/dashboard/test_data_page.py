@@ -146,3 +146,16 @@ def test_file_without_columns_is_refused_before_mapping(app, data_dir):
     assert [e.value for e in at.error] == ["empty.csv: the file is empty (expected a header line naming the columns)"]
     assert "data_upload_load" not in [b.key for b in at.button]
     assert not (data_dir / "uploads").exists()
+
+
+def test_upload_over_the_operator_limit_is_one_line_and_writes_nothing(app, data_dir, monkeypatch):
+    monkeypatch.setenv("RECSYS_UPLOAD_MAX_MB", "1")
+    at = app().run()
+    # The browser refuses bigger files itself: the widget carries the limit (the server's
+    # server.maxUploadSize, 50 in .streamlit/config.toml, caps it).
+    assert at.file_uploader(key="data_upload").proto.max_upload_size_mb == 1
+    at = upload(at, GOOD_CSV + b"c4,p4,1,2021-03-06,v\n" * 60_000, "huge.csv")  # 1.2 MB
+    assert not at.exception
+    assert [e.value for e in at.error] == ["huge.csv: 1.2 MB is over the upload limit of 1 MB (the operator can raise it with RECSYS\\_UPLOAD\\_MAX\\_MB)"]
+    assert "data_upload_load" not in [b.key for b in at.button]
+    assert not (data_dir / "uploads").exists()

@@ -170,3 +170,58 @@ def test_unexpected_error_is_one_line_with_a_reference_that_the_log_holds(app, m
     assert reference in record.getMessage() and "the Data page" in record.getMessage()
     assert "secret detail /srv/private/path" in caplog.text  # the traceback, for the operator
     caplog.clear()  # expected here (see conftest's `no_page_error`)
+
+
+def marked(at) -> set[int]:
+    """The runs the Models page's run picker marks as in use in another tab."""
+    options = at.selectbox(key="models_run").options
+    return {int(re.search(r"#(\d+)", o)[1]) for o in options if o.endswith(" (in use in another tab)")}
+
+
+def test_a_run_another_tab_uses_is_marked_before_a_delete(app, data_dir, monkeypatch):
+    monkeypatch.setenv("RECSYS_OPERATOR", "1")  # B may delete any run: the warning is the point
+    used = train_and_evaluate("movielens-dslabs", "popularity", {}, data_dir=data_dir)["run_id"]
+    free = train_and_evaluate("movielens-dslabs", "popularity", {}, data_dir=data_dir)["run_id"]
+    a = app(models=str(used))
+    a.switch_page("app_pages/users.py")
+    assert not a.run().exception
+
+    b = models_page(app)
+    assert marked(b) == {used}
+    b.selectbox(key="models_run").set_value(used).run()
+    assert f"Run #{used} is in use in another browser tab: if deleted, that tab will say it is gone." in [
+        c.value for c in b.caption]
+    b.button(key="models_delete").click().run()
+    [warning] = b.warning
+    assert "It is in use in another browser tab" in warning.value
+    b.selectbox(key="models_run").set_value(free).run()
+    b.button(key="models_delete").click().run()
+    [warning] = b.warning
+    assert warning.value.startswith(f"Delete run popularity #{free}") and "another browser tab" not in warning.value
+
+    # A's own Models page does not mark the run A uses; a tab whose link names a run marks it
+    a.switch_page(PAGE)
+    assert marked(a.run()) == set()
+    models_page(app, models=str(free))
+    assert marked(b.run()) == {used, free}
+
+
+def test_runs_in_use_expire_and_stay_bounded():
+    from dashboard.services import RunsInUse
+
+    now = [0.0]
+    seen = RunsInUse(ttl=600, max_entries=3, clock=lambda: now[0])
+    seen.record("a", "models", ["1", "2"])
+    seen.record("b", "a", [3])
+    assert seen.used_elsewhere("b") == {1, 2} and seen.used_elsewhere("a") == {3}
+    seen.record("a", "models", ["2"])  # the picker changed: run 1 is no longer in use
+    assert seen.used_elsewhere("c") == {2, 3}
+    now[0] = 300.0
+    seen.record("b", "a", [3])  # refreshed
+    now[0] = 700.0  # a's entry is 700 s old, b's 400 s
+    assert seen.used_elsewhere("c") == {3} and len(seen) == 1
+    for owner in "defg":
+        seen.record(owner, "models", [7])
+    assert len(seen) == 3 and seen.used_elsewhere("x") == {7}  # the oldest were dropped
+    seen.record("g", "models", [])  # a picker with nothing selected holds nothing
+    assert len(seen) == 2

@@ -154,6 +154,15 @@ def test_bench_with_no_model_named_is_refused(tiny, tmp_path, capsys, models):
     assert out == ""
 
 
+@pytest.mark.parametrize("seeds", [str(2**63), "101", "0"])
+def test_bench_seeds_beyond_the_limit_are_refused_before_any_fit(tiny, tmp_path, capsys, seeds):
+    """``--seeds 2**63`` built a list of that many fits (memory, then hours) before the first."""
+    code, out, err = run(capsys, "--data-dir", tmp_path, "bench", "--dataset", tiny, "--models", "popularity",
+                         "--no-peers", "--seeds", seeds)  # fmt: skip
+    assert_one_line_error(code, err, "seeds must be a whole number from 1 to 100")
+    assert out == ""
+
+
 @pytest.mark.parametrize("content", ["[1, 2]", '"meta"', "3"])
 def test_a_visual_meta_json_that_is_not_an_object_is_one_line(tmp_path, capsys, content):
     folder = tmp_path / "visual"

@@ -202,3 +202,30 @@ def test_nearest_neighbours_by_cosine():
     assert 0 not in idx[0] and 2 not in idx[1]  # never itself
     with pytest.raises(ParameterError, match="outside"):
         nearest_neighbours(x, [5])
+
+
+# ---- the operator's limit on UMAP and t-SNE points ------------------------------------------
+@pytest.mark.parametrize("method", ["umap", "tsne"])
+def test_umap_and_tsne_over_the_point_limit_are_refused_before_computing(points, checkpoint, tmp_path, monkeypatch, method):
+    monkeypatch.setenv("RECSYS_PROJECTION_MAX_POINTS", "59")
+    monkeypatch.setattr(projection, "_umap", lambda *a, **k: pytest.fail("computed over the limit"))
+    import sklearn.manifold
+
+    monkeypatch.setattr(sklearn.manifold, "TSNE", lambda *a, **k: pytest.fail("computed over the limit"))
+    events = []
+    expected = rf"^{method} of 60 points is over the limit of 59 \(PCA has none; the operator can raise it with RECSYS_PROJECTION_MAX_POINTS\)$"
+    with pytest.raises(ParameterError, match=expected):
+        project(points, method, 2)
+    with pytest.raises(ParameterError, match=expected):
+        cached_projection(points, method, 2, cache_dir=tmp_path / "cache", key="k", callback=events.append)
+    assert events == [] and not (tmp_path / "cache").exists()
+    assert project(points, "pca", 2).coords.shape == (60, 2)  # PCA has no limit
+
+
+def test_up_to_the_point_limit_projects_and_the_default_holds_the_shipped_datasets(points, monkeypatch):
+    assert projection.DEFAULT_MAX_POINTS >= 9_066  # the default dataset's items, the largest set shown
+    monkeypatch.setenv("RECSYS_PROJECTION_MAX_POINTS", "60")
+    assert project(points, "tsne", 2, params={"perplexity": 5.0}).coords.shape == (60, 2)
+    monkeypatch.setenv("RECSYS_PROJECTION_MAX_POINTS", "many")
+    with pytest.raises(ParameterError, match=r"^RECSYS_PROJECTION_MAX_POINTS='many' is not a whole number >= 1"):
+        project(points, "umap", 2)

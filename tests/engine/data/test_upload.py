@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import re
+
 import pytest
 
-from engine.data import load_dataset
+from engine.data import load_dataset, upload
 from engine.data.upload import check_mapping, guess_mapping, read_header, save_upload
 from engine.errors import DatasetError
 
@@ -76,3 +79,55 @@ def test_check_mapping_drops_unmapped_roles():
 def test_spaces_around_header_names_are_ignored(tmp_path):
     path = save_upload(b"u , i \n1,2\n", {"user": "u", "item": "i"}, tmp_path)
     assert path.read_text() == "user,item\n1,2\n"
+
+
+# ---- limits: bytes before parsing, rows while parsing in chunks ------------------------------
+def test_over_the_size_limit_is_refused_before_parsing(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECSYS_UPLOAD_MAX_MB", "1")
+    # Not even UTF-8 after the header: parsed, it would be a decoding error, not the size.
+    content = b"a,b\n" + b"\xff" * (1024 * 1024)
+    expected = r"^big.csv: 1.0 MB is over the upload limit of 1 MB \(the operator can raise it with RECSYS_UPLOAD_MAX_MB\)$"
+    with pytest.raises(DatasetError, match=expected):
+        read_header(content, name="big.csv")
+    with pytest.raises(DatasetError, match=expected):
+        save_upload(content, {"user": "a", "item": "b"}, tmp_path, name="big.csv")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("RECSYS_UPLOAD_MAX_MB", "2")
+    assert read_header(content[:100]) == ["a", "b"]  # within the limit: read as before
+
+
+def test_rows_are_counted_while_reading_and_reading_stops_at_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(upload, "CHUNK_ROWS", 2)
+    monkeypatch.setenv("RECSYS_UPLOAD_MAX_ROWS", "4")
+    rows = b"".join(b"u%d,i%d\n" % (n, n) for n in range(4))
+    exactly = save_upload(b"a,b\n" + rows, {"user": "a", "item": "b"}, tmp_path / "ok")
+    assert exactly.read_bytes() == b"user,item\n" + rows  # every chunk, in order, once
+    # A broken last line 1 MB further is never reached: the file is read a chunk at a time (pandas
+    # reads ahead 256 KB of bytes) and given up at the limit. Read whole, the line is the error.
+    content = b"a,b\n" + rows + b"u9,i9\n" * 200_000 + b"x,y,z\n"
+    with pytest.raises(DatasetError, match=r"^up.csv: more than 4 rows, the upload limit \(the operator can raise it with RECSYS_UPLOAD_MAX_ROWS\)$"):
+        save_upload(content, {"user": "a", "item": "b"}, tmp_path / "over", name="up.csv")
+    assert list((tmp_path / "over").iterdir()) == []  # no scratch folder, no partial file
+
+
+def test_line_numbers_of_errors_count_across_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(upload, "CHUNK_ROWS", 2)
+    content = b"a,b,c\n" + b"1,2,3\n" * 5 + b"1,2,3,4\n"
+    with pytest.raises(DatasetError, match="Expected 3 fields in line 7, saw 4"):
+        save_upload(content, {"user": "a", "item": "b"}, tmp_path)
+
+
+def test_a_file_object_is_read_from_its_start_without_a_copy(tmp_path):
+    stream = io.BytesIO(CSV)
+    assert read_header(stream) == ["who", "what", "score", "at"]
+    path = save_upload(stream, MAPPING, tmp_path, name="r.csv")  # after read_header moved it
+    assert path == save_upload(CSV, MAPPING, tmp_path, name="r.csv")  # same content, same file
+    assert path.read_text().count("\n") == 4
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5", "1.5"])
+def test_a_malformed_limit_is_one_line_naming_the_variable(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("RECSYS_UPLOAD_MAX_ROWS", value)
+    with pytest.raises(DatasetError, match=rf"^RECSYS_UPLOAD_MAX_ROWS='{re.escape(value)}' is not a whole number >= 1"):
+        save_upload(CSV, MAPPING, tmp_path)
+    assert list(tmp_path.iterdir()) == []
