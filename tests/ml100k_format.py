@@ -33,6 +33,8 @@ from urllib.parse import quote_plus
 import numpy as np
 import pandas as pd
 
+from engine.data.loaders import ML100K_GENRES
+
 N_USERS, N_ITEMS, N_RATINGS = 943, 1682, 100_000
 MIN_RATINGS, MAX_RATINGS = 20, 740  # per user, about as in ML-100k
 FACTORS = 8
@@ -40,11 +42,7 @@ AFFINITY = 1.75  # weight of taste against popularity when a user picks films
 POPULARITY_EXPONENT = 0.45  # Zipf exponent of the head of the popularity curve
 TAIL = 4.5  # extra decay along the ranks, which thins the tail
 
-GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
-    "Thriller", "War", "Western",
-)  # fmt: skip
+GENRES = ML100K_GENRES  # u.genre's 19 names, in the order of u.item's flag columns
 # Share of films flagged with each genre (after "unknown"), about as in ML-100k.
 GENRE_SHARE = (
     0.15, 0.08, 0.025, 0.07, 0.30, 0.065, 0.03, 0.43, 0.013, 0.014, 0.055, 0.033, 0.036, 0.15, 0.06,

@@ -81,3 +81,20 @@ def trained_dir(tmp_path_factory):
 def trained_app(trained_dir, monkeypatch):
     """Like `app`, over a data folder that already holds the runs in `TRAINED`."""
     return app_maker(trained_dir, monkeypatch)
+
+
+def manager():
+    """The job manager of the data folder the current test's app uses."""
+    from dashboard import services
+
+    return services.job_manager()
+
+
+@pytest.fixture
+def fresh_jobs():
+    """Each test gets its own job list (the manager is per data folder; tmp folders differ), and
+    no job of it outlives the test."""
+    yield
+    m = manager()
+    m.cancel_all()
+    assert m.wait(120)

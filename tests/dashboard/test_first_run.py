@@ -7,28 +7,15 @@ import pytest
 
 from engine import demo
 from engine.store import RunsDB
+from tests.dashboard.conftest import manager
 
 DATA_PAGE = "app_pages/data.py"
-
-
-def manager():
-    from dashboard import services
-
-    return services.job_manager()
 
 
 @pytest.fixture
 def light(monkeypatch):
     """The demo's light settings (a small image catalogue, seconds of training)."""
     monkeypatch.setenv(demo.LIGHT_ENV, "1")
-
-
-@pytest.fixture
-def fresh_jobs():
-    yield
-    m = manager()
-    m.cancel_all()
-    assert m.wait(120)
 
 
 def panel_text(at) -> str:

@@ -6,6 +6,7 @@ import pytest
 
 from engine.models.registry import describe_models
 from engine.store import RunsDB
+from tests.dashboard.conftest import manager
 
 PAGE = "app_pages/models.py"
 
@@ -16,12 +17,6 @@ def models_page(make, **query):
     return at.run()
 
 
-def manager():
-    from dashboard import services
-
-    return services.job_manager()
-
-
 def runs_table(at):
     """The runs table (read-only dataframes carry no key in AppTest): the one with params."""
     return next(d.value for d in at.dataframe if "params" in d.value.columns)
@@ -29,15 +24,6 @@ def runs_table(at):
 
 def submit_button(at):
     return next(b for b in at.button if b.key and b.key.startswith("FormSubmitter:models_train_form_"))
-
-
-@pytest.fixture
-def fresh_jobs():
-    """Each test gets its own job list (the manager is per data folder; tmp folders differ)."""
-    yield
-    m = manager()
-    m.cancel_all()
-    assert m.wait(120)
 
 
 def test_empty_state_offers_the_starter_set(app, fresh_jobs):

@@ -42,12 +42,8 @@ def e2e_data_dir(chromium, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def app_url(e2e_data_dir, tmp_path_factory):
     """The base URL of the real app, started once for the session and stopped after it."""
-    server = StreamlitServer(e2e_data_dir, tmp_path_factory.mktemp("e2e_log") / "streamlit.log")
-    try:
-        server.wait_healthy()
+    with StreamlitServer(e2e_data_dir, tmp_path_factory.mktemp("e2e_log") / "streamlit.log") as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

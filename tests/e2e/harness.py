@@ -119,6 +119,18 @@ class StreamlitServer:
                 self.process.wait(timeout=10)
         self._log.close()
 
+    def __enter__(self) -> "StreamlitServer":
+        """``with StreamlitServer(...) as server:`` - healthy inside, stopped on the way out."""
+        try:
+            self.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
 
 
 

@@ -151,14 +151,11 @@ def test_a_cold_server_says_it_is_starting_instead_of_a_blank_page(page, chromiu
     to Embeddings shows that the engine is starting, then the chart, not grey placeholders."""
     from tests.e2e.harness import StreamlitServer
 
-    server = StreamlitServer(e2e_data_dir, tmp_path_factory.mktemp("cold_log") / "streamlit.log")
-    try:
-        server.wait_healthy()  # the health check runs no script: nothing is imported yet
+    # The health check that `with` waits for runs no script: nothing is imported yet.
+    with StreamlitServer(e2e_data_dir, tmp_path_factory.mktemp("cold_log") / "streamlit.log") as server:
         page.goto(f"{server.url}/embeddings?models={newest_runs['als']}&projection=pca-2d&user={USER}")
         expect(page.get_by_text("Starting the engine")).to_be_visible(timeout=30_000)
         wait_for_title(page, "Embeddings")
         expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
         expect(page.get_by_text("Starting the engine")).to_have_count(0)
         assert page.locator(EXCEPTION).count() == 0
-    finally:
-        server.stop()

@@ -37,12 +37,8 @@ def run_ids(e2e_data_dir) -> dict[str, int]:
 def upload_app_url(chromium, tmp_path_factory):
     """An app over an empty data folder of its own (the upload is written there)."""
     folder = tmp_path_factory.mktemp("upload_data")
-    server = StreamlitServer(folder, tmp_path_factory.mktemp("upload_log") / "streamlit.log")
-    try:
-        server.wait_healthy()
+    with StreamlitServer(folder, tmp_path_factory.mktemp("upload_log") / "streamlit.log") as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -33,12 +33,8 @@ DEMO_TIMEOUT_MS = 600_000  # the light demo takes well under a minute; a busy ma
 def tour_url(chromium, tmp_path_factory):
     """The real app over an empty data folder, with the demo's light settings."""
     folder = tmp_path_factory.mktemp("tour_data")
-    server = StreamlitServer(folder, tmp_path_factory.mktemp("tour_log") / "streamlit.log", env={LIGHT_ENV: "1"})
-    try:
-        server.wait_healthy()
+    with StreamlitServer(folder, tmp_path_factory.mktemp("tour_log") / "streamlit.log", env={LIGHT_ENV: "1"}) as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
