@@ -28,12 +28,12 @@ from engine.data import DATASETS, Dataset, DataSplits, load_dataset
 from engine.data import access, stats
 from engine.data.upload import guess_mapping, read_header, save_upload, upload_limits
 from engine.data.visual import load_image
-from engine.errors import CheckpointError, EngineError, UnknownIdError
+from engine.errors import CheckpointError, EngineError, UnknownIdError, quoted  # noqa: F401 - pages quote link values
 from engine.experiment import make_splits
 from engine.history_explain import because_you_liked, supports_history
 from engine.jobs import JobManager, history, job_table, may_touch, one_line
 from engine.models.base import Recommender
-from engine.models.registry import describe_models
+from engine.models.registry import describe_models, model_has
 from engine.store import RunsDB, clean_checkpoints, load_checkpoint
 
 from dashboard.components.text import code, plain
@@ -512,9 +512,11 @@ def attention_hint(spec: str) -> str:
     if not demo.visual_ready(DATA_DIR):
         text += " (generated the first time it is picked, in a few seconds)"
     runs = runs_table(visual)
-    if not runs[(runs["model"] == "acf") & (runs["checkpoint_status"] == "ok")].empty:
+    attentive = runs["model"].map(lambda m: model_has(m, "attention")).astype(bool)
+    if not runs[attentive & (runs["checkpoint_status"] == "ok")].empty:
         return text + ": its acf run is ready."
-    if any(j["quick"] and j["model"] == "acf" and j["status"] in ("queued", "running") for j in training_jobs()):
+    if any(j["quick"] and model_has(j["model"], "attention") and j["status"] in ("queued", "running")
+           for j in training_jobs()):  # fmt: skip
         return text + " when the demo being prepared has trained its acf (progress on the Data page)."
     return text + ", then press **Prepare the demo** on the Data page (or train an acf on the Models page)."
 
@@ -709,15 +711,16 @@ def projection_cache_dir() -> Path:
     return DATA_DIR / "cache" / "projections"
 
 
-def may_have_embeddings(run: dict) -> bool:
-    """Whether a run's model class has embeddings at all: decided from the registry, without
+def run_has(ability: str):
+    """A picker filter (``accept=``): runs whose model declares `ability` (``"embeddings"``,
+    ``"fold_in"``, ``"attention"``, ``"feature_view"``), read from the registry class without
     loading the checkpoint (the picker asks this of every run)."""
-    from engine.models.registry import MODELS
+    return lambda run: model_has(run["model"], ability)
 
-    cls = MODELS.get(run["model"])
-    return cls is not None and any(
-        getattr(cls, what) is not getattr(Recommender, what) for what in ("item_embeddings", "user_embeddings")
-    )
+
+def may_have_embeddings(run: dict) -> bool:
+    """Whether a run's model class has embeddings at all (see `run_has`)."""
+    return model_has(run["model"], "embeddings")
 
 
 def embedding_kinds(run: dict, spec: str) -> list[str]:
@@ -936,7 +939,8 @@ def attention_image(spec: str, item_idx: int, grid=None, *, size: int = 224) -> 
 
 
 # ---- explain ----------------------------------------------------------------------------------
-# SHAP and LIME of a feature-mlp's score for one (user, item) pair, and a global SHAP summary.
+# SHAP and LIME of the score of a model with the feature view (feature-mlp) for one (user,
+# item) pair, and a global SHAP summary.
 # The explainer (a k-means summary of 500 training pairs) is built once per checkpoint; a lock
 # keeps two sessions from interleaving calls on it (LIME re-seeds its shared generator per call).
 
@@ -944,10 +948,6 @@ def attention_image(spec: str, item_idx: int, grid=None, *, size: int = 224) -> 
 _EXPLAIN_LOCK = threading.Lock()
 #: How many held-out test pairs the global summary explains (choices offered by the page).
 GLOBAL_PAIRS = (50, 100, 200)
-
-
-def is_explainable(run: dict) -> bool:
-    return run["model"] == "feature-mlp"
 
 
 @st.cache_resource(max_entries=4, show_spinner="Summarising training pairs for the explainer...")

@@ -11,6 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from engine.threads import configure_process  # noqa: E402
+configure_process("dashboard")  # before torch is first imported: passive OpenMP workers (engine/threads.py)
+
 import streamlit as st  # noqa: E402
 
 # An emoji favicon is drawn in the page itself; a material icon would be fetched from the internet.
@@ -35,6 +38,8 @@ with st.spinner("Starting the engine (once per server start, a few seconds)...")
     from dashboard.components import url_state
     from dashboard.components.page_errors import reported
     from dashboard.components.sidebar import dataset_picker
+    from dashboard import session_cleanup
+session_cleanup.start()  # once per server: closed tabs' sessions and memory are released
 url_state.restore()
 with st.sidebar, reported("the sidebar"):
     dataset_picker()

@@ -89,6 +89,13 @@ def has_ground_truth(dataset: Dataset) -> bool:
     return all(k in dataset.extras for k in ("user_motifs", "motif_cells"))
 
 
+def has_attention(model) -> bool:
+    """Whether `model` exposes attention: the ability its class declares
+    (`Recommender.has_attention`). An object that is not a `Recommender` (a hand-written
+    stand-in, as in the tests) counts when it has an ``attention`` method."""
+    return bool(getattr(model, "has_attention", hasattr(model, "attention")))
+
+
 def attention_fidelity(model, dataset: Dataset, test_split: Split) -> dict:
     """``{"attention.component_lift", "attention.item_auc", "attention.users"}`` for a model
     with an ``attention(user_idx)`` method, over the users of `test_split`.
@@ -99,7 +106,7 @@ def attention_fidelity(model, dataset: Dataset, test_split: Split) -> dict:
     """
     if not has_ground_truth(dataset):
         raise EngineError(f"dataset {dataset.name!r} has no attention ground truth (only visual-synthetic does)")
-    if not callable(getattr(model, "attention", None)):
+    if not has_attention(model):
         raise EngineError(f"model {getattr(model, 'name', type(model).__name__)!r} exposes no attention")
     user_motifs = np.asarray(dataset.extras["user_motifs"])
     cells = np.asarray(dataset.extras["motif_cells"])  # (items, motifs, 49)

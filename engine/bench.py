@@ -15,10 +15,15 @@ as much as the gaps between the models, so "A beats B" is a claim about means ov
 With ``memory=True`` every row is computed in a fresh Python process (``python -m engine
 bench-one``) that reports its own peak resident set size, so one model's memory does not hide
 behind another's.
+
+With ``background_load=n`` the fits run beside `n` busy processes (`engine.background_load`):
+a fit time measured that way, divided by the quiet one, is what sharing the cores costs. The
+report records the load and the thread policy of the process (`engine.threads`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -28,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from engine.background_load import BackgroundLoad, check_count
 from engine.data import Dataset, DataSplits
 from engine.errors import EngineError, ParameterError, choices_hint
 from engine.experiment import build_model, check_protocol, evaluate_test, get_dataset, make_splits
@@ -175,6 +181,8 @@ def bench_row(name: str, splits: DataSplits, *, protocol: str = "full", peers=No
         "params": model.get_params(),
         "metrics": metrics,
         "fit_seconds": model.fit_seconds_,
+        # Comparable across dataset sizes: linear scaling keeps it constant.
+        "fit_seconds_per_million": model.fit_seconds_ / max(1e-6, len(splits.train) / 1e6),
     }
 
 
@@ -281,6 +289,7 @@ def run_bench(
     memory: bool = False,
     reach: bool = True,
     seeds: int = 1,
+    background_load: int = 0,
     data_dir="data",
     log: Log | None = None,
 ) -> dict:
@@ -296,12 +305,14 @@ def run_bench(
         (at the model's default seed, against the peer's mean NDCG@10).
     seeds : fit every seeded model with seeds 0 .. seeds-1; `rows` has one row per fit (with its
         ``seed``), `means` one row per model with the mean metrics and their ``sd``.
+    background_load : busy processes running during the fits (and the time-to-reach refits).
     log : receives one line per step (the CLI writes them to stderr).
     """
     log = log or (lambda line: None)
     check_protocol(protocol)
     if not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
         raise ParameterError(f"seeds must be a whole number from 1 to {MAX_SEEDS}, got {seeds!r}")
+    check_count(background_load)
     dataset = get_dataset(dataset_spec_or_dataset, data_dir=data_dir)
     splits = make_splits(dataset)
     notes: list[str] = []
@@ -313,6 +324,53 @@ def run_bench(
     runs = [(name, spec, seed) for name in [*ours, *theirs] for spec, seed in seeded_specs(name, seeds, available)]
 
     rows = []
+    with contextlib.ExitStack() as load:
+        if background_load:
+            log(f"bench: {background_load} busy background process(es) during the fits")
+            load.enter_context(BackgroundLoad(background_load))
+        _fit_rows(runs, rows, dataset, splits, notes, theirs, available, peer_params,
+                  protocol=protocol, memory=memory, data_dir=data_dir, log=log)
+        means = mean_rows(rows)
+        ratios = pair_ratios(means, available)
+        if reach:
+            for ratio in ratios:
+                if not is_iterative(ratio["engine"]):
+                    continue
+                log(f"bench: time for {ratio['engine']} to reach {ratio['peer']}'s ndcg@10 {ratio['peer_ndcg@10']:.4f} ...")
+                found = time_to_reach(ratio["engine"], splits, ratio["peer_ndcg@10"], protocol=protocol)
+                add_reach(ratio, found)
+    return {
+        "dataset": dataset.spec,
+        "protocol": protocol,
+        "split": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test),
+                  "users": dataset.n_users, "items": dataset.n_items},
+        "seeds": seeds,
+        "background_load": background_load,
+        "threads": thread_report(),
+        "rows": rows,
+        "means": means,
+        "ratios": ratios,
+        "variants": variant_ratios(means),
+        "notes": notes,
+    }
+
+
+def thread_report() -> dict:
+    """The threads torch uses here and the OpenMP wait policy this process started with."""
+    import torch
+
+    from engine.threads import current
+
+    policy = current()
+    return {
+        "threads": torch.get_num_threads(),
+        "wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset (the libraries' spinning default)"),
+        "configured": policy.as_dict() if policy is not None else None,
+    }
+
+
+def _fit_rows(runs, rows, dataset, splits, notes, theirs, available, peer_params, *, protocol, memory, data_dir, log):
+    """Fit every ``(name, spec, seed)`` of `runs` into `rows` (peers that cannot run go to `notes`)."""
     for name, spec, seed in runs:
         log(f"bench: {spec} on {dataset.name} ...")
         try:
@@ -334,28 +392,6 @@ def run_bench(
             f"bench: {spec}: ndcg@10 {row['metrics']['ndcg@10']:.4f}, fit {row['fit_seconds']:.2f} s"
             + (f", peak RSS {row['peak_rss_mb']:.0f} MiB" if "peak_rss_mb" in row else "")
         )
-
-    means = mean_rows(rows)
-    ratios = pair_ratios(means, available)
-    if reach:
-        for ratio in ratios:
-            if not is_iterative(ratio["engine"]):
-                continue
-            log(f"bench: time for {ratio['engine']} to reach {ratio['peer']}'s ndcg@10 {ratio['peer_ndcg@10']:.4f} ...")
-            found = time_to_reach(ratio["engine"], splits, ratio["peer_ndcg@10"], protocol=protocol)
-            add_reach(ratio, found)
-    return {
-        "dataset": dataset.spec,
-        "protocol": protocol,
-        "split": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test),
-                  "users": dataset.n_users, "items": dataset.n_items},
-        "seeds": seeds,
-        "rows": rows,
-        "means": means,
-        "ratios": ratios,
-        "variants": variant_ratios(means),
-        "notes": notes,
-    }
 
 
 def mean_rows(rows: list[dict]) -> list[dict]:
@@ -441,6 +477,14 @@ def _mean_sd(row: dict, metric: str) -> str | None:
     return f"{row['metrics'][metric]:.4f}" + ("" if sd is None else f" ± {sd:.4f}")
 
 
+def _conditions(report: dict) -> str:
+    """``"threads 1 (OMP_WAIT_POLICY PASSIVE), background load 1 busy process"``."""
+    threads = report.get("threads") or {}
+    load = report.get("background_load", 0)
+    return (f"threads {threads.get('threads', '?')} (OMP_WAIT_POLICY {threads.get('wait_policy', '?')}), "
+            f"background load {load} busy process{'' if load == 1 else 'es'}")
+
+
 def _ratio(a, b) -> float | None:
     if a is None or b is None or b == 0:
         return None
@@ -460,16 +504,17 @@ def format_report(report: dict) -> str:
     rows = [
         {"model": r["model"], "source": r["source"], "seed": r.get("seed"),
          **{m: r["metrics"].get(m) for m in (*TABLE_METRICS, *attention)},
-         "fit s": r["fit_seconds"],
+         "fit s": r["fit_seconds"], "s/1M": r.get("fit_seconds_per_million"),
          "peak MiB": None if r.get("peak_rss_mb") is None else round(r["peak_rss_mb"])}
         for r in report["rows"]
     ]
-    columns = ["model", "source", *(["seed"] if seeded else []), *TABLE_METRICS, *attention, "fit s"]
+    columns = ["model", "source", *(["seed"] if seeded else []), *TABLE_METRICS, *attention, "fit s", "s/1M"]
     columns += ["peak MiB"] if memory else []
     split = report["split"]
     lines = [
         f"{report['dataset']}: {split['users']} users x {split['items']} items; "
         f"train {split['train']}, val {split['val']}, test {split['test']} ({report['protocol']} ranking)",
+        _conditions(report),
         table(rows, columns),
     ]
     if seeded:

@@ -337,6 +337,7 @@ def cmd_bench(args) -> int:
         peers=not args.no_peers,
         memory=args.memory,
         seeds=args.seeds,
+        background_load=args.background_load,
         data_dir=args.data_dir,
         log=_err,
     )
@@ -559,6 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-peers", action="store_true")
     p.add_argument("--memory", action="store_true", help="train each model in a fresh process and report its peak RSS")
     p.add_argument("--seeds", type=int, default=1, help="fit seeded models with seeds 0..N-1 and report mean ± sd (default 1)")
+    p.add_argument("--background-load", type=int, default=0, metavar="N",
+                   help="run N busy processes beside the fits, to measure a shared machine (default 0); "
+                   "threads: RECSYS_THREADS, OMP_WAIT_POLICY (see engine/threads.py)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 

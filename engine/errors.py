@@ -36,6 +36,19 @@ class NotFittedError(EngineError, RuntimeError):
     """A model was asked to score before `fit` (or `load`)."""
 
 
+class AbilityError(EngineError, NotImplementedError):
+    """A model was asked for an optional ability it does not have (see `Recommender.abilities`)."""
+
+
+def quoted(value, *, limit: int = 60) -> str:
+    """`value` quoted for a one-line error message (``'abc'``), cut after `limit` characters
+    with its length said (a 10,000-character id from a link is not echoed whole)."""
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
 def choices_hint(value: str, choices, *, limit: int = 8) -> str:
     """Return ' (did you mean X?; valid: a, b, c)' for one-line error messages."""
     choices = [str(c) for c in choices]

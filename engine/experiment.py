@@ -66,7 +66,7 @@ def evaluate_test(model: Recommender, splits: DataSplits, *, protocol: str = "fu
 
     check_protocol(protocol)
     metrics = dict(evaluate(model, splits.test, exclude=[splits.val], protocol=protocol))
-    if has_ground_truth(splits.test.dataset) and callable(getattr(model, "attention", None)):
+    if has_ground_truth(splits.test.dataset) and model.has_attention:
         metrics.update(attention_fidelity(model, splits.test.dataset, splits.test))
     return metrics
 

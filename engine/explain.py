@@ -181,6 +181,8 @@ def feature_groups(model, frame: pd.DataFrame | None = None) -> list[FeatureGrou
     own = getattr(model, "feature_groups", None)
     if callable(own):
         return list(own())
+    # `feature_space` is declared by `Recommender` (None without one); getattr keeps the
+    # explainer usable with a hand-written stand-in that offers only the tabular view.
     space = getattr(model, "feature_space", None)
     if space is not None:
         groups = [FeatureGroup(USER_EMBEDDING, ("user_idx",), True), FeatureGroup(ITEM_EMBEDDING, ("item_idx",), True)]
@@ -678,14 +680,33 @@ def recommended_pairs(model, split, n: int = 100, *, random_state: int = 0) -> t
 
 
 def explainer_for(model, train, *, n_background: int = 500, random_state: int = 0, **kwargs) -> PairExplainer:
-    """A `PairExplainer` whose background is `n_background` pairs of the training split."""
-    if not (callable(getattr(model, "feature_frame", None)) and callable(getattr(model, "predict_frame", None))):
+    """A `PairExplainer` whose background is `n_background` pairs of the training split.
+
+    The model must declare the ``feature_view`` ability (`Recommender.has_feature_view`).
+    """
+    if not has_feature_view(model):
         raise ParameterError(
-            f"model {getattr(model, 'name', type(model).__name__)!r} has no feature view to explain: "
-            "SHAP and LIME need a feature-mlp"
+            f"model {_label(model)!r} has no feature view to explain: "
+            "SHAP and LIME need a model with the feature-view ability (e.g. feature-mlp)"
         )
     users, items = background_pairs(train, n_background, random_state=random_state)
     return PairExplainer(model, users, items, random_state=random_state, **kwargs)
+
+
+def has_feature_view(model) -> bool:
+    """Whether `model` declares the tabular view SHAP and LIME work on (False for anything
+    that is not a model)."""
+    try:
+        return bool(model.has_feature_view)
+    except AttributeError:
+        return False
+
+
+def _label(model) -> str:
+    try:
+        return model.name
+    except AttributeError:
+        return type(model).__name__
 
 
 # ---- internals ---------------------------------------------------------------------------------
@@ -790,12 +811,11 @@ def _model_levels(model) -> dict:
 
 
 def _embeddings(model, column: str):
-    getter = getattr(model, "user_embeddings" if column == "user_idx" else "item_embeddings", None)
-    if getter is None:
-        return None
+    """The model's user or item embeddings, None where it has none (or is a stand-in without
+    the embedding methods)."""
     try:
-        return np.asarray(getter(), np.float64)
-    except NotImplementedError:
+        return np.asarray(model.user_embeddings() if column == "user_idx" else model.item_embeddings(), np.float64)
+    except (AttributeError, NotImplementedError):
         return None
 
 

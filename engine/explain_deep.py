@@ -32,9 +32,9 @@ def supports(model) -> bool:
     module = getattr(model, "module_", None)
     return (
         module is not None
+        and model.has_feature_view
         and hasattr(module, "forward_features")
         and hasattr(module, "layers")
-        and hasattr(model, "feature_space")
     )
 
 

@@ -5,26 +5,16 @@ item is left out of the user's history and the user is re-scored from what remai
 (leave-one-out, a deletion attribution). Every variant of a user's history is re-scored in one
 batched tensor operation: variants are rows of a boolean mask over the history.
 
-How a user is re-scored from an arbitrary history depends on the model family:
-
-- ``item2vec``: the user is the mean embedding of the history (exact).
-- ``itemknn``: the score is the summed similarity to the history items (exact; contributions
-  are the similarities themselves).
-- ``als``: the implicit-ALS user solve with the item factors fixed,
-  ``x = (YᵀC_uY + λI)⁻¹ YᵀC_u p_u`` with the model's own λ and alpha (Hu et al. 2008; the
-  solve the model runs every sweep, and what implicit's ``explain`` uses).
-- models with a free user vector scored by a dot product (``bpr``, ``warp``, ``gmf``, ``svd``,
-  ``mf-als``, ``autorec``, ``acf``): a fold-in - the same implicit-ALS ridge solve over the
-  model's item vectors (GMF: ``h ⊙ q_i``; I-AutoRec: the codes ``h_i``, its decoder rows being
-  free user vectors), item biases kept, with `FOLD_IN_ALPHA` and λ scaled to those vectors
-  (`FOLD_IN_REGULARIZATION`). For ``acf`` the attention that built the user vector needs the
-  image features, which checkpoints do not hold, so it is folded in too (its own
-  `ACF.attention` is the model's native read-out). ``svd`` and ``mf-als`` learned from rating
-  values that the model does not keep, so their fold-in treats the history as implicit.
-- torch modules with user embedding tables (``neumf``, ``mlp``, ``attention-neumf``): a
-  fold-in on the model's own log loss (history as positives, a fixed sample of unseen items as
-  negatives) solved by Gauss-Newton for the full history; each variant then takes one Newton
-  step from that solution (approximate leave-one-out), all variants batched.
+How a user is re-scored from an arbitrary history is the model's own ``fold_in`` ability
+(`Recommender.fold_in_scores`, machinery in `engine.models.fold_in`): exact for ALS (its
+implicit-ALS user solve with its own λ and alpha, Hu et al. 2008, what implicit's ``explain``
+uses), item2vec (the mean embedding) and itemknn (summed similarities: contributions are the
+similarities themselves); a ridge fold-in over the item vectors for the other factor models
+(BPR, WARP, SVD, MF-ALS, GMF, AutoRec, ACF); and for torch modules with user embedding tables
+(NeuMF, MLP, attention NeuMF) a Gauss-Newton fold-in on the model's log loss for the full
+history, from which each variant takes one Newton step (approximate leave-one-out). Models
+without the ability (popularity, the feature-rich MLP, whose users are described by side
+features) have no "because you liked".
 
 Baseline and left-out scores always come from the same re-scoring, so the learned user vector
 of a fold-in model never enters a difference. With alpha = 0 the ridge fold-in is linear in the
@@ -46,37 +36,31 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-from torch import nn
 
-from engine.errors import EngineError, ParameterError, UnknownIdError
+from engine.errors import AbilityError, ParameterError, UnknownIdError
 
-#: λ of the ridge fold-in for models that are not ALS, as a multiple of the mean diagonal of
-#: ``YᵀY`` (so it does not depend on the scale of the model's item vectors), and its
-#: confidence slope. Chosen so that BPR's folded-in users rank like BPR itself (ML-100k, 30
-#: users, 20 epochs): top-10 overlap with the model's own top-10 0.67 and Spearman 0.90 over
-#: unseen items, against 0.37 / 0.76 for alpha = 0 (any λ) and 0.60-0.65 for alpha 10-100.
-FOLD_IN_REGULARIZATION = 3.0
-FOLD_IN_ALPHA = 30.0
-#: Fold-in of torch modules: Gauss-Newton iterations for the full history, L2 on the user
-#: vector, and the negatives' total weight per positive.
-NEURAL_NEWTON_ITERATIONS = 8
-NEURAL_L2 = 0.1
-NEURAL_NEGATIVES = 4
-#: Unseen items sampled once per user as the negatives of the neural fold-in.
-NEURAL_NEGATIVE_SAMPLE = 200
-#: At most this many floats in a stack of (variants x f x f) ridge systems.
-SOLVE_CHUNK_FLOATS = 8_000_000
+# The fold-in machinery lives with the models; its names stay importable from here.
+from engine.models.fold_in import (  # noqa: F401
+    FOLD_IN_ALPHA,
+    FOLD_IN_REGULARIZATION,
+    NEURAL_L2,
+    NEURAL_NEGATIVE_SAMPLE,
+    NEURAL_NEGATIVES,
+    NEURAL_NEWTON_ITERATIONS,
+    SOLVE_CHUNK_FLOATS,
+    ridge_fold_in,
+)
 
 
-class HistoryUnsupportedError(EngineError, NotImplementedError):
+class HistoryUnsupportedError(AbilityError):
     """A model whose scores cannot be recomputed from an arbitrary history."""
 
 
 # ---- public API ---------------------------------------------------------------------------
 def supports_history(model) -> bool:
-    """True when `model` can re-score a user from an arbitrary history (fitted or not)."""
-    return _family(model) is not None
+    """True when `model` can re-score a user from an arbitrary history (fitted or not): its
+    class declares the ``fold_in`` ability."""
+    return bool(model.has_fold_in)
 
 
 def because_you_liked(
@@ -124,7 +108,9 @@ def explain_history(model, user_idx: int, item_idx: int, *, dataset=None, histor
     entry maps them to titles for people; without it, item indices as strings.
     """
     start = time.perf_counter()
-    if dataset is not None and getattr(model, "n_items_", dataset.n_items) != dataset.n_items:
+    _require(model)
+    model._check_fitted()
+    if dataset is not None and model.n_items_ != dataset.n_items:
         raise ParameterError(f"the dataset has {dataset.n_items} items but the model was trained on {model.n_items_}")
     items, hist, scores = _leave_one_out(model, user_idx, [item_idx], history, with_empty=True)
     contrib = scores.full[0] - scores.variants[:, 0]
@@ -282,277 +268,15 @@ def _item_indices(model, item_idx) -> np.ndarray:
     return arr.astype(np.int64).ravel()
 
 
-def _require(model) -> str:
-    family = _family(model)
-    if family is None:
-        name = getattr(model, "name", type(model).__name__)
+def _require(model) -> None:
+    if not supports_history(model):
         raise HistoryUnsupportedError(
-            f"model {name!r} cannot re-score a user from a history, so it has no 'because you liked' explanation"
-            " (supported: factor, item-embedding, neighbour and NCF-style models)"
+            f"model {model.name!r} cannot re-score a user from a history, so it has no 'because you liked' explanation"
+            " (supported: models with the fold-in ability: factor, item-embedding, neighbour and NCF-style models)"
         )
-    return family
-
-
-def _family(model) -> str | None:
-    from engine.models.als import ALS
-    from engine.models.autorec import AutoRec
-    from engine.models.item2vec import Item2Vec
-    from engine.models.itemknn import ItemKNN
-    from engine.models.ncf import GMF
-    from engine.models.neural import NeuralRecommender
-
-    if isinstance(model, Item2Vec):
-        return "item2vec"
-    if isinstance(model, ItemKNN):
-        return "itemknn"
-    if isinstance(model, ALS):
-        return "als"
-    if isinstance(model, (GMF, AutoRec)):
-        return "dot"
-    if isinstance(model, NeuralRecommender):
-        if type(model).__name__ == "FeatureMLP" or getattr(model, "name", "") == "feature-mlp":
-            return None  # side features, not the history, describe its users
-        return "neural" if _user_tables_of(model) or not model.is_fitted else None
-    if hasattr(model, "item_factors_") or _dot_class(model):
-        return "dot"
-    return None
-
-
-def _dot_class(model) -> bool:
-    """Fitted or not: does this class score users by ``p_u · q_i (+ b_i)``?"""
-    from engine.models.acf import ACF
-    from engine.models.bpr import SampledMF
-    from engine.models.svd import BiasedMF
-
-    return isinstance(model, (SampledMF, BiasedMF, ACF))
 
 
 def _rescore(model, user: int, hist: np.ndarray, masks: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Scores (V, T) of `targets` for every history variant (rows of `masks` over `hist`)."""
-    family = _require(model)
-    if masks.shape[0] == 0 or len(targets) == 0:
-        return np.zeros((masks.shape[0], len(targets)), np.float64)
-    if family == "item2vec":
-        return _item2vec_scores(model, hist, masks, targets)
-    if family == "itemknn":
-        sim = model.similarity_[hist][:, targets].toarray().astype(np.float64)
-        return masks.astype(np.float64) @ sim
-    if family == "neural":
-        return _neural_scores(model, user, hist, masks, targets)
-    y, bias = _dot_item_vectors(model)
-    if family == "als":
-        lam, alpha = float(model.regularization), float(model.alpha)
-    else:
-        lam, alpha = FOLD_IN_REGULARIZATION * float((y * y).sum()) / y.shape[1], FOLD_IN_ALPHA
-    return ridge_fold_in(y, hist, masks, targets, lam, alpha) + bias[targets][None, :]
-
-
-# ---- exact re-scorers ------------------------------------------------------------------------
-def _item2vec_scores(model, hist, masks, targets) -> np.ndarray:
-    emb = model.item_embeddings().astype(np.float64)
-    m = masks.astype(np.float64)
-    users = (m @ emb[hist]) / np.maximum(m.sum(1, keepdims=True), 1.0)
-    if model.similarity == "cosine":
-        users /= np.maximum(np.linalg.norm(users, axis=1, keepdims=True), 1e-12)
-        t = emb[targets] / np.maximum(np.linalg.norm(emb[targets], axis=1, keepdims=True), 1e-12)
-    elif model.similarity == "context":
-        t = model.module_.context.weight.detach().cpu().double().numpy()[targets]
-    else:
-        t = emb[targets]
-    return users @ t.T
-
-
-# ---- ridge fold-in (Hu et al. 2008) ----------------------------------------------------------
-def _dot_item_vectors(model) -> tuple[np.ndarray, np.ndarray]:
-    """Item vectors ``y_i`` and biases ``b_i`` with ``score(u, i) = x_u · y_i + b_i + const_u``."""
-    from engine.models.autorec import AutoRec
-    from engine.models.ncf import GMF
-
-    if isinstance(model, GMF):
-        ncf = model.module_
-        h = ncf.predict.weight.detach().cpu().double().numpy()[0]
-        q = ncf.gmf.item.weight.detach().cpu().double().numpy()
-        return q * h[None, :], np.zeros(len(q))  # h · (p ⊙ q) = p · (h ⊙ q)
-    if isinstance(model, AutoRec):
-        codes = model.item_embeddings().astype(np.float64)  # r̂_ui = W_u · h_i + b_u
-        return codes, np.zeros(len(codes))
-    y = np.asarray(model.item_factors_, np.float64)
-    bias = np.asarray(getattr(model, "item_bias_", np.zeros(len(y))), np.float64)
-    return y, bias
-
-
-def ridge_fold_in(
-    y: np.ndarray, hist: np.ndarray, masks: np.ndarray, targets: np.ndarray, regularization: float, alpha: float = 0.0
-) -> np.ndarray:
-    """``y_jᵀ x_v`` for every history variant v, with ``x_v`` the implicit-ALS user solve.
-
-    ``x_v = (YᵀY + alpha Σ_{i∈v} y_i y_iᵀ + λI)⁻¹ (1 + alpha) Σ_{i∈v} y_i``: preference 1 and
-    confidence ``1 + alpha`` on the variant's items, preference 0 and confidence 1 elsewhere.
-    With ``alpha = 0`` every variant shares one matrix, factored once. Otherwise each variant's
-    matrix is built from the full history's by subtracting the few items it lacks (a
-    leave-one-out variant lacks one), or from ``YᵀY + λI`` by adding the few it keeps: a
-    padded batched product of ``min(kept, removed)`` rows per variant, then one batched solve.
-
-    Parameters
-    ----------
-    y : (n_items, f) item vectors.
-    hist : (n,) history item indices; masks : (V, n) bool, the items of each variant.
-    targets : (T,) items to score. regularization : λ. alpha : confidence slope.
-
-    Returns
-    -------
-    (V, T) scores, without item biases.
-    """
-    yt = torch.from_numpy(np.ascontiguousarray(y, np.float64))
-    yh, yj = yt[torch.from_numpy(hist)], yt[torch.from_numpy(np.asarray(targets, np.int64))]
-    m = torch.from_numpy(np.asarray(masks, bool))
-    f = yt.shape[1]
-    gram = yt.T @ yt + regularization * torch.eye(f, dtype=torch.float64)
-    rhs = (1.0 + alpha) * (m.double() @ yh)  # (V, f)
-    if alpha == 0.0 or len(hist) == 0:
-        x = torch.cholesky_solve(rhs.T, torch.linalg.cholesky(gram)).T
-        return (x @ yj.T).numpy()
-    full = gram + alpha * yh.T @ yh
-    kept = m.sum(1)
-    out = torch.empty(len(m), len(yj), dtype=torch.float64)
-    for from_full in (True, False):
-        # Variants closer to the full history start from it; the others from no history.
-        rows = torch.nonzero((kept * 2 >= len(hist)) == from_full).ravel()
-        if len(rows) == 0:
-            continue
-        sel = ~m[rows] if from_full else m[rows]
-        width = max(1, int(sel.sum(1).max()))
-        step = max(1, SOLVE_CHUNK_FLOATS // (f * max(f, width)))
-        for s in range(0, len(rows), step):
-            chunk = rows[s : s + step]
-            pick = sel[s : s + step]
-            # Column positions of the selected items, padded with a zero row.
-            order = torch.argsort((~pick).to(torch.int8), dim=1, stable=True)[:, :width]
-            valid = torch.gather(pick, 1, order)
-            z = yh[order] * valid[..., None]  # (chunk, width, f)
-            delta = z.mT @ z
-            a = full - alpha * delta if from_full else gram + alpha * delta
-            x = torch.linalg.solve(a, rhs[chunk])
-            out[chunk] = x @ yj.T
-    return out.numpy()
-
-
-# ---- gradient fold-in of torch modules -------------------------------------------------------
-def _user_tables_of(model) -> list[str]:
-    """Names of the ``nn.Embedding`` weights indexed by user in ``model.module_``."""
-    module = getattr(model, "module_", None)
-    if module is None:
-        return []
-    n_users = getattr(model, "n_users_", None)
-    names = []
-    for name, sub in module.named_modules():
-        if isinstance(sub, nn.Embedding) and "user" in name.rsplit(".", 1)[-1] and sub.num_embeddings == n_users:
-            names.append(f"{name}.weight")
-    return names
-
-
-def _neural_scores(model, user: int, hist, masks, targets) -> np.ndarray:
-    """Fold-in on the model's log loss: solved for the full history, one Newton step per variant.
-
-    The user's embedding rows (all of the module's user tables, concatenated into ``x``) are
-    the only free parameters; the module is called with them in place of its user tables
-    (`torch.func.functional_call`), so any module whose user enters only through embedding
-    tables works unchanged. The fold-in objective of a history variant ``v`` is
-
-    ``L_v(x) = Σ_c w_vc BCE(l_c(x), y_vc) + (λ/2)|x|²``
-
-    over candidates ``c``: the history items (label 1, weight ``1/|v|`` when in the variant,
-    0 when not) and `NEURAL_NEGATIVE_SAMPLE` unseen items drawn once per user (label 0,
-    `NEURAL_NEGATIVES` in all), with λ = `NEURAL_L2`. The full history's ``x*`` is found by
-    Gauss-Newton from the learned embedding; every variant then takes one Newton step from
-    ``x*`` on its own objective - the standard approximate leave-one-out (Koh & Liang 2017;
-    Beirami et al. 2017) - and is re-scored through the module. The Jacobian of the
-    candidates' logits at ``x*`` is shared by all variants, so their gradients and Hessians are
-    batched matrix products; for ReLU networks (NCF) the Gauss-Newton Hessian is the exact
-    Hessian almost everywhere.
-
-    References
-    ----------
-    .. [1] Beirami, Razaviyayn, Shahrampour & Tarokh, "On Optimal Generalizability in
-       Parametric Learning", NIPS 2017 (one Newton step as approximate leave-one-out).
-    """
-    from torch.func import functional_call, jacfwd
-
-    module = model.module_
-    tables = _user_tables_of(model)
-    if not tables:
-        raise HistoryUnsupportedError(f"model {model.name!r} has no user embedding table to fold a history into")
-    device = next(module.parameters()).device
-    module.eval()
-    frozen = {k: p.detach() for k, p in module.named_parameters()}
-    buffers = dict(module.named_buffers())
-    widths = [frozen[name].shape[1] for name in tables]
-    v = len(masks)
-
-    # Negatives: a fixed number of unseen items (not the targets), drawn once with the user as
-    # seed, the same for every variant: a variant's result does not depend on its siblings.
-    rng = np.random.default_rng(user)
-    excluded = np.zeros(model.n_items_, bool)
-    excluded[hist] = True
-    excluded[targets] = True
-    excluded[model.seen_[user].indices] = True
-    pool = np.flatnonzero(~excluded)
-    n_neg = min(len(pool), NEURAL_NEGATIVE_SAMPLE)
-    negatives = rng.choice(pool, size=n_neg, replace=False) if n_neg else np.zeros(0, np.int64)
-    cand = torch.from_numpy(np.concatenate([hist, negatives]).astype(np.int64)).to(device)
-    m = torch.from_numpy(np.asarray(masks, bool)).to(device).double()
-    labels = torch.cat([m, torch.zeros(v, n_neg, device=device, dtype=torch.float64)], 1)
-    pos_weight = m / torch.clamp(m.sum(1, keepdim=True), min=1.0)
-    neg_weight = torch.full((v, n_neg), NEURAL_NEGATIVES / max(1, n_neg), device=device, dtype=torch.float64)
-    weights = torch.cat([pos_weight, neg_weight], 1)  # (V, C)
-
-    def logits(x: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Logits of one user vector `x` (all user tables concatenated) for `items`."""
-        rows = dict(zip(tables, (part[None, :] for part in torch.split(x.float(), widths))))
-        users = torch.zeros(len(items), dtype=torch.long, device=device)
-        return functional_call(module, ({**frozen, **rows}, buffers), (users, items)).double()
-
-    def batch_logits(xs: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Logits (V, T) of V user vectors for the same `items`, in one call of the module."""
-        rows = dict(zip(tables, torch.split(xs.float(), widths, dim=1)))
-        users = torch.arange(len(xs), device=device).repeat_interleave(len(items))
-        scored = functional_call(module, ({**frozen, **rows}, buffers), (users, items.repeat(len(xs))))
-        return scored.reshape(len(xs), len(items)).double()
-
-    def newton_terms(x, w, y):
-        """Logits, Jacobian, and the gradients and Gauss-Newton Hessians of rows of (w, y)."""
-        with torch.no_grad():
-            lc = logits(x, cand)
-            jac = jacfwd(lambda z: logits(z, cand))(x)  # (C, d)
-        prob = torch.sigmoid(lc)
-        grad = ((w * (prob - y)) @ jac) + NEURAL_L2 * x  # (rows, d)
-        curv = w * (prob * (1 - prob))  # (rows, C)
-        return jac, grad, curv
-
-    eye = torch.eye(sum(widths), dtype=torch.float64, device=device)
-    x = torch.cat([frozen[name][user] for name in tables]).double()
-    full_w, full_y = _full_variant(m.shape[1], n_neg, device)
-    for _ in range(NEURAL_NEWTON_ITERATIONS):
-        jac, grad, curv = newton_terms(x, full_w, full_y)
-        hess = (jac.T * curv[0]) @ jac + NEURAL_L2 * eye
-        x = x - torch.linalg.solve(hess, grad[0])
-
-    jac, grad, curv = newton_terms(x, weights, labels)
-    out = np.empty((v, len(targets)), np.float64)
-    tgt = torch.from_numpy(np.asarray(targets, np.int64)).to(device)
-    step = max(1, SOLVE_CHUNK_FLOATS // (len(eye) * max(len(eye), len(cand))))
-    for s in range(0, v, step):
-        rows = slice(s, min(v, s + step))
-        hess = torch.einsum("vc,cd,ce->vde", curv[rows], jac, jac) + NEURAL_L2 * eye
-        xv = x[None, :] - torch.linalg.solve(hess, grad[rows])
-        with torch.no_grad():
-            out[rows] = batch_logits(xv, tgt).cpu().numpy()
-    return out
-
-
-def _full_variant(n: int, n_neg: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Candidate weights and labels (1, C) of the full history."""
-    f64 = dict(device=device, dtype=torch.float64)
-    weights = torch.cat([torch.full((1, n), 1.0 / max(1, n), **f64), torch.full((1, n_neg), NEURAL_NEGATIVES / max(1, n_neg), **f64)], 1)
-    labels = torch.cat([torch.ones(1, n, **f64), torch.zeros(1, n_neg, **f64)], 1)
-    return weights, labels
+    _require(model)
+    return model.fold_in_scores(hist, masks, targets, user=user)

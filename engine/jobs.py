@@ -21,6 +21,7 @@ from engine.data import Dataset
 from engine.errors import EngineError
 from engine.models.base import Cancelled
 from engine.models.registry import get_model_class
+from engine.threads import use_in_this_thread
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
@@ -32,9 +33,7 @@ def check_params(model: str, params: dict) -> dict:
     the model has them, so the user hears now rather than when the job reaches the fit.
     """
     instance = get_model_class(model).from_params(**params)
-    check = getattr(instance, "_check_params", None)
-    if callable(check):
-        check()
+    instance._check_params()  # the base class's does nothing; models with such rules override it
     return instance.get_params()
 
 
@@ -142,7 +141,8 @@ def history(events: list[dict]) -> pd.DataFrame:
     rows = [
         {
             "epoch": int(e["epoch"]),
-            "phase": e.get("phase", "ranking"),
+            # A staged fit (NeuMF's GMF and MLP pre-trained side by side) gets a curve per stage.
+            "phase": e.get("stage") or e.get("phase", "ranking"),
             "loss": _number(e.get("loss")),
             "val_ndcg@10": _number(e.get("val_ndcg@10")),
             "seconds": _number(e.get("seconds")),
@@ -315,6 +315,7 @@ class JobManager:
             return job
 
     def _work(self) -> None:
+        use_in_this_thread()  # the process's thread policy (engine.threads), for this new thread too
         while (job := self._next()) is not None:
             self._run(job)
 

@@ -14,11 +14,14 @@ box (`harness.EXCEPTION`) on a visit, and page errors in the server log; visits 
 finish within `--page-timeout` are counted apart.
 
 Memory is the server process's resident set size (psutil if installed, else ``VmRSS`` from
-``/proc/PID/status``), sampled every second: cold (server up, nothing loaded), before (after one
-warm-up tour that loads the datasets and models every session shares), peak (during the load) and
-end (`--settle` seconds after every session closed; Streamlit keeps a disconnected session for
-``server.disconnectedSessionTTL``, 120 s by default). The target: end within 10% of before.
-Nothing is asserted; the exit status is 1 when an error was counted.
+``/proc/PID/status``), sampled every second: cold (server up, nothing loaded), before (one
+warm-up tour that loads the datasets and models every session shares, then `--settle` seconds
+after its tab closed), peak (during the load) and end (`--settle` seconds after every session
+closed: Streamlit keeps a disconnected session for ``server.disconnectedSessionTTL``, 120 s by
+default, and the app closes it a little before that, `dashboard.session_cleanup`). The target:
+end within 10% of before. With `--probe` the server runs under `tools/memory_probe.py`, which
+reports at each mark what the server holds (sessions, Python heap by line). Nothing is
+asserted; the exit status is 1 when an error was counted.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -104,6 +109,29 @@ class RssSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+class ServerProbe:
+    """Asks a server started under `tools/memory_probe.py` for a report (``SIGUSR1``) and
+    reads the ``probe-N.json`` it writes into `folder`."""
+
+    def __init__(self, pid: int, folder: Path):
+        self.pid, self.folder, self.count = pid, folder, 0
+
+    def report(self, name: str, timeout: float = 300.0) -> dict:
+        self.count += 1
+        path = self.folder / f"probe-{self.count}.json"
+        os.kill(self.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if path.is_file():
+                time.sleep(0.5)  # let the probe finish writing
+                try:
+                    return {"mark": name, **json.loads(path.read_text())}
+                except json.JSONDecodeError:
+                    continue
+            time.sleep(0.5)
+        return {"mark": name, "error": f"no {path.name} within {timeout:.0f} s"}
 
 
 def memory_summary(before: int, peak: int, end: int, tolerance: float = 0.10) -> dict:
@@ -215,6 +243,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=1,
                         help="loads one after the other, each measured (default: %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--probe", action="store_true",
+                        help="run the server under tools/memory_probe.py and add its reports (slower: tracemalloc)")
     args = parser.parse_args(argv)
 
     executable = chromium_path()
@@ -229,18 +259,26 @@ def main(argv=None) -> int:
         data_dir = args.data_dir.resolve()
     timeout_ms = args.page_timeout * 1000
 
-    server = StreamlitServer(data_dir, work / "server.log")
+    launcher, env, probe = None, None, None
+    if args.probe:
+        launcher = [sys.executable, str(ROOT / "tools" / "memory_probe.py")]
+        env = {"RECSYS_PROBE_DIR": str(work / "probe"), "RECSYS_PROBE_TRIM": "1"}
     results: dict = {"sessions": args.sessions, "minutes": args.minutes, "data_dir": str(data_dir), "rounds": []}
     tallies = []
-    try:
-        server.wait_healthy()
+    with StreamlitServer(data_dir, work / "server.log", env=env, launcher=launcher) as server:
+        if args.probe:
+            probe = ServerProbe(server.process.pid, work / "probe")
+            results["probes"] = [probe.report("cold")]
         rss = RssSampler(server.process.pid).start()
         results["cold_mb"] = round(rss.mark("cold") / 2**20, 1)
-        # One tour first, so that "before" holds what every session shares (datasets, models).
+        # One tour first, so that "before" holds what every session shares (datasets, models), and
+        # measured as "end" is: `--settle` seconds after its tab closed.
         tallies.append(asyncio.run(drive(server.url, 1, 3600, timeout_ms, executable, tours=1)))
-        time.sleep(5)
+        time.sleep(args.settle)
         before = rss.mark("before")
         print(f"server RSS: cold {results['cold_mb']} MB, after one warm-up tour {before / 2**20:.1f} MB", flush=True)
+        if probe:
+            results["probes"].append(probe.report("before"))
         # A second round starts where the first ended: its growth is what a round leaves behind
         # once the bounded caches are full (the first round also fills them).
         for number in range(1, args.rounds + 1):
@@ -253,6 +291,8 @@ def main(argv=None) -> int:
                   flush=True)
             time.sleep(args.settle)
             round_end = rss.mark(f"end {number}")
+            if probe:
+                results["probes"].append(probe.report(f"end {number}"))
             tallies.append(tally)
             results["rounds"].append({
                 "load_s": round(load_s, 1), "visits": tally.visits, "tours": tally.tours,
@@ -261,8 +301,6 @@ def main(argv=None) -> int:
             })
             print(json.dumps(results["rounds"][-1]), flush=True)
         rss.stop()
-    finally:
-        server.stop()
     log_errors = len(LOG_ERROR.findall(server.log_path.read_text(errors="replace")))
     results.update({
         "errors": sum(t.errors for t in tallies),
@@ -274,6 +312,9 @@ def main(argv=None) -> int:
     print(json.dumps({k: v for k, v in results.items() if k not in ("first_errors", "rounds")}))
     for line in results["first_errors"]:
         print("  " + line)
+    for report in results.get("probes", []):
+        print(json.dumps({k: report.get(k) for k in ("mark", "rss_mb", "traced_mb", "rss_after_gc_mb",
+                                                     "rss_after_trim_mb", "streamlit", "objects")}))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     shutil.rmtree(work, ignore_errors=True)

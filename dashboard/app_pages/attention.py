@@ -1,4 +1,4 @@
-"""Visual attention: what an ACF model looked at, per profile item and per image region.
+"""Visual attention: what an attentive model (ACF) looked at, per profile item and per image region.
 
 State in the URL: ``models`` (the ACF run), ``user`` (raw id) and ``view`` (raw, overlay or
 truth).
@@ -27,15 +27,15 @@ if not services.has_images(spec):
     st.info(services.attention_hint(spec), icon=":material/image_search:")
     st.stop()
 run = model_picker(
-    spec, label="Model", max_selections=1, accept=lambda r: r["model"] == "acf",
-    need="an acf model (attention over the images)",
+    spec, label="Model", max_selections=1, accept=services.run_has("attention"),
+    need="a model with attention over the images (e.g. acf)",
 )[0]  # fmt: skip
 
 users = services.attention_users(spec)
 url_user = st.query_params.get("user")
 if url_user is not None and url_user not in set(users):
     name = spec.split(":", 1)[0]
-    st.error(f"unknown user id {plain(repr(url_user))} in {plain(name)}. Pick a user below.",
+    st.error(f"unknown user id {plain(services.quoted(url_user))} in {plain(name)}. Pick a user below.",
              icon=":material/person_off:")
     url_user = None
 user = st.selectbox(

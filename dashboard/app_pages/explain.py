@@ -1,5 +1,6 @@
-"""Explain: why a feature-mlp scores an item for a user - SHAP and LIME, how far
-they agree and how faithful they are, and which features matter across many pairs."""
+"""Explain: why a model with named features (the feature-view ability, e.g. feature-mlp)
+scores an item for a user - SHAP and LIME, how far they agree and how faithful they are, and
+which features matter across many pairs."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ st.caption(
 
 spec = current_dataset_spec()
 run = model_picker(
-    spec, label="Model", max_selections=1, accept=lambda r: r["model"] == "feature-mlp", need="a trained feature-mlp"
-)[0]
+    spec, label="Model", max_selections=1, accept=services.run_has("feature_view"),
+    need="a trained model with named features to explain (e.g. feature-mlp)",
+)[0]  # fmt: skip
 checkpoint = run["checkpoint"]
 
 

@@ -48,6 +48,9 @@ def job_text(job: dict) -> str:
         text += f", loss {last['loss']:.4g}"
     if last.get("val_ndcg@10") is not None:
         text += f", val NDCG@10 {last['val_ndcg@10']:.3f}"
+    if last.get("val_seconds") is not None and last.get("epoch_seconds"):
+        # Where the time goes: validation's share of the epoch.
+        text += f" (epoch {last['epoch_seconds']:.1f} s, of which validation {last['val_seconds']:.1f} s)"
     return text
 
 

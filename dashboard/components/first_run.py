@@ -43,8 +43,9 @@ def demo_button(spec: str, *, key: str) -> None:
     parts = []
     if starters:
         parts.append(f"quick runs of {', '.join(starters)} on {code(spec)}")
-    if any(run.model == "acf" and run.dataset != spec for run in todo):
-        parts.append("an acf on the generated visual-synthetic catalogue, for the Visual attention page")
+    # The demo's one run elsewhere is its attentive model on the generated image catalogue.
+    parts += [f"an {run.model} on the generated {run.dataset} catalogue, for the Visual attention page"
+              for run in todo if run.dataset != spec]  # fmt: skip
     if not todo:
         st.caption("Every run of the demo is already there.")
         return

@@ -24,7 +24,8 @@ def model_picker(
     """Pick up to `max_selections` trained runs of `spec` (see `services.loadable_runs`).
 
     The choice is the run ids in ``st.query_params[key]`` (comma-separated). `accept` filters
-    which runs this page can use (e.g. only ``feature-mlp``); an id in the URL whose run was
+    which runs this page can use (e.g. ``services.run_has("attention")``: runs whose model
+    declares that ability); an id in the URL whose run was
     deleted (here or in another session) is reported in one line ("run #N is gone (deleted)"),
     other ids this page cannot use are dropped. With none in the URL, the newest run is picked, or with
     `default_count` > 1 the newest run of that many models, best first (`services.default_runs`).

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from engine.errors import DatasetError, UnknownIdError, choices_hint
+from engine.errors import DatasetError, UnknownIdError, choices_hint, quoted
 
 INTERACTION_COLUMNS = ("user_idx", "item_idx", "rating", "timestamp")
 
@@ -100,7 +100,7 @@ class Dataset:
             return self._user_index[str(raw_id)]
         except KeyError:
             raise UnknownIdError(
-                f"unknown user id {str(raw_id)!r} in {self.name}"
+                f"unknown user id {quoted(raw_id)} in {self.name}"
                 f"{choices_hint(str(raw_id), self.user_ids, limit=5)}"
             ) from None
 
@@ -110,7 +110,7 @@ class Dataset:
             return self._item_index[str(raw_id)]
         except KeyError:
             raise UnknownIdError(
-                f"unknown item id {str(raw_id)!r} in {self.name}"
+                f"unknown item id {quoted(raw_id)} in {self.name}"
                 f"{choices_hint(str(raw_id), self.item_ids, limit=5)}"
             ) from None
 

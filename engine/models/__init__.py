@@ -1,6 +1,18 @@
 """Recommender models: the contract (`base`), the registry and one module per family."""
 
-from engine.models.base import Cancelled, Recommender
-from engine.models.registry import MODELS, create_model, describe_models, get_model_class
+from engine.models.base import ABILITIES, Cancelled, Recommender
+from engine.models.fold_in import FoldedUser
+from engine.models.registry import MODELS, create_model, describe_models, get_model_class, model_has, models_with
 
-__all__ = ["Cancelled", "MODELS", "Recommender", "create_model", "describe_models", "get_model_class"]
+__all__ = [
+    "ABILITIES",
+    "Cancelled",
+    "FoldedUser",
+    "MODELS",
+    "Recommender",
+    "create_model",
+    "describe_models",
+    "get_model_class",
+    "model_has",
+    "models_with",
+]

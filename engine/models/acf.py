@@ -14,6 +14,7 @@ from engine.models.acf_module import EMBEDDING_STD, ACFModule
 from engine.models.acf_prior import attention_prior, content_keys
 from engine.models.als import ALS
 from engine.models.base import Recommender, resolve_device
+from engine.models.fold_in import RidgeFoldIn
 from engine.models.params import (
     BATCH_SIZE, DEVICE, EPOCHS, FACTORS, LEARNING_RATE, NEGATIVES, RANDOM_STATE, REGULARIZATION, Param,
 )  # fmt: skip
@@ -28,7 +29,7 @@ MAX_INPUT_DIM = 128
 USER_BLOCK = 256
 
 
-class ACF(Recommender):
+class ACF(RidgeFoldIn, Recommender):
     """Attentive Collaborative Filtering (Chen et al., SIGIR 2017).
 
     A user is represented by their embedding plus an attention-weighted sum of the auxiliary
@@ -126,6 +127,8 @@ class ACF(Recommender):
     """
 
     name = "acf"
+    has_embeddings = True
+    has_attention = True
     description = "Attentive Collaborative Filtering (Chen et al. 2017): item- and component-level attention on images"
     positives_per_row = 8
     param_space = {
@@ -370,12 +373,14 @@ class ACF(Recommender):
         profile = self._live_profile(device)
         out = []
         with torch.no_grad():
+            if item_idx is None:  # the candidates' side, computed once per set of weights
+                item_vectors, item_bias = module.item_side()
             for s in range(0, len(user_idx), USER_BLOCK):
                 users = torch.from_numpy(user_idx[s : s + USER_BLOCK]).to(device)
                 prof = profile[users]
                 vec, _, _ = module.user_vectors(users, prof, prof >= 0)
                 if item_idx is None:
-                    out.append(vec @ module.item_vectors().T + module.item_bias.weight[:, 0])
+                    out.append(vec @ item_vectors.T + item_bias)
                 else:
                     out.append(module.item_scores(vec, torch.from_numpy(item_idx[s : s + USER_BLOCK]).to(device)))
         return torch.cat(out).cpu().numpy() if out else np.zeros((0, self.n_items_), np.float32)

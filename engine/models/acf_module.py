@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.models.item_side import ItemSideCache
+
 #: Spread of the initial embeddings and of the initial reduced image components.
 EMBEDDING_STD = 0.1
 #: Initial weight of the attention prior in α's logit (it is learned from there).
@@ -33,7 +35,7 @@ def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> t
 # with one seed differed by up to 0.02 in the item vectors), `F.embedding`'s does not.
 
 
-class ACFModule(nn.Module):
+class ACFModule(ItemSideCache):
     """ACF's parameters and forward pieces.
 
     Notation of Chen et al. (2017): user ``u`` (embedding ``u_i``), item ``l`` of the user's
@@ -158,6 +160,11 @@ class ACFModule(nn.Module):
         # each distinct item's 49 cells once, not once per mention.
         distinct, where = torch.unique(items, return_inverse=True)
         return v + F.embedding(where, self.content(self.components(distinct).mean(-2)))
+
+    def _item_side(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every candidate's vector and bias: the item half of a full row of scores, which
+        with content reduces every item's 49 cells (cached, so once per set of weights)."""
+        return self.item_vectors(), self.item_bias.weight[:, 0]
 
     def attention_logits(self, users: torch.Tensor, profile: torch.Tensor, valid: torch.Tensor):
         """Item-level logits (B, P) and component weights β (B, P, M) of users' profiles.

@@ -27,10 +27,11 @@ import torch
 
 from engine.errors import ParameterError
 from engine.models.base import Recommender, resolve_device
+from engine.models.fold_in import RidgeFoldIn
 from engine.models.params import DEVICE, EPOCHS, FACTORS, RANDOM_STATE, REGULARIZATION, Param
 
 
-class ALS(Recommender):
+class ALS(RidgeFoldIn, Recommender):
     """Implicit alternating least squares with confidence weights.
 
     Preference ``p_ui = 1`` for every observed pair and 0 otherwise; confidence
@@ -82,6 +83,7 @@ class ALS(Recommender):
     """
 
     name = "als"
+    has_embeddings = True
     description = "Implicit ALS with confidence weights (Hu, Koren & Volinsky 2008), conjugate gradient"
     param_space = {
         "factors": FACTORS,
@@ -167,6 +169,18 @@ class ALS(Recommender):
     def user_embeddings(self) -> np.ndarray:
         self._check_fitted()
         return self.user_factors_
+
+    # ---- fold-in: exact (the user half-sweep, solved for one history) ----------------------
+    def _fold_in_ridge(self, y):
+        return float(self.regularization), float(self.alpha)
+
+    def _fold_in_confidence(self, alpha, ratings, n):
+        """``c_i - 1 = alpha * r_i``: the ratings count where the model learned from them."""
+        if self.use_ratings and ratings is not None:
+            if (ratings < 0).any():
+                raise ParameterError("use_ratings needs non-negative ratings (confidence 1 + alpha * r must stay >= 1)")
+            return alpha * ratings
+        return np.full(n, alpha)
 
 
 class ConfidenceMatrix:

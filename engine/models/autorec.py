@@ -38,6 +38,7 @@ from engine.errors import ParameterError
 from engine.models import params as P
 from engine.models.bpr import single_intra_op_thread
 from engine.models.base import resolve_device
+from engine.models.fold_in import RidgeFoldIn
 from engine.models.neural import EVAL_EVERY, PATIENCE, NeuralRecommender
 from engine.models.params import Param
 from engine.training import train_module
@@ -93,7 +94,7 @@ def masked_loss(pred: torch.Tensor, target: torch.Tensor, observed: torch.Tensor
     return (weight * (pred - target) ** 2).sum(dim=1).mean()
 
 
-class AutoRec(NeuralRecommender):
+class AutoRec(RidgeFoldIn, NeuralRecommender):
     """I-AutoRec: reconstruct each item's column of user feedback through a bottleneck.
 
     Parameters
@@ -116,6 +117,7 @@ class AutoRec(NeuralRecommender):
     """
 
     name = "autorec"
+    has_embeddings = True
     description = "I-AutoRec: item-based autoencoder over users' feedback (implicit or explicit)"
     param_space = {
         "factors": P.FACTORS,
@@ -225,3 +227,9 @@ class AutoRec(NeuralRecommender):
         """The decoder rows ``W_u``: ``r̂_ui = W_u · h_i + b_u``."""
         self._check_fitted()
         return self._numpy(self.module_.decoder.weight)
+
+    def _fold_in_basis(self):
+        """Fold-in by the ridge solve over the codes ``h_i``, a decoder row being a free user
+        vector (``r̂_ui = W_u · h_i + b_u``, `b_u` constant per user)."""
+        codes = self.item_embeddings().astype(np.float64)
+        return codes, np.zeros(len(codes))

@@ -22,13 +22,17 @@ import scipy.sparse as sp
 import torch
 
 from engine.data.split import Split
-from engine.errors import CheckpointError, EngineError, NotFittedError, ParameterError, choices_hint
+from engine.errors import AbilityError, CheckpointError, EngineError, NotFittedError, ParameterError, choices_hint
+from engine.models.fold_in import FoldedUser, check_history
 from engine.models.params import Param
 
 # Scoring works on blocks of users small enough that (users x items) float32 stays ~64 MB.
 SCORE_BLOCK_CELLS = 16_000_000
 
 Callback = Callable[[dict], None]
+
+#: The optional abilities of the contract, each with a ``has_<ability>`` class flag.
+ABILITIES = ("embeddings", "fold_in", "attention", "feature_view")
 
 
 class Cancelled(EngineError):
@@ -39,9 +43,23 @@ class Recommender(ABC):
     """Base class of every model.
 
     Subclasses declare `name`, `param_space`, keyword-only ``__init__`` arguments that are only
-    stored (learned state ends in ``_``), and implement `_fit` and `_score`. Optional abilities
-    (`item_embeddings`, `user_embeddings`) raise `NotImplementedError` when absent, and the UI
-    asks through `capabilities`.
+    stored (learned state ends in ``_``), and implement `_fit` and `_score`.
+
+    Optional abilities are declared here, each as methods that raise `NotImplementedError`
+    (an `AbilityError`) plus a class-level flag that the UI reads without loading a
+    checkpoint (`abilities`); a model that has one sets the flag and overrides the methods, and
+    the contract test checks that the two agree:
+
+    - ``embeddings`` (`has_embeddings`): `item_embeddings` and/or `user_embeddings`;
+      `capabilities` says which a fitted model has.
+    - ``fold_in`` (`has_fold_in`): a user state from a list of items and optional ratings,
+      without retraining: `fold_in`, `score_folded`, `recommend_folded`, and the batched
+      `fold_in_scores` behind "because you liked". A model writes `_fold_in` and
+      `_score_folded` (mixins for the common families: `engine.models.fold_in`).
+    - ``attention`` (`has_attention`): `attention`, which history items (and image regions)
+      shaped a user's representation.
+    - ``feature_view`` (`has_feature_view`): the tabular view the SHAP/LIME explainers work
+      on, `feature_frame` and `predict_frame`.
     """
 
     name: ClassVar[str] = ""
@@ -49,6 +67,22 @@ class Recommender(ABC):
     param_space: ClassVar[dict[str, Param]] = {}
     #: True for models that learn from rating values (evaluated by RMSE/MAE as well as ranking).
     explicit: ClassVar[bool] = False
+    #: Optional abilities (see the class docstring and `ABILITIES`).
+    has_embeddings: ClassVar[bool] = False
+    has_fold_in: ClassVar[bool] = False
+    has_attention: ClassVar[bool] = False
+    has_feature_view: ClassVar[bool] = False
+
+    @classmethod
+    def abilities(cls) -> frozenset[str]:
+        """The optional abilities this class declares, from `ABILITIES`: the UI's pickers ask
+        this of a run's registry class, so no checkpoint is loaded to filter a list."""
+        return frozenset(a for a in ABILITIES if getattr(cls, f"has_{a}"))
+
+    def _check_params(self) -> None:
+        """Checks that involve several parameters (e.g. heads must divide factors); a model
+        with such a rule overrides this and raises `ParameterError`. Ranges of single
+        parameters are the `Param`s' business."""
 
     # ---- hyperparameters -----------------------------------------------------------------
     @classmethod
@@ -191,8 +225,113 @@ class Recommender(ABC):
     def user_embeddings(self) -> np.ndarray:
         raise NotImplementedError(f"model {self.name!r} has no user embeddings")
 
+    # ---- optional ability: fold_in -------------------------------------------------------
+    def fold_in(self, items, ratings=None) -> FoldedUser:
+        """A user state from a history, without retraining (the ``fold_in`` ability).
+
+        Parameters
+        ----------
+        items : item indices of the history (no repeats, at least one).
+        ratings : optional ratings, one per item; used by models that learned from rating
+            values and keep what they need (see the model's `_fold_in`), ignored elsewhere.
+
+        Returns
+        -------
+        A `FoldedUser`: score it with `score_folded`, rank with `recommend_folded`.
+        How exact the state is depends on the family (`engine.models.fold_in` lists them):
+        ALS solves its own least squares exactly, BPR gets a ridge solve over its item
+        factors, NeuMF a Gauss-Newton fit of its user embedding rows.
+        """
+        self._require("fold_in")
+        self._check_fitted()
+        hist, r = check_history(items, ratings, self.n_items_)
+        state = np.asarray(self._fold_in(hist, r))
+        return FoldedUser(items=hist, ratings=r, state=state, model=self.name)
+
+    def score_folded(self, folded: FoldedUser, item_idx=None) -> np.ndarray:
+        """Scores of a folded-in user: all items (``item_idx`` None, shape (n_items,)) or the
+        given ones. Higher is better, on the scale of `score`."""
+        self._require("fold_in")
+        self._check_fitted()
+        if folded.model != self.name:
+            raise ParameterError(f"this user was folded into a {folded.model!r} model, not {self.name!r}")
+        items = None if item_idx is None else self._indices(item_idx, self.n_items_, "item")
+        return np.asarray(self._score_folded(folded.state, items), dtype=np.float32)
+
+    def recommend_folded(self, folded: FoldedUser, k: int = 10, *, exclude_history: bool = True):
+        """Top-`k` ``(item_indices, scores)`` of a folded-in user, best first, the history left
+        out unless `exclude_history` is False; padded with -1 / -inf like `recommend`."""
+        if k < 1:
+            raise ParameterError(f"k must be >= 1, got {k}")
+        scores = np.array(self.score_folded(folded), dtype=np.float32, copy=True)[None, :]
+        if exclude_history:
+            scores[0, folded.items] = -np.inf
+        idx, top = top_k(scores, k)
+        out_idx = np.full(k, -1, np.int64)
+        out_score = np.full(k, -np.inf, np.float32)
+        out_idx[: idx.shape[1]] = np.where(np.isfinite(top[0]), idx[0], -1)
+        out_score[: idx.shape[1]] = top[0]
+        return out_idx, out_score
+
+    def fold_in_scores(self, history, masks, targets, *, user: int | None = None) -> np.ndarray:
+        """Scores (V, T) of `targets` for every variant of a history, in one batch.
+
+        `history` (n,) holds unique item indices, `masks` (V, n) bool picks each variant's
+        items (a variant may be empty), `user` names the training user the history belongs
+        to, if any (a family may start from that user's learned state). What "because you
+        liked" re-scores leave-one-out variants with; inputs are not validated here.
+
+        By default each variant is folded in on its own; families override this with a
+        batched solve.
+        """
+        self._require("fold_in")
+        hist = np.asarray(history, np.int64)
+        masks = np.asarray(masks, bool)
+        targets = np.asarray(targets, np.int64)
+        if masks.shape[0] == 0 or len(targets) == 0:
+            return np.zeros((masks.shape[0], len(targets)), np.float64)
+        return np.asarray(self._fold_in_scores(user, hist, masks, targets), np.float64)
+
+    def _fold_in(self, items: np.ndarray, ratings: np.ndarray | None) -> np.ndarray:
+        """The user state of a validated history (may be empty when called for a variant)."""
+        raise AbilityError(f"model {self.name!r} cannot fold a user in from a history")
+
+    def _score_folded(self, state: np.ndarray, item_idx: np.ndarray | None) -> np.ndarray:
+        raise AbilityError(f"model {self.name!r} cannot fold a user in from a history")
+
+    def _fold_in_scores(self, user, hist, masks, targets) -> np.ndarray:
+        return np.stack([self._score_folded(self._fold_in(hist[keep], None), targets) for keep in masks])
+
+    # ---- optional ability: attention ------------------------------------------------------
+    def attention(self, user_idx: int) -> dict:
+        """Which profile items (and image regions) shaped a user's representation.
+
+        Returns ``{"profile": [(item_idx, alpha), ...], "components": {item_idx: (h, w)
+        array}}``; see `engine.attention` for how it is scored against ground truth.
+        """
+        raise AbilityError(f"model {self.name!r} exposes no attention")
+
+    # ---- optional ability: feature_view (the tabular view of SHAP and LIME) -------------------
+    #: The `FeatureSpace` behind `feature_frame`, where the model has one (explainers read its
+    #: groups and label levels); None otherwise.
+    feature_space = None
+
+    def feature_frame(self, user_idx, item_idx):
+        """The (user, item) pairs as a table of named features (a `pandas.DataFrame`)."""
+        raise AbilityError(f"model {self.name!r} has no feature view to explain")
+
+    def predict_frame(self, frame) -> np.ndarray:
+        """Scores of the rows of a `feature_frame`-shaped table."""
+        raise AbilityError(f"model {self.name!r} has no feature view to explain")
+
+    def _require(self, ability: str) -> None:
+        if not getattr(type(self), f"has_{ability}"):
+            raise AbilityError(f"model {self.name!r} has no {ability.replace('_', '-')} ability")
+
     def capabilities(self) -> dict[str, bool]:
-        """What this fitted model can show: the UI asks instead of knowing model names."""
+        """What this fitted model can show: which embeddings it has, whether it has item
+        neighbours, and its other abilities (``fold_in``, ``attention``, ``feature_view``). The UI
+        asks instead of knowing model names."""
         caps = {}
         for what in ("item_embeddings", "user_embeddings"):
             try:
@@ -201,6 +340,7 @@ class Recommender(ABC):
             except (NotImplementedError, NotFittedError):
                 caps[what] = False
         caps["similar_items"] = caps["item_embeddings"] or type(self).similar_items is not Recommender.similar_items
+        caps.update({ability: ability in self.abilities() for ability in ABILITIES if ability != "embeddings"})
         return caps
 
     # ---- persistence ---------------------------------------------------------------------

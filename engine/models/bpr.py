@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from engine.data.sampling import NegativeSampler
 from engine.errors import EngineError
 from engine.models.base import Recommender, resolve_device
+from engine.models.fold_in import RidgeFoldIn
 from engine.models.params import (
     BATCH_SIZE,
     DEVICE,
@@ -75,8 +76,12 @@ class Adagrad:
         self.param[rows] = self.param[rows].addcdiv_(g, sum_sq.sqrt_().add_(self.eps), value=-self.learning_rate)
 
 
-#: A table with more rows than this many times the rows one batch touches is updated lazily.
-LAZY_ROWS = 8
+#: A table with more rows than this many times the rows one batch updates in it is updated
+#: lazily. Both ways give bit-identical factors; only the cost differs: the dense update makes
+#: ~6 passes over the whole table per batch, the lazy one sorts and gathers the batch's rows,
+#: which costs more below ~1.5x and less above (docs/benchmarks.md, "BPR/WARP at scale"). At
+#: 8 x all sampled rows, the old threshold, a 10M dataset's user table took the dense path.
+LAZY_ROWS = 2
 
 
 class Factors:
@@ -197,7 +202,7 @@ def single_intra_op_thread():
         torch.set_num_threads(previous)
 
 
-class SampledMF(Recommender):
+class SampledMF(RidgeFoldIn, Recommender):
     """Matrix factorisation trained on sampled negatives: the loop BPR and WARP share.
 
     Subclasses store the shared hyperparameters (`factors`, `learning_rate`,
@@ -209,10 +214,18 @@ class SampledMF(Recommender):
 
     Progress events carry ``seconds`` of training including the validation checks, which are
     part of the fit when early stopping is on.
+
+    Fold-in: a ridge solve over the item factors, biases kept (`engine.models.fold_in`).
     """
+
+    has_embeddings = True
 
     def n_negatives(self) -> int:
         raise NotImplementedError
+
+    def updated_negatives(self) -> int:
+        """Negatives per positive whose rows a batch step updates (all sampled ones, by default)."""
+        return self.n_negatives()
 
     def batch_step(self, f: Factors, users, pos, neg, allowed) -> tuple[torch.Tensor, Gradients]:
         """Mean loss and gradients of one mini-batch. `neg` is (B, n_negatives()); `allowed`
@@ -241,8 +254,10 @@ class SampledMF(Recommender):
         f = Factors.random(
             train.n_users, train.n_items, self.factors, self.init_std, torch.Generator().manual_seed(self.random_state)
         ).to(device)
-        touched = self.batch_size * (1 + self.n_negatives())
-        opt = [Adagrad(t, self.learning_rate, lazy=len(t) > LAZY_ROWS * touched) for t in (f.user, f.item, f.item_bias)]
+        # Rows one batch updates: a row per positive in the user table, per positive and per
+        # updated negative in the item tables.
+        touched = (self.batch_size, *[self.batch_size * (1 + self.updated_negatives())] * 2)
+        opt = [Adagrad(t, self.learning_rate, lazy=len(t) > LAZY_ROWS * n) for t, n in zip((f.user, f.item, f.item_bias), touched)]
         check_val = val is not None and len(val) > 0
         best, best_f, stale = -math.inf, None, 0
 

@@ -23,13 +23,14 @@ from torch import nn
 from engine.errors import ParameterError
 from engine.features import MODES, FeatureSpace
 from engine.models import params as P
+from engine.models.item_side import RowScorer
 from engine.models.ncf_modules import _embedding
 from engine.models.neural import EVAL_EVERY, LAYERS, PATIENCE, NeuralRecommender, parse_layers
 from engine.models.params import Param
 from engine.training import bce_loss, pointwise_examples, train_module
 
 
-class FeatureMLPModule(nn.Module):
+class FeatureMLPModule(RowScorer):
     """``h · z_L + b`` with ``z_0 = [p_u; x_u; q_i; x_i]`` and ReLU layers of sizes `layers`.
 
     ``x_u`` and ``x_i`` are the encoded side features of the user and the item, held as
@@ -57,14 +58,19 @@ class FeatureMLPModule(nn.Module):
             x = torch.relu(layer(x))
         return self.predict(x).squeeze(-1)
 
-    def score_all(self, users: torch.Tensor) -> torch.Tensor:
-        """Logits for every item: the first layer, linear in the concatenation, is computed
-        once per user and once per item and summed by broadcasting (as `MLPTower.forward_all`)."""
-        first, *rest = self.layers
-        w_user, w_item = first.weight[:, : self.user_width], first.weight[:, self.user_width :]
-        user_in = torch.cat([self.user(users), self.user_x[users]], dim=-1)
+    def _item_side(self) -> tuple[torch.Tensor]:
+        """Every item's share of the first layer, ``W_i [q_i; x_i] + b``: the first layer is
+        linear in the concatenation, so full rows compute it once per item (and once per user)
+        and sum by broadcasting, as `MLPTower.item_part`."""
+        first = self.layers[0]
         item_in = torch.cat([self.item.weight, self.item_x], dim=-1)
-        x = torch.relu_((user_in @ w_user.T)[:, None, :] + (item_in @ w_item.T + first.bias)[None, :, :])
+        return (item_in @ first.weight[:, self.user_width :].T + first.bias,)
+
+    def score_rows(self, users: torch.Tensor, item_side: tuple[torch.Tensor]) -> torch.Tensor:
+        """Logits of `users` for every item, (len(users), n_items)."""
+        first, *rest = self.layers
+        user_in = torch.cat([self.user(users), self.user_x[users]], dim=-1)
+        x = torch.relu_((user_in @ first.weight[:, : self.user_width].T)[:, None, :] + item_side[0][None, :, :])
         for layer in rest:
             x = torch.relu_(layer(x))
         return self.predict(x).squeeze(-1)
@@ -104,6 +110,8 @@ class FeatureMLP(NeuralRecommender):
     """
 
     name = "feature-mlp"
+    has_embeddings = True
+    has_feature_view = True
     description = "MLP over user/item embeddings and side features (demographics, genres, year)"
     param_space = {
         "factors": P.FACTORS,

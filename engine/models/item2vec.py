@@ -125,6 +125,8 @@ class Item2Vec(NeuralRecommender):
     """
 
     name = "item2vec"
+    has_embeddings = True
+    has_fold_in = True
     description = "Item2vec: skip-gram embeddings of node2vec walks on the item co-interaction graph"
     param_space = {
         "factors": P.FACTORS,
@@ -244,3 +246,33 @@ class Item2Vec(NeuralRecommender):
         """The centre (input) embeddings: what item2vec calls the item vectors."""
         self._check_fitted()
         return self._numpy(self.module_.item.weight)
+
+    # ---- fold-in: exact (a user is the mean embedding of their history, as in `_score`) ------
+    def _fold_in(self, items, ratings):
+        emb = self.item_embeddings().astype(np.float64)
+        return emb[items].sum(0) / max(len(items), 1)
+
+    def _score_folded(self, state, item_idx):
+        return self._fold_in_targets(item_idx) @ self._fold_in_user(state[None, :])[0]
+
+    def _fold_in_scores(self, user, hist, masks, targets):
+        emb = self.item_embeddings().astype(np.float64)
+        m = masks.astype(np.float64)
+        users = (m @ emb[hist]) / np.maximum(m.sum(1, keepdims=True), 1.0)
+        return self._fold_in_user(users) @ self._fold_in_targets(targets).T
+
+    def _fold_in_user(self, users: np.ndarray) -> np.ndarray:
+        if self.similarity == "cosine":
+            return users / np.maximum(np.linalg.norm(users, axis=1, keepdims=True), 1e-12)
+        return users
+
+    def _fold_in_targets(self, targets) -> np.ndarray:
+        emb = self.item_embeddings().astype(np.float64)
+        if targets is not None:
+            emb = emb[targets]
+        if self.similarity == "cosine":
+            return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        if self.similarity == "context":
+            context = self.module_.context.weight.detach().cpu().double().numpy()
+            return context if targets is None else context[targets]
+        return emb

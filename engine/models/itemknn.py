@@ -49,6 +49,7 @@ class ItemKNN(Recommender):
     """
 
     name = "itemknn"
+    has_fold_in = True
     description = "Item-item nearest neighbours on co-occurrence (cosine / Jaccard / raw counts)"
     param_space = {
         "neighbours": Param("int", 1, 100_000, log=True, help="neighbours kept per item (K)"),
@@ -119,6 +120,23 @@ class ItemKNN(Recommender):
             sims[np.arange(len(block)), block] = -np.inf
             out_idx[s : s + step], out_val[s : s + step] = top_k(sims, k)
         return out_idx, out_val
+
+    # ---- fold-in: exact (a score is the summed similarity to the history items) ----------------
+    def _fold_in(self, items, ratings):
+        state = np.zeros(self.n_items_, np.float64)
+        state[items] = 1.0
+        return state
+
+    def _score_folded(self, state, item_idx):
+        hist = np.flatnonzero(state)
+        sim = self.similarity_[hist]
+        if item_idx is not None:
+            sim = sim[:, item_idx]
+        return np.asarray(sim.sum(axis=0), np.float64).ravel()
+
+    def _fold_in_scores(self, user, hist, masks, targets):
+        sim = self.similarity_[hist][:, targets].toarray().astype(np.float64)
+        return masks.astype(np.float64) @ sim
 
 
 def _prune_rows(dense: np.ndarray, k: int) -> sp.csr_matrix:

@@ -14,10 +14,11 @@ import numpy as np
 
 from engine.errors import ParameterError
 from engine.models import params as P
+from engine.models.fold_in import NeuralFoldIn, RidgeFoldIn
 from engine.models.neural import EVAL_EVERY, LAYERS, PATIENCE, NeuralRecommender, parse_layers
 from engine.models.ncf_modules import NCF, GMFTower, MLPTower
 from engine.models.params import Param
-from engine.training import bce_loss, bpr_loss, pairwise_examples, pointwise_examples, train_module
+from engine.training import Member, bce_loss, bpr_loss, pairwise_examples, pointwise_examples, train_module, train_together
 
 LOSSES = ("bce", "bpr")
 # Pre-trained NeuMF is fine-tuned with Adam at this fraction of `learning_rate`: the paper uses
@@ -41,11 +42,12 @@ _COMMON_SPACE = {
 }
 
 
-class _NCFRecommender(NeuralRecommender):
+class _NCFRecommender(NeuralFoldIn, NeuralRecommender):
     """Shared training and scoring of the three NCF models; subclasses say which towers."""
 
     uses_gmf = True
     uses_mlp = True
+    has_embeddings = True
 
     def _layers(self) -> tuple[int, ...]:
         return parse_layers(self.layers)
@@ -97,7 +99,7 @@ def _pairwise_loss(module, users, pos, neg):
     return bpr_loss(module(users, pos), module(users.repeat_interleave(n), neg.reshape(-1)).reshape(-1, n))
 
 
-class GMF(_NCFRecommender):
+class GMF(RidgeFoldIn, _NCFRecommender):
     """Generalized Matrix Factorization: ``sigmoid(h · (p_u ⊙ q_i) + b)``.
 
     Matrix factorisation with a learned weighting `h` of the latent dimensions, trained on
@@ -150,6 +152,12 @@ class GMF(_NCFRecommender):
         self.patience = patience
         self.random_state = random_state
         self.device = device
+
+    def _fold_in_basis(self):
+        """Fold-in by the ridge solve over ``h ⊙ q_i``: ``h · (p ⊙ q) = p · (h ⊙ q)``."""
+        h = self._numpy(self.module_.predict.weight).astype(np.float64)[0]
+        q = self._numpy(self.module_.gmf.item.weight).astype(np.float64)
+        return q * h[None, :], np.zeros(len(q))
 
 
 class MLP(_NCFRecommender):
@@ -224,15 +232,18 @@ class NeuMF(_NCFRecommender):
     HR@10 0.650 / 0.654 / 0.648). `alpha` stays at the paper's 0.5: 0.6 looked better on the
     test split, but validation could not tell the values apart, and defaults are chosen on
     validation only.
-    Progress events of a pre-trained fit carry a ``"stage"`` ("gmf", "mlp", "neumf") and
-    count epochs across the three stages.
+    The GMF and the MLP are fitted together (`pretrain_towers`): one draw of negatives per
+    epoch serves both, and each ends exactly as it would fitted alone.
+    Progress events of a pre-trained fit carry a ``"stage"``: "gmf" and "mlp" (one event of each
+    per pre-training epoch while both train), then "neumf", whose epochs count on from the
+    pre-training's, out of ``2 * epochs``.
 
     Parameters
     ----------
     factors : size of the GMF embeddings and of each MLP embedding.
     layers : MLP hidden sizes, e.g. ``"64,32,16"``.
     pretrain : fit GMF and MLP first and start from their weights (the paper's best NeuMF;
-        about three times the fit time).
+        the fit then costs a GMF, an MLP and the fine-tuning: see docs/benchmarks.md).
     alpha : weight of GMF's output layer in the pre-trained fusion (the paper uses 0.5).
     Others as `GMF`.
 
@@ -291,19 +302,39 @@ class NeuMF(_NCFRecommender):
         if not self.pretrain:
             return super()._train(train, val, callback)
         shared = {k: v for k, v in self.get_params().items() if k not in ("pretrain", "alpha")}
-        stages = [("gmf", GMF(**{k: v for k, v in shared.items() if k != "layers"})), ("mlp", MLP(**shared))]
-        total = 3 * self.epochs
-        offset, fitted = 0, {}
-        for stage, model in stages:
-            model.fit(train, val=val, callback=_staged(callback, stage, offset, total))
-            offset += model.epochs_trained_
-            fitted[stage] = model.module_
-        self.module_ = NCF.fuse(fitted["gmf"], fitted["mlp"], self.alpha)
+        total = 2 * self.epochs
+        gmf, mlp, offset = pretrain_towers(self, train, val, callback, total, **shared)
+        self.module_ = NCF.fuse(gmf, mlp, self.alpha)
         staged = _staged(callback, "neumf", offset, total)
         # The fused start is a candidate too: fine-tuning keeps it unless validation improves.
         return super()._train(
             train, val, staged, learning_rate=FINE_TUNE_LR_SCALE * self.learning_rate, eval_start=True
         )
+
+
+def pretrain_towers(owner: NeuralRecommender, train, val, callback, total: int, **params) -> tuple[NCF, NCF, int]:
+    """A `GMF` and an `MLP` with the same `params` (GMF ignores ``layers``), fitted together as
+    the pre-training of `owner` (NeuMF, attention NeuMF); returns their modules and the epochs
+    the longer of the two ran.
+
+    The two train on one stream of examples (`engine.training.train_together`): each epoch's
+    negatives are drawn and shuffled once for both, which is what the two separate fits drew
+    anyway (same seed, same settings), so each tower ends with the weights it would get fitted
+    alone; validation ranks the same fixed sample of users for both. Progress events carry
+    ``"stage"`` ``"gmf"`` or ``"mlp"``, one of each per epoch while both train, out of `total`.
+    """
+    gmf = owner._stage(GMF, **{k: v for k, v in params.items() if k != "layers"})
+    mlp = owner._stage(MLP, **params)
+    settings = gmf.train_settings(weight_decay=gmf.regularization)
+    if gmf.loss == "bce":
+        examples, loss = pointwise_examples(train, gmf.negatives), _pointwise_loss
+    else:
+        examples, loss = pairwise_examples(train, gmf.negatives), _pairwise_loss
+    members = [
+        Member(model, model.module_, loss, _staged(callback, stage, 0, total)) for stage, model in (("gmf", gmf), ("mlp", mlp))
+    ]
+    results = train_together(members, examples, settings, val=val)
+    return gmf.module_, mlp.module_, max(r.epochs_run for r in results)
 
 
 def _staged(callback, stage: str, offset: int, total: int):

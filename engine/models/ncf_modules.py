@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.models.item_side import RowScorer
+
 
 def _embedding(n: int, dim: int) -> nn.Embedding:
     emb = nn.Embedding(n, dim)
@@ -55,24 +57,27 @@ class MLPTower(nn.Module):
             x = torch.relu(layer(x))
         return x
 
-    def forward_all(self, users: torch.Tensor) -> torch.Tensor:
-        """Activations for every (user, item): shape (len(users), n_items, width).
+    def item_part(self) -> torch.Tensor:
+        """Every item's share of the first layer, ``W_q q_i + b`` (n_items, layers[0]).
 
-        The first layer is linear in the concatenation, ``W [p; q] = W_p p + W_q q``, so it is
-        computed once per user and once per item and summed by broadcasting instead of being
-        applied to every pair.
+        The first layer is linear in the concatenation, ``W [p; q] = W_p p + W_q q``, so full
+        rows compute it once per item and once per user and sum by broadcasting instead of
+        applying it to every pair.
         """
+        first = self.layers[0]
+        return self.item.weight @ first.weight[:, self.user.embedding_dim :].T + first.bias
+
+    def rows(self, users: torch.Tensor, item_part: torch.Tensor) -> torch.Tensor:
+        """Activations for every (user, item), (len(users), n_items, width), from `item_part`."""
         first, *rest = self.layers
-        f = self.user.embedding_dim
-        w_user, w_item = first.weight[:, :f], first.weight[:, f:]
-        x = (self.user(users) @ w_user.T)[:, None, :] + (self.item.weight @ w_item.T + first.bias)[None, :, :]
-        x = torch.relu_(x)
+        w_user = first.weight[:, : self.user.embedding_dim]
+        x = torch.relu_((self.user(users) @ w_user.T)[:, None, :] + item_part[None, :, :])
         for layer in rest:
             x = torch.relu_(layer(x))
         return x
 
 
-class NCF(nn.Module):
+class NCF(RowScorer):
     """GMF, MLP or NeuMF: the towers present, concatenated, then one output neuron (eq. 11).
 
     ``forward`` returns logits; the paper's prediction is their sigmoid, which ranks the same.
@@ -95,15 +100,25 @@ class NCF(nn.Module):
         parts = [t(users, items) for t in (self.gmf, self.mlp) if t is not None]
         return self.predict(torch.cat(parts, dim=-1)).squeeze(-1)
 
-    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+    def _item_side(self) -> tuple[torch.Tensor, ...]:
+        """The towers' item work: GMF's item embeddings, the MLP's first-layer item part."""
+        side = []
+        if self.gmf is not None:
+            side.append(self.gmf.item.weight)
+        if self.mlp is not None:
+            side.append(self.mlp.item_part())
+        return tuple(side)
+
+    def score_rows(self, users: torch.Tensor, item_side: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """Logits of `users` for every item, (len(users), n_items), without per-pair GMF work:
         ``h_g · (p_u ⊙ q_i) = (h_g ⊙ p_u) · q_i`` is one matrix product."""
         h_gmf, h_mlp = self._split_weight()
+        parts = iter(item_side)
         out = self.predict.bias
         if self.gmf is not None:
-            out = out + (self.gmf.user(users) * h_gmf) @ self.gmf.item.weight.T
+            out = out + (self.gmf.user(users) * h_gmf) @ next(parts).T
         if self.mlp is not None:
-            out = out + self.mlp.forward_all(users) @ h_mlp
+            out = out + self.mlp.rows(users, next(parts)) @ h_mlp
         return out
 
     @classmethod

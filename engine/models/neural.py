@@ -1,8 +1,9 @@
 """What every torch-module model shares: building the module, the device, scoring and restoring.
 
 A neural model subclasses `NeuralRecommender`, writes `_build_module` (an ``nn.Module`` whose
-``forward(users, items)`` returns one logit per pair and, optionally, ``score_all(users)``
-returning logits for every item) and `_train` (usually one call of
+``forward(users, items)`` returns one logit per pair; a module that is also an
+`engine.models.item_side.RowScorer` scores full rows with its item-side work computed once
+per set of weights) and `_train` (usually one call of
 `engine.training.train_module`). The learned module lives in ``module_`` and is saved by the
 base class as a state dict; `_load_modules` rebuilds it from the hyperparameters.
 After cornac's split of ``models/ncf/recom_*.py`` (wrapper) from ``backend_pt.py`` (module).
@@ -19,6 +20,7 @@ from torch import nn
 
 from engine.errors import CheckpointError, ParameterError
 from engine.models.base import Callback, Recommender, resolve_device
+from engine.models.item_side import RowScorer
 from engine.models.params import Param
 from engine.training import TrainResult, TrainSettings, seeded
 
@@ -112,6 +114,17 @@ class NeuralRecommender(Recommender):
         self.epochs_trained_ = result.epochs_run
         self.best_epoch_ = result.best_epoch
 
+    def _stage(self, cls: type["NeuralRecommender"], **params) -> "NeuralRecommender":
+        """A `cls` model on this fit's data with a freshly built module, for a stage that this
+        model trains itself (NeuMF's pre-trained GMF and MLP, trained together by
+        `engine.training.train_together`): set up as `fit` and `_fit` would set it up, so its
+        `score` validates its module, and its module starts from the same seeded weights."""
+        stage = cls(**params)
+        stage.n_users_, stage.n_items_, stage.seen_ = self.n_users_, self.n_items_, self.seen_
+        with seeded(stage.random_state, resolve_device(stage.device)):
+            stage.module_ = stage._build_module()
+        return stage
+
     # ---- scoring ---------------------------------------------------------------------------
     @property
     def torch_device(self) -> torch.device:
@@ -124,22 +137,28 @@ class NeuralRecommender(Recommender):
         users = torch.from_numpy(user_idx).to(device)
         with torch.no_grad():
             if item_idx is None:
-                rows = max(1, PAIRS_PER_CHUNK // max(1, self.n_items_))
-                if hasattr(module, "score_all"):
-                    parts = [module.score_all(users[s : s + rows]) for s in range(0, len(users), rows)]
-                else:
-                    items = torch.arange(self.n_items_, device=device)
-                    parts = [
-                        module(u.repeat_interleave(self.n_items_), items.repeat(len(u))).reshape(len(u), -1)
-                        for u in (users[s : s + rows] for s in range(0, len(users), rows))
-                    ]
-                out = torch.cat(parts) if parts else torch.empty((0, self.n_items_), device=device)
+                out = self._score_rows(module, users)
             else:
                 items = torch.from_numpy(item_idx).to(device)
                 step = PAIRS_PER_CHUNK
                 parts = [module(users[s : s + step], items[s : s + step]) for s in range(0, len(users), step)]
                 out = torch.cat(parts) if parts else torch.empty(0, device=device)
         return out.float().cpu().numpy()
+
+    def _score_rows(self, module: nn.Module, users: torch.Tensor) -> torch.Tensor:
+        """Full rows, one forward pass per block of users x all items."""
+        n_items, device = self.n_items_, users.device
+        scorer = module if isinstance(module, RowScorer) else None
+        pairs = (scorer.pairs_per_block if scorer is not None else None) or PAIRS_PER_CHUNK
+        rows = max(1, pairs // max(1, n_items))
+        blocks = [users[s : s + rows] for s in range(0, len(users), rows)]
+        if scorer is not None:
+            item_side = scorer.item_side()
+            parts = [scorer.score_rows(block, item_side) for block in blocks]
+        else:  # a module with only a pairwise forward
+            items = torch.arange(n_items, device=device)
+            parts = [module(u.repeat_interleave(n_items), items.repeat(len(u))).reshape(len(u), -1) for u in blocks]
+        return torch.cat(parts) if parts else torch.empty((0, n_items), device=device)
 
     # ---- persistence -------------------------------------------------------------------------
     def _load_modules(self, modules):

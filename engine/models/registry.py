@@ -10,7 +10,7 @@ from engine.models.acf import ACF
 from engine.models.als import ALS
 from engine.models.attention_neumf import AttentionNeuMF
 from engine.models.autorec import AutoRec
-from engine.models.base import Recommender
+from engine.models.base import ABILITIES, Recommender
 from engine.models.bpr import BPR
 from engine.models.feature_mlp import FeatureMLP
 from engine.models.item2vec import Item2Vec
@@ -55,6 +55,20 @@ def create_model(name: str, **params) -> Recommender:
     return get_model_class(name).from_params(**params)
 
 
+def model_has(name: str, ability: str) -> bool:
+    """Whether the registered model `name` declares `ability` (one of `ABILITIES`), read from
+    its class: no checkpoint is loaded. False for a name no longer registered (an old run)."""
+    if ability not in ABILITIES:
+        raise ParameterError(f"unknown ability {ability!r}{choices_hint(ability, ABILITIES)}")
+    cls = MODELS.get(name)
+    return cls is not None and ability in cls.abilities()
+
+
+def models_with(ability: str) -> list[str]:
+    """Names of the registered models that declare `ability`, in registry order."""
+    return [name for name in MODELS if model_has(name, ability)]
+
+
 def describe_models() -> list[dict]:
     """Name, description, defaults and ranges of every model, for `models --json` and the UI."""
     out = []
@@ -65,6 +79,7 @@ def describe_models() -> list[dict]:
                 "name": name,
                 "description": cls.description,
                 "explicit": cls.explicit,
+                "abilities": sorted(cls.abilities()),
                 "params": {
                     p: {"default": defaults[p], **(cls.param_space[p].to_json() if p in cls.param_space else {})}
                     for p in cls.param_names()

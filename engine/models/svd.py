@@ -9,6 +9,7 @@ import torch
 
 from engine.errors import ParameterError
 from engine.models.base import Recommender, resolve_device
+from engine.models.fold_in import RidgeFoldIn
 from engine.models.params import (
     BATCH_SIZE,
     DEVICE,
@@ -27,8 +28,14 @@ MISSING_WEIGHT = Param(
 )
 
 
-class BiasedMF(Recommender):
-    """Shared state of the explicit biased MF models: r̂ = μ + b_u + b_i + p_uᵀq_i."""
+class BiasedMF(RidgeFoldIn, Recommender):
+    """Shared state of the explicit biased MF models: r̂ = μ + b_u + b_i + p_uᵀq_i.
+
+    Fold-in: a ridge solve over the item factors, biases kept (`engine.models.fold_in`); the
+    rating values the model learned from are not kept, so a history is implicit there.
+    """
+
+    has_embeddings = True
 
     def _store_factors(self, mu, bu, bi, p, q) -> None:
         self.global_mean_ = mu

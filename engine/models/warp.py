@@ -154,6 +154,9 @@ class WARP(SampledMF):
     def n_negatives(self) -> int:
         return self.max_sampled
 
+    def updated_negatives(self) -> int:
+        return 1  # only each positive's first violator
+
     def batch_step(self, f, users, pos, neg, allowed):
         scores = Triples(f, users, pos, neg)
         x_pos, x_neg = scores.x_pos(), scores.x_neg()

@@ -69,12 +69,14 @@ def prepare_data_dir(folder: Path) -> Path:
 class StreamlitServer:
     """``streamlit run dashboard/streamlit_app.py`` on 127.0.0.1:`port` over `data_dir`."""
 
-    def __init__(self, data_dir: Path, log_path: Path, port: int | None = None, env: dict | None = None):
+    def __init__(self, data_dir: Path, log_path: Path, port: int | None = None, env: dict | None = None,
+                 launcher: list[str] | None = None):
+        """`launcher` replaces ``python -m streamlit`` (e.g. ``[python, tools/memory_probe.py]``)."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path)
         command = [
-            sys.executable, "-m", "streamlit", "run", str(APP),
+            *(launcher or [sys.executable, "-m", "streamlit"]), "run", str(APP),
             "--server.port", str(self.port),
             "--server.address", "127.0.0.1",
             "--server.headless", "true",

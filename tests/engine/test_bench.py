@@ -104,9 +104,10 @@ def test_bench_without_peers(tiny, tmp_path, capsys):
 
     code = main(["--data-dir", str(tmp_path), "bench", "--dataset", tiny, "--models", "popularity", "--no-peers"])
     out, _ = capsys.readouterr()
-    header = out.splitlines()[1].split()
-    assert code == 0 and header == ["model", "source", *bench.TABLE_METRICS, "fit", "s"]
-    assert out.splitlines()[2].split()[:2] == ["popularity", "engine"]
+    assert out.splitlines()[1].startswith("threads ")  # the conditions of the measurement
+    header = out.splitlines()[2].split()
+    assert code == 0 and header == ["model", "source", *bench.TABLE_METRICS, "fit", "s", "s/1M"]
+    assert out.splitlines()[3].split()[:2] == ["popularity", "engine"]
 
 
 @pytest.mark.skipif(not ITERATIVE, reason="no iterative model registered yet")
@@ -311,3 +312,48 @@ def test_bench_with_seeds_fits_each_seed_and_reports_means(tiny, tmp_path, capsy
     popularity_line = next(line for line in text.split("mean ± sd")[1].splitlines() if line.startswith("popularity"))
     assert f"{means['popularity']['metrics']['ndcg@10']:.4f}" in popularity_line and "±" not in popularity_line
     assert main([*argv[:-1], "0"]) == 2 and "seeds" in capsys.readouterr().err
+
+
+# ---- background load ------------------------------------------------------------------------------
+class RecordingLoad(bench.BackgroundLoad):
+    made: list = []
+
+    def __enter__(self):
+        RecordingLoad.made.append(self)
+        return super().__enter__()
+
+
+def test_background_load_runs_during_the_fits_and_is_recorded(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "BackgroundLoad", RecordingLoad)
+    RecordingLoad.made = []
+    during = []
+    real_row = bench.bench_row
+    monkeypatch.setattr(bench, "bench_row", lambda *a, **k: (during.append(RecordingLoad.made[0].running()),
+                                                             real_row(*a, **k))[1])
+    report = bench.run_bench(tiny, models=["popularity"], peers=False, background_load=1, data_dir=tmp_path)
+    assert during == [1]  # one busy process alive while the row was fitted
+    assert RecordingLoad.made[0].running() == 0  # and stopped afterwards
+    assert report["background_load"] == 1 and report["threads"]["threads"] >= 1
+    assert "background load 1 busy process" in bench.format_report(report)
+    (row,) = report["rows"]  # fit time per million training interactions, for scaling comparisons
+    assert row["fit_seconds_per_million"] == pytest.approx(row["fit_seconds"] / (report["split"]["train"] / 1e6))
+
+
+def test_background_load_stops_when_a_fit_fails(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "BackgroundLoad", RecordingLoad)
+    RecordingLoad.made = []
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(bench, "bench_row", broken)
+    with pytest.raises(RuntimeError):
+        bench.run_bench(tiny, models=["popularity"], peers=False, background_load=2, data_dir=tmp_path)
+    assert len(RecordingLoad.made[0].processes) == 2 and RecordingLoad.made[0].running() == 0
+
+
+def test_background_load_flag_refuses_a_negative_count(tiny, tmp_path, capsys):
+    code = main(["--data-dir", str(tmp_path), "bench", "--dataset", tiny, "--models", "popularity",
+                 "--no-peers", "--background-load", "-1"])
+    assert code == 2
+    assert capsys.readouterr().err.strip().startswith("error: background load must be a whole number")

@@ -181,6 +181,16 @@ def test_history_table():
     assert history([]).empty
 
 
+def test_history_draws_a_curve_per_stage():
+    """NeuMF's GMF and MLP report the same epochs side by side: each stage is its own curve."""
+    events = [
+        {"epoch": 1, "epochs": 4, "loss": 0.5, "seconds": 1.0, "phase": "ranking", "stage": "gmf"},
+        {"epoch": 1, "epochs": 4, "loss": 0.6, "seconds": 2.0, "phase": "ranking", "stage": "mlp"},
+        {"epoch": 2, "epochs": 4, "loss": 0.4, "seconds": 3.0, "phase": "ranking", "stage": "neumf"},
+    ]
+    assert list(history(events)["phase"]) == ["gmf", "mlp", "neumf"]
+
+
 def test_clear_finished_keeps_active_jobs(tmp_path):
     release = threading.Event()
 

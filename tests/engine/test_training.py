@@ -16,6 +16,7 @@ from engine.models.ncf import GMF, NeuMF, _pointwise_loss
 from engine.models.ncf_modules import NCF, GMFTower
 from engine.training import (
     EpochRandom,
+    Member,
     TrainSettings,
     bce_loss,
     bpr_loss,
@@ -23,6 +24,8 @@ from engine.training import (
     pointwise_examples,
     seeded,
     train_module,
+    train_together,
+    validation_sample,
 )
 
 
@@ -145,11 +148,13 @@ def test_progress_events_follow_the_convention():
     module = _module()
     train_module(None, module, pointwise_examples(TRAIN, 2), _pointwise_loss,
                  TrainSettings(epochs=3, batch_size=64, device="cpu"), callback=events.append)
-    assert [set(e) for e in events] == [{"epoch", "epochs", "loss", "seconds"}] * 3  # no val: no metric
+    # No validation: no metric and no validation time.
+    assert [set(e) for e in events] == [{"epoch", "epochs", "loss", "seconds", "epoch_seconds"}] * 3
     assert [(e["epoch"], e["epochs"]) for e in events] == [(1, 3), (2, 3), (3, 3)]
     assert all(e["loss"] > 0 and math.isfinite(e["loss"]) for e in events)
     seconds = [e["seconds"] for e in events]
     assert seconds == sorted(seconds) and seconds[0] >= 0
+    assert all(0 <= e["epoch_seconds"] <= e["seconds"] for e in events)
 
 
 def test_a_model_fit_uses_the_real_evaluator_and_keeps_its_best_epoch():
@@ -159,6 +164,63 @@ def test_a_model_fit_uses_the_real_evaluator_and_keeps_its_best_epoch():
     ndcg = [e["val_ndcg@10"] for e in events]
     assert len(ndcg) == 6 and all(0.0 <= v <= 1.0 for v in ndcg)
     assert model.best_epoch_ == int(np.argmax(ndcg)) + 1 and model.epochs_trained_ == 6
+
+
+# ---- validation on a fixed sample of users ------------------------------------------------------
+class RecordingEvaluator:
+    """Records which users each validation ranked; returns a constant NDCG."""
+
+    def __init__(self):
+        self.users = []
+
+    def __call__(self, model, val):
+        self.users.append(tuple(val.users()))
+        return {"ndcg@10": 0.5}
+
+
+def test_validation_sample_is_fixed_seeded_and_whole_when_small():
+    users = SPLITS.val.users()
+    assert validation_sample(SPLITS.val, max_users=len(users)) is SPLITS.val  # small: every user
+    assert validation_sample(SPLITS.val, max_users=0) is SPLITS.val
+    part = validation_sample(SPLITS.val, max_users=10)
+    assert len(part.users()) == 10 and set(part.users()) <= set(users)
+    # Each sampled user keeps all of their validation interactions, and nothing else.
+    assert len(part) == int(np.isin(SPLITS.val.user_idx, part.users()).sum())
+    np.testing.assert_array_equal(validation_sample(SPLITS.val, max_users=10).users(), part.users())
+    other = validation_sample(SPLITS.val, max_users=10, seed=1)
+    assert set(other.users()) != set(part.users())
+
+
+def test_every_epoch_and_every_stage_validates_the_same_sampled_users():
+    evaluator = RecordingEvaluator()
+    settings = TrainSettings(epochs=3, batch_size=64, device="cpu", validation_users=7, eval_start=True)
+    members = [Member(None, _module(seed), _pointwise_loss) for seed in (0, 1)]
+    train_together(members, pointwise_examples(TRAIN, 2), settings, val=SPLITS.val, evaluator=evaluator)
+    assert len(evaluator.users) == 2 * (1 + 3) and len(set(evaluator.users)) == 1
+    assert evaluator.users[0] == tuple(validation_sample(SPLITS.val, 7).users())
+
+
+def test_progress_events_report_validation_seconds():
+    events = []
+    settings = TrainSettings(epochs=4, batch_size=64, device="cpu", eval_every=2, patience=0)
+    train_module(None, _module(), pointwise_examples(TRAIN, 2), _pointwise_loss, settings, val=SPLITS.val,
+                 callback=events.append, evaluator=RecordingEvaluator())
+    assert ["val_seconds" in e for e in events] == [False, True, False, True]
+    assert all(0 <= e["val_seconds"] <= e["epoch_seconds"] for e in events if "val_seconds" in e)
+
+
+def test_members_trained_together_end_as_trained_alone():
+    """One stream of examples for two modules: each ends with the weights of its own run."""
+    settings = TrainSettings(epochs=3, batch_size=32, learning_rate=0.05, device="cpu")
+    alone = []
+    for seed in (0, 1):
+        module = _module(seed)
+        train_module(None, module, pointwise_examples(TRAIN, 2), _pointwise_loss, settings)
+        alone.append(_snapshot(module))
+    together = [_module(0), _module(1)]
+    train_together([Member(None, m, _pointwise_loss) for m in together], pointwise_examples(TRAIN, 2), settings)
+    for module, expected in zip(together, alone):
+        _assert_same_weights(_snapshot(module), expected)
 
 
 # ---- cancellation ------------------------------------------------------------------------------
@@ -248,7 +310,8 @@ def test_bpr_loss_matches_hand_computed_values():
 
 
 # ---- settings and failures -----------------------------------------------------------------------
-@pytest.mark.parametrize("field, value", [("optimizer", "rmsprop"), ("epochs", 0), ("batch_size", 0), ("patience", -1), ("warmup", -1)])
+@pytest.mark.parametrize("field, value", [("optimizer", "rmsprop"), ("epochs", 0), ("batch_size", 0), ("patience", -1), ("warmup", -1),
+                                          ("validation_users", -1)])
 def test_bad_settings_raise_parameter_error(field, value):
     with pytest.raises(ParameterError, match=field):
         TrainSettings(**{field: value})

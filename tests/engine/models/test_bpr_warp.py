@@ -171,6 +171,32 @@ def test_same_seed_same_model_other_seed_other_model(blocks, cls):
     assert a.user_embeddings().shape == (blocks.train.n_users, 8)
 
 
+@pytest.mark.parametrize("cls", [BPR, WARP])
+def test_lazy_and_dense_updates_train_bit_identical_models(blocks, cls, monkeypatch):
+    """Which tables are updated lazily is a matter of speed only: a seed gives the same model."""
+    import engine.models.bpr as bpr
+
+    fitted = []
+    for lazy_rows in (0, 10**9):  # every table lazy, every table dense
+        monkeypatch.setattr(bpr, "LAZY_ROWS", lazy_rows)
+        fitted.append(cls(**{**FAST, "epochs": 3, "batch_size": 16}, device="cpu").fit(blocks.train))
+    for name in ("user_factors_", "item_factors_", "item_bias_"):
+        assert np.array_equal(getattr(fitted[0], name), getattr(fitted[1], name))
+
+
+def test_tables_much_larger_than_a_batch_are_updated_lazily(blocks, monkeypatch):
+    import engine.models.bpr as bpr
+
+    made = []
+    monkeypatch.setattr(bpr, "Adagrad", lambda t, lr, lazy: made.append(lazy) or Adagrad(t, lr, lazy=lazy))
+    # 50 users, 40 items. Batches of 8: the user table (50 > 2 x 8 rows) is lazy. BPR with 2
+    # negatives updates 24 item rows per batch (40 < 48: dense); WARP updates a positive and one
+    # violator per row whatever max_sampled is, 16 rows (40 > 32: lazy).
+    BPR(**{**FAST, "epochs": 1, "batch_size": 8, "negatives": 2}, device="cpu").fit(blocks.train)
+    WARP(**{**FAST, "epochs": 1, "batch_size": 8, "max_sampled": 10}, device="cpu").fit(blocks.train)
+    assert made == [True, False, False, True, True, True]
+
+
 def test_events_early_stopping_and_best_weights(blocks):
     events = []
     params = {**FAST, "learning_rate": 0.2, "epochs": 40, "eval_every": 2, "patience": 2, "device": "cpu"}

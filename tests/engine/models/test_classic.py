@@ -75,7 +75,14 @@ def test_itemknn_has_no_embeddings():
     model = ItemKNN().fit(split_of(HAND))
     with pytest.raises(NotImplementedError):
         model.item_embeddings()
-    assert model.capabilities() == {"item_embeddings": False, "user_embeddings": False, "similar_items": True}
+    assert model.capabilities() == {
+        "item_embeddings": False,
+        "user_embeddings": False,
+        "similar_items": True,
+        "fold_in": True,
+        "attention": False,
+        "feature_view": False,
+    }
 
 
 def low_rank_ratings(seed=0, n_users=60, n_items=40, observed=0.6):

@@ -10,7 +10,7 @@ import torch
 import engine.models.neural as neural
 from engine.data import from_frames, leave_last_out
 from engine.errors import ParameterError
-from engine.models.ncf import GMF, MLP, NeuMF
+from engine.models.ncf import GMF, MLP, NeuMF, pretrain_towers
 from engine.models.ncf_modules import NCF, GMFTower, MLPTower
 from engine.models.neural import parse_layers
 from engine.models.popularity import Popularity
@@ -104,13 +104,33 @@ def test_pretrained_neumf_reports_its_three_stages():
     events = []
     model = NeuMF(factors=2, layers="4", epochs=2, pretrain=True, device="cpu")
     model.fit(SPLITS.train, val=SPLITS.val, callback=events.append)
-    stages = [e["stage"] for e in events]
-    assert stages[0] == "gmf" and stages[-1] == "neumf" and "mlp" in stages
-    assert stages == sorted(stages, key=["gmf", "mlp", "neumf"].index)
-    epochs = [e["epoch"] for e in events]
-    assert epochs == list(range(1, len(events) + 1)) and all(e["epochs"] == 6 for e in events)
+    # GMF and MLP are pre-trained together: one event of each per epoch, then NeuMF counts on.
+    assert [e["stage"] for e in events] == ["gmf", "mlp", "gmf", "mlp", "neumf", "neumf"]
+    assert [e["epoch"] for e in events] == [1, 1, 2, 2, 3, 4] and all(e["epochs"] == 4 for e in events)
+    assert all(e["val_seconds"] >= 0 for e in events)
     assert model.item_embeddings().shape == (SPLITS.train.n_items, 4)  # GMF and MLP, 2 each
     assert model.user_embeddings().shape == (SPLITS.train.n_users, 4)
+
+
+@pytest.mark.parametrize("loss", ["bce", "bpr"])
+def test_towers_pretrained_together_equal_separate_fits(loss):
+    """Sharing each epoch's negatives changes nothing: both towers end with the weights of a
+    GMF and an MLP fitted alone, each stopping at its own epoch."""
+    params = dict(factors=3, epochs=16, batch_size=16, learning_rate=0.02, negatives=2, loss=loss, patience=2,
+                  random_state=2, device="cpu")
+    owner = NeuMF(layers="4", **{**params, "epochs": 1}, pretrain=False).fit(SPLITS.train)
+    events = []
+    gmf, mlp, epochs = pretrain_towers(owner, SPLITS.train, SPLITS.val, events.append, 28, layers="4", **params)
+    alone_gmf = GMF(**params).fit(SPLITS.train, val=SPLITS.val)
+    alone_mlp = MLP(layers="4", **params).fit(SPLITS.train, val=SPLITS.val)
+    for together, alone in ((gmf, alone_gmf.module_), (mlp, alone_mlp.module_)):
+        state = alone.state_dict()
+        assert all(torch.equal(v, state[k]) for k, v in together.state_dict().items())
+    ran = {stage: sum(e["stage"] == stage for e in events) for stage in ("gmf", "mlp")}
+    assert ran == {"gmf": alone_gmf.epochs_trained_, "mlp": alone_mlp.epochs_trained_}
+    if loss == "bce":  # these settings stop the two at different epochs (14 and 12)
+        assert ran == {"gmf": 14, "mlp": 12}
+    assert epochs == max(ran.values())
 
 
 def test_gmf_and_mlp_expose_their_own_embeddings():

@@ -1,0 +1,102 @@
+"""The fold_in ability: exact where the model allows it, by hand and against the fit's own solve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from engine.errors import ParameterError
+from engine.models.als import ALS, ConfidenceMatrix, least_squares
+from engine.models.fold_in import check_history, weighted_ridge_solve
+from engine.models.registry import models_with, model_has
+from tests.engine.models.test_contract import SPLITS, make
+
+
+def hand_als(alpha: float = 0.0, use_ratings: bool = False) -> ALS:
+    """Items y0 = (1, 0), y1 = (0, 1), y2 = (2, 0), y3 = (0, 3); λ = 5.
+
+    YᵀY + λI = diag(10, 15). With alpha = 0 the history {0, 1} gives x = (1/10, 1/15), so
+    score(2) = 2/10 and score(3) = 3/15.
+    """
+    model = ALS(regularization=5.0, alpha=alpha, use_ratings=use_ratings)
+    model.n_users_, model.n_items_ = 1, 4
+    model.seen_ = sp.csr_matrix(np.ones((1, 2), np.float32), shape=(1, 4))
+    model.item_factors_ = np.array([[1, 0], [0, 1], [2, 0], [0, 3]], np.float32)
+    model.user_factors_ = np.array([[0.1, 1 / 15]], np.float32)
+    return model
+
+
+def test_als_fold_in_by_hand():
+    model = hand_als()
+    folded = model.fold_in([0, 1])
+    np.testing.assert_allclose(folded.state, [0.1, 1 / 15], atol=1e-12)
+    np.testing.assert_allclose(model.score_folded(folded, [2, 3]), [0.2, 0.2], rtol=1e-6)
+    recs, scores = model.recommend_folded(folded, k=3)
+    assert sorted(recs[:2].tolist()) == [2, 3] and recs[2] == -1 and scores[2] == -np.inf  # history out, padded
+
+
+def test_als_ratings_are_confidences_only_with_use_ratings():
+    """alpha = 1, ratings (4, 1) on items (0, 1): c = (5, 2), so x = ((YᵀY + λI + diag(4, 1))⁻¹
+    (5 y0 + 2 y1) = (5/14, 2/16). Without `use_ratings` the history is implicit: c = (2, 2)."""
+    rated = hand_als(alpha=1.0, use_ratings=True).fold_in([0, 1], ratings=[4.0, 1.0])
+    np.testing.assert_allclose(rated.state, [5 / 14, 2 / 16], atol=1e-12)
+    implicit = hand_als(alpha=1.0).fold_in([0, 1], ratings=[4.0, 1.0])
+    np.testing.assert_allclose(implicit.state, [2 / 11, 2 / 16], atol=1e-12)
+    with pytest.raises(ParameterError, match="non-negative"):
+        hand_als(alpha=1.0, use_ratings=True).fold_in([0, 1], ratings=[-1.0, 1.0])
+
+
+@pytest.mark.parametrize("alpha, cg_steps", [(0.0, 3), (5.0, 64)])
+def test_als_fold_in_of_a_training_user_is_the_fit_solve(alpha, cg_steps):
+    """A training user's history folded in equals the user half-sweep of `fit` against the
+    final item factors (solved exactly: Cholesky for alpha = 0, CG run to convergence
+    otherwise), to 1e-5."""
+    model = make("als", factors=8, alpha=alpha, cg_steps=cg_steps, epochs=5).fit(SPLITS.train)
+    side = ConfidenceMatrix(SPLITS.train.matrix(binary=True), alpha, torch.device("cpu"))
+    x = torch.from_numpy(model.user_factors_)
+    solved = least_squares(side, x, torch.from_numpy(model.item_factors_), model.regularization, cg_steps).numpy()
+    for user in range(SPLITS.train.n_users):
+        folded = model.fold_in(model.seen_[user].indices)
+        np.testing.assert_allclose(folded.state, solved[user], atol=1e-5)
+        np.testing.assert_allclose(model.score_folded(folded), solved[user] @ model.item_factors_.T, atol=1e-5)
+
+
+def test_als_batched_variants_equal_single_fold_ins():
+    model = make("als", factors=8, alpha=2.0, epochs=3).fit(SPLITS.train)
+    history = np.sort(model.seen_[4].indices)
+    masks = np.random.default_rng(0).random((6, len(history))) < 0.6
+    targets = np.arange(model.n_items_)
+    batched = model.fold_in_scores(history, masks, targets, user=4)
+    for keep, row in zip(masks, batched):
+        if keep.any():
+            np.testing.assert_allclose(row, model.score_folded(model.fold_in(history[keep])), rtol=1e-5, atol=1e-6)
+
+
+def test_weighted_ridge_solve_matches_the_normal_equations():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(20, 4))
+    items, extra = np.array([3, 7, 11]), np.array([0.5, 2.0, 0.0])
+    a = y.T @ y + 0.3 * np.eye(4) + sum(e * np.outer(y[i], y[i]) for i, e in zip(items, extra))
+    b = sum((1 + e) * y[i] for i, e in zip(items, extra))
+    np.testing.assert_allclose(weighted_ridge_solve(y, items, extra, 0.3), np.linalg.solve(a, b), rtol=1e-10)
+
+
+def test_check_history_names_the_problem():
+    assert check_history([3, 1], None, 5)[0].tolist() == [3, 1]
+    with pytest.raises(ParameterError, match="empty"):
+        check_history([], None, 5)
+    with pytest.raises(ParameterError, match="item index 1 is in the history more than once"):
+        check_history([1, 2, 1], None, 5)
+    with pytest.raises(ParameterError, match="finite"):
+        check_history([1, 2], [4.0, float("nan")], 5)
+
+
+def test_registry_answers_ability_questions_without_a_checkpoint():
+    assert model_has("als", "fold_in") and model_has("als", "embeddings")
+    assert not model_has("popularity", "fold_in") and not model_has("no-such-model", "fold_in")
+    assert models_with("attention") == ["acf"]
+    assert models_with("feature_view") == ["feature-mlp"]
+    with pytest.raises(ParameterError, match="unknown ability 'fold-in'"):
+        model_has("als", "fold-in")
