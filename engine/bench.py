@@ -46,7 +46,7 @@ INSTALL_HINT = "peers unavailable: install them with `pip install -r requirement
 #: the neural models dominate).
 DEFAULT_MODELS = tuple(MODELS)
 #: Variants reported right after their base model, with their ratio to it (the effect of the change).
-VARIANTS = {"attention-neumf": "neumf"}
+VARIANTS = {name: cls.variant_of for name, cls in MODELS.items() if cls.variant_of}
 TABLE_METRICS = ("hr@10", "ndcg@10", "recall@10", "mrr", "auc", "coverage@10")
 ATTENTION_METRICS = ("attention.component_lift", "attention.item_auc")
 

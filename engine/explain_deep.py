@@ -96,7 +96,7 @@ def deep_shap(explainer, frame: pd.DataFrame, *, progress=None, chunk: int = 25,
 
     model = explainer.model
     if not supports(model):
-        raise ParameterError(f"deep SHAP needs a feature-mlp, not {getattr(model, 'name', type(model).__name__)!r}")
+        raise ParameterError(f"deep SHAP needs a model whose feature view is an MLP tower; {getattr(model, 'name', type(model).__name__)!r} has none")
     tower = _tower(model.module_)
     # shap's torch DeepExplainer back-propagates once per (pair, background row), so the
     # background is the summary with each medoid repeated in proportion to its weight

@@ -268,6 +268,7 @@ class AttentionNeuMF(NeuralFoldIn, NeuralRecommender):
     """
 
     name = "attention-neumf"
+    variant_of = "neumf"
     has_embeddings = True
     description = "NeuMF with multi-head self-attention over embedding and fused tokens (softmax or Neumann)"
     param_space = {

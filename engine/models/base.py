@@ -72,6 +72,9 @@ class Recommender(ABC):
     has_fold_in: ClassVar[bool] = False
     has_attention: ClassVar[bool] = False
     has_feature_view: ClassVar[bool] = False
+    #: The registry name of the model this one varies by one change (the bench reports the
+    #: variant right after it, with the ratio of the two), or None.
+    variant_of: ClassVar[str | None] = None
 
     @classmethod
     def abilities(cls) -> frozenset[str]:
