@@ -814,24 +814,8 @@ def embedding_neighbours(checkpoint: str, spec: str, what: str, index, k: int = 
 
 @st.cache_data(max_entries=8)
 def embedding_point_table(spec: str, what: str) -> pd.DataFrame:
-    """What the points can be coloured by and named with, one row per item or user:
-    items ``label`` (title), ``genre`` (the first one), ``popularity``, ``year``;
-    users ``label`` (raw id), ``activity``."""
-    ds = get_dataset(spec)
-    if what == "users":
-        activity = np.bincount(ds.interactions["user_idx"].to_numpy(), minlength=ds.n_users)
-        return pd.DataFrame({"label": [f"user {u}" for u in ds.user_ids], "activity": activity})
-    first = ds.items["genres"].fillna("").astype(str).str.split("|").str[0]
-    year = pd.to_numeric(ds.items["year"], errors="coerce")
-    titles = ds.items["title"].astype(str)
-    # "Toy Story (1995)": tells remakes apart; ml-100k titles already carry the year.
-    labels = [t if y != y or f"({int(y)})" in t else f"{t} ({int(y)})" for t, y in zip(titles, year)]
-    return pd.DataFrame({
-        "label": labels,
-        "genre": first.replace({"": "(none)", "(no genres listed)": "(none)"}).to_numpy(),
-        "popularity": ds.item_popularity(),
-        "year": year.to_numpy(),
-    })  # fmt: skip
+    """What the points can be coloured by and named with (`engine.projection.point_table`)."""
+    return projections.point_table(get_dataset(spec), what)
 
 
 def embedding_user_marks(checkpoint: str, spec: str, raw_id: str, k: int = 10) -> dict | None:
@@ -886,64 +870,12 @@ def attention_fidelity(checkpoint: str, spec: str) -> dict:
 
 
 def user_attention(checkpoint: str, spec: str, user_idx: int, k: int = 10) -> dict:
-    """One user's attention, ready to draw.
-
-    ``{"profile": [{"item", "title", "alpha", "beta" (7x7 or None), "truth" (7x7 bool or
-    None), "motifs" (names), "liked" (bool or None)}], "liked_motifs": names or None,
-    "recommendations": [{"item", "title", "score", "motifs", "liked"}], "fidelity": {"item_auc",
-    "component_lift"} for this user (NaN where undefined) or None}``. `truth`, `motifs` and
-    `liked` exist on visual-synthetic only.
-    """
+    """One user's attention and top-`k`, ready to draw (`engine.attention.user_attention`)."""
     ds = get_dataset(spec)
     model = get_model(checkpoint, spec)
     with friendly_errors():
-        att = model.attention(int(user_idx))
-        recs, scores = query.recommend_for(model, ds, user_idx, k)
-    truth = attention_lib.has_ground_truth(ds)
-    names = ds.extras.get("motif_names", [])
-    liked = []
-    if truth:
-        liked = [int(m) for m in ds.extras["user_motifs"][user_idx] if m >= 0]
-
-    def motifs(item: int) -> list[int]:
-        if "item_motifs" not in ds.extras:
-            return []
-        return [int(m) for m in ds.extras["item_motifs"][item] if m >= 0]
-
-    profile = []
-    for item, alpha in att["profile"]:
-        beta = att["components"].get(item)
-        cells = None
-        if truth:  # the true cells: where this item shows one of the user's motifs
-            cells = ds.extras["motif_cells"][item][liked].any(0)
-            cells = cells.reshape(beta.shape if beta is not None else (7, 7))
-        profile.append({
-            "item": item, "title": ds.title(item), "alpha": alpha, "beta": beta, "truth": cells,
-            "motifs": [names[m] for m in motifs(item)],
-            "liked": bool(set(motifs(item)) & set(liked)) if truth else None,
-        })  # fmt: skip
-    recommendations = [
-        {"item": int(i), "title": ds.title(i), "score": float(s), "motifs": [names[m] for m in motifs(i)],
-         "liked": bool(set(motifs(i)) & set(liked)) if truth else None}
-        for i, s in zip(recs, scores)
-    ]  # fmt: skip
-    fidelity = None
-    if truth and profile:
-        alpha = np.array([[p["alpha"] for p in profile]])
-        relevant = np.array([[p["liked"] for p in profile]])
-        with_beta = [p for p in profile if p["beta"] is not None]
-        lift = float("nan")
-        if with_beta:
-            lift = attention_lib.component_lift(
-                np.array([p["beta"].reshape(-1) for p in with_beta]), np.array([p["truth"].reshape(-1) for p in with_beta])
-            )
-        fidelity = {"item_auc": attention_lib.item_auc(alpha, relevant), "component_lift": lift}
-    return {
-        "profile": profile,
-        "liked_motifs": [names[m] for m in liked] if truth else None,
-        "recommendations": recommendations,
-        "fidelity": fidelity,
-    }
+        recommendations = query.recommend_for(model, ds, user_idx, k)
+        return attention_lib.user_attention(model, ds, int(user_idx), recommendations)
 
 
 def attention_image(spec: str, item_idx: int, grid=None, *, size: int = 224) -> Image.Image:
