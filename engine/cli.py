@@ -267,8 +267,11 @@ def cmd_recommend(args) -> int:
     print(f"user {result['user']}: {len(history)} interactions in {info['dataset']}; "
           f"latest {min(shown, len(history))}:")
     print(table(history[:shown], ["item_id", "title", "year", "rating", "split"], digits=1))
-    left_out = "the training items" if exclude == "train" else "everything in the history"
-    print(f"\ntop {len(recs)} by {info['model']} ({left_out} left out; held_out marks a held-out item):")
+    if exclude == "train":
+        note = "items seen in training left out; held_out marks a held-out validation or test item"
+    else:
+        note = "everything the user rated left out"
+    print(f"\ntop {len(recs)} by {info['model']} ({note}):")
     print(table(recs, ["rank", "item_id", "title", "year", "score", "held_out"]))
     return 0
 
