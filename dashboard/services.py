@@ -24,6 +24,7 @@ from engine import demo
 from engine import explain as explain_lib
 from engine import explore
 from engine import projection as projections
+from engine import query
 from engine.data import DATASETS, Dataset, DataSplits, load_dataset
 from engine.data import access, stats
 from engine.data.upload import guess_mapping, read_header, save_upload, upload_limits
@@ -34,7 +35,7 @@ from engine.history_explain import because_you_liked, supports_history
 from engine.jobs import JobManager, history, job_table, may_touch, one_line
 from engine.models.base import Recommender
 from engine.models.registry import describe_models, model_has
-from engine.store import RunsDB, clean_checkpoints, load_checkpoint
+from engine.store import RunsDB, clean_checkpoints
 
 from dashboard.components.text import code, plain
 
@@ -187,21 +188,29 @@ def run_label(run: dict) -> str:
     return f"{run['model']} #{run['id']}{quick}{score}"
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading model...")
 def get_model(checkpoint: str, spec: str) -> Recommender:
     """The fitted model of a checkpoint (shared across sessions, never mutated), checked against
-    the cached dataset it claims to be trained on."""
-    model, info = load_checkpoint(checkpoint)
-    dataset = get_dataset(spec)
-    if info["dataset_fingerprint"] != dataset.fingerprint or model.n_items_ != dataset.n_items:
-        raise CheckpointError(f"checkpoint {checkpoint} was not trained on the current {spec} data: retrain it")
-    return model
+    the cached dataset it claims to be trained on (`engine.query.open_checkpoint`)."""
+    return _opened(checkpoint, spec)[0]
+
+
+def get_splits(checkpoint: str, spec: str) -> DataSplits:
+    """The split a checkpoint was trained and evaluated on, rebuilt from the settings recorded in
+    it (not today's defaults): it marks the held-out items and feeds the explainers. Runs that
+    share settings share one cached split."""
+    settings = query.recorded_split(_opened(checkpoint, spec)[1])
+    return _splits(spec, tuple(sorted(settings.items())))
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading model...")
+def _opened(checkpoint: str, spec: str) -> tuple[Recommender, dict]:
+    model, info, _ = query.open_checkpoint(checkpoint, dataset=get_dataset(spec))
+    return model, info
 
 
 @st.cache_resource(max_entries=4, show_spinner="Splitting dataset...")
-def get_splits(spec: str) -> DataSplits:
-    """The leave-last-out split every run of `spec` was evaluated on (marks held-out items)."""
-    return make_splits(get_dataset(spec))
+def _splits(spec: str, settings: tuple) -> DataSplits:
+    return make_splits(get_dataset(spec), dict(settings))
 
 
 # ---- explorer ----------------------------------------------------------------------------------
@@ -235,10 +244,10 @@ def find_item(spec: str, raw_id: str) -> int | None:
         return None
 
 
-def recommendation_frame(spec: str, user_idx: int, items, scores, shared) -> pd.DataFrame:
-    """One model's list for the user explorer, with the user's held-out items marked."""
-    splits = get_splits(spec)
-    held = {"test": explore.held_out_items(splits.test, user_idx), "validation": explore.held_out_items(splits.val, user_idx)}
+def recommendation_frame(checkpoint: str, spec: str, user_idx: int, items, scores, shared) -> pd.DataFrame:
+    """One model's list for the user explorer, with the user's held-out items (in the split the
+    checkpoint was evaluated on) marked."""
+    held = query.held_out(get_splits(checkpoint, spec), user_idx)
     return explore.recommendation_frame(get_dataset(spec), items, scores, held_out=held, shared=shared)
 
 
@@ -255,15 +264,20 @@ def pick_user(spec: str, level: str, seed: int, avoid: int | None = None) -> str
 
 
 @st.cache_data(max_entries=64)
-def user_history(spec: str, user_idx: int) -> pd.DataFrame:
-    """One user's interactions, newest first, with the split each went to."""
-    return explore.user_history(get_dataset(spec), user_idx, get_splits(spec))
+def user_history(checkpoint: str, spec: str, user_idx: int) -> pd.DataFrame:
+    """One user's interactions, newest first, with the split each went to in `checkpoint`'s
+    recorded split."""
+    return explore.user_history(get_dataset(spec), user_idx, get_splits(checkpoint, spec))
 
 
 @st.cache_data(max_entries=512)
-def user_recommendations(checkpoint: str, spec: str, user_idx: int, k: int) -> tuple:
-    """``(item_idx, scores)`` of one user's top-`k` unseen items under one checkpoint."""
-    return explore.recommend_one(get_model(checkpoint, spec), user_idx, k)
+def user_recommendations(
+    checkpoint: str, spec: str, user_idx: int, k: int, exclude: str = query.DEFAULT_EXCLUDE
+) -> tuple:
+    """``(item_idx, scores)`` of one user's top-`k` under one checkpoint: the list
+    ``python -m engine recommend`` prints (`engine.query.recommend_for`; training items left out,
+    held-out ones kept so the page can mark a hit)."""
+    return query.recommend_for(get_model(checkpoint, spec), get_dataset(spec), user_idx, k, exclude=exclude)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
@@ -307,8 +321,8 @@ def _capabilities(checkpoint: str, spec: str) -> dict:
 @st.cache_data(max_entries=512)
 def similar_items(checkpoint: str, spec: str, item_idx: int, k: int) -> pd.DataFrame:
     """The `k` nearest items of one item under one checkpoint, ranked, with metadata."""
-    items, scores = get_model(checkpoint, spec).similar_items([item_idx], k)
-    return explore.item_frame(get_dataset(spec), items[0], scores[0])
+    items, scores = query.similar_to(get_model(checkpoint, spec), item_idx, k)
+    return explore.item_frame(get_dataset(spec), items, scores)
 
 
 def compare_table(spec: str) -> pd.DataFrame:
@@ -800,24 +814,8 @@ def embedding_neighbours(checkpoint: str, spec: str, what: str, index, k: int = 
 
 @st.cache_data(max_entries=8)
 def embedding_point_table(spec: str, what: str) -> pd.DataFrame:
-    """What the points can be coloured by and named with, one row per item or user:
-    items ``label`` (title), ``genre`` (the first one), ``popularity``, ``year``;
-    users ``label`` (raw id), ``activity``."""
-    ds = get_dataset(spec)
-    if what == "users":
-        activity = np.bincount(ds.interactions["user_idx"].to_numpy(), minlength=ds.n_users)
-        return pd.DataFrame({"label": [f"user {u}" for u in ds.user_ids], "activity": activity})
-    first = ds.items["genres"].fillna("").astype(str).str.split("|").str[0]
-    year = pd.to_numeric(ds.items["year"], errors="coerce")
-    titles = ds.items["title"].astype(str)
-    # "Toy Story (1995)": tells remakes apart; ml-100k titles already carry the year.
-    labels = [t if y != y or f"({int(y)})" in t else f"{t} ({int(y)})" for t, y in zip(titles, year)]
-    return pd.DataFrame({
-        "label": labels,
-        "genre": first.replace({"": "(none)", "(no genres listed)": "(none)"}).to_numpy(),
-        "popularity": ds.item_popularity(),
-        "year": year.to_numpy(),
-    })  # fmt: skip
+    """What the points can be coloured by and named with (`engine.projection.point_table`)."""
+    return projections.point_table(get_dataset(spec), what)
 
 
 def embedding_user_marks(checkpoint: str, spec: str, raw_id: str, k: int = 10) -> dict | None:
@@ -833,8 +831,8 @@ def embedding_user_marks(checkpoint: str, spec: str, raw_id: str, k: int = 10) -
     inter = ds.interactions
     history = np.unique(inter["item_idx"].to_numpy()[inter["user_idx"].to_numpy() == u])
     with friendly_errors():
-        recs, _ = get_model(checkpoint, spec).recommend(np.array([u]), k=k)
-    return {"user_idx": u, "history": history, "recommendations": recs[0][recs[0] >= 0]}
+        recs, _ = query.recommend_for(get_model(checkpoint, spec), ds, u, k)
+    return {"user_idx": u, "history": history, "recommendations": recs}
 
 
 # ---- visual attention ----------------------------------------------------------------------------
@@ -854,12 +852,12 @@ def has_attention_truth(spec: str) -> bool:
     return attention_lib.has_ground_truth(get_dataset(spec))
 
 
-def attention_users(spec: str) -> list[str]:
-    """Raw ids of the users with a test item (the ones the fidelity figures average over),
-    followed by the rest."""
+def attention_users(checkpoint: str, spec: str) -> list[str]:
+    """Raw ids of the users with a test item in the checkpoint's split (the ones the fidelity
+    figures average over), followed by the rest."""
     ds = get_dataset(spec)
     tested = np.zeros(ds.n_users, bool)
-    tested[get_splits(spec).test.user_idx] = True
+    tested[get_splits(checkpoint, spec).test.user_idx] = True
     return [*ds.user_ids[tested].tolist(), *ds.user_ids[~tested].tolist()]
 
 
@@ -867,68 +865,17 @@ def attention_users(spec: str) -> list[str]:
 def attention_fidelity(checkpoint: str, spec: str) -> dict:
     """`engine.attention.attention_fidelity` over the test users of `spec` (cached per run)."""
     with friendly_errors():
-        return attention_lib.attention_fidelity(get_model(checkpoint, spec), get_dataset(spec), get_splits(spec).test)
+        test = get_splits(checkpoint, spec).test
+        return attention_lib.attention_fidelity(get_model(checkpoint, spec), get_dataset(spec), test)
 
 
 def user_attention(checkpoint: str, spec: str, user_idx: int, k: int = 10) -> dict:
-    """One user's attention, ready to draw.
-
-    ``{"profile": [{"item", "title", "alpha", "beta" (7x7 or None), "truth" (7x7 bool or
-    None), "motifs" (names), "liked" (bool or None)}], "liked_motifs": names or None,
-    "recommendations": [{"item", "title", "score", "motifs", "liked"}], "fidelity": {"item_auc",
-    "component_lift"} for this user (NaN where undefined) or None}``. `truth`, `motifs` and
-    `liked` exist on visual-synthetic only.
-    """
+    """One user's attention and top-`k`, ready to draw (`engine.attention.user_attention`)."""
     ds = get_dataset(spec)
     model = get_model(checkpoint, spec)
     with friendly_errors():
-        att = model.attention(int(user_idx))
-        recs, scores = model.recommend(np.array([user_idx]), k=k)
-    truth = attention_lib.has_ground_truth(ds)
-    names = ds.extras.get("motif_names", [])
-    liked = []
-    if truth:
-        liked = [int(m) for m in ds.extras["user_motifs"][user_idx] if m >= 0]
-
-    def motifs(item: int) -> list[int]:
-        if "item_motifs" not in ds.extras:
-            return []
-        return [int(m) for m in ds.extras["item_motifs"][item] if m >= 0]
-
-    profile = []
-    for item, alpha in att["profile"]:
-        beta = att["components"].get(item)
-        cells = None
-        if truth:  # the true cells: where this item shows one of the user's motifs
-            cells = ds.extras["motif_cells"][item][liked].any(0)
-            cells = cells.reshape(beta.shape if beta is not None else (7, 7))
-        profile.append({
-            "item": item, "title": ds.title(item), "alpha": alpha, "beta": beta, "truth": cells,
-            "motifs": [names[m] for m in motifs(item)],
-            "liked": bool(set(motifs(item)) & set(liked)) if truth else None,
-        })  # fmt: skip
-    recommendations = [
-        {"item": int(i), "title": ds.title(i), "score": float(s), "motifs": [names[m] for m in motifs(i)],
-         "liked": bool(set(motifs(i)) & set(liked)) if truth else None}
-        for i, s in zip(recs[0], scores[0]) if i >= 0
-    ]  # fmt: skip
-    fidelity = None
-    if truth and profile:
-        alpha = np.array([[p["alpha"] for p in profile]])
-        relevant = np.array([[p["liked"] for p in profile]])
-        with_beta = [p for p in profile if p["beta"] is not None]
-        lift = float("nan")
-        if with_beta:
-            lift = attention_lib.component_lift(
-                np.array([p["beta"].reshape(-1) for p in with_beta]), np.array([p["truth"].reshape(-1) for p in with_beta])
-            )
-        fidelity = {"item_auc": attention_lib.item_auc(alpha, relevant), "component_lift": lift}
-    return {
-        "profile": profile,
-        "liked_motifs": [names[m] for m in liked] if truth else None,
-        "recommendations": recommendations,
-        "fidelity": fidelity,
-    }
+        recommendations = query.recommend_for(model, ds, user_idx, k)
+        return attention_lib.user_attention(model, ds, int(user_idx), recommendations)
 
 
 def attention_image(spec: str, item_idx: int, grid=None, *, size: int = 224) -> Image.Image:
@@ -952,12 +899,12 @@ GLOBAL_PAIRS = (50, 100, 200)
 
 @st.cache_resource(max_entries=4, show_spinner="Summarising training pairs for the explainer...")
 def get_explainer(checkpoint: str, spec: str) -> explain_lib.PairExplainer:
-    return explain_lib.explainer_for(get_model(checkpoint, spec), get_splits(spec).train)
+    return explain_lib.explainer_for(get_model(checkpoint, spec), get_splits(checkpoint, spec).train)
 
 
-def explain_default_user(spec: str) -> str:
+def explain_default_user(checkpoint: str, spec: str) -> str:
     """The first user with a held-out test item (so the default view is a real recommendation)."""
-    ds, splits = get_dataset(spec), get_splits(spec)
+    ds, splits = get_dataset(spec), get_splits(checkpoint, spec)
     users = splits.test.user_idx
     return str(ds.user_ids[int(users[0]) if len(users) else 0])
 
@@ -969,9 +916,9 @@ def explain_candidates(checkpoint: str, spec: str, user_id: str, k: int = 10) ->
     with friendly_errors():
         ds = get_dataset(spec)
         user = ds.user_index(user_id)
-        idx, scores = get_model(checkpoint, spec).recommend([user], k)
+        idx, scores = query.recommend_for(get_model(checkpoint, spec), ds, user, k)
     return [{"item_id": str(ds.item_ids[i]), "title": ds.title(i), "score": float(s)}
-            for i, s in zip(idx[0], scores[0]) if i >= 0]  # fmt: skip
+            for i, s in zip(idx, scores)]  # fmt: skip
 
 
 def explain_item_title(spec: str, item_id: str) -> str:
@@ -1034,7 +981,7 @@ def explain_global(checkpoint: str, spec: str, pairs: int, progress=None) -> dic
     is called only while computing. The frames are shared between sessions: read them only."""
     key, store = (checkpoint, spec, int(pairs)), _global_summaries()
     explainer = get_explainer(checkpoint, spec)
-    users, items = explain_lib.background_pairs(get_splits(spec).test, int(pairs), random_state=0)
+    users, items = explain_lib.background_pairs(get_splits(checkpoint, spec).test, int(pairs), random_state=0)
     with _EXPLAIN_LOCK:  # one computation at a time; a session waiting here may find it done
         if key not in store:
             result = explainer.global_shap(users, items, progress=progress)

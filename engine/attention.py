@@ -170,3 +170,61 @@ def attention_overlay(image: Image.Image, beta, *, opacity: float = 0.5) -> Imag
     colour = _INFERNO[low] * (1 - frac) + _INFERNO[low + 1] * frac
     out = np.asarray(base, np.float32) * (1 - opacity) + colour * opacity
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), "RGB")
+
+
+def user_attention(model, dataset: Dataset, user_idx: int, recommendations: tuple[np.ndarray, np.ndarray]) -> dict:
+    """One user's attention, ready to draw, with the user's list (`engine.query.recommend_for`).
+
+    Returns ``{"profile": [{"item", "title", "alpha", "beta" (7x7 or None), "truth" (7x7 bool or
+    None), "motifs" (names), "liked" (bool or None)}], "liked_motifs": names or None,
+    "recommendations": [{"item", "title", "score", "motifs", "liked"}], "fidelity": {"item_auc",
+    "component_lift"} for this user (NaN where undefined) or None}``. `truth`, `motifs` and
+    `liked` exist on a dataset with ground truth (visual-synthetic) only.
+    """
+    att = model.attention(int(user_idx))
+    recs, scores = recommendations
+    truth = has_ground_truth(dataset)
+    names = dataset.extras.get("motif_names", [])
+    liked = []
+    if truth:
+        liked = [int(m) for m in dataset.extras["user_motifs"][user_idx] if m >= 0]
+
+    def motifs(item: int) -> list[int]:
+        if "item_motifs" not in dataset.extras:
+            return []
+        return [int(m) for m in dataset.extras["item_motifs"][item] if m >= 0]
+
+    profile = []
+    for item, alpha in att["profile"]:
+        beta = att["components"].get(item)
+        cells = None
+        if truth:  # the true cells: where this item shows one of the user's motifs
+            cells = dataset.extras["motif_cells"][item][liked].any(0)
+            cells = cells.reshape(beta.shape if beta is not None else (7, 7))
+        profile.append({
+            "item": item, "title": dataset.title(item), "alpha": alpha, "beta": beta, "truth": cells,
+            "motifs": [names[m] for m in motifs(item)],
+            "liked": bool(set(motifs(item)) & set(liked)) if truth else None,
+        })  # fmt: skip
+    recommendations = [
+        {"item": int(i), "title": dataset.title(i), "score": float(s), "motifs": [names[m] for m in motifs(i)],
+         "liked": bool(set(motifs(i)) & set(liked)) if truth else None}
+        for i, s in zip(recs, scores)
+    ]  # fmt: skip
+    fidelity = None
+    if truth and profile:
+        alpha = np.array([[p["alpha"] for p in profile]])
+        relevant = np.array([[p["liked"] for p in profile]])
+        with_beta = [p for p in profile if p["beta"] is not None]
+        lift = float("nan")
+        if with_beta:
+            lift = component_lift(
+                np.array([p["beta"].reshape(-1) for p in with_beta]), np.array([p["truth"].reshape(-1) for p in with_beta])
+            )
+        fidelity = {"item_auc": item_auc(alpha, relevant), "component_lift": lift}
+    return {
+        "profile": profile,
+        "liked_motifs": [names[m] for m in liked] if truth else None,
+        "recommendations": recommendations,
+        "fidelity": fidelity,
+    }

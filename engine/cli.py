@@ -196,7 +196,7 @@ def cmd_runs_clean(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from engine.experiment import evaluate_checkpoint
+    from engine.query import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, protocol=args.protocol, data_dir=args.data_dir)
     if args.json:
@@ -227,33 +227,36 @@ def _item_record(dataset, idx: int) -> dict:
 
 
 def cmd_recommend(args) -> int:
-    from engine.experiment import open_checkpoint
+    import pandas as pd
+
+    from engine.explore import user_history
+    from engine.query import checkpoint_splits, held_out, open_checkpoint, recommend_for
 
     model, info, dataset = open_checkpoint(args.checkpoint, data_dir=args.data_dir)
     user = dataset.user_index(args.user)
     k = _check_k(args.k, dataset.n_items)
     if args.history < 0:
         raise ParameterError(f"--history must be >= 0, got {args.history}")
-    df = dataset.interactions
-    mine = df[df["user_idx"] == user].sort_values(["timestamp"], ascending=False, kind="stable")
+    exclude = args.exclude
+    splits = checkpoint_splits(dataset, info)
+    # The same history and the same list as the dashboard's User explorer (engine.query).
+    mine = user_history(dataset, user, splits)
     history = [
-        {**_item_record(dataset, i), "rating": float(r), "timestamp": int(t)}
-        for i, r, t in zip(mine["item_idx"], mine["rating"], mine["timestamp"])
-    ]
-    # Everything in the user's history (train, validation and test) is excluded, not only what
-    # the model saw in train: recommending a film the person already rated is never useful.
-    candidates = np.ones(dataset.n_items, bool)
-    candidates[mine["item_idx"].to_numpy()] = False
-    idx, scores = model.recommend(np.array([user]), k, items=np.flatnonzero(candidates))
+        {**_item_record(dataset, i), "rating": row.rating, "split": row.split,
+         "date": None if pd.isna(row.date) else row.date.isoformat()}
+        for i, row in zip(mine.index, mine.itertuples())
+    ]  # fmt: skip
+    marks = {int(i): name for name, items in held_out(splits, user).items() for i in items}
+    idx, scores = recommend_for(model, dataset, user, k, exclude=exclude)
     recs = [
-        {"rank": rank, **_item_record(dataset, i), "score": float(s)}
-        for rank, (i, s) in enumerate(zip(idx[0], scores[0]), 1)
-        if i >= 0
+        {"rank": rank, **_item_record(dataset, i), "score": float(s), "held_out": marks.get(int(i), "")}
+        for rank, (i, s) in enumerate(zip(idx, scores), 1)
     ]
     result = {
         "user": str(dataset.user_ids[user]),
         "model": info["model"],
         "dataset": info["dataset"],
+        "exclude": exclude,
         "history": history,
         "recommendations": recs,
     }
@@ -263,9 +266,13 @@ def cmd_recommend(args) -> int:
     shown = args.history
     print(f"user {result['user']}: {len(history)} interactions in {info['dataset']}; "
           f"latest {min(shown, len(history))}:")
-    print(table(history[:shown], ["item_id", "title", "year", "rating"], digits=1))
-    print(f"\ntop {len(recs)} by {info['model']}:")
-    print(table(recs, ["rank", "item_id", "title", "year", "score"]))
+    print(table(history[:shown], ["item_id", "title", "year", "rating", "split"], digits=1))
+    if exclude == "train":
+        note = "items seen in training left out; held_out marks a held-out validation or test item"
+    else:
+        note = "everything the user rated left out"
+    print(f"\ntop {len(recs)} by {info['model']} ({note}):")
+    print(table(recs, ["rank", "item_id", "title", "year", "score", "held_out"]))
     return 0
 
 
@@ -277,22 +284,13 @@ def _check_k(k: int, n_items: int) -> int:
 
 
 def cmd_similar(args) -> int:
-    from engine.experiment import open_checkpoint
+    from engine.query import open_checkpoint, similar_to
 
     model, info, dataset = open_checkpoint(args.checkpoint, data_dir=args.data_dir)
     item = dataset.find_item(args.item)
     k = _check_k(args.k, dataset.n_items)
-    try:
-        idx, scores = model.similar_items(np.array([item]), k)
-    except NotImplementedError:
-        raise EngineError(
-            f"model {info['model']!r} has no item similarities: use a model with item embeddings or neighbours"
-        ) from None
-    similar = [
-        {**_item_record(dataset, i), "score": float(s)}
-        for i, s in zip(idx[0], scores[0])
-        if i >= 0 and np.isfinite(s)
-    ]
+    idx, scores = similar_to(model, item, k)
+    similar = [{**_item_record(dataset, i), "score": float(s)} for i, s in zip(idx, scores)]
     result = {"item": _item_record(dataset, item), "model": info["model"], "dataset": info["dataset"],
               "similar": similar}
     if args.json:
@@ -391,11 +389,10 @@ def cmd_demo(args) -> int:
 # ---- explanations --------------------------------------------------------------------------
 def _explain_setup(args):
     """The checkpoint's model, dataset and leave-last-out splits (the ones it was trained on)."""
-    from engine.experiment import make_splits, open_checkpoint
+    from engine.query import checkpoint_splits, open_checkpoint
 
     model, info, dataset = open_checkpoint(args.checkpoint, data_dir=args.data_dir)
-    split = {k: v for k, v in (info.get("split") or {}).items() if k != "protocol"}
-    return model, info, dataset, make_splits(dataset, split)
+    return model, info, dataset, checkpoint_splits(dataset, info)
 
 
 def cmd_explain(args) -> int:
@@ -520,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", required=True, help="raw user id")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--history", type=int, default=10, help="history rows shown in the table (JSON has all)")
+    p.add_argument("--exclude", choices=("train", "history"), default="train",
+                   help="leave out the training items (default: held-out items may appear, as in the "
+                        "evaluation and the dashboard) or the whole history")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_recommend)
 

@@ -17,7 +17,6 @@ from engine.store import (
     RunsDB,
     check_checkpoint_target,
     check_checkpoints_dir,
-    load_checkpoint,
     save_checkpoint,
     save_new_checkpoint,
 )
@@ -187,46 +186,3 @@ def _phase(callback: Callback | None, phase: str) -> Callback | None:
     if callback is None:
         return None
     return lambda event: callback({**event, "phase": phase})
-
-
-def open_checkpoint(directory, *, data_dir="data") -> tuple[Recommender, dict, Dataset]:
-    """Load a checkpoint and the dataset it was trained on, refusing a changed dataset.
-
-    The dataset is reloaded from the spec in ``model.json``; if its content fingerprint differs
-    from the recorded one (the files changed, or a path now points elsewhere) the model's
-    indices would name the wrong users and items, so this raises `CheckpointError`.
-    """
-    model, info = load_checkpoint(directory)
-    dataset = load_dataset(info["dataset"], data_dir=data_dir)
-    if dataset.fingerprint != info["dataset_fingerprint"]:
-        raise CheckpointError(
-            f"checkpoint {directory} was trained on {info['dataset']} with fingerprint "
-            f"{info['dataset_fingerprint']}, but that dataset now has fingerprint {dataset.fingerprint}: refusing"
-        )
-    if (model.n_users_, model.n_items_) != (dataset.n_users, dataset.n_items):
-        raise CheckpointError(
-            f"checkpoint {directory} has {model.n_users_} users x {model.n_items_} items but "
-            f"{info['dataset']} has {dataset.n_users} x {dataset.n_items}: refusing"
-        )
-    return model, info, dataset
-
-
-def evaluate_checkpoint(directory, *, protocol: str | None = None, data_dir="data") -> dict:
-    """Re-evaluate a saved model on the test split it was evaluated on when trained.
-
-    `protocol` None reuses the one recorded in the checkpoint. Returns ``{"checkpoint", "model",
-    "dataset", "protocol", "metrics"}``; ``"recorded"`` holds the metrics saved at training time.
-    """
-    model, info, dataset = open_checkpoint(directory, data_dir=data_dir)
-    split = info.get("split") or {}
-    protocol = protocol or split.get("protocol", "full")
-    splits = make_splits(dataset, {k: v for k, v in split.items() if k != "protocol"})
-    metrics = evaluate_test(model, splits, protocol=protocol)
-    return {
-        "checkpoint": str(directory),
-        "model": info["model"],
-        "dataset": info["dataset"],
-        "protocol": protocol,
-        "metrics": metrics,
-        "recorded": info.get("metrics", {}),
-    }

@@ -87,13 +87,6 @@ def held_out_items(split: Split, user_idx: int) -> np.ndarray:
     return np.unique(split.item_idx[split.user_idx == int(user_idx)]).astype(np.int64)
 
 
-def recommend_one(model: Recommender, user_idx: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Top-`k` unseen items of one user, best first: ``(item_idx, scores)`` without padding."""
-    items, scores = model.recommend(np.array([int(user_idx)]), k, exclude_seen=True)
-    keep = items[0] >= 0
-    return items[0][keep], scores[0][keep]
-
-
 def shared_counts(lists: Sequence[np.ndarray]) -> list[np.ndarray]:
     """For each list, how many of the *other* lists contain each of its items.
 

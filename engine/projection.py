@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
+from engine.data.dataset import Dataset
 from engine.errors import EngineError, ParameterError
 from engine.npy_cache import save_npy_atomic
 
@@ -370,3 +372,23 @@ def kmeans_labels(embeddings, k: int = 8, *, random_state: int = 0) -> np.ndarra
     if not 2 <= k <= len(x):
         raise ParameterError(f"k must be between 2 and the number of points ({len(x)}), got {k}")
     return KMeans(n_clusters=int(k), n_init=4, random_state=random_state).fit_predict(x).astype(np.int64)
+
+
+def point_table(dataset: Dataset, what: str) -> pd.DataFrame:
+    """What the points of an embedding map can be coloured by and named with, one row per item
+    or user: items ``label`` (title, with the year), ``genre`` (the first one), ``popularity``,
+    ``year``; users ``label`` (raw id), ``activity`` (interactions)."""
+    if what == "users":
+        activity = np.bincount(dataset.interactions["user_idx"].to_numpy(), minlength=dataset.n_users)
+        return pd.DataFrame({"label": [f"user {u}" for u in dataset.user_ids], "activity": activity})
+    first = dataset.items["genres"].fillna("").astype(str).str.split("|").str[0]
+    year = pd.to_numeric(dataset.items["year"], errors="coerce")
+    titles = dataset.items["title"].astype(str)
+    # "Toy Story (1995)": tells remakes apart; ml-100k titles already carry the year.
+    labels = [t if y != y or f"({int(y)})" in t else f"{t} ({int(y)})" for t, y in zip(titles, year)]
+    return pd.DataFrame({
+        "label": labels,
+        "genre": first.replace({"": "(none)", "(no genres listed)": "(none)"}).to_numpy(),
+        "popularity": dataset.item_popularity(),
+        "year": year.to_numpy(),
+    })  # fmt: skip

@@ -31,7 +31,7 @@ run = model_picker(
     need="a model with attention over the images (e.g. acf)",
 )[0]  # fmt: skip
 
-users = services.attention_users(spec)
+users = services.attention_users(run["checkpoint"], spec)
 url_user = st.query_params.get("user")
 if url_user is not None and url_user not in set(users):
     name = spec.split(":", 1)[0]

@@ -31,8 +31,8 @@ checkpoint = run["checkpoint"]
 # ---- user and item (both in the URL) -------------------------------------------------------------
 left, right = st.columns(2)
 with left:
-    user_id = st.text_input("User id", value=st.query_params.get("user") or services.explain_default_user(spec),
-                            key="explain_user").strip()  # fmt: skip
+    default_user = st.query_params.get("user") or services.explain_default_user(checkpoint, spec)
+    user_id = st.text_input("User id", value=default_user, key="explain_user").strip()
 previous_user = st.query_params.get("user")
 if user_id != previous_user:
     st.query_params["user"] = user_id

@@ -86,7 +86,8 @@ st.session_state["users_user_idx"] = user_idx
 
 # ---- history and lists ------------------------------------------------------------------------
 with services.friendly_errors():
-    history = services.user_history(spec, user_idx)
+    # The split column follows the first run's recorded split; each list marks its own run's.
+    history = services.user_history(runs[0]["checkpoint"], spec, user_idx)
     lists = [services.user_recommendations(run["checkpoint"], spec, user_idx, k) for run in runs]
 images = services.has_images(spec)
 test_titles = history.loc[history["split"] == "test", "title"].tolist()
@@ -146,7 +147,7 @@ slots = []
 for column, run, (items, scores), shared_here in zip(st.columns(len(runs)), runs, lists, shared):
     with column:
         st.markdown(f"**{plain(run['label'])}**")
-        frame = services.recommendation_frame(spec, user_idx, items, scores, shared_here)
+        frame = services.recommendation_frame(run["checkpoint"], spec, user_idx, items, scores, shared_here)
         if images:
             frame.insert(1, "poster", [services.poster(spec, i) for i in frame.index])
         slot = st.empty()

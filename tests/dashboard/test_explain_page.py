@@ -36,8 +36,9 @@ def explain_app(mlp_dir, monkeypatch):
 @pytest.fixture(scope="module")
 def engine_side(mlp_dir):
     """The same explanations computed by the engine directly, to compare the page with."""
-    from engine.experiment import make_splits, open_checkpoint
+    from engine.experiment import make_splits
     from engine.explain import explainer_for
+    from engine.query import open_checkpoint
 
     _, result = mlp_dir
     model, _, ds = open_checkpoint(result["checkpoint"])

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.attention import attention_fidelity, attention_overlay, component_lift, has_ground_truth, item_auc
+from engine.attention import (
+    attention_fidelity,
+    attention_overlay,
+    component_lift,
+    has_ground_truth,
+    item_auc,
+    user_attention,
+)
 from engine.data import from_frames
 from engine.data.split import Split
 from engine.errors import EngineError
@@ -118,3 +125,33 @@ def test_overlay_size_mode_and_heat():
     assert flat.shape == (70, 140, 3) and (flat == 128).all()
     with pytest.raises(EngineError, match="square"):
         attention_overlay(image, np.ones(10))
+
+
+def test_user_attention_reads_one_user_against_the_truth():
+    dataset = _ground_truth_dataset()
+    dataset.extras["motif_names"] = [f"motif {m}" for m in range(36)]
+    dataset.extras["item_motifs"] = np.array([[5, -1], [6, -1], [7, -1], [9, -1]], np.int16)
+    recommendations = (np.array([2, 3]), np.array([0.9, 0.1], np.float32))
+    out = user_attention(_FixedAttention(dataset, "oracle"), dataset, 0, recommendations)
+    # User 0 likes motifs 5 and 6: items 0 and 1 show them, and the oracle puts alpha there.
+    assert out["liked_motifs"] == ["motif 5", "motif 6"]
+    assert [p["item"] for p in out["profile"]] == [0, 1, 2, 3]
+    assert [p["liked"] for p in out["profile"]] == [True, True, False, False]
+    assert [p["alpha"] for p in out["profile"]] == pytest.approx([0.5, 0.5, 0.0, 0.0])
+    assert out["profile"][0]["truth"].shape == (7, 7) and out["profile"][0]["truth"].sum() == 4
+    assert [(r["item"], r["title"]) for r in out["recommendations"]] == [(2, dataset.title(2)), (3, dataset.title(3))]
+    assert [r["score"] for r in out["recommendations"]] == pytest.approx([0.9, 0.1])
+    assert [(r["motifs"], r["liked"]) for r in out["recommendations"]] == [(["motif 7"], False), (["motif 9"], False)]
+    assert out["fidelity"]["item_auc"] == pytest.approx(1.0)
+    assert out["fidelity"]["component_lift"] == pytest.approx(np.mean([49 / 4, 49 / 2]))
+
+
+def test_user_attention_without_ground_truth_has_no_fidelity():
+    dataset = _ground_truth_dataset()
+    model = _FixedAttention(dataset, "uniform")
+    model.dataset = _ground_truth_dataset()  # the model keeps its truth; the dataset shown has none
+    dataset.extras.clear()
+    out = user_attention(model, dataset, 1, (np.array([0]), np.array([1.0])))
+    assert out["fidelity"] is None and out["liked_motifs"] is None
+    assert [p["truth"] for p in out["profile"]] == [None] * 4
+    assert [p["liked"] for p in out["profile"]] == [None] * 4

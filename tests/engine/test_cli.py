@@ -158,8 +158,10 @@ def test_train_evaluate_recommend_similar_round_trip(name, tiny, tmp_path, capsy
     ranking = {k: v for k, v in result["metrics"].items() if k not in ("rmse", "mae")}
     assert ev["metrics"] == pytest.approx(ranking)
 
-    # Recommendations never repeat anything in the user's history (train, val or test).
-    rec = run_json(capsys, "--data-dir", data, "recommend", "--checkpoint", ckpt, "--user", "3", "-k", "5")
+    # With --exclude history, recommendations never repeat anything in the user's history
+    # (train, val or test).
+    rec = run_json(capsys, "--data-dir", data, "recommend", "--checkpoint", ckpt, "--user", "3", "-k", "5",
+                   "--exclude", "history")
     history = {h["item_id"] for h in rec["history"]}
     assert len(history) == 9 and rec["user"] == "3"
     assert len(rec["recommendations"]) == 5
@@ -205,7 +207,8 @@ def test_recommend_on_ml100k_shows_titles(ml100k_fixture, tmp_path, capsys):
     spec = f"ml-100k:{ml100k_fixture.path}"
     result = run_json(capsys, "--data-dir", tmp_path, "train", "--dataset", spec, "--model", "popularity",
                       "--out", tmp_path / "pop")
-    rec = run_json(capsys, "--data-dir", tmp_path, "recommend", "--checkpoint", result["checkpoint"], "--user", "1")
+    rec = run_json(capsys, "--data-dir", tmp_path, "recommend", "--checkpoint", result["checkpoint"], "--user", "1",
+                   "--exclude", "history")
     written = ml100k_fixture.ratings
     rated = set(written.loc[written["user_id"] == "1", "item_id"])  # user 1's lines of u.data
     seen = {h["item_id"] for h in rec["history"]}
@@ -227,7 +230,8 @@ def test_recommend_on_real_ml100k_shows_titles(real_ml100k_path, tmp_path, capsy
     spec = f"ml-100k:{real_ml100k_path}"
     result = run_json(capsys, "--data-dir", tmp_path, "train", "--dataset", spec, "--model", "popularity",
                       "--out", tmp_path / "pop")
-    rec = run_json(capsys, "--data-dir", tmp_path, "recommend", "--checkpoint", result["checkpoint"], "--user", "1")
+    rec = run_json(capsys, "--data-dir", tmp_path, "recommend", "--checkpoint", result["checkpoint"], "--user", "1",
+                   "--exclude", "history")
     assert len(rec["history"]) == 272  # user 1 rated 272 films in ML-100k
     seen = {h["item_id"] for h in rec["history"]}
     # Star Wars (id 50), the most-rated film, is rated by user 1, so it is not recommended.

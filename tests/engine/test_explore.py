@@ -20,7 +20,6 @@ from engine.explore import (
     item_labels,
     items_by_popularity,
     pick_user,
-    recommend_one,
     recommendation_frame,
     seed_summary,
     shared_counts,
@@ -29,6 +28,7 @@ from engine.explore import (
 )
 from engine.models import MODELS
 from engine.models.base import Recommender
+from engine.query import recommend_for
 from engine.store import RunsDB
 
 T0 = 1_000_000_000  # 2001-09-09 01:46:40 UTC
@@ -134,10 +134,10 @@ def test_shared_counts_by_hand():
     assert [c.tolist() for c in shared_counts([np.array([7, 8])])] == [[0, 0]]
 
 
-def test_recommend_one_excludes_train_items_and_marks(ds, splits):
+def test_recommend_for_excludes_train_items_and_marks(ds, splits):
     # User 0 trained on items 0 and 1: they score highest but are never recommended.
     table = np.array([[9, 8, 1, 5, 3, 4], [0] * 6, [0] * 6], np.float32)
-    items, scores = recommend_one(fixed(splits, table), 0, k=3)
+    items, scores = recommend_for(fixed(splits, table), ds, 0, k=3)
     assert items.tolist() == [3, 5, 4] and scores.tolist() == [5, 4, 3]
     other = np.array([4, 2, 3])
     shared = shared_counts([items, other])[0]
@@ -158,9 +158,9 @@ def test_recommend_one_excludes_train_items_and_marks(ds, splits):
     assert frame["because"].tolist() == ["because you liked Alpha", "", ""]
 
 
-def test_recommend_one_drops_padding(ds, splits):
+def test_recommend_for_drops_padding(ds, splits):
     # User 0 has 4 unseen items: asking for 6 gives 4, not -1 padding.
-    items, scores = recommend_one(fixed(splits, np.ones((3, 6))), 0, k=6)
+    items, scores = recommend_for(fixed(splits, np.ones((3, 6))), ds, 0, k=6)
     assert sorted(items.tolist()) == [2, 3, 4, 5] and np.isfinite(scores).all()
 
 
@@ -305,3 +305,18 @@ def test_thumbnails_only_where_the_dataset_has_images(ds, tmp_path):
         assert im.size == (32, 32)  # the square 224 px image, shrunk
     (folder / "images" / visual.items["image"].iat[3]).unlink()
     assert thumbnail_uri(visual, 3) is None  # a missing file is no poster, not an error
+
+
+def test_recommend_for_history_leaves_out_held_out_items_too(ds, splits):
+    # User 0's history is items 0, 1 (train), 2 (validation) and 3 (test). "train" keeps the
+    # held-out 3 and 2 as candidates (the evaluation's view); "history" leaves them out.
+    table = np.array([[9, 8, 7, 6, 1, 2], [0] * 6, [0] * 6], np.float32)
+    model = fixed(splits, table)
+    assert recommend_for(model, ds, 0, k=3)[0].tolist() == [2, 3, 5]
+    items, scores = recommend_for(model, ds, 0, k=3, exclude="history")
+    assert items.tolist() == [5, 4] and scores.tolist() == [2, 1]
+
+
+def test_recommend_for_refuses_an_unknown_exclude(ds, splits):
+    with pytest.raises(ParameterError, match="exclude must be one of train, history, got 'seen'"):
+        recommend_for(fixed(splits, np.ones((3, 6))), ds, 0, exclude="seen")

@@ -229,3 +229,25 @@ def test_up_to_the_point_limit_projects_and_the_default_holds_the_shipped_datase
     monkeypatch.setenv("RECSYS_PROJECTION_MAX_POINTS", "many")
     with pytest.raises(ParameterError, match=r"^RECSYS_PROJECTION_MAX_POINTS='many' is not a whole number >= 1"):
         project(points, "umap", 2)
+
+
+def test_point_table_labels_genres_and_activity():
+    import pandas as pd
+
+    from engine.data import from_frames
+
+    ratings = pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": [1, 2, 2]})
+    items = pd.DataFrame({
+        "item_id": [1, 2],
+        "title": ["Toy Story", "Heat (1995)"],
+        "genres": ["Animation|Comedy", "(no genres listed)"],
+        "year": [1995, 1995],
+    })  # fmt: skip
+    ds = from_frames("toy", ratings, items)
+    table = projection.point_table(ds, "items")
+    # The year is added where the title lacks it; "no genres" reads the same as an empty one.
+    assert table["label"].tolist() == ["Toy Story (1995)", "Heat (1995)"]
+    assert table["genre"].tolist() == ["Animation", "(none)"]
+    assert table["popularity"].tolist() == [1, 2]
+    users = projection.point_table(ds, "users")
+    assert users["label"].tolist() == ["user a", "user b"] and users["activity"].tolist() == [2, 1]

@@ -1,0 +1,158 @@
+"""Questions asked of a saved model: open it, its top-k for a user, an item's neighbours.
+
+The one path behind ``python -m engine recommend / similar / explain / evaluate`` and the
+dashboard's explorer pages, so one checkpoint and one user give one list wherever it is asked.
+A checkpoint is checked against its dataset here, once (`check_checkpoint_dataset`), and the
+split it was evaluated on is rebuilt from the settings recorded in it (`checkpoint_splits`), not
+from today's defaults.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.data import Dataset, DataSplits, load_dataset
+from engine.errors import CheckpointError, EngineError, ParameterError
+from engine.experiment import SPLIT_SETTINGS, evaluate_test, make_splits
+from engine.explore import held_out_items
+from engine.models.base import Recommender
+from engine.store import load_checkpoint
+
+#: What `recommend_for` may leave out of a user's list (see its docstring).
+EXCLUDE_CHOICES = ("train", "history")
+#: The default: what the model saw in training, as the evaluation does.
+DEFAULT_EXCLUDE = "train"
+
+
+# ---- a checkpoint and its dataset --------------------------------------------------------------
+def check_checkpoint_dataset(model: Recommender, info: dict, dataset: Dataset, checkpoint) -> None:
+    """Refuse a checkpoint whose dataset changed since it was trained.
+
+    The model stores indices, not raw ids: if the dataset's content fingerprint differs from the
+    one recorded in ``model.json`` (the files changed, or a path now points elsewhere), or its
+    size differs, those indices would name the wrong users and items. Raises `CheckpointError`.
+    """
+    if dataset.fingerprint != info.get("dataset_fingerprint"):
+        raise CheckpointError(
+            f"checkpoint {checkpoint} was trained on {info.get('dataset')} with fingerprint "
+            f"{info.get('dataset_fingerprint')}, but that dataset now has fingerprint {dataset.fingerprint}: "
+            "refusing (retrain it)"
+        )
+    if (model.n_users_, model.n_items_) != (dataset.n_users, dataset.n_items):
+        raise CheckpointError(
+            f"checkpoint {checkpoint} has {model.n_users_} users x {model.n_items_} items but "
+            f"{info.get('dataset')} has {dataset.n_users} x {dataset.n_items}: refusing (retrain it)"
+        )
+
+
+def recorded_split(info: dict) -> dict:
+    """The split settings saved with a checkpoint (``protocol`` left out): the split it was
+    evaluated on, whatever `engine.experiment.SPLIT_SETTINGS` says today. A checkpoint saved
+    without settings gets today's defaults."""
+    split = {k: v for k, v in (info.get("split") or {}).items() if k != "protocol"}
+    return {**SPLIT_SETTINGS, **split}
+
+
+def checkpoint_splits(dataset: Dataset, info: dict) -> DataSplits:
+    """The train / validation / test split a checkpoint was trained and evaluated on."""
+    return make_splits(dataset, recorded_split(info))
+
+
+def open_checkpoint(directory, *, data_dir="data", dataset: Dataset | None = None) -> tuple[Recommender, dict, Dataset]:
+    """Load a checkpoint and the dataset it was trained on, refusing a changed dataset.
+
+    `dataset` None reloads it from the spec recorded in ``model.json``; a caller that already
+    holds the dataset (the dashboard caches it) passes it and it is checked the same way.
+    Returns ``(model, info, dataset)``; ``info`` is the checkpoint's ``model.json``.
+    """
+    model, info = load_checkpoint(directory)
+    if dataset is None:
+        dataset = load_dataset(info["dataset"], data_dir=data_dir)
+    check_checkpoint_dataset(model, info, dataset, directory)
+    return model, info, dataset
+
+
+def evaluate_checkpoint(directory, *, protocol: str | None = None, data_dir="data") -> dict:
+    """Re-evaluate a saved model on the test split it was evaluated on when trained.
+
+    `protocol` None reuses the one recorded in the checkpoint. Returns ``{"checkpoint", "model",
+    "dataset", "protocol", "metrics"}``; ``"recorded"`` holds the metrics saved at training time.
+    """
+    model, info, dataset = open_checkpoint(directory, data_dir=data_dir)
+    protocol = protocol or (info.get("split") or {}).get("protocol", "full")
+    metrics = evaluate_test(model, checkpoint_splits(dataset, info), protocol=protocol)
+    return {
+        "checkpoint": str(directory),
+        "model": info["model"],
+        "dataset": info["dataset"],
+        "protocol": protocol,
+        "metrics": metrics,
+        "recorded": info.get("metrics", {}),
+    }
+
+
+# ---- questions -----------------------------------------------------------------------------------
+def recommend_for(
+    model: Recommender, dataset: Dataset, user_idx: int, k: int = 10, *, exclude: str = DEFAULT_EXCLUDE
+) -> tuple[np.ndarray, np.ndarray]:
+    """One user's top-`k` items, best first: ``(item_idx, scores)``, without padding.
+
+    Parameters
+    ----------
+    exclude : ``"train"`` leaves out what the model saw in training (its train split). The
+        held-out validation and test items stay candidates, exactly as in the evaluation, so a
+        list can show the held-out test item as a hit: that is what the User explorer marks and
+        what the metrics count, hence the default. ``"history"`` leaves out everything in the
+        user's history (train, validation and test): only items the user never rated, the list
+        a person would want to act on.
+    """
+    if exclude not in EXCLUDE_CHOICES:
+        raise ParameterError(f"exclude must be one of {', '.join(EXCLUDE_CHOICES)}, got {exclude!r}")
+    if k < 1:
+        raise ParameterError(f"k must be >= 1, got {k}")
+    k = min(int(k), model.n_items_)
+    users = np.array([int(user_idx)])
+    if exclude == "train":
+        items, scores = model.recommend(users, k, exclude_seen=True)
+    else:
+        interactions = dataset.interactions
+        mine = interactions["item_idx"].to_numpy()[interactions["user_idx"].to_numpy() == int(user_idx)]
+        candidates = np.ones(dataset.n_items, bool)
+        candidates[mine] = False
+        items, scores = model.recommend(users, k, exclude_seen=True, items=np.flatnonzero(candidates))
+    keep = items[0] >= 0
+    return items[0][keep], scores[0][keep]
+
+
+def similar_to(model: Recommender, item_idx: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` items nearest to one item (itself excluded), best first: ``(item_idx, scores)``
+    without padding or unscored items. A model without item neighbours is an `EngineError`."""
+    if k < 1:
+        raise ParameterError(f"k must be >= 1, got {k}")
+    try:
+        items, scores = model.similar_items(np.array([int(item_idx)]), min(int(k), model.n_items_))
+    except NotImplementedError:
+        raise EngineError(
+            f"model {model.name!r} has no item similarities: use a model with item embeddings or neighbours"
+        ) from None
+    keep = (items[0] >= 0) & np.isfinite(scores[0])
+    return items[0][keep], scores[0][keep]
+
+
+def held_out(splits: DataSplits, user_idx: int) -> dict[str, np.ndarray]:
+    """``{"test": items, "validation": items}``: one user's held-out items in a split."""
+    return {"test": held_out_items(splits.test, user_idx), "validation": held_out_items(splits.val, user_idx)}
+
+
+__all__ = [
+    "DEFAULT_EXCLUDE",
+    "EXCLUDE_CHOICES",
+    "check_checkpoint_dataset",
+    "checkpoint_splits",
+    "evaluate_checkpoint",
+    "held_out",
+    "open_checkpoint",
+    "recommend_for",
+    "recorded_split",
+    "similar_to",
+]
