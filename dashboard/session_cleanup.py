@@ -17,9 +17,7 @@ they are closed before the store hides them. After closing any, it collects garb
 glibc's ``malloc_trim(0)``, which hands free heap pages back to the system (without it the
 process's resident size stays at its peak although Python has freed the memory). It also sets
 glibc's allocator once (`tune_allocator`) so that what the sessions freed is not scattered over
-many per-thread heaps in the first place. When the last session has gone, the view caches
-(``st.cache_data``) are cleared as well (`SessionCleanup.idle`): an idle server holds its
-datasets and models, not the lists and projections of a class that has left.
+many per-thread heaps in the first place.
 """
 
 from __future__ import annotations
@@ -112,17 +110,9 @@ class SessionCleanup:
     itself runs on the runtime's event loop (`Runtime.close_session` must, and the session
     store is not thread-safe)."""
 
-    def __init__(
-        self,
-        runtime,
-        window: ReconnectWindow,
-        release: Callable[[], bool] = release_free_memory,
-        clear_views: Callable[[], None] | None = None,
-    ):
+    def __init__(self, runtime, window: ReconnectWindow, release: Callable[[], bool] = release_free_memory):
         self.runtime, self.window, self.release = runtime, window, release
-        self.clear_views = clear_views or _clear_view_caches
         self.closed = 0
-        self.idle_clears = 0
 
     def kept_session_ids(self) -> list[str]:
         """Ids of the sessions kept for a reconnect (disconnected, not yet closed). Streamlit has
@@ -131,25 +121,11 @@ class SessionCleanup:
         return [info.session.id for info in manager.list_sessions() if not manager.is_active_session(info.session.id)]
 
     def close_due(self) -> int:
-        """Close the sessions whose reconnect window has passed (event loop only). When that
-        closes the last session, the view caches go too (`idle`)."""
+        """Close the sessions whose reconnect window has passed (event loop only)."""
         due = self.window.update(self.kept_session_ids())
         for session_id in due:
             self.runtime.close_session(session_id)
-        if due and not self.runtime._session_mgr.list_sessions():
-            self.idle()
         return len(due)
-
-    def idle(self) -> None:
-        """Nobody is connected any more: drop what was computed for the views they looked at.
-
-        The ``st.cache_data`` caches (lists, projections, explanations of the users and
-        settings the visitors chose) are bounded, but filled by a class they hold some hundred
-        MB that nobody is looking at; the next visitor recomputes what they open, in seconds.
-        Datasets and models (``st.cache_resource``) stay loaded.
-        """
-        self.clear_views()
-        self.idle_clears += 1
 
     def sweep(self, timeout: float = 30.0) -> int:
         """Close what is due, then give the freed memory back; returns how many were closed."""
@@ -173,12 +149,6 @@ class SessionCleanup:
             self.release()
             log.info("closed %d disconnected session(s) after their reconnect window", closed)
         return closed
-
-
-def _clear_view_caches() -> None:
-    import streamlit as st
-
-    st.cache_data.clear()
 
 
 _started: SessionCleanup | None = None

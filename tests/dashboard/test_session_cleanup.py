@@ -81,42 +81,6 @@ def test_the_sweep_closes_only_kept_sessions_past_their_window_then_trims_once()
     assert cleanup.sweep() == 0 and released == [1] and cleanup.closed == 2
 
 
-def test_the_view_caches_go_only_when_the_last_session_is_closed():
-    clock, cleared = Clock(), []
-    rt = FakeRuntime(active=["tab1"], kept=["gone1"])
-    cleanup = SessionCleanup(rt, ReconnectWindow(grace=90, clock=clock), release=lambda: True,
-                             clear_views=lambda: cleared.append(1))
-    assert cleanup.sweep() == 0  # gone1's window starts
-    clock.now = 91
-    assert cleanup.sweep() == 1 and cleared == []  # tab1 is still open: its views stay cached
-    rt.active.discard("tab1")
-    rt.kept.add("tab1")  # tab1 closes too
-    assert cleanup.sweep() == 0 and cleared == []  # its window starts
-    clock.now = 182
-    assert cleanup.sweep() == 1 and cleared == [1] and cleanup.idle_clears == 1
-
-
-def test_idle_clears_streamlit_view_caches_and_keeps_resources():
-    import streamlit as st
-
-    calls = {"data": 0, "resource": 0}
-
-    @st.cache_data
-    def view(x):
-        calls["data"] += 1
-        return [x]
-
-    @st.cache_resource
-    def model(x):
-        calls["resource"] += 1
-        return [x]
-
-    view(1), model(1)
-    SessionCleanup(FakeRuntime(active=[], kept=[]), ReconnectWindow(grace=0)).idle()
-    view(1), model(1)
-    assert calls == {"data": 2, "resource": 1}
-
-
 def test_a_failing_sweep_is_logged_and_closes_nothing(caplog):
     rt = FakeRuntime(active=[], kept=["x"])
     rt._session_mgr.list_sessions = lambda: 1 / 0
