@@ -20,10 +20,12 @@ import streamlit as st
 from PIL import Image
 
 from engine import attention as attention_lib
+from engine import be_user
 from engine import demo
 from engine import explain as explain_lib
 from engine import explore
 from engine import projection as projections
+from engine.be_user import Picks
 from engine.data import DATASETS, Dataset, DataSplits, load_dataset
 from engine.data import access, stats
 from engine.data.upload import guess_mapping, read_header, save_upload, upload_limits
@@ -275,6 +277,21 @@ def because(checkpoint: str, spec: str, user_idx: int, items: tuple[int, ...]) -
         return None
     ds = get_dataset(spec)
     return [explore.because_text(ds, reasons) for reasons in because_you_liked(model, user_idx, list(items), k=3)]
+
+
+# ---- be the user -------------------------------------------------------------------------------
+def resolve_picks(spec: str, picks: list[str], ratings: list[float] | None = None) -> Picks:
+    """Picked items (raw ids or exact titles) as indices; `EngineError` in one line otherwise."""
+    return be_user.resolve_picks(get_dataset(spec), picks, ratings)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def pick_recommendations(
+    checkpoint: str, spec: str, items: tuple[int, ...], ratings: tuple[float, ...] | None, k: int
+) -> pd.DataFrame:
+    """One run's top-`k` for a new user folded in from `items` (see `engine.be_user`)."""
+    picks = Picks(np.asarray(items, np.int64), None if ratings is None else np.asarray(ratings, np.float64))
+    return be_user.recommend_for_picks(get_model(checkpoint, spec), get_dataset(spec), picks, k)
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)
