@@ -294,6 +294,15 @@ def pick_recommendations(
     return be_user.recommend_for_picks(get_model(checkpoint, spec), get_dataset(spec), picks, k)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def pick_map(checkpoint: str, spec: str, items: tuple[int, ...], ratings: tuple[float, ...] | None):
+    """The users' PCA map of one run with the new user on it (`engine.be_user.UserMap`), or None
+    where the model's folded state is not a user embedding."""
+    picks = Picks(np.asarray(items, np.int64), None if ratings is None else np.asarray(ratings, np.float64))
+    with friendly_errors():
+        return be_user.embedding_point(get_model(checkpoint, spec), picks)
+
+
 @st.cache_data(max_entries=4096, show_spinner=False)
 def poster(spec: str, item_idx: int) -> str | None:
     """The item's image as a small data URI, None where the dataset has no images."""

@@ -99,11 +99,20 @@ def recommend_for_picks(
     return out[list(PICK_COLUMNS)]
 
 
-def embedding_point(model: Recommender, picks: Picks, dims: int = 2) -> tuple[np.ndarray, np.ndarray] | None:
+@dataclass(frozen=True)
+class UserMap:
+    """The users' PCA map and the new user on it (see `embedding_point`)."""
+
+    coords: np.ndarray  # (n_users, dims): every training user, as the Embeddings page draws them
+    point: np.ndarray  # (dims,): the folded-in user
+    explained_variance: np.ndarray  # (dims,): share of the variance each axis keeps
+
+
+def embedding_point(model: Recommender, picks: Picks, dims: int = 2) -> UserMap | None:
     """The folded-in user on the PCA map of the model's user embeddings (the Embeddings page's
-    "Users" points with PCA): ``(coords of every user (n_users, dims), the new user's point
-    (dims,))``, or None where the folded state is not a user embedding of the model (no user
-    embeddings, or a state of another width: item2vec's mean, itemknn's indicator)."""
+    "Users" points with PCA), or None where the folded state is not a user embedding of the
+    model (no user embeddings, or a state of another width: item2vec's mean, itemknn's
+    indicator)."""
     from sklearn.decomposition import PCA
 
     from engine.projection import project
@@ -114,9 +123,10 @@ def embedding_point(model: Recommender, picks: Picks, dims: int = 2) -> tuple[np
     state = np.asarray(model.fold_in(picks.items, picks.ratings).state, np.float32)
     if state.shape != (users.shape[1],):
         return None
-    # The same PCA as `engine.projection.project` (same solver), fitted on the same users, so
-    # the new point lands on the map the Embeddings page draws.
-    coords = project(users, "pca", dims).coords
+    # The same PCA as `engine.projection.project` (same solver, same float32 input), fitted on
+    # the same users, so the new point lands on the map the Embeddings page draws.
+    mapped = project(users, "pca", dims)
     solver = "covariance_eigh" if len(users) >= 10 * users.shape[1] else "full"
     pca = PCA(n_components=dims, svd_solver=solver).fit(users)
-    return coords, pca.transform(state[None, :])[0].astype(np.float32)
+    point = pca.transform(state[None, :])[0].astype(np.float32)
+    return UserMap(mapped.coords, point, mapped.explained_variance_ratio)

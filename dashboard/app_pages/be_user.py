@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import services
 from dashboard.components import glossary
+from dashboard.components.embedding_figure import MARK_COLOUR, build_figure
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.components.text import plain
@@ -150,4 +151,29 @@ for n, (column, run) in enumerate(zip(st.columns(len(runs)), runs)):
 st.caption(
     '"Because you picked X": X is the pick whose removal lowers that item\'s score the most. '
     "Your picks are never recommended back."
+)
+
+# ---- where the new user lands among the users ------------------------------------------------
+st.subheader("Where you land among the users")
+mappable = [run for run in runs if services.pick_map(run["checkpoint"], spec, tuple(items), ratings) is not None]
+if not mappable:
+    st.caption("None of these models places users in an embedding space: pick als or bpr to see the map.")
+    st.stop()
+by_id = {str(run["id"]): run for run in mappable}
+map_choice = st.selectbox("Map of", list(by_id), format_func=lambda i: by_id[i]["label"], key="be_user_map_run")
+map_run = by_id[map_choice]
+mapped = services.pick_map(map_run["checkpoint"], spec, tuple(items), ratings)
+user_table = services.embedding_point_table(spec, "users")
+# The new user is one more point, coloured by its activity (the number of picks) like the others.
+coords = np.vstack([mapped.coords, mapped.point[None, :]])
+user_labels = np.append(user_table["label"].to_numpy().astype(str), "you")
+activity = np.append(user_table["activity"].to_numpy(), len(items))
+you = {"name": "you", "index": [len(coords) - 1],
+       "marker": {"size": 16, "color": MARK_COLOUR, "symbol": "star", "line": {"color": "white", "width": 1}}}  # fmt: skip
+axis_titles = [f"PC{i + 1} ({v:.1%})" for i, v in enumerate(mapped.explained_variance)]
+st.plotly_chart(build_figure(coords, user_labels, activity, "activity", [you], axis_titles), key="be_user_map")
+st.caption(
+    f"Every user of {plain(map_run['label'])} as the Embeddings page draws them (users, "
+    f"{glossary.link('pca', 'PCA')}, coloured by activity); the star is you. Users close to you "
+    "get similar recommendations."
 )

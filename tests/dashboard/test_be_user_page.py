@@ -135,3 +135,19 @@ def test_the_page_works_with_no_runs(app):
     at = open_page(app, picks="1")
     assert len(at.info) == 1 and "new user" in at.info[0].value
     assert lists(at) == [] and not at.error
+
+
+def test_the_new_user_is_a_star_on_the_users_map(trained_app, env):
+    from engine.be_user import embedding_point, resolve_picks
+    from engine.store import load_checkpoint
+
+    picks = popular_ids(env, 3)
+    at = open_page(trained_app, picks=",".join(picks), models=ids(env, "als"))
+    [figure] = pages.figures(at)
+    [you] = [trace for trace in figure["data"] if trace.get("name") == "you"]
+    model = load_checkpoint(env["runs"]["als"]["checkpoint"])[0]
+    mapped = embedding_point(model, resolve_picks(env["ds"], picks))
+    np.testing.assert_allclose([pages.plotly_array(you["x"])[0], pages.plotly_array(you["y"])[0]], mapped.point, rtol=1e-5)
+    users = [trace for trace in figure["data"] if trace.get("name") == "activity"][0]
+    assert len(pages.plotly_array(users["x"])) == env["ds"].n_users + 1  # every user, and you
+    assert figure["layout"]["xaxis"]["title"]["text"].startswith("PC1 (")

@@ -111,8 +111,11 @@ def test_the_users_point_is_on_the_embeddings_pca_map():
     model = fitted("als", factors=8, alpha=0.0, cg_steps=3)
     user = 4
     picks = Picks(model.seen_[user].indices.astype(np.int64), None)
-    coords, point = embedding_point(model, picks)
-    np.testing.assert_allclose(coords, project(model.user_embeddings(), "pca", 2).coords, atol=1e-5)
+    mapped = embedding_point(model, picks)
+    coords, point = mapped.coords, mapped.point
+    reference = project(model.user_embeddings(), "pca", 2)
+    np.testing.assert_allclose(coords, reference.coords, atol=1e-5)
+    np.testing.assert_allclose(mapped.explained_variance, reference.explained_variance_ratio)
     # ALS's user factors come from the last half-sweep, so the two agree closely, not exactly.
     assert np.linalg.norm(point - coords[user]) < 0.05 * np.linalg.norm(coords, axis=1).mean()
     others = np.delete(np.arange(len(coords)), user)
