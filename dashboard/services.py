@@ -25,6 +25,7 @@ from engine import demo
 from engine import explain as explain_lib
 from engine import explore
 from engine import projection as projections
+from engine import what_if as what_if_lib
 from engine.be_user import Picks
 from engine.data import DATASETS, Dataset, DataSplits, load_dataset
 from engine.data import access, stats
@@ -301,6 +302,23 @@ def pick_map(checkpoint: str, spec: str, items: tuple[int, ...], ratings: tuple[
     picks = Picks(np.asarray(items, np.int64), None if ratings is None else np.asarray(ratings, np.float64))
     with friendly_errors():
         return be_user.embedding_point(get_model(checkpoint, spec), picks)
+
+
+def held_out_test(spec: str, user_idx: int) -> np.ndarray:
+    """The user's held-out test item(s) under the leave-last-out split every run is evaluated on."""
+    return explore.held_out_items(get_splits(spec).test, user_idx)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def what_if(checkpoint: str, spec: str, user_idx: int, remove: tuple[int, ...], add: tuple[int, ...], k: int):
+    """One run's list for a real user before and after editing their training history
+    (`engine.what_if.WhatIf`), with the held-out test item's rank in both."""
+    model = get_model(checkpoint, spec)
+    test = held_out_test(spec, user_idx)
+    history = np.sort(model.seen_[user_idx].indices.astype(np.int64))
+    return what_if_lib.what_if(
+        model, get_dataset(spec), history, remove=remove, add=add, test_item=int(test[0]) if len(test) else None, k=k
+    )
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)
