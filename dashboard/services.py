@@ -281,9 +281,13 @@ def because(checkpoint: str, spec: str, user_idx: int, items: tuple[int, ...]) -
 
 
 # ---- be the user -------------------------------------------------------------------------------
-def resolve_picks(spec: str, picks: list[str], ratings: list[float] | None = None) -> Picks:
-    """Picked items (raw ids or exact titles) as indices; `EngineError` in one line otherwise."""
-    return be_user.resolve_picks(get_dataset(spec), picks, ratings)
+def picks_from_link(spec: str, picks: str | None, ratings: str | None, max_picks: int) -> tuple[Picks, str | None]:
+    """The link's picks (`engine.be_user.picks_from_link`) and None, or no picks and the
+    problem as one line of text (the page shows it and goes on: its picker is the way out)."""
+    try:
+        return be_user.picks_from_link(get_dataset(spec), picks, ratings, max_picks=max_picks), None
+    except EngineError as exc:
+        return Picks(np.zeros(0, np.int64), None), plain(one_line(exc))
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

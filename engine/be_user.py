@@ -66,6 +66,24 @@ def resolve_picks(dataset: Dataset, picks: Sequence[str], ratings: Sequence[floa
     return Picks(np.asarray(items, np.int64), values)
 
 
+def picks_from_link(dataset: Dataset, picks_text: str | None, ratings_text: str | None, *, max_picks: int) -> Picks:
+    """Picks from a link's ``picks`` (comma-separated raw ids) and ``ratings`` (one number per
+    pick, optional): `resolve_picks`, plus one-line errors for ratings that are not numbers
+    and for more than `max_picks` items. An empty ``picks`` gives no items (a first visit)."""
+    raw = [part for part in (picks_text or "").split(",") if part.strip()]
+    if not raw:
+        return Picks(np.zeros(0, np.int64), None)
+    ratings = None
+    if ratings_text is not None:
+        try:
+            ratings = [float(part) for part in ratings_text.split(",") if part.strip()]
+        except ValueError:
+            raise ParameterError("the ratings in the link must be numbers, one per pick") from None
+    if len(raw) > max_picks:
+        raise ParameterError(f"the link picks {len(raw)} items: at most {max_picks}")
+    return resolve_picks(dataset, raw, ratings)
+
+
 def recommend_for_picks(
     model: Recommender, dataset: Dataset, picks: Picks, k: int = 10, *, explain: bool = True
 ) -> pd.DataFrame:

@@ -38,43 +38,20 @@ position = np.empty(len(order), np.int64)  # item index -> its place in the pick
 position[order] = np.arange(len(order))
 
 
-def _split(value: str | None) -> list[str]:
-    return [part for part in (value or "").split(",") if part.strip()]
-
-
 # ---- the picks (the URL holds raw ids; the multiselect follows it) ----------------------------
-def _from_url(picks_text: str, ratings_text: str | None) -> tuple[list[int], list[float] | None, str | None]:
-    """``(picker positions, ratings or None, error line or None)`` of the link's picks."""
-    raw = _split(picks_text)
-    if not raw:
-        return [], None, None
-    try:
-        ratings = None if ratings_text is None else [float(r) for r in _split(ratings_text)]
-    except ValueError:
-        return [], None, "the ratings in the link must be numbers, one per pick"
-    try:
-        resolved = services.resolve_picks(spec, raw, ratings)
-    except services.EngineError as exc:
-        return [], None, plain(services.one_line(exc))
-    if len(resolved.items) > MAX_PICKS:
-        return [], None, f"the link picks {len(resolved.items)} items: at most {MAX_PICKS}"
-    rated = None if resolved.ratings is None else resolved.ratings.tolist()
-    return [int(position[i]) for i in resolved.items], rated, None
-
-
 url_picks = st.query_params.get("picks", "")
 url_ratings = st.query_params.get("ratings")
 # Read the link on arrival, when it changes, and when the picker's state is gone (Streamlit drops
 # a widget's state while another page is shown).
 if st.session_state.get("be_user_url") != (url_picks, url_ratings) or "be_user_picks" not in st.session_state:
     st.session_state["be_user_url"] = (url_picks, url_ratings)
-    chosen, rated, problem = _from_url(url_picks, url_ratings)
+    linked, problem = services.picks_from_link(spec, url_picks, url_ratings, MAX_PICKS)
     if problem:
         st.session_state["be_user_error"] = problem
-    st.session_state["be_user_picks"] = chosen
-    st.session_state["be_user_rate"] = rated is not None
-    for n, value in zip(chosen, rated or []):
-        st.session_state[f"be_user_rating_{order[n]}"] = min(RATINGS, key=lambda r: abs(r - value))
+    st.session_state["be_user_picks"] = [int(position[i]) for i in linked.items]
+    st.session_state["be_user_rate"] = linked.ratings is not None
+    for item, value in zip(linked.items, [] if linked.ratings is None else linked.ratings):
+        st.session_state[f"be_user_rating_{item}"] = min(RATINGS, key=lambda r: abs(r - value))
 
 error = st.session_state.pop("be_user_error", None)
 if error:

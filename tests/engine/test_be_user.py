@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.be_user import PICK_COLUMNS, Picks, embedding_point, recommend_for_picks, resolve_picks
+from engine.be_user import PICK_COLUMNS, Picks, embedding_point, picks_from_link, recommend_for_picks, resolve_picks
 from engine.errors import AbilityError, EngineError, ParameterError, UnknownIdError
 from engine.projection import project
 from tests.engine.models.test_contract import DATASET, ITEM_BLOCK, ITEMS_PER_BLOCK, SPLITS, make
@@ -44,6 +44,19 @@ def test_bad_picks_are_one_line(ml100k, picks, ratings, error, words):
     with pytest.raises(error, match=words) as info:
         resolve_picks(ml100k, picks, ratings)
     assert isinstance(info.value, EngineError) and "\n" not in str(info.value)
+
+
+def test_picks_from_a_link(ml100k):
+    ids = [str(ml100k.item_ids[i]) for i in (4, 1, 7)]
+    picks = picks_from_link(ml100k, ",".join(ids) + ",", "5,3,1", max_picks=3)
+    np.testing.assert_array_equal(picks.items, [4, 1, 7])
+    np.testing.assert_array_equal(picks.ratings, [5.0, 3.0, 1.0])
+    assert picks_from_link(ml100k, ",".join(ids), None, max_picks=3).ratings is None
+    assert len(picks_from_link(ml100k, "", None, max_picks=3).items) == 0  # a first visit: nothing picked
+    with pytest.raises(ParameterError, match="ratings in the link must be numbers"):
+        picks_from_link(ml100k, ids[0], "five", max_picks=3)
+    with pytest.raises(ParameterError, match="the link picks 3 items: at most 2"):
+        picks_from_link(ml100k, ",".join(ids), None, max_picks=2)
 
 
 def test_the_same_item_by_id_and_by_title_is_a_duplicate(ml100k):
