@@ -23,6 +23,7 @@ PAGES = [
     st.Page("app_pages/data.py", title="Data", icon=":material/table_chart:", default=True),
     st.Page("app_pages/models.py", title="Models", icon=":material/model_training:"),
     st.Page("app_pages/users.py", title="User explorer", icon=":material/person_search:"),
+    st.Page("app_pages/be_user.py", title="Be the user", icon=":material/person_add:"),
     st.Page("app_pages/similar.py", title="Similar items", icon=":material/join_inner:"),
     st.Page("app_pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
     st.Page("app_pages/attention.py", title="Visual attention", icon=":material/image_search:"),

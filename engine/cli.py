@@ -232,7 +232,11 @@ def cmd_recommend(args) -> int:
     from engine.explore import user_history
     from engine.query import checkpoint_splits, held_out, open_checkpoint, recommend_for
 
+    if args.ratings is not None and args.items is None:
+        raise ParameterError("--ratings go with --items: one rating per picked item")
     model, info, dataset = open_checkpoint(args.checkpoint, data_dir=args.data_dir)
+    if args.items is not None:
+        return _recommend_for_picks(args, model, info, dataset)
     user = dataset.user_index(args.user)
     k = _check_k(args.k, dataset.n_items)
     if args.history < 0:
@@ -273,6 +277,35 @@ def cmd_recommend(args) -> int:
         note = "everything the user rated left out"
     print(f"\ntop {len(recs)} by {info['model']} ({note}):")
     print(table(recs, ["rank", "item_id", "title", "year", "score", "held_out"]))
+    return 0
+
+
+def _recommend_for_picks(args, model, info, dataset) -> int:
+    """``recommend --items``: a new user folded in from picked items (what the dashboard's Be
+    the user page shows), each recommendation with the pick it leans on most."""
+    from engine.be_user import recommend_for_picks, resolve_picks
+
+    picks = resolve_picks(dataset, args.items, args.ratings)
+    k = _check_k(args.k, dataset.n_items)
+    frame = recommend_for_picks(model, dataset, picks, k)
+    picked = [_item_record(dataset, i) for i in picks.items]
+    if picks.ratings is not None:
+        for record, rating in zip(picked, picks.ratings):
+            record["rating"] = float(rating)
+    recs = [
+        {"rank": int(row.rank), **_item_record(dataset, i), "score": float(row.score),
+         "because": {"item_id": row.because_id, "title": row.because} if row.because_id else None}
+        for i, row in zip(frame.index, frame.itertuples())
+    ]  # fmt: skip
+    result = {"picks": picked, "model": info["model"], "dataset": info["dataset"], "recommendations": recs}
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"{len(picked)} picked items in {info['dataset']}:")
+    print(table(picked, ["item_id", "title", "year", *(["rating"] if picks.ratings is not None else [])], digits=1))
+    print(f"\ntop {len(recs)} by {info['model']} for these picks:")
+    rows = [{**r, "because you picked": (r["because"] or {}).get("title", "")} for r in recs]
+    print(table(rows, ["rank", "item_id", "title", "year", "score", "because you picked"]))
     return 0
 
 
@@ -512,9 +545,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("recommend", help="a user's history and top-k recommendations")
+    p = sub.add_parser("recommend", help="a user's (or a few picked items') top-k recommendations")
     p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--user", required=True, help="raw user id")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="raw user id")
+    who.add_argument("--items", nargs="+", metavar="ID_OR_TITLE",
+                     help="be the user: raw item ids or exact titles picked by a new user (models with fold-in)")
+    p.add_argument("--ratings", nargs="+", type=float, metavar="R", help="one rating per picked item (with --items)")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--history", type=int, default=10, help="history rows shown in the table (JSON has all)")
     p.add_argument("--exclude", choices=("train", "history"), default="train",

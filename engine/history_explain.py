@@ -280,3 +280,15 @@ def _rescore(model, user: int, hist: np.ndarray, masks: np.ndarray, targets: np.
     """Scores (V, T) of `targets` for every history variant (rows of `masks` over `hist`)."""
     _require(model)
     return model.fold_in_scores(hist, masks, targets, user=user)
+
+
+def pick_contributions(model, history, targets) -> np.ndarray:
+    """Contributions (n, T) of a new user's history items to the scores of `targets`: how much
+    each target's score drops when that item is left out of the folded-in history ("because you
+    picked ..." on the Be the user page). `history` holds unique item indices (validated by
+    `Recommender.fold_in`); no training user's learned state is used."""
+    _require(model)
+    hist = np.asarray(history, np.int64)
+    targets = _item_indices(model, targets)
+    scores = model.fold_in_scores(hist, _leave_one_masks(len(hist), with_full=True), targets, user=None)
+    return scores[0][None, :] - scores[1:]

@@ -191,3 +191,69 @@ for n, (slot, run, frame) in enumerate(slots):
         else:
             frame["because"] = reasons
     _show(frame, slot, key=f"users_list_{n}", note=note)
+
+# ---- what if: edit the history, see the list move -----------------------------------------------
+box = st.expander("What if ... (edit this user's history and watch the list change)", expanded=True)
+fold_runs = [run for run in runs if services.run_has("fold_in")(run)]
+if not fold_runs:
+    box.caption("None of the chosen models can take in an edited history: pick als or bpr to try this.")
+    st.stop()
+WHAT_IF_KEYS = ("users_whatif_remove", "users_whatif_add")
+if st.session_state.get("users_whatif_user") != (spec, user_idx):  # another user: start from the real one
+    st.session_state["users_whatif_user"] = (spec, user_idx)
+    for key in WHAT_IF_KEYS:
+        st.session_state[key] = []
+
+
+def _reset_what_if():
+    for key in WHAT_IF_KEYS:
+        st.session_state[key] = []
+
+
+box.caption(
+    "Remove films from this user's history or add others: the model takes in the edited history "
+    f"without retraining ({glossary.link('fold-in', 'fold-in')}) and its list after the edit appears beside "
+    "the list before."
+)
+train_items = history.index[history["split"] == "train"].to_numpy()
+titles = dict(zip(history.index, history["title"]))
+order, labels = services.item_choices(spec)
+in_history = set(history.index.tolist())
+addable = [n for n in range(len(order)) if int(order[n]) not in in_history]
+by_run = {str(run["id"]): run for run in fold_runs}
+pick_run, pick_remove, pick_add, reset = box.columns([2, 3, 3, 1], vertical_alignment="bottom")
+what_run = by_run[pick_run.selectbox("Model", list(by_run), format_func=lambda i: by_run[i]["label"], key="users_whatif_run")]
+pick_remove.multiselect("Remove from the history", train_items.tolist(), format_func=lambda i: titles[i],
+                   key="users_whatif_remove", placeholder="Type a title from the history")  # fmt: skip
+pick_add.multiselect("Add to the history", addable, format_func=lambda n: labels[n], key="users_whatif_add",
+                  placeholder="Type any title", max_selections=20)  # fmt: skip
+reset.button("Reset", on_click=_reset_what_if, icon=":material/restart_alt:", key="users_whatif_reset",
+           help="Back to the real user's history")  # fmt: skip
+removed = tuple(int(i) for i in st.session_state["users_whatif_remove"])
+added = tuple(int(order[n]) for n in st.session_state["users_whatif_add"])
+if not removed and not added:
+    box.caption("The lists appear once you remove or add an item.")
+    st.stop()
+with services.friendly_errors():
+    change = services.what_if(what_run["checkpoint"], spec, user_idx, removed, added, k)
+CHANGE_BADGES = {"left": ":red-badge[left the list]", "new": ":green-badge[new in the list]"}
+test_items = set(services.held_out_test(what_run["checkpoint"], spec, user_idx).tolist())
+
+
+def _rank_text(rank) -> str:
+    return "in the history now" if rank is None else f"rank {rank}"
+
+
+for column, name, frame, rank in zip(
+    box.columns(2), ("Before", "After"), (change.before, change.after), (change.test_rank_before, change.test_rank_after)
+):
+    with column:
+        st.markdown(f"**{name}** :gray[({plain(what_run['label'])})]")
+        with st.container(key=f"users_whatif_{name.lower()}"):
+            for row in frame.itertuples():
+                marks = [CHANGE_BADGES[row.change]] if row.change else []
+                if row.Index in test_items:
+                    marks.append(HELD_OUT_BADGES["test"])
+                st.markdown("  \n".join([f"**{row.rank}.** {plain(row.title)}", *([" ".join(marks)] if marks else [])]))
+        if test_items:
+            st.caption(f"Held-out test item: {_rank_text(rank)}.")

@@ -89,6 +89,7 @@ TERMS = {
     "epoch": "epoch",
     "training loss": "training-loss",
     "hyperparameters": "hyperparameters",
+    "fold-in": "fold-in",
 }
 #: Recorded metric names (``attention.item_auc``) -> their `TERMS` key.
 _METRIC_ALIASES = {"attention.component_lift": "component lift", "attention.item_auc": "item auc",

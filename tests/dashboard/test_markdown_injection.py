@@ -75,6 +75,11 @@ def test_item_id_from_the_link_is_text(trained_app):
     assert plain(repr(LINK)) in error
 
 
+def test_picked_items_from_the_link_are_text(trained_app):
+    [error] = probe(trained_app, "app_pages/be_user.py", picks=IMAGE)
+    assert error.startswith(f"no item with id or title {plain(repr(IMAGE))}")
+
+
 def test_glossary_term_from_the_link_is_text(app):
     [warning] = probe(app, "app_pages/glossary.py", term=IMAGE)
     assert warning.startswith(f"The glossary has no entry {plain(repr(IMAGE))}")

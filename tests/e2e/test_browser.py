@@ -65,6 +65,13 @@ VIEWS = [
         elements={"stDataFrame": 1},
     ),
     View(
+        "Be the user", "be_user", "Be the user",
+        texts=("Items you like", ITEM_TITLE, "als #", "bpr #", "itemknn #", "because you picked",
+               "Where you land among the users"),
+        query=lambda ids: {"models": f"{ids['als']},{ids['bpr']},{ids['itemknn']}", "picks": f"{ITEM},1,2571"},
+        elements={"stPlotlyChart": 1},
+    ),
+    View(
         "Similar items", "similar", "Similar items",
         texts=("Item", "Neighbours", ITEM_TITLE, "als #", "itemknn #"),
         query=lambda ids: {"models": f"{ids['als']},{ids['itemknn']}", "item": ITEM},
@@ -166,6 +173,32 @@ def test_user_explorer_switches_user_and_keeps_it_in_the_url(page, app_url, run_
     wait_for_app_run(page)
     assert "user=2" in page.url and f"models={models.replace(',', '%2C')}" in page.url, page.url
     expect(top10).to_have_count(10)
+    expect(page.locator(EXCEPTION)).to_have_count(0)
+
+
+def test_be_the_user_picks_three_titles_and_the_link_reproduces_the_lists(page, app_url, run_ids):
+    models = f"{run_ids['als']},{run_ids['bpr']},{run_ids['itemknn']}"
+    open_view(page, app_url, "be_user", {"models": models})
+    check_view(page, View("Be the user", "be_user", "Be the user", texts=("Start by picking",)))
+    main = page.get_by_test_id("stMain")
+    box = main.get_by_role("combobox", name="Items you like")
+    for title in (ITEM_TITLE, "Toy Story", "Matrix, The"):
+        box.click()
+        box.fill(title)
+        page.get_by_role("option", name=title, exact=True).click()
+        wait_for_app_run(page)
+    lists = [main.locator(f".st-key-be_user_list_{n} [data-testid='stMarkdownContainer']") for n in range(3)]
+    for items in lists:
+        expect(items).to_have_count(10)
+    assert "picks=" in page.url, page.url
+    shown = [items.all_inner_texts() for items in lists]
+    link = page.url
+    page.goto(link)  # the link alone, in a fresh page run, gives the same three lists
+    wait_for_title(page, "Be the user")
+    wait_for_app_run(page)
+    for items, before in zip(lists, shown):
+        expect(items).to_have_count(10)
+        assert items.all_inner_texts() == before
     expect(page.locator(EXCEPTION)).to_have_count(0)
 
 

@@ -1,0 +1,156 @@
+"""Be the user: pick a few items you like and see what up to three models recommend to you.
+
+Each model folds the picks into a new user without retraining (see `engine.be_user`). URL
+state: ``picks`` (raw item ids, comma-separated, in the order picked), ``ratings`` (one per
+pick, only when rating is switched on) and ``models`` (run ids), so a link reproduces the lists.
+"""
+
+import numpy as np
+import streamlit as st
+
+from dashboard import services
+from dashboard.components import glossary
+from dashboard.components.embedding_figure import MARK_COLOUR, build_figure
+from dashboard.components.pickers import model_picker
+from dashboard.components.sidebar import current_dataset_spec
+from dashboard.components.text import plain
+
+K = 10
+MAX_PICKS = 20
+RATINGS = (1, 2, 3, 4, 5)
+DEFAULT_RATING = 5
+PICK_POSTERS = 64  # pixels: posters of the picks, next to their titles
+
+spec = current_dataset_spec()
+st.title("Be the user")
+st.caption(
+    "Pick a few items you like: each model places you among its users without retraining "
+    f"({glossary.link('fold-in', 'fold-in')}) and recommends from there."
+)
+with services.friendly_errors():
+    dataset = services.get_dataset(spec)
+    order, labels = services.item_choices(spec)
+runs = model_picker(
+    spec, max_selections=3, accept=services.run_has("fold_in"), default_count=3,
+    need="a trained model that can take in a new user (e.g. als, bpr or item2vec)",
+)  # fmt: skip
+position = np.empty(len(order), np.int64)  # item index -> its place in the picker's options
+position[order] = np.arange(len(order))
+
+
+# ---- the picks (the URL holds raw ids; the multiselect follows it) ----------------------------
+url_picks = st.query_params.get("picks", "")
+url_ratings = st.query_params.get("ratings")
+# Read the link on arrival, when it changes, and when the picker's state is gone (Streamlit drops
+# a widget's state while another page is shown).
+if st.session_state.get("be_user_url") != (url_picks, url_ratings) or "be_user_picks" not in st.session_state:
+    st.session_state["be_user_url"] = (url_picks, url_ratings)
+    linked, problem = services.picks_from_link(spec, url_picks, url_ratings, MAX_PICKS)
+    if problem:
+        st.session_state["be_user_error"] = problem
+    st.session_state["be_user_picks"] = [int(position[i]) for i in linked.items]
+    st.session_state["be_user_rate"] = linked.ratings is not None
+    for item, value in zip(linked.items, [] if linked.ratings is None else linked.ratings):
+        st.session_state[f"be_user_rating_{item}"] = min(RATINGS, key=lambda r: abs(r - value))
+
+error = st.session_state.pop("be_user_error", None)
+if error:
+    st.error(f"{error}. Pick items by title below.", icon=":material/error:")
+
+st.multiselect(
+    "Items you like",
+    range(len(order)),
+    format_func=lambda n: labels[n],
+    key="be_user_picks",
+    max_selections=MAX_PICKS,
+    placeholder="Type to search titles",
+    help="Most popular first; type to search. Up to 20 items.",
+)
+rate = st.toggle(
+    "Rate my picks", key="be_user_rate",
+    help="Only models trained on rating values (als with use_ratings) use them; the others treat every pick as liked",
+)  # fmt: skip
+items = [int(order[n]) for n in st.session_state["be_user_picks"]]
+
+images = services.has_images(spec)
+ratings = None
+if items and (rate or images):
+    row = st.columns(min(len(items), 5))
+    values = []
+    for n, item in enumerate(items):
+        with row[n % len(row)]:
+            if images and (uri := services.poster(spec, item)):
+                st.image(uri, width=PICK_POSTERS)
+            st.markdown(f":small[{plain(dataset.title(item))}]")
+            if rate:
+                key = f"be_user_rating_{item}"
+                st.session_state.setdefault(key, DEFAULT_RATING)
+                values.append(st.select_slider("Rating", RATINGS, key=key, label_visibility="collapsed"))
+    ratings = tuple(float(v) for v in values) if rate else None
+
+# Write the picks back to the URL (raw ids: titles repeat, ids do not).
+new_picks = ",".join(str(dataset.item_ids[i]) for i in items)
+new_ratings = ",".join(f"{r:g}" for r in ratings) if ratings is not None and items else None
+for key, value in (("picks", new_picks or None), ("ratings", new_ratings)):
+    if value is None:
+        if key in st.query_params:
+            del st.query_params[key]
+    elif st.query_params.get(key) != value:
+        st.query_params[key] = value
+st.session_state["be_user_url"] = (new_picks, new_ratings)
+
+if not items:
+    st.info(
+        "Start by picking two or three items you like in the box above: the lists appear here and "
+        "change with every pick. The picks stay in the page's address, so you can share the link.",
+        icon=":material/touch_app:",
+    )
+    st.stop()
+
+# ---- one list per run -------------------------------------------------------------------------
+for n, (column, run) in enumerate(zip(st.columns(len(runs)), runs)):
+    with column:
+        st.markdown(f"**{plain(run['label'])}**")
+        with services.friendly_errors():
+            frame = services.pick_recommendations(run["checkpoint"], spec, tuple(items), ratings, K)
+        with st.container(key=f"be_user_list_{n}"):
+            for row in frame.itertuples():
+                lines = [f"**{row.rank}.** {plain(row.title)}"]
+                if row.because:
+                    lines.append(f":small[because you picked {plain(row.because)}]")
+                text = "  \n".join(lines)
+                if images and (uri := services.poster(spec, int(row.Index))):
+                    line = st.container(horizontal=True, vertical_alignment="center", wrap=False)
+                    line.image(uri, width=48)
+                    line.markdown(text)
+                else:
+                    st.markdown(text)
+st.caption(
+    '"Because you picked X": X is the pick whose removal lowers that item\'s score the most. '
+    "Your picks are never recommended back."
+)
+
+# ---- where the new user lands among the users ------------------------------------------------
+st.subheader("Where you land among the users")
+mappable = [run for run in runs if services.pick_map(run["checkpoint"], spec, tuple(items), ratings) is not None]
+if not mappable:
+    st.caption("None of these models places users in an embedding space: pick als or bpr to see the map.")
+    st.stop()
+by_id = {str(run["id"]): run for run in mappable}
+map_choice = st.selectbox("Map of", list(by_id), format_func=lambda i: by_id[i]["label"], key="be_user_map_run")
+map_run = by_id[map_choice]
+mapped = services.pick_map(map_run["checkpoint"], spec, tuple(items), ratings)
+user_table = services.embedding_point_table(spec, "users")
+# The new user is one more point, coloured by its activity (the number of picks) like the others.
+coords = np.vstack([mapped.coords, mapped.point[None, :]])
+user_labels = np.append(user_table["label"].to_numpy().astype(str), "you")
+activity = np.append(user_table["activity"].to_numpy(), len(items))
+you = {"name": "you", "index": [len(coords) - 1],
+       "marker": {"size": 16, "color": MARK_COLOUR, "symbol": "star", "line": {"color": "white", "width": 1}}}  # fmt: skip
+axis_titles = [f"PC{i + 1} ({v:.1%})" for i, v in enumerate(mapped.explained_variance)]
+st.plotly_chart(build_figure(coords, user_labels, activity, "activity", [you], axis_titles), key="be_user_map")
+st.caption(
+    f"Every user of {plain(map_run['label'])} as the Embeddings page draws them (users, "
+    f"{glossary.link('pca', 'PCA')}, coloured by activity); the star is you. Users close to you "
+    "get similar recommendations."
+)
