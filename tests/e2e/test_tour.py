@@ -151,6 +151,9 @@ def test_4_an_uploaded_csv_stays_picked_on_the_next_page(tour_page, tmp_path):
     main.get_by_text("Load a CSV file").click()
     main.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(csv))
     main.get_by_role("button", name="Load this dataset").click()
+    # Loaded once the link names the upload (the app re-runs with the new dataset): a user
+    # waits for that too before moving on.
+    expect(page).to_have_url(re.compile(r"class_ratings"), timeout=60_000)
     wait_for_app_run(page)
     no_exception(page)
     go(page, "Models", "Models")
