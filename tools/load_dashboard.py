@@ -35,7 +35,6 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -48,8 +47,7 @@ from tests.e2e.harness import (  # noqa: E402
     CHROMIUM_ARGS,
     EXCEPTION,
     StreamlitServer,
-    chromium_path,
-    prepare_data_dir,
+    tool_setup,
 )
 
 TOUR = ["Data", "Models", "User explorer", "Similar items", "Embeddings", "Explain", "Compare", "Glossary"]
@@ -247,16 +245,7 @@ def main(argv=None) -> int:
                         help="run the server under tools/memory_probe.py and add its reports (slower: tracemalloc)")
     args = parser.parse_args(argv)
 
-    executable = chromium_path()
-    if executable is None:
-        parser.error("no Chromium binary: apt-get install chromium")
-    work = Path(tempfile.mkdtemp(prefix="load_dashboard_"))
-    if args.data_dir is None:
-        start = time.perf_counter()
-        data_dir = prepare_data_dir(work / "data")
-        print(f"trained the light demo in {time.perf_counter() - start:.1f} s into {data_dir}", file=sys.stderr)
-    else:
-        data_dir = args.data_dir.resolve()
+    executable, work, data_dir = tool_setup(parser, args.data_dir, "load_dashboard_")
     timeout_ms = args.page_timeout * 1000
 
     launcher, env, probe = None, None, None

@@ -27,7 +27,6 @@ import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -37,10 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.e2e.harness import (  # noqa: E402
     StreamlitServer,
-    chromium_path,
     launch_chromium,
-    prepare_data_dir,
     wait_for_app_run,
+    tool_setup,
     wait_for_title,
 )
 
@@ -180,16 +178,8 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-startup", action="store_true", help="time only the pages")
     args = parser.parse_args(argv)
 
-    executable = chromium_path()
-    if executable is None:
-        parser.error("no Chromium binary: apt-get install chromium")
-    work = Path(tempfile.mkdtemp(prefix="measure_dashboard_"))
-    if args.data_dir is None:
-        start = time.perf_counter()
-        data_dir = prepare_data_dir(work / "data")
-        print(f"trained light runs in {time.perf_counter() - start:.1f} s into {data_dir}", file=sys.stderr)
-    else:
-        data_dir = args.data_dir.resolve()
+    executable, work, data_dir = tool_setup(parser, args.data_dir, "measure_dashboard_")
+    if args.data_dir is not None:  # time the projections, not a cache of an earlier run
         shutil.rmtree(data_dir / "cache" / "projections", ignore_errors=True)
     ids = run_ids(data_dir)
     three = ",".join(str(ids[m]) for m in args.models.split(","))

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -64,6 +65,22 @@ def prepare_data_dir(folder: Path) -> Path:
         else:
             os.environ["RECSYS_DATA_DIR"] = previous
     return folder
+
+
+def tool_setup(parser, data_dir: Path | None, prefix: str) -> tuple[str, Path, Path]:
+    """What the measuring tools in tools/ start with: ``(chromium, work folder, data folder)``,
+    the light demo trained into the work folder when no `data_dir` is given; a missing Chromium
+    is the parser's one-line error."""
+    executable = chromium_path()
+    if executable is None:
+        parser.error("no Chromium binary: apt-get install chromium")
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    if data_dir is not None:
+        return executable, work, Path(data_dir).resolve()
+    start = time.perf_counter()
+    data_dir = prepare_data_dir(work / "data")
+    print(f"trained the light demo in {time.perf_counter() - start:.1f} s into {data_dir}", file=sys.stderr)
+    return executable, work, data_dir
 
 
 class StreamlitServer:
