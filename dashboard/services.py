@@ -19,26 +19,26 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from engine import attention as attention_lib
-from engine import be_user
-from engine import demo
-from engine import explain as explain_lib
-from engine import explore
-from engine import projection as projections
-from engine import query
-from engine import what_if as what_if_lib
-from engine.be_user import Picks
+from engine.explain import attention as attention_lib
+from engine.explore import be_user
+from engine.runs import demo
+from engine.explain import shap_lime as explain_lib
+from engine.explore import views as explore
+from engine.explore import projection as projections
+from engine.explore import query
+from engine.explore import what_if as what_if_lib
+from engine.explore.be_user import Picks
 from engine.data import DATASETS, Dataset, DataSplits, load_dataset
 from engine.data import access, stats
 from engine.data.upload import guess_mapping, read_header, save_upload, upload_limits
 from engine.data.visual import load_image
 from engine.errors import CheckpointError, EngineError, UnknownIdError, quoted  # noqa: F401 - pages quote link values
-from engine.experiment import make_splits
-from engine.history_explain import because_you_liked, supports_history
-from engine.jobs import JobManager, history, job_table, may_touch, one_line
+from engine.runs.experiment import make_splits
+from engine.explain.history import because_you_liked, supports_history
+from engine.runs.jobs import JobManager, history, job_table, may_touch, one_line
 from engine.models.base import Recommender
 from engine.models.registry import describe_models, model_has
-from engine.store import RunsDB, clean_checkpoints
+from engine.runs.store import RunsDB, clean_checkpoints
 
 from dashboard.components.text import code, plain
 
@@ -193,7 +193,7 @@ def run_label(run: dict) -> str:
 
 def get_model(checkpoint: str, spec: str) -> Recommender:
     """The fitted model of a checkpoint (shared across sessions, never mutated), checked against
-    the cached dataset it claims to be trained on (`engine.query.open_checkpoint`)."""
+    the cached dataset it claims to be trained on (`engine.explore.query.open_checkpoint`)."""
     return _opened(checkpoint, spec)[0]
 
 
@@ -278,7 +278,7 @@ def user_recommendations(
     checkpoint: str, spec: str, user_idx: int, k: int, exclude: str = query.DEFAULT_EXCLUDE
 ) -> tuple:
     """``(item_idx, scores)`` of one user's top-`k` under one checkpoint: the list
-    ``python -m engine recommend`` prints (`engine.query.recommend_for`; training items left out,
+    ``python -m engine recommend`` prints (`engine.explore.query.recommend_for`; training items left out,
     held-out ones kept so the page can mark a hit)."""
     return query.recommend_for(get_model(checkpoint, spec), get_dataset(spec), user_idx, k, exclude=exclude)
 
@@ -296,7 +296,7 @@ def because(checkpoint: str, spec: str, user_idx: int, items: tuple[int, ...]) -
 
 # ---- be the user -------------------------------------------------------------------------------
 def picks_from_link(spec: str, picks: str | None, ratings: str | None, max_picks: int) -> tuple[Picks, str | None]:
-    """The link's picks (`engine.be_user.picks_from_link`) and None, or no picks and the
+    """The link's picks (`engine.explore.be_user.picks_from_link`) and None, or no picks and the
     problem as one line of text (the page shows it and goes on: its picker is the way out)."""
     try:
         return be_user.picks_from_link(get_dataset(spec), picks, ratings, max_picks=max_picks), None
@@ -308,14 +308,14 @@ def picks_from_link(spec: str, picks: str | None, ratings: str | None, max_picks
 def pick_recommendations(
     checkpoint: str, spec: str, items: tuple[int, ...], ratings: tuple[float, ...] | None, k: int
 ) -> pd.DataFrame:
-    """One run's top-`k` for a new user folded in from `items` (see `engine.be_user`)."""
+    """One run's top-`k` for a new user folded in from `items` (see `engine.explore.be_user`)."""
     picks = Picks(np.asarray(items, np.int64), None if ratings is None else np.asarray(ratings, np.float64))
     return be_user.recommend_for_picks(get_model(checkpoint, spec), get_dataset(spec), picks, k)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def pick_map(checkpoint: str, spec: str, items: tuple[int, ...], ratings: tuple[float, ...] | None):
-    """The users' PCA map of one run with the new user on it (`engine.be_user.UserMap`), or None
+    """The users' PCA map of one run with the new user on it (`engine.explore.be_user.UserMap`), or None
     where the model's folded state is not a user embedding."""
     picks = Picks(np.asarray(items, np.int64), None if ratings is None else np.asarray(ratings, np.float64))
     with friendly_errors():
@@ -330,7 +330,7 @@ def held_out_test(checkpoint: str, spec: str, user_idx: int) -> np.ndarray:
 @st.cache_data(max_entries=64, show_spinner=False)
 def what_if(checkpoint: str, spec: str, user_idx: int, remove: tuple[int, ...], add: tuple[int, ...], k: int):
     """One run's list for a real user before and after editing their training history
-    (`engine.what_if.WhatIf`), with the held-out test item's rank in both."""
+    (`engine.explore.what_if.WhatIf`), with the held-out test item's rank in both."""
     model = get_model(checkpoint, spec)
     test = held_out_test(checkpoint, spec, user_idx)
     history = np.sort(model.seen_[user_idx].indices.astype(np.int64))
@@ -381,7 +381,7 @@ def compare_table(spec: str) -> pd.DataFrame:
 
 def seed_summary(spec: str) -> pd.DataFrame:
     """Runs of `spec` that differ only in their seed: mean and sd per setting
-    (`engine.explore.seed_summary`; not cached, like `runs_table`)."""
+    (`engine.explore.views.seed_summary`; not cached, like `runs_table`)."""
     return explore.seed_summary(runs_table(spec))
 
 
@@ -410,7 +410,7 @@ def _job_manager(data_dir: str) -> JobManager:
 
 def clean_leftover_checkpoints(data_dir: str) -> list[Path]:
     """Remove what killed trainings left in the data folder's checkpoints (see
-    `engine.store.clean_checkpoints`), logging each folder; an unusable runs database only
+    `engine.runs.store.clean_checkpoints`), logging each folder; an unusable runs database only
     skips it with a warning (the pages that read runs report it)."""
     log = logging.getLogger(__name__)
     try:
@@ -498,7 +498,7 @@ def start_training(spec: str, model: str, params: dict) -> int:
 
 
 def demo_plan(spec: str) -> list[demo.DemoRun]:
-    """The demo's runs for `spec` (`engine.demo.demo_plan`), the estimate scaled to its size."""
+    """The demo's runs for `spec` (`engine.runs.demo.demo_plan`), the estimate scaled to its size."""
     with friendly_errors():
         interactions = len(get_dataset(spec).interactions)
     return demo.demo_plan(spec, data_dir=DATA_DIR, interactions=interactions)
@@ -532,7 +532,7 @@ def start_demo(spec: str) -> dict:
 
 
 def demo_progress(spec: str) -> dict:
-    """Where the queued quick jobs stand (`engine.demo.progress`), with the estimate of what
+    """Where the queued quick jobs stand (`engine.runs.demo.progress`), with the estimate of what
     is left from the demo plan of `spec`."""
     jobs = [job for job in training_jobs() if job["quick"]]
     return demo.progress(jobs, demo_plan(spec))
@@ -584,7 +584,7 @@ def attention_hint(spec: str) -> str:
 
 
 def training_jobs() -> list[dict]:
-    """Snapshots of every remembered job, oldest first (see `engine.jobs.Job.snapshot`), with
+    """Snapshots of every remembered job, oldest first (see `engine.runs.jobs.Job.snapshot`), with
     ``mine``: whether this session may cancel it (its own job, or the operator)."""
     who = _acting_as()
     snapshots = [job.snapshot() for job in job_manager().jobs()]
@@ -765,7 +765,7 @@ def save_uploaded_csv(content, name: str, mapping: dict) -> str | None:
 
 
 # ---- embeddings ----------------------------------------------------------------------------------
-# Projections are cached twice: on disk by engine.projection (keyed by the checkpoint's
+# Projections are cached twice: on disk by engine.explore.projection (keyed by the checkpoint's
 # model.json, so a retrained model is never shown an old picture) and in memory by cache_data.
 
 
@@ -862,7 +862,7 @@ def embedding_neighbours(checkpoint: str, spec: str, what: str, index, k: int = 
 
 @st.cache_data(max_entries=8)
 def embedding_point_table(spec: str, what: str) -> pd.DataFrame:
-    """What the points can be coloured by and named with (`engine.projection.point_table`)."""
+    """What the points can be coloured by and named with (`engine.explore.projection.point_table`)."""
     return projections.point_table(get_dataset(spec), what)
 
 
@@ -911,14 +911,14 @@ def attention_users(checkpoint: str, spec: str) -> list[str]:
 
 @st.cache_data(max_entries=4, show_spinner="Scoring attention against the ground truth...")
 def attention_fidelity(checkpoint: str, spec: str) -> dict:
-    """`engine.attention.attention_fidelity` over the test users of `spec` (cached per run)."""
+    """`engine.explain.attention.attention_fidelity` over the test users of `spec` (cached per run)."""
     with friendly_errors():
         test = get_splits(checkpoint, spec).test
         return attention_lib.attention_fidelity(get_model(checkpoint, spec), get_dataset(spec), test)
 
 
 def user_attention(checkpoint: str, spec: str, user_idx: int, k: int = 10) -> dict:
-    """One user's attention and top-`k`, ready to draw (`engine.attention.user_attention`)."""
+    """One user's attention and top-`k`, ready to draw (`engine.explain.attention.user_attention`)."""
     ds = get_dataset(spec)
     model = get_model(checkpoint, spec)
     with friendly_errors():
@@ -1001,7 +1001,7 @@ def explain_pair(checkpoint: str, spec: str, user_id: str, item_id: str) -> dict
 
 def explain_verdict(result: dict) -> explain_lib.Verdict:
     """What to conclude from SHAP vs LIME on the pair of `explain_pair`'s `result`
-    (`engine.explain.agreement_verdict`)."""
+    (`engine.explain.shap_lime.agreement_verdict`)."""
     return explain_lib.agreement_verdict(
         result["shap"]["contributions"], result["lime"]["contributions"], result["deletion"]
     )

@@ -159,7 +159,7 @@ def parse_sets(pairs) -> dict:
 
 
 def cmd_train(args) -> int:
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
 
     result = train_and_evaluate(
         args.dataset,
@@ -182,7 +182,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_runs_clean(args) -> int:
-    from engine.store import STALE_SECONDS, clean_checkpoints
+    from engine.runs.store import STALE_SECONDS, clean_checkpoints
 
     min_age = STALE_SECONDS if args.min_age is None else args.min_age
     if not min_age >= 0:  # also refuses nan
@@ -196,7 +196,7 @@ def cmd_runs_clean(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from engine.query import evaluate_checkpoint
+    from engine.explore.query import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, protocol=args.protocol, data_dir=args.data_dir)
     if args.json:
@@ -229,8 +229,8 @@ def _item_record(dataset, idx: int) -> dict:
 def cmd_recommend(args) -> int:
     import pandas as pd
 
-    from engine.explore import user_history
-    from engine.query import checkpoint_splits, held_out, open_checkpoint, recommend_for
+    from engine.explore.views import user_history
+    from engine.explore.query import checkpoint_splits, held_out, open_checkpoint, recommend_for
 
     if args.ratings is not None and args.items is None:
         raise ParameterError("--ratings go with --items: one rating per picked item")
@@ -243,7 +243,7 @@ def cmd_recommend(args) -> int:
         raise ParameterError(f"--history must be >= 0, got {args.history}")
     exclude = args.exclude
     splits = checkpoint_splits(dataset, info)
-    # The same history and the same list as the dashboard's User explorer (engine.query).
+    # The same history and the same list as the dashboard's User explorer (engine.explore.query).
     mine = user_history(dataset, user, splits)
     history = [
         {**_item_record(dataset, i), "rating": row.rating, "split": row.split,
@@ -283,7 +283,7 @@ def cmd_recommend(args) -> int:
 def _recommend_for_picks(args, model, info, dataset) -> int:
     """``recommend --items``: a new user folded in from picked items (what the dashboard's Be
     the user page shows), each recommendation with the pick it leans on most."""
-    from engine.be_user import recommend_for_picks, resolve_picks
+    from engine.explore.be_user import recommend_for_picks, resolve_picks
 
     picks = resolve_picks(dataset, args.items, args.ratings)
     k = _check_k(args.k, dataset.n_items)
@@ -317,7 +317,7 @@ def _check_k(k: int, n_items: int) -> int:
 
 
 def cmd_similar(args) -> int:
-    from engine.query import open_checkpoint, similar_to
+    from engine.explore.query import open_checkpoint, similar_to
 
     model, info, dataset = open_checkpoint(args.checkpoint, data_dir=args.data_dir)
     item = dataset.find_item(args.item)
@@ -358,7 +358,7 @@ def cmd_download(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from engine.bench import format_report, run_bench, split_specs
+    from engine.bench.runner import format_report, run_bench, split_specs
 
     models = split_specs(args.models) if args.models is not None else None
     report = run_bench(
@@ -381,7 +381,7 @@ def cmd_bench(args) -> int:
 
 def cmd_bench_one(args) -> int:
     """Internal: one bench row in this (fresh) process, with its peak RSS; used by bench --memory."""
-    from engine.bench import bench_one_process
+    from engine.bench.runner import bench_one_process
 
     print_json(bench_one_process(args.dataset, args.model, protocol=args.protocol, data_dir=args.data_dir))
     return 0
@@ -391,7 +391,7 @@ def cmd_demo(args) -> int:
     """Train what the demo lacks in the data folder (quick runs), with a line per run."""
     import time
 
-    from engine.demo import run_demo
+    from engine.runs.demo import run_demo
 
     start = time.perf_counter()
     # Image features of the ACF run are cached under RECSYS_DATA_DIR: the folder asked for here.
@@ -422,7 +422,7 @@ def cmd_demo(args) -> int:
 # ---- explanations --------------------------------------------------------------------------
 def _explain_setup(args):
     """The checkpoint's model, dataset and leave-last-out splits (the ones it was trained on)."""
-    from engine.query import checkpoint_splits, open_checkpoint
+    from engine.explore.query import checkpoint_splits, open_checkpoint
 
     model, info, dataset = open_checkpoint(args.checkpoint, data_dir=args.data_dir)
     return model, info, dataset, checkpoint_splits(dataset, info)
@@ -434,16 +434,16 @@ def cmd_explain(args) -> int:
     model, info, dataset, splits = _explain_setup(args)
     user, item = dataset.user_index(args.user), dataset.item_index(args.item)
     if args.method == "history":
-        from engine.history_explain import explain_history
+        from engine.explain.history import explain_history
 
         start = time.perf_counter()
         result = dict(explain_history(model, user, item, dataset=dataset))
         result.setdefault("method", "history")
         result.setdefault("seconds", time.perf_counter() - start)
     else:
-        from engine.explain import explainer_for
+        from engine.explain.shap_lime import explainer_for
 
-        from engine.explain import ITEM_EMBEDDING, USER_EMBEDDING
+        from engine.explain.shap_lime import ITEM_EMBEDDING, USER_EMBEDDING
 
         explainer = explainer_for(model, splits.train)
         result = explainer.explain(user, item, args.method).to_dict()
@@ -465,7 +465,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_faithfulness(args) -> int:
-    from engine.explain import explainer_for, faithfulness, recommended_pairs
+    from engine.explain.shap_lime import explainer_for, faithfulness, recommended_pairs
 
     if args.pairs < 1:
         raise ParameterError(f"--pairs must be >= 1, got {args.pairs}")

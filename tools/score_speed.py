@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.experiment import build_model, get_dataset, make_splits  # noqa: E402
+from engine.runs.experiment import build_model, get_dataset, make_splits  # noqa: E402
 from engine.models.base import Recommender  # noqa: E402
 
 #: Fitting parameters that keep the one-epoch fit quick (pre-training would fit three models).

@@ -1,6 +1,6 @@
 """Be the user: pick a few items you like and see what up to three models recommend to you.
 
-Each model folds the picks into a new user without retraining (see `engine.be_user`). URL
+Each model folds the picks into a new user without retraining (see `engine.explore.be_user`). URL
 state: ``picks`` (raw item ids, comma-separated, in the order picked), ``ratings`` (one per
 pick, only when rating is switched on) and ``models`` (run ids), so a link reproduces the lists.
 """

@@ -25,7 +25,7 @@ COLOURS = {
               "cluster": "k-means cluster"},  # fmt: skip
     "users": {"activity": "Activity", "cluster": "k-means cluster"},
 }
-#: Method parameters exposed on the page: URL name, widget, default (engine.projection defaults).
+#: Method parameters exposed on the page: URL name, widget, default (engine.explore.projection defaults).
 PARAMS = {
     "umap": {"n_neighbors": ("neighbors", 15), "min_dist": ("min_dist", 0.1)},
     "tsne": {"perplexity": ("perplexity", 30.0)},

@@ -14,7 +14,7 @@ The synthetic catalogue exists so that attention can be *checked*: each 224x224 
 motifs (a shape in a colour, 36 kinds) on a textured, cluttered background; each user has a
 hidden taste for 2-3 motif kinds, and interactions follow a utility of the motifs an image
 shows plus popularity and noise. The ground truth says which of the 7x7 grid cells each motif
-covers, so a model's component attention can be scored against it (`engine.attention`).
+covers, so a model's component attention can be scored against it (`engine.explain.attention`).
 """
 
 from __future__ import annotations

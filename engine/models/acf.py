@@ -19,7 +19,7 @@ from engine.models.params import (
     BATCH_SIZE, DEVICE, EPOCHS, FACTORS, LEARNING_RATE, NEGATIVES, RANDOM_STATE, REGULARIZATION, Param,
 )  # fmt: skip
 from engine.models.warp import estimated_rank, first_violators, rank_weight
-from engine.training import EpochRandom, TrainSettings, seeded, train_module
+from engine.models.training import EpochRandom, TrainSettings, seeded, train_module
 
 #: Feature dimensions above this are first projected on their leading principal components
 #: (fixed, at fit time): the learned reduction then costs O(cells x 128) per step instead of
@@ -109,7 +109,7 @@ class ACF(RidgeFoldIn, Recommender):
 
     Notes
     -----
-    Training reuses `engine.training.train_module`. Its examples are one row per (user, chunk
+    Training reuses `engine.models.training.train_module`. Its examples are one row per (user, chunk
     of up to ``positives_per_row`` = 8 positives): the attention over the profile, the costly
     part (users x profile x 49 cells x attention_dim), is computed once per row and shared by
     the row's positives, and each positive is masked out of its own profile. After training

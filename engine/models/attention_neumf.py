@@ -45,7 +45,7 @@ from engine.models.ncf_modules import _embedding
 from engine.models.fold_in import NeuralFoldIn
 from engine.models.neural import EVAL_EVERY, LAYERS, PATIENCE, NeuralRecommender, parse_layers
 from engine.models.params import Param
-from engine.training import bce_loss, pointwise_examples, train_module
+from engine.models.training import bce_loss, pointwise_examples, train_module
 
 ORDERS = ("softmax", "first", "second")
 #: The embedding tokens, in sequence order, and the fused tokens: for attention read-outs.

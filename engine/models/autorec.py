@@ -41,7 +41,7 @@ from engine.models.base import resolve_device
 from engine.models.fold_in import RidgeFoldIn
 from engine.models.neural import EVAL_EVERY, PATIENCE, NeuralRecommender
 from engine.models.params import Param
-from engine.training import train_module
+from engine.models.training import train_module
 
 FEEDBACK = ("implicit", "explicit")
 

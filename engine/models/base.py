@@ -310,7 +310,7 @@ class Recommender(ABC):
         """Which profile items (and image regions) shaped a user's representation.
 
         Returns ``{"profile": [(item_idx, alpha), ...], "components": {item_idx: (h, w)
-        array}}``; see `engine.attention` for how it is scored against ground truth.
+        array}}``; see `engine.explain.attention` for how it is scored against ground truth.
         """
         raise AbilityError(f"model {self.name!r} exposes no attention")
 

@@ -1,7 +1,7 @@
 """`FeatureMLP`: NCF's MLP tower over user and item embeddings concatenated with side features.
 
 The side features (demographics, genres, year; or features derived from the train split) come
-from `engine.features.FeatureSpace`, which also gives explainers a named tabular view:
+from `engine.data.features.FeatureSpace`, which also gives explainers a named tabular view:
 `FeatureMLP.feature_frame` and `FeatureMLP.predict_frame`.
 
 References
@@ -21,13 +21,13 @@ import torch
 from torch import nn
 
 from engine.errors import ParameterError
-from engine.features import MODES, FeatureSpace
+from engine.data.features import MODES, FeatureSpace
 from engine.models import params as P
 from engine.models.item_side import RowScorer
 from engine.models.ncf_modules import _embedding
 from engine.models.neural import EVAL_EVERY, LAYERS, PATIENCE, NeuralRecommender, parse_layers
 from engine.models.params import Param
-from engine.training import bce_loss, pointwise_examples, train_module
+from engine.models.training import bce_loss, pointwise_examples, train_module
 
 
 class FeatureMLPModule(RowScorer):
@@ -84,7 +84,7 @@ class FeatureMLP(NeuralRecommender):
     bucket and occupation (one-hot) and ``x_i`` the 19 genres (multi-hot) and the standardised
     release year; on datasets without demographics ``x_u`` is derived from the train split
     (activity, mean rating, genre affinities) and ``x_i`` adds train popularity. See
-    `engine.features` for the exact features and their encoding.
+    `engine.data.features` for the exact features and their encoding.
 
     Parameters
     ----------
@@ -192,7 +192,7 @@ class FeatureMLP(NeuralRecommender):
 
     def feature_frame(self, user_idx, item_idx) -> pd.DataFrame:
         """One row per (user, item) pair: ``user_idx``, ``item_idx`` and one column per semantic
-        feature value, human-readable (see `engine.features`)."""
+        feature value, human-readable (see `engine.data.features`)."""
         self._check_fitted()
         users = self._indices(user_idx, self.n_users_, "user")
         items = self._indices(item_idx, self.n_items_, "item")

@@ -3,7 +3,7 @@
 The machinery behind the ``fold_in`` ability of the model contract (`engine.models.base`): a
 model family mixes in the class that matches how its users are represented, and the base
 class derives ``fold_in``, ``score_folded``, ``recommend_folded`` and the batched
-``fold_in_scores`` that "because you liked" (`engine.history_explain`) re-scores history
+``fold_in_scores`` that "because you liked" (`engine.explain.history`) re-scores history
 variants with.
 
 - `RidgeFoldIn`: models scoring ``x_u · y_i + b_i`` (ALS, BPR, WARP, SVD, MF-ALS, ACF, GMF,

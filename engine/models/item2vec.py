@@ -1,7 +1,7 @@
 """Item2vec over node2vec walks: skip-gram with negative sampling on an item co-interaction graph.
 
 `engine.data.walks` builds the graph and the walks; this module trains word2vec's skip-gram
-with negative sampling (SGNS) on them with the shared loop of `engine.training`, and scores a
+with negative sampling (SGNS) on them with the shared loop of `engine.models.training`, and scores a
 user by the mean embedding of the items in their history.
 
 References
@@ -26,7 +26,7 @@ from engine.models import params as P
 from engine.models.bpr import single_intra_op_thread
 from engine.models.neural import EVAL_EVERY, PATIENCE, NeuralRecommender
 from engine.models.params import Param
-from engine.training import train_module
+from engine.models.training import train_module
 
 SIMILARITIES = ("dot", "cosine", "context")
 # word2vec's exponent: flattens the unigram distribution so rare items are drawn more often.

@@ -12,7 +12,7 @@ through it.
 
 When the weights change is known to the module, not guessed from the tensors (fused optimizers
 update parameters without bumping torch's version counters): the cache is dropped when the
-module enters training mode (every epoch of `engine.training.train_module` starts with
+module enters training mode (every epoch of `engine.models.training.train_module` starts with
 ``module.train()``) or is given new weights (`load_state_dict`); it is recomputed when the
 module has moved to another device, and never used while the module is in training mode. Code
 that edits weights in place outside those paths (e.g. copying pre-trained weights into a module

@@ -1,7 +1,7 @@
 """Neural Collaborative Filtering: `GMF`, `MLP` and `NeuMF` (He et al. 2017).
 
 The torch modules are in `engine.models.ncf_modules`; these wrappers own the hyperparameters
-and train them with the shared loop of `engine.training`.
+and train them with the shared loop of `engine.models.training`.
 
 References
 ----------
@@ -18,7 +18,7 @@ from engine.models.fold_in import NeuralFoldIn, RidgeFoldIn
 from engine.models.neural import EVAL_EVERY, LAYERS, PATIENCE, NeuralRecommender, parse_layers
 from engine.models.ncf_modules import NCF, GMFTower, MLPTower
 from engine.models.params import Param
-from engine.training import Member, bce_loss, bpr_loss, pairwise_examples, pointwise_examples, train_module, train_together
+from engine.models.training import Member, bce_loss, bpr_loss, pairwise_examples, pointwise_examples, train_module, train_together
 
 LOSSES = ("bce", "bpr")
 # Pre-trained NeuMF is fine-tuned with Adam at this fraction of `learning_rate`: the paper uses
@@ -317,7 +317,7 @@ def pretrain_towers(owner: NeuralRecommender, train, val, callback, total: int, 
     the pre-training of `owner` (NeuMF, attention NeuMF); returns their modules and the epochs
     the longer of the two ran.
 
-    The two train on one stream of examples (`engine.training.train_together`): each epoch's
+    The two train on one stream of examples (`engine.models.training.train_together`): each epoch's
     negatives are drawn and shuffled once for both, which is what the two separate fits drew
     anyway (same seed, same settings), so each tower ends with the weights it would get fitted
     alone; validation ranks the same fixed sample of users for both. Progress events carry

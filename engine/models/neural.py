@@ -4,7 +4,7 @@ A neural model subclasses `NeuralRecommender`, writes `_build_module` (an ``nn.M
 ``forward(users, items)`` returns one logit per pair; a module that is also an
 `engine.models.item_side.RowScorer` scores full rows with its item-side work computed once
 per set of weights) and `_train` (usually one call of
-`engine.training.train_module`). The learned module lives in ``module_`` and is saved by the
+`engine.models.training.train_module`). The learned module lives in ``module_`` and is saved by the
 base class as a state dict; `_load_modules` rebuilds it from the hyperparameters.
 After cornac's split of ``models/ncf/recom_*.py`` (wrapper) from ``backend_pt.py`` (module).
 """
@@ -22,7 +22,7 @@ from engine.errors import CheckpointError, ParameterError
 from engine.models.base import Callback, Recommender, resolve_device
 from engine.models.item_side import RowScorer
 from engine.models.params import Param
-from engine.training import TrainResult, TrainSettings, seeded
+from engine.models.training import TrainResult, TrainSettings, seeded
 
 # One scoring chunk holds at most this many (user, item) pairs: with hidden layers of width 64
 # the activations (4 MB) stay in cache, which measured 3x faster than 64 MB chunks.
@@ -117,7 +117,7 @@ class NeuralRecommender(Recommender):
     def _stage(self, cls: type["NeuralRecommender"], **params) -> "NeuralRecommender":
         """A `cls` model on this fit's data with a freshly built module, for a stage that this
         model trains itself (NeuMF's pre-trained GMF and MLP, trained together by
-        `engine.training.train_together`): set up as `fit` and `_fit` would set it up, so its
+        `engine.models.training.train_together`): set up as `fit` and `_fit` would set it up, so its
         `score` validates its module, and its module starts from the same seeded weights."""
         stage = cls(**params)
         stage.n_users_, stage.n_items_, stage.seen_ = self.n_users_, self.n_items_, self.seen_

@@ -69,7 +69,7 @@ TRAINED = {
 @pytest.fixture(scope="session")
 def trained_dir(tmp_path_factory):
     from dashboard.services import DEFAULT_DATASET
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
 
     folder = tmp_path_factory.mktemp("trained")
     for name, params in TRAINED.items():

@@ -30,7 +30,7 @@ def plotly_array(data) -> np.ndarray:
 
 def trained_runs(trained_dir, dataset: str) -> dict[str, dict]:
     """The runs recorded in `trained_dir` for `dataset`: model name -> run dict."""
-    from engine.store import RunsDB
+    from engine.runs.store import RunsDB
 
     db = RunsDB(trained_dir / "runs.sqlite")
     return {row.model: db.get(int(row.id)) for row in db.list(dataset).itertuples()}

@@ -18,7 +18,7 @@ PROFILE = 4
 def visual_dir(tmp_path_factory):
     """A data folder holding a 24-item visual-synthetic catalogue and one small ACF run on it."""
     from engine.data.visual import generate_visual_synthetic
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
 
     folder = tmp_path_factory.mktemp("visual")
     generate_visual_synthetic(folder / SPEC, n_users=30, n_items=24, min_interactions=6, max_interactions=10)
@@ -79,9 +79,9 @@ def test_profile_weights_recommendations_and_fidelity(visual_app):
     # The hidden taste is the generator's.
     liked = [ds.extras["motif_names"][m] for m in ds.extras["user_motifs"][ds.user_index(user)] if m >= 0]
     assert any(", ".join(liked) in m.value for m in at.markdown)
-    # Fidelity figures are engine.attention's over the test split.
-    from engine.attention import attention_fidelity
-    from engine.experiment import make_splits
+    # Fidelity figures are engine.explain.attention's over the test split.
+    from engine.explain.attention import attention_fidelity
+    from engine.runs.experiment import make_splits
 
     expected = attention_fidelity(model, ds, make_splits(ds).test)
     metrics = {m.label: m.value for m in at.metric}

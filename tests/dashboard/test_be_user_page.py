@@ -57,8 +57,8 @@ def lists(at) -> list[list[tuple[str, str]]]:
 
 
 def engine_list(env, model: str, picks: list[str], ratings=None) -> list[tuple[str, str]]:
-    from engine.be_user import recommend_for_picks, resolve_picks
-    from engine.store import load_checkpoint
+    from engine.explore.be_user import recommend_for_picks, resolve_picks
+    from engine.runs.store import load_checkpoint
 
     model_obj = load_checkpoint(env["runs"][model]["checkpoint"])[0]
     frame = recommend_for_picks(model_obj, env["ds"], resolve_picks(env["ds"], picks, ratings), 10)
@@ -138,8 +138,8 @@ def test_the_page_works_with_no_runs(app):
 
 
 def test_the_new_user_is_a_star_on_the_users_map(trained_app, env):
-    from engine.be_user import embedding_point, resolve_picks
-    from engine.store import load_checkpoint
+    from engine.explore.be_user import embedding_point, resolve_picks
+    from engine.runs.store import load_checkpoint
 
     picks = popular_ids(env, 3)
     at = open_page(trained_app, picks=",".join(picks), models=ids(env, "als"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import dashboard.services as services
-from engine.store import RunsDB
+from engine.runs.store import RunsDB
 
 
 def _old_folder(path, *files):

@@ -62,8 +62,8 @@ def test_bar_charts_of_metrics_and_fit_time(trained_app, env):
 
 
 def test_users_two_runs_disagree_on_with_links(trained_app, env):
-    from engine.explore import topk_overlap
-    from engine.store import load_checkpoint
+    from engine.explore.views import topk_overlap
+    from engine.runs.store import load_checkpoint
 
     ds = env["ds"]
     als, bpr = env["runs"]["als"], env["runs"]["bpr"]
@@ -116,7 +116,7 @@ def test_no_runs_is_an_info_with_a_link(app):
 
 
 def test_one_run_has_its_metrics_but_no_pair_to_compare(app, data_dir):
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
 
     run = train_and_evaluate(DATASET, "popularity", {}, data_dir=data_dir)
     at = open_page(app)
@@ -128,7 +128,7 @@ def test_one_run_has_its_metrics_but_no_pair_to_compare(app, data_dir):
 
 
 def test_runs_over_seeds_get_a_mean_and_sd_table(app, data_dir):
-    from engine.store import RunsDB
+    from engine.runs.store import RunsDB
 
     db = RunsDB(data_dir / "runs.sqlite")
     for seed, ndcg in enumerate((0.05, 0.07, 0.06)):

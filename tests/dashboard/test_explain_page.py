@@ -17,7 +17,7 @@ FAST = {"factors": 8, "layers": "16", "epochs": 1, "negatives": 1, "batch_size":
 @pytest.fixture(scope="module")
 def mlp_dir(tmp_path_factory):
     """A data folder with a quick feature-mlp and a popularity run (which the page must not offer)."""
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
 
     folder = tmp_path_factory.mktemp("explain")
     train_and_evaluate(DATASET, "popularity", {}, data_dir=folder)
@@ -36,9 +36,9 @@ def explain_app(mlp_dir, monkeypatch):
 @pytest.fixture(scope="module")
 def engine_side(mlp_dir):
     """The same explanations computed by the engine directly, to compare the page with."""
-    from engine.experiment import make_splits
-    from engine.explain import explainer_for
-    from engine.query import open_checkpoint
+    from engine.runs.experiment import make_splits
+    from engine.explain.shap_lime import explainer_for
+    from engine.explore.query import open_checkpoint
 
     _, result = mlp_dir
     model, _, ds = open_checkpoint(result["checkpoint"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import demo
-from engine.store import RunsDB
+from engine.runs import demo
+from engine.runs.store import RunsDB
 from tests.dashboard.conftest import manager
 
 DATA_PAGE = "app_pages/data.py"

@@ -148,7 +148,7 @@ CONCLUSION_OPENINGS = {
 
 
 def test_explain_says_what_to_conclude_from_shap_and_lime(explain_app, engine_side):
-    from engine.explain import agreement_verdict, deletion_ratio
+    from engine.explain.shap_lime import agreement_verdict, deletion_ratio
 
     model, ds, splits, explainer = engine_side
     at = pages.open_page(explain_app, "app_pages/explain.py")

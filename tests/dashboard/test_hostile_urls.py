@@ -83,7 +83,7 @@ def test_an_oversized_synthetic_spec_is_one_line_before_allocating(app):
 
 
 def test_the_picker_offers_no_dataset_outside_the_data_folder(app, data_dir, outside):
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
 
     # The operator trained on a file outside from the command line: its run is in the database.
     train_and_evaluate(f"csv:{outside / 'secret.csv'}", "popularity", {}, data_dir=data_dir)

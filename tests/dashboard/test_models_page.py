@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.models.registry import describe_models
-from engine.store import RunsDB
+from engine.runs.store import RunsDB
 from tests.dashboard.conftest import manager
 
 PAGE = "app_pages/models.py"
@@ -170,7 +170,7 @@ def test_use_puts_the_run_into_the_query_params(trained_app, trained_dir):
 def test_delete_asks_then_removes_the_run_and_checkpoint(app, fresh_jobs, data_dir):
     from pathlib import Path
 
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
 
     result = train_and_evaluate("movielens-dslabs", "popularity", {}, data_dir=data_dir)
     checkpoint = Path(result["checkpoint"])
@@ -240,7 +240,7 @@ def test_one_point_curves_start_at_zero(app, fresh_jobs):
 
 
 def test_run_picker_marks_quick_runs(app, fresh_jobs, data_dir):
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
 
     quick = train_and_evaluate("movielens-dslabs", "popularity", {}, data_dir=data_dir, quick=True)["run_id"]
     tuned = train_and_evaluate("movielens-dslabs", "popularity", {"variant": "reputation"}, data_dir=data_dir)["run_id"]

@@ -1,4 +1,4 @@
-"""One query layer (`engine.query`): the CLI and the dashboard give one checkpoint and one user
+"""One query layer (`engine.explore.query`): the CLI and the dashboard give one checkpoint and one user
 the same list, and the dashboard uses the split recorded in the checkpoint."""
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ def cli_json(capsys, *argv) -> dict:
 def test_cli_and_dashboard_give_one_user_the_same_list(trained_dir, monkeypatch, capsys):
     from dashboard import services
     from engine.data import load_dataset
-    from engine.experiment import make_splits
-    from engine.store import load_checkpoint
+    from engine.runs.experiment import make_splits
+    from engine.runs.store import load_checkpoint
 
     use_data_dir(trained_dir, monkeypatch)
     run = pages.trained_runs(trained_dir, DATASET)["popularity"]
@@ -80,11 +80,11 @@ def test_dashboard_uses_the_split_recorded_in_the_checkpoint(tmp_path, monkeypat
     """A run trained when the split needed 30 interactions per user keeps that split on the
     dashboard after the defaults went back to 3: a user with 20-29 interactions has no held-out
     item in it (today's defaults would hold out their last one)."""
-    import engine.experiment as experiment
+    import engine.runs.experiment as experiment
     from dashboard import services
     from engine.data import load_dataset
-    from engine.experiment import make_splits, train_and_evaluate
-    from engine.store import RunsDB
+    from engine.runs.experiment import make_splits, train_and_evaluate
+    from engine.runs.store import RunsDB
 
     with monkeypatch.context() as m:
         m.setitem(experiment.SPLIT_SETTINGS, "min_interactions", 30)

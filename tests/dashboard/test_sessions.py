@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from engine.experiment import train_and_evaluate
-from engine.jobs import JobManager
-from engine.store import RunsDB
+from engine.runs.experiment import train_and_evaluate
+from engine.runs.jobs import JobManager
+from engine.runs.store import RunsDB
 
 PAGE = "app_pages/models.py"
 

@@ -25,7 +25,7 @@ def run_id(env, model):
 
 
 def test_neighbours_of_the_url_item_side_by_side(trained_app, env):
-    from engine.store import load_checkpoint
+    from engine.runs.store import load_checkpoint
 
     ds = env["ds"]
     at = open_page(trained_app, item="1", models=f"{run_id(env, 'als')},{run_id(env, 'bpr')}")

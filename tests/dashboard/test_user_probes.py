@@ -33,7 +33,7 @@ def probe_dir(tmp_path_factory):
     """One data folder for the three pages: an als and a quick feature-mlp on the default
     dataset, and a tiny ACF on a tiny generated visual catalogue."""
     from engine.data.visual import generate_visual_synthetic
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
 
     folder = tmp_path_factory.mktemp("user_probes")
     generate_visual_synthetic(folder / VISUAL, n_users=30, n_items=24, min_interactions=6, max_interactions=10)

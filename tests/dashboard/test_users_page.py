@@ -21,7 +21,7 @@ DATASET = "movielens-dslabs"
 def env(trained_dir):
     """The dataset, its split and the trained runs (model name -> run dict) of `trained_dir`."""
     from engine.data import load_dataset
-    from engine.experiment import make_splits
+    from engine.runs.experiment import make_splits
 
     ds = load_dataset(DATASET)
     return {"ds": ds, "splits": make_splits(ds), "runs": pages.trained_runs(trained_dir, DATASET)}
@@ -36,7 +36,7 @@ def ids(env, *models):
 
 
 def load(env, model):
-    from engine.store import load_checkpoint
+    from engine.runs.store import load_checkpoint
 
     return load_checkpoint(env["runs"][model]["checkpoint"])[0]
 
@@ -170,7 +170,7 @@ def test_long_histories_are_explained_on_request(trained_app, env):
 
 
 def test_typing_a_user_id_and_surprise_me(trained_app, env):
-    from engine.explore import activity_groups
+    from engine.explore.views import activity_groups
 
     ds = env["ds"]
     at = open_page(trained_app, user="15", models=ids(env, "als"))
@@ -269,7 +269,7 @@ def test_picker_drops_repeats_and_caps_the_selection(trained_app, env):
 
 def test_posters_where_the_dataset_has_images(app, data_dir):
     from engine.data.visual import generate_visual_synthetic
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
 
     folder = generate_visual_synthetic(data_dir / "vis", n_users=12, n_items=16, min_interactions=5, max_interactions=8)
     spec = f"visual-synthetic:{folder}"

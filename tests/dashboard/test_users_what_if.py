@@ -35,9 +35,9 @@ def shown(at, name: str) -> list[tuple[str, str]]:
 
 def engine_what_if(env, model: str, remove=(), add=()):
     from engine.data import leave_last_out
-    from engine.explore import held_out_items
-    from engine.store import load_checkpoint
-    from engine.what_if import what_if
+    from engine.explore.views import held_out_items
+    from engine.runs.store import load_checkpoint
+    from engine.explore.what_if import what_if
 
     ds = env["ds"]
     m = load_checkpoint(env["runs"][model]["checkpoint"])[0]
@@ -79,7 +79,7 @@ def test_adding_items_is_offered_outside_the_history_only(trained_app, env):
     u = ds.user_index(USER)
     seen = {ds.title(i) for i in ds.interactions.loc[ds.interactions["user_idx"] == u, "item_idx"]}
     assert not seen & set(box.options)
-    from engine.explore import items_by_popularity
+    from engine.explore.views import items_by_popularity
 
     order = items_by_popularity(ds)
     first = next(n for n, i in enumerate(order) if ds.title(i) not in seen)  # most popular film not seen

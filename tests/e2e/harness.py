@@ -48,10 +48,10 @@ VISUAL_SPEC = "visual-synthetic"
 
 def prepare_data_dir(folder: Path) -> Path:
     """The light demo trained into `folder`: what "Prepare the demo" trains with
-    ``RECSYS_DEMO_LIGHT=1`` (`engine.demo`), a quick run of each starter model on the default
+    ``RECSYS_DEMO_LIGHT=1`` (`engine.runs.demo`), a quick run of each starter model on the default
     dataset and a small ACF on a small `VISUAL_SPEC` catalogue; 30-50 s on a 2-core machine
     shared with other jobs (one torch thread, as the test suite runs)."""
-    from engine.demo import run_demo
+    from engine.runs.demo import run_demo
 
     folder = Path(folder)
     # Image component features are cached under the data folder the engine is told about.

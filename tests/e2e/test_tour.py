@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from engine.demo import LIGHT_ENV
+from engine.runs.demo import LIGHT_ENV
 from tests.e2e.harness import EXCEPTION, StreamlitServer, wait_for_app_run, wait_for_title
 
 expect = pytest.importorskip("playwright.sync_api").expect

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.attention import (
+from engine.explain.attention import (
     attention_fidelity,
     attention_overlay,
     component_lift,

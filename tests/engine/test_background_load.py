@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.background_load import BackgroundLoad, check_count
+from engine.bench.background_load import BackgroundLoad, check_count
 from engine.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ def _alive(pid: int) -> bool:
 
 def test_a_spinner_ends_when_its_parent_is_killed():
     # The parent starts one spinner, prints its pid and dies without stopping it.
-    script = ("import os, sys\nfrom engine.background_load import BackgroundLoad\n"
+    script = ("import os, sys\nfrom engine.bench.background_load import BackgroundLoad\n"
               "load = BackgroundLoad(1).__enter__()\nprint(load.processes[0].pid, flush=True)\nos._exit(0)\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)

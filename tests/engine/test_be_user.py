@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.be_user import PICK_COLUMNS, Picks, embedding_point, picks_from_link, recommend_for_picks, resolve_picks
+from engine.explore.be_user import PICK_COLUMNS, Picks, embedding_point, picks_from_link, recommend_for_picks, resolve_picks
 from engine.errors import AbilityError, EngineError, ParameterError, UnknownIdError
-from engine.projection import project
+from engine.explore.projection import project
 from tests.engine.models.test_contract import DATASET, ITEM_BLOCK, ITEMS_PER_BLOCK, SPLITS, make
 
 _FITTED = {}

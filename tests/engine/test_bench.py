@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine import bench
+from engine.bench import runner as bench
 from engine.cli import main
 from engine.data import load_dataset
 from engine.errors import ParameterError
@@ -96,7 +96,7 @@ def test_bench_without_peers(tiny, tmp_path, capsys):
     for row in report["rows"]:
         assert set(row["metrics"]) >= set(bench.TABLE_METRICS) and row["fit_seconds"] > 0
     # Rows are evaluated exactly as `train` evaluates (same split, same protocol).
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
 
     again = train_and_evaluate(tiny, "popularity", out=False, runs_db=False, data_dir=tmp_path)
     assert report["rows"][0]["metrics"] == pytest.approx(again["metrics"])
@@ -112,7 +112,7 @@ def test_bench_without_peers(tiny, tmp_path, capsys):
 
 @pytest.mark.skipif(not ITERATIVE, reason="no iterative model registered yet")
 def test_time_to_reach(tiny):
-    from engine.experiment import make_splits
+    from engine.runs.experiment import make_splits
 
     splits = make_splits(load_dataset(tiny))
     name, params = ITERATIVE[0], {"epochs": 3}
@@ -131,7 +131,7 @@ def test_bench_with_one_peer(tiny, tmp_path):
     pytest.importorskip("implicit")
     peers, _, problem = bench.load_peers()
     if problem or not peers:
-        pytest.skip(problem or "engine.peers defines no peers")
+        pytest.skip(problem or "engine.bench.peers defines no peers")
     candidates = [(p, m) for p, (_, m) in peers.items() if m in MODELS]
     if not candidates:
         pytest.skip("no peer's engine model is registered yet")
@@ -156,7 +156,7 @@ def test_missing_peer_packages_say_how_to_install(tiny, tmp_path, monkeypatch, c
     real_import = builtins.__import__
 
     def no_peers(name, *args, **kwargs):
-        if name == "engine.peers":
+        if name == "engine.bench.peers":
             raise ModuleNotFoundError("No module named 'implicit'", name="implicit")
         return real_import(name, *args, **kwargs)
 
@@ -173,7 +173,7 @@ def test_absent_peer_packages_are_one_note_and_ours_still_run(tiny, tmp_path, mo
 
     peers, _, problem = bench.load_peers()
     if problem or not peers:
-        pytest.skip(problem or "engine.peers defines no peers")
+        pytest.skip(problem or "engine.bench.peers defines no peers")
     for name in [m for m in sys.modules if m.split(".")[0] in ("implicit", "lightfm")] + ["implicit", "lightfm"]:
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed: importing raises
     names = ",".join(["popularity", *peers])
@@ -253,7 +253,7 @@ def test_bench_runs_a_model_with_its_spec_parameters(tiny, tmp_path, capsys):
     assert rows[spec]["params"]["variant"] == "reputation" and rows[spec]["params"]["prior"] == 50.0
     assert rows["popularity"]["params"]["variant"] == "count"
     # The row is what a model built with those parameters scores on the same split.
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
 
     again = train_and_evaluate(tiny, "popularity", {"variant": "reputation", "prior": "50"}, out=False, runs_db=False, data_dir=tmp_path)
     assert rows[spec]["metrics"] == pytest.approx(again["metrics"])
@@ -299,7 +299,7 @@ def test_bench_with_seeds_fits_each_seed_and_reports_means(tiny, tmp_path, capsy
     means = {m["model"]: m for m in report["means"]}
     assert means["bpr[epochs=3]"]["metrics"]["ndcg@10"] == pytest.approx(sum(r["metrics"]["ndcg@10"] for r in fits) / 2)
     # Each seeded row is what `train` gives with that seed.
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
 
     again = train_and_evaluate(tiny, "bpr", {"epochs": 3, "random_state": 1}, out=False, runs_db=False, data_dir=tmp_path)
     assert fits[1]["metrics"] == pytest.approx(again["metrics"])

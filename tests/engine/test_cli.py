@@ -148,7 +148,7 @@ def test_train_evaluate_recommend_similar_round_trip(name, tiny, tmp_path, capsy
     assert ckpt.parent == data / "checkpoints" and (ckpt / "model.json").is_file()
 
     # The run is in the database under --data-dir.
-    from engine.store import RunsDB
+    from engine.runs.store import RunsDB
 
     runs = RunsDB(data / "runs.sqlite").list()
     assert runs["id"].tolist() == [result["run_id"]] and runs["checkpoint_status"].tolist() == ["ok"]
@@ -361,7 +361,7 @@ def test_data_download_wires_target_and_progress(tmp_path, capsys, monkeypatch):
 @pytest.mark.skipif(not any("epochs" in c.param_names() for c in MODELS.values()), reason="no iterative model")
 def test_train_and_evaluate_reports_progress_and_can_be_cancelled(tiny, tmp_path):
     from engine.data import load_dataset
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
     from engine.models import Cancelled
 
     name = next(n for n, c in MODELS.items() if "epochs" in c.param_names())
@@ -381,8 +381,8 @@ def test_train_and_evaluate_reports_progress_and_can_be_cancelled(tiny, tmp_path
 
 
 def test_train_and_evaluate_records_the_run(tiny, tmp_path):
-    from engine.experiment import train_and_evaluate
-    from engine.store import RunsDB, load_checkpoint
+    from engine.runs.experiment import train_and_evaluate
+    from engine.runs.store import RunsDB, load_checkpoint
 
     db = RunsDB(tmp_path / "elsewhere.sqlite")
     result = train_and_evaluate(tiny, "popularity", {"variant": "reputation"}, data_dir=tmp_path, runs_db=db)

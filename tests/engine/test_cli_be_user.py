@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.be_user import recommend_for_picks, resolve_picks
+from engine.explore.be_user import recommend_for_picks, resolve_picks
 from engine.cli import main
-from engine.query import open_checkpoint
+from engine.explore.query import open_checkpoint
 from tests.engine.test_cli import assert_one_line_error, run, run_json, write_tiny_movielens
 
 

@@ -15,7 +15,7 @@ FEATURES = {"user embedding", "item embedding", "gender", "age", "occupation", "
 @pytest.fixture(scope="module")
 def checkpoints(ml100k_path, tmp_path_factory):
     """Checkpoints trained on the generated ML-100k folder (tests/ml100k_format.py)."""
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
 
     folder = tmp_path_factory.mktemp("cli_explain")
     spec = f"ml-100k:{ml100k_path}"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.experiment import train_and_evaluate
-from engine.store import RunsDB, clean_checkpoints, load_checkpoint
+from engine.runs.experiment import train_and_evaluate
+from engine.runs.store import RunsDB, clean_checkpoints, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS, RUNS_EACH = 4, 5
@@ -26,7 +26,7 @@ WORKERS, RUNS_EACH = 4, 5
 TRAIN_MANY = """
 import sys, time
 from pathlib import Path
-from engine.experiment import train_and_evaluate
+from engine.runs.experiment import train_and_evaluate
 data, csv, worker, runs, sync = sys.argv[1:6]
 Path(sync, f"ready-{worker}").touch()
 while not Path(sync, "go").exists():
@@ -40,8 +40,8 @@ for run in range(int(runs)):
 TRAIN_AND_DIE = """
 import os, signal, sys
 import torch
-from engine import store
-from engine.experiment import train_and_evaluate
+from engine.runs import store
+from engine.runs.experiment import train_and_evaluate
 data, csv, moment = sys.argv[1:4]
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)

@@ -9,10 +9,10 @@ import os
 import pandas as pd
 import pytest
 
-from engine import demo
+from engine.runs import demo
 from engine.cli import main
-from engine.jobs import check_params
-from engine.store import RunsDB
+from engine.runs.jobs import check_params
+from engine.runs.store import RunsDB
 
 TINY = "synthetic:60x40x700"
 
@@ -132,7 +132,7 @@ def test_cli_demo_bad_dataset_is_one_line(tmp_path, capsys):
 
 # ---- the promise of the quick settings (real data, a few seconds each) ----------------------------
 def test_every_starter_model_beats_popularity_on_the_default_dataset():
-    from engine.experiment import build_model, evaluate_test, get_dataset, make_splits
+    from engine.runs.experiment import build_model, evaluate_test, get_dataset, make_splits
 
     splits = make_splits(get_dataset(demo.DEFAULT_DATASET))
     ndcg = {}
@@ -144,7 +144,7 @@ def test_every_starter_model_beats_popularity_on_the_default_dataset():
 
 
 def test_the_quick_acf_finds_the_motifs_on_visual_synthetic(tmp_path, monkeypatch):
-    from engine.experiment import build_model, evaluate_test, get_dataset, make_splits
+    from engine.runs.experiment import build_model, evaluate_test, get_dataset, make_splits
 
     monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))  # its image features are cached there
     splits = make_splits(get_dataset(demo.VISUAL_DATASET, data_dir=tmp_path))

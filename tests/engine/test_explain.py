@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from engine.errors import ParameterError
-from engine.explain import (
+from engine.explain.shap_lime import (
     ITEM_EMBEDDING,
     USER_EMBEDDING,
     PairExplainer,
@@ -144,7 +144,7 @@ def test_deletion_change_of_a_linear_model_is_the_sum_of_shap_values(linear):
 
 
 def test_agreement_by_hand():
-    from engine.explain import Explanation
+    from engine.explain.shap_lime import Explanation
 
     a = Explanation("shap", 0.0, 0.0, {"x": 3.0, "y": -2.0, "z": 1.0, "w": 0.1})
     b = Explanation("lime", 0.0, 0.0, {"x": 1.0, "y": -2.0, "z": 3.0, "w": 0.0})

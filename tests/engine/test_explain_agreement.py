@@ -1,4 +1,4 @@
-"""What to conclude when SHAP and LIME are compared on one pair (`engine.explain.agreement_verdict`)."""
+"""What to conclude when SHAP and LIME are compared on one pair (`engine.explain.shap_lime.agreement_verdict`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from engine.explain import Explanation, agreement, agreement_verdict
+from engine.explain.shap_lime import Explanation, agreement, agreement_verdict
 
 SHAP = {"genres": 0.30, "item embedding": -0.20, "occupation": 0.10, "age": 0.05, "year": 0.01}
 # Same top 3 by |value| (genres, item embedding, occupation), in another order.

@@ -8,7 +8,7 @@ import pytest
 
 from engine.data import from_frames, leave_last_out
 from engine.errors import ParameterError
-from engine.explore import (
+from engine.explore.views import (
     HISTORY_COLUMNS,
     RECOMMENDATION_COLUMNS,
     activity_groups,
@@ -28,8 +28,8 @@ from engine.explore import (
 )
 from engine.models import MODELS
 from engine.models.base import Recommender
-from engine.query import recommend_for
-from engine.store import RunsDB
+from engine.explore.query import recommend_for
+from engine.runs.store import RunsDB
 
 T0 = 1_000_000_000  # 2001-09-09 01:46:40 UTC
 
@@ -293,7 +293,7 @@ def test_thumbnails_only_where_the_dataset_has_images(ds, tmp_path):
 
     from engine.data import load_dataset
     from engine.data.visual import generate_visual_synthetic
-    from engine.explore import has_images, thumbnail_uri
+    from engine.explore.views import has_images, thumbnail_uri
 
     assert not has_images(ds) and thumbnail_uri(ds, 0) is None
     folder = generate_visual_synthetic(tmp_path / "vis", n_users=4, n_items=6, min_interactions=3, max_interactions=4)

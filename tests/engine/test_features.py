@@ -9,7 +9,7 @@ import pytest
 
 from engine.data import from_frames, leave_last_out
 from engine.errors import ParameterError
-from engine.features import FeatureSpace, age_bucket
+from engine.data.features import FeatureSpace, age_bucket
 
 GENRES = ("Action", "Comedy", "Drama")
 

@@ -9,7 +9,7 @@ import torch
 from scipy.stats import spearmanr
 
 from engine.errors import EngineError, NotFittedError, ParameterError, UnknownIdError
-from engine.history_explain import (
+from engine.explain.history import (
     HistoryUnsupportedError,
     because_you_liked,
     explain_history,

@@ -7,11 +7,11 @@ import threading
 import pytest
 
 from engine.errors import ParameterError
-from engine.experiment import train_and_evaluate
-from engine.jobs import (
+from engine.runs.experiment import train_and_evaluate
+from engine.runs.jobs import (
     CANCELLED, DONE, FAILED, JobManager, check_params, history, job_table, one_line, progress,
 )
-from engine.store import RunsDB
+from engine.runs.store import RunsDB
 
 DATA = "synthetic:60x40x700"
 TINY_BPR = {"factors": 4, "epochs": 3, "eval_every": 1, "batch_size": 256}

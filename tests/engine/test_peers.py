@@ -12,7 +12,7 @@ from engine.data import from_frames, leave_last_out
 from engine.errors import EngineError, ParameterError
 from engine.evaluation import evaluate
 from engine.models.registry import MODELS
-from engine.peers import PEERS, ImplicitALS, ImplicitBPR, ImplicitCosine, LightFMWARP, peer_params
+from engine.bench.peers import PEERS, ImplicitALS, ImplicitBPR, ImplicitCosine, LightFMWARP, peer_params
 
 
 def _splits():
@@ -81,7 +81,7 @@ def test_lightfm_warp_scores_like_lightfm_predict():
 def test_progress_events_are_relayed(cls_name):
     # implicit's ALS and BPR call their callbacks with different arities.
     pytest.importorskip("implicit")
-    import engine.peers as peers
+    import engine.bench.peers as peers
 
     events = []
     getattr(peers, cls_name)(factors=4, epochs=3, num_threads=1).fit(SPLITS.train, callback=events.append)

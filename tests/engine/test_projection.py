@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from engine import projection
+from engine.explore import projection
 from engine.errors import EngineError, ParameterError
-from engine.projection import (
+from engine.explore.projection import (
     cache_file,
     cached_projection,
     kmeans_labels,

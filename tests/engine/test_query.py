@@ -1,4 +1,4 @@
-"""engine.query: the checkpoint questions the CLI and the dashboard share."""
+"""engine.explore.query: the checkpoint questions the CLI and the dashboard share."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 
 from engine.data import load_dataset
 from engine.errors import CheckpointError, EngineError
-from engine.experiment import SPLIT_SETTINGS, make_splits, train_and_evaluate
-from engine.query import checkpoint_splits, open_checkpoint, recorded_split, similar_to
+from engine.runs.experiment import SPLIT_SETTINGS, make_splits, train_and_evaluate
+from engine.explore.query import checkpoint_splits, open_checkpoint, recorded_split, similar_to
 from tests.engine.test_cli import write_tiny_movielens
 
 

@@ -17,10 +17,10 @@ import torch
 from engine.data import from_frames, leave_last_out
 from engine.errors import CheckpointError, EngineError
 from engine.models.popularity import Popularity
-from engine import store
+from engine.runs import store
 from engine.cli import main
-from engine.experiment import train_and_evaluate
-from engine.store import RunsDB, clean_checkpoints, load_checkpoint, save_checkpoint, save_new_checkpoint
+from engine.runs.experiment import train_and_evaluate
+from engine.runs.store import RunsDB, clean_checkpoints, load_checkpoint, save_checkpoint, save_new_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import torch
 
 from engine import threads
 from engine.errors import ParameterError
-from engine.jobs import JobManager
+from engine.runs.jobs import JobManager
 from engine.threads import ThreadPolicy, choose, configure_process, default_threads, parse_threads, parse_wait_policy
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from engine.errors import EngineError, NotFittedError, ParameterError
 from engine.models.base import Cancelled
 from engine.models.ncf import GMF, NeuMF, _pointwise_loss
 from engine.models.ncf_modules import NCF, GMFTower
-from engine.training import (
+from engine.models.training import (
     EpochRandom,
     Member,
     TrainSettings,

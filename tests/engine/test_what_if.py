@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.errors import ParameterError
-from engine.what_if import edited_history, rank_among_unseen, what_if
+from engine.explore.what_if import edited_history, rank_among_unseen, what_if
 from tests.engine.models.test_contract import DATASET, ITEM_BLOCK, SPLITS, make
 
 _MODEL = {}

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from engine.attention import attention_fidelity
+from engine.explain.attention import attention_fidelity
 from engine.data import from_frames, leave_last_out, load_dataset
 from engine.data.split import Split
 from engine.data.visual import generate_visual_synthetic
@@ -188,7 +188,7 @@ def test_on_embedding_scale_keeps_directions_and_zero():
 
 
 def test_test_evaluation_reports_attention_fidelity_only_where_it_exists(visual):
-    from engine.experiment import evaluate_test
+    from engine.runs.experiment import evaluate_test
     from engine.models.popularity import Popularity
 
     dataset, splits, model = visual

@@ -55,7 +55,7 @@ def test_the_registry_and_the_pickers_offer_it_by_ability(registered, tmp_path, 
     one asking for attention does not; a model without abilities is listed by neither."""
     from streamlit.testing.v1 import AppTest
 
-    from engine.experiment import train_and_evaluate
+    from engine.runs.experiment import train_and_evaluate
     from tests.dashboard.conftest import use_data_dir
 
     assert model_has("puresvd", "fold_in") and "puresvd" in models_with("embeddings")

@@ -2,7 +2,7 @@
 
 The dashboard's Models page keeps one `JobManager` per process, so a training run survives page
 switches and browser reloads: the page only submits jobs and reads their snapshots. Every job
-goes through `engine.experiment.train_and_evaluate`, which saves and records a run only after
+goes through `engine.runs.experiment.train_and_evaluate`, which saves and records a run only after
 the fit and the evaluation succeeded, so a cancelled or failed job leaves nothing half-written.
 """
 
@@ -189,7 +189,7 @@ class JobManager:
         `data_dir`).
     train : the training function, ``train(dataset, model, params, *, data_dir, callback,
         quick)``;
-        defaults to `engine.experiment.train_and_evaluate` (tests may pass a stub).
+        defaults to `engine.runs.experiment.train_and_evaluate` (tests may pass a stub).
     keep : how many finished jobs are remembered for display.
     """
 
@@ -322,7 +322,7 @@ class JobManager:
     def _run(self, job: Job) -> None:
         train = self._train
         if train is None:
-            from engine.experiment import train_and_evaluate as train  # lazy: imports every model
+            from engine.runs.experiment import train_and_evaluate as train  # lazy: imports every model
         status, result, error = DONE, None, None
         try:
             result = train(job._source, job.model, job.params, data_dir=self.data_dir, callback=job._event,

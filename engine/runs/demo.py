@@ -154,7 +154,7 @@ def about(seconds: float) -> str:
 
 
 def progress(jobs: list[dict], plan: list[DemoRun] | None = None) -> dict:
-    """Where a queued demo stands, from the snapshots of its jobs (`engine.jobs.Job.snapshot`),
+    """Where a queued demo stands, from the snapshots of its jobs (`engine.runs.jobs.Job.snapshot`),
     oldest first; only the `latest_batch` counts.
 
     Returns ``{"batch" (the id of its first job, None without jobs), "total", "finished",
@@ -204,8 +204,8 @@ def run_demo(
     "seconds", "estimate_seconds"}``. A failing run stops the demo with its error; the runs
     before it stay recorded, so running the demo again resumes after them.
     """
-    from engine.experiment import get_dataset, train_and_evaluate
-    from engine.store import RunsDB
+    from engine.runs.experiment import get_dataset, train_and_evaluate
+    from engine.runs.store import RunsDB
 
     light = light_from_env() if light is None else light
     log = log or (lambda line: None)

@@ -173,7 +173,7 @@ def attention_overlay(image: Image.Image, beta, *, opacity: float = 0.5) -> Imag
 
 
 def user_attention(model, dataset: Dataset, user_idx: int, recommendations: tuple[np.ndarray, np.ndarray]) -> dict:
-    """One user's attention, ready to draw, with the user's list (`engine.query.recommend_for`).
+    """One user's attention, ready to draw, with the user's list (`engine.explore.query.recommend_for`).
 
     Returns ``{"profile": [{"item", "title", "alpha", "beta" (7x7 or None), "truth" (7x7 bool or
     None), "motifs" (names), "liked" (bool or None)}], "liked_motifs": names or None,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from engine.be_user import Picks, recommend_for_picks
+from engine.explore.be_user import Picks, recommend_for_picks
 from engine.data.dataset import Dataset
 from engine.errors import ParameterError
 from engine.models.base import Recommender
@@ -27,7 +27,7 @@ class WhatIf:
 
     Attributes
     ----------
-    before, after : frames of `engine.be_user.recommend_for_picks` with a ``change`` column:
+    before, after : frames of `engine.explore.be_user.recommend_for_picks` with a ``change`` column:
         ``"left"`` in `before` for items not in `after`, ``"new"`` in `after` for items not in
         `before`, empty otherwise.
     test_rank_before, test_rank_after : rank (1 = top) of the user's held-out test item among

@@ -13,10 +13,10 @@ import numpy as np
 
 from engine.data import Dataset, DataSplits, load_dataset
 from engine.errors import CheckpointError, EngineError, ParameterError
-from engine.experiment import SPLIT_SETTINGS, evaluate_test, make_splits
-from engine.explore import held_out_items
+from engine.runs.experiment import SPLIT_SETTINGS, evaluate_test, make_splits
+from engine.explore.views import held_out_items
 from engine.models.base import Recommender
-from engine.store import load_checkpoint
+from engine.runs.store import load_checkpoint
 
 #: What `recommend_for` may leave out of a user's list (see its docstring).
 EXCLUDE_CHOICES = ("train", "history")
@@ -47,7 +47,7 @@ def check_checkpoint_dataset(model: Recommender, info: dict, dataset: Dataset, c
 
 def recorded_split(info: dict) -> dict:
     """The split settings saved with a checkpoint (``protocol`` left out): the split it was
-    evaluated on, whatever `engine.experiment.SPLIT_SETTINGS` says today. A checkpoint saved
+    evaluated on, whatever `engine.runs.experiment.SPLIT_SETTINGS` says today. A checkpoint saved
     without settings gets today's defaults."""
     split = {k: v for k, v in (info.get("split") or {}).items() if k != "protocol"}
     return {**SPLIT_SETTINGS, **split}

@@ -5,7 +5,7 @@ A visitor picks items (raw ids or exact titles, optionally with ratings); each m
 (`Recommender.fold_in`, how exactly depends on the model: see `engine.models.fold_in`), ranks
 the unpicked items for it, and says which pick each recommendation leans on most: the pick whose
 removal lowers the item's score most, the same leave-one-out re-scoring as "because you liked"
-(`engine.history_explain`). Where the folded state lives in the model's user-embedding space,
+(`engine.explain.history`). Where the folded state lives in the model's user-embedding space,
 `embedding_point` places it on the PCA map of the users the Embeddings page draws.
 
 One function serves the CLI (``python -m engine recommend --items ...``) and the dashboard's
@@ -22,11 +22,11 @@ import pandas as pd
 
 from engine.data.dataset import Dataset
 from engine.errors import AbilityError, ParameterError, quoted
-from engine.explore import item_frame
-from engine.history_explain import pick_contributions
+from engine.explore.views import item_frame
+from engine.explain.history import pick_contributions
 from engine.models.base import Recommender
 
-#: Columns of `recommend_for_picks`'s frame: `engine.explore.ITEM_COLUMNS` and the reason.
+#: Columns of `recommend_for_picks`'s frame: `engine.explore.views.ITEM_COLUMNS` and the reason.
 PICK_COLUMNS = ("rank", "item_id", "title", "genres", "year", "score", "because", "because_id")
 
 
@@ -133,7 +133,7 @@ def embedding_point(model: Recommender, picks: Picks, dims: int = 2) -> UserMap 
     indicator)."""
     from sklearn.decomposition import PCA
 
-    from engine.projection import project
+    from engine.explore.projection import project
 
     if not model.capabilities().get("user_embeddings"):
         return None
@@ -141,7 +141,7 @@ def embedding_point(model: Recommender, picks: Picks, dims: int = 2) -> UserMap 
     state = np.asarray(model.fold_in(picks.items, picks.ratings).state, np.float32)
     if state.shape != (users.shape[1],):
         return None
-    # The same PCA as `engine.projection.project` (same solver, same float32 input), fitted on
+    # The same PCA as `engine.explore.projection.project` (same solver, same float32 input), fitted on
     # the same users, so the new point lands on the map the Embeddings page draws.
     mapped = project(users, "pca", dims)
     solver = "covariance_eigh" if len(users) >= 10 * users.shape[1] else "full"

@@ -21,7 +21,7 @@ background is a sample of training pairs summarised by k-means into `n_summary` 
   declared categorical, numeric ones discretised by quartiles, fixed seed); the weights of a
   group's columns are summed (the surrogate is linear, so that is the group's share).
 - `PairExplainer.global_shap`: the same SHAP values for many pairs (beeswarm) and their mean
-  |SHAP| per feature; ``method="deep"`` uses DeepLIFT on the torch tower (`engine.explain_deep`),
+  |SHAP| per feature; ``method="deep"`` uses DeepLIFT on the torch tower (`engine.explain.deep_shap`),
   much faster on many pairs.
 - `agreement`, `deletion_changes` and `faithfulness`: Spearman correlation and top-3 overlap of
   two attributions; the deletion test (replacing the top-3 attributed features moves the score
@@ -368,13 +368,13 @@ class PairExplainer:
         mean |SHAP| per feature.
 
         ``method``: ``"kernel"`` (exact Shapley values, one Kernel SHAP per pair), ``"deep"``
-        (DeepLIFT on the model's torch tower against the same background, `engine.explain_deep`;
+        (DeepLIFT on the model's torch tower against the same background, `engine.explain.deep_shap`;
         only for models it supports) or ``"auto"`` (deep where supported). `progress(done,
         total)` is called as pairs are done.
         """
         if method not in GLOBAL_METHODS:
             raise ParameterError(f"unknown global SHAP method {method!r}{choices_hint(method, GLOBAL_METHODS)}")
-        from engine import explain_deep
+        from engine.explain import deep_shap as explain_deep
 
         if method == "auto":
             method = "deep" if explain_deep.supports(self.model) else "kernel"

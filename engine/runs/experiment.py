@@ -13,7 +13,7 @@ from engine.data import Dataset, DataSplits, leave_last_out, load_dataset, rando
 from engine.errors import CheckpointError, ParameterError
 from engine.models.base import Callback, Recommender
 from engine.models.registry import get_model_class
-from engine.store import (
+from engine.runs.store import (
     RunsDB,
     check_checkpoint_target,
     check_checkpoints_dir,
@@ -58,9 +58,9 @@ def evaluate_test(model: Recommender, splits: DataSplits, *, protocol: str = "fu
 
     On a dataset with attention ground truth (visual-synthetic), a model that exposes its
     attention also gets ``attention.component_lift`` and ``attention.item_auc`` (see
-    `engine.attention.attention_fidelity`), so `train --json`, `evaluate` and the bench report them.
+    `engine.explain.attention.attention_fidelity`), so `train --json`, `evaluate` and the bench report them.
     """
-    from engine.attention import attention_fidelity, has_ground_truth
+    from engine.explain.attention import attention_fidelity, has_ground_truth
     from engine.evaluation import evaluate
 
     check_protocol(protocol)
@@ -110,7 +110,7 @@ def train_and_evaluate(
     params : hyperparameters (strings are converted and checked against the model's ranges).
     device : ``"cpu"``, ``"cuda"`` or ``"auto"`` for models with a ``device`` parameter.
     out : checkpoint directory; None saves under a new, unique name in ``<data_dir>/checkpoints``
-        (`engine.store.save_new_checkpoint`); False saves nothing.
+        (`engine.runs.store.save_new_checkpoint`); False saves nothing.
     protocol : ``"full"`` ranking or ``"sampled"`` (test item + 99 negatives).
     callback : gets every progress event of the fit. Events carry ``"phase"``: ``"ranking"``
         for the main fit, ``"rating"`` for the extra fit of explicit models on the random split.

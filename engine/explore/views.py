@@ -31,7 +31,7 @@ ACTIVITY_LEVELS = ("light", "medium", "heavy")
 #: sources without times number their rows, and synthetic data counts steps.
 FIRST_REAL_TIMESTAMP = 100_000_000
 #: Metrics a comparison shows first, in this order (others follow in the runs table's order).
-#: How a quick run (light settings, see `engine.demo`) is marked wherever runs are named.
+#: How a quick run (light settings, see `engine.runs.demo`) is marked wherever runs are named.
 QUICK_MARK = " (quick run)"
 LEADING_METRICS = ("ndcg@10", "hr@10", "recall@10", "precision@10", "mrr", "auc", "coverage@10", "novelty@10")
 #: Users whose top-k lists are compared at once by `topk_overlap`.
@@ -295,7 +295,7 @@ def default_runs(runs: Sequence[dict], n: int, metric: str = "ndcg@10") -> list[
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
     """The metric columns of a `RunsDB.list` table (in the evaluator's order)."""
-    from engine.store import _BASE_COLUMNS  # the table's fixed columns: one definition
+    from engine.runs.store import _BASE_COLUMNS  # the table's fixed columns: one definition
 
     return [c for c in runs.columns if c not in _BASE_COLUMNS and not c.startswith("params.")]
 

@@ -3,7 +3,7 @@
 Every row is one model fitted on the leave-last-out train split (validation given, as in
 ``train``) and evaluated on test with validation items excluded. Each peer is configured from
 the default parameters of the engine model it is matched with (equal factors and iterations,
-see `engine.peers.peer_params`), and each matched pair gets ratios: NDCG@10 ours/peer, fit time
+see `engine.bench.peers.peer_params`), and each matched pair gets ratios: NDCG@10 ours/peer, fit time
 ours/peer, and the training time our model needs to first reach the peer's NDCG@10.
 
 With ``seeds=n`` every model that has a ``random_state`` is fitted with seeds 0 .. n-1 (the
@@ -16,7 +16,7 @@ With ``memory=True`` every row is computed in a fresh Python process (``python -
 bench-one``) that reports its own peak resident set size, so one model's memory does not hide
 behind another's.
 
-With ``background_load=n`` the fits run beside `n` busy processes (`engine.background_load`):
+With ``background_load=n`` the fits run beside `n` busy processes (`engine.bench.background_load`):
 a fit time measured that way, divided by the quiet one, is what sharing the cores costs. The
 report records the load and the thread policy of the process (`engine.threads`).
 """
@@ -33,10 +33,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from engine.background_load import BackgroundLoad, check_count
+from engine.bench.background_load import BackgroundLoad, check_count
 from engine.data import Dataset, DataSplits
 from engine.errors import EngineError, ParameterError, choices_hint
-from engine.experiment import build_model, check_protocol, evaluate_test, get_dataset, make_splits
+from engine.runs.experiment import build_model, check_protocol, evaluate_test, get_dataset, make_splits
 from engine.models.base import Cancelled, Recommender
 from engine.models.registry import MODELS
 
@@ -55,9 +55,9 @@ Log = Callable[[str], None]
 
 # ---- peers ---------------------------------------------------------------------------------
 def load_peers() -> tuple[dict, Callable | None, str | None]:
-    """``(PEERS, peer_params, None)``, or ``({}, None, reason)`` when `engine.peers` cannot load."""
+    """``(PEERS, peer_params, None)``, or ``({}, None, reason)`` when `engine.bench.peers` cannot load."""
     try:
-        from engine.peers import PEERS, peer_params
+        from engine.bench.peers import PEERS, peer_params
     except ImportError as exc:
         if (exc.name or "").startswith("engine"):
             return {}, None, f"no peers to compare with ({exc})"

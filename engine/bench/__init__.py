@@ -1,0 +1,2 @@
+"""The benchmark: our models against implicit and LightFM (`runner`, `peers`), optionally under
+a background load (`background_load`)."""
