@@ -37,13 +37,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from engine.data.split import DataSplits, Split
 from engine.errors import EngineError, ParameterError
-from engine.models.base import SCORE_BLOCK_CELLS, Recommender, top_k
+from engine.ranking import SCORE_BLOCK_CELLS, top_k
+
+if TYPE_CHECKING:  # annotations only: the models sit above the evaluation and use it to validate
+    from engine.models.base import Recommender
 
 PROTOCOLS = ("full", "sampled")
 
@@ -344,7 +348,7 @@ class _Context:
         pairs = np.unique(target.user_idx.astype(np.int64) * self.n_items + target.item_idx)
         t_users, t_items = pairs // self.n_items, pairs % self.n_items
         if users is not None:
-            keep = np.isin(t_users, Recommender._indices(users, model.n_users_, "user"))
+            keep = np.isin(t_users, model._indices(users, model.n_users_, "user"))
             t_users, t_items = t_users[keep], t_items[keep]
         if len(t_users) == 0:
             raise EngineError("nothing to evaluate: no user has target interactions (empty split or user filter)")

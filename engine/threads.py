@@ -169,7 +169,7 @@ def use_in_this_thread(policy: ThreadPolicy | None = None) -> None:
     policy = policy or _configured
     if policy is None or "torch" not in sys.modules:
         return
-    import torch
+    import torch  # already loaded (checked above): this module must not be what loads it
 
     if torch.get_num_threads() != policy.threads:
         torch.set_num_threads(policy.threads)

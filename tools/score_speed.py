@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.runs.experiment import build_model, get_dataset, make_splits  # noqa: E402
-from engine.models.base import Recommender  # noqa: E402
+from engine.models.registry import load_model  # noqa: E402
 
 #: Fitting parameters that keep the one-epoch fit quick (pre-training would fit three models).
 QUICK = {"epochs": 1}
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     for name in args.models.split(","):
         params = {**QUICK, **({"pretrain": False} if name in NO_PRETRAINING else {})}
         with tempfile.TemporaryDirectory() as tmp:
-            model = Recommender.load(build_model(name, params, device="cpu").fit(train).save(Path(tmp) / name))
+            model = load_model(build_model(name, params, device="cpu").fit(train).save(Path(tmp) / name))
         batched = best_of(args.repeat, lambda: model.recommend(users, args.k))
         one_by_one = best_of(args.repeat, lambda: [model.recommend(users[i : i + 1], args.k) for i in range(len(users))])
         print(f"{name}: top-{args.k} for {len(users)} users: one call {batched:.3f} s, one user per call {one_by_one:.2f} s")

@@ -33,12 +33,16 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from engine.bench.background_load import BackgroundLoad, check_count
 from engine.data import Dataset, DataSplits
 from engine.errors import EngineError, ParameterError, choices_hint
 from engine.runs.experiment import build_model, check_protocol, evaluate_test, get_dataset, make_splits
 from engine.models.base import Cancelled, Recommender
 from engine.models.registry import MODELS
+from engine.text_tables import table
+from engine.threads import current
 
 INSTALL_HINT = "peers unavailable: install them with `pip install -r requirements-bench.txt`"
 #: The bench runs every registered model by default (the issue: "report every neural model's
@@ -56,7 +60,7 @@ Log = Callable[[str], None]
 # ---- peers ---------------------------------------------------------------------------------
 def load_peers() -> tuple[dict, Callable | None, str | None]:
     """``(PEERS, peer_params, None)``, or ``({}, None, reason)`` when `engine.bench.peers` cannot load."""
-    try:
+    try:  # optional: the peers need implicit and LightFM (requirements-bench.txt)
         from engine.bench.peers import PEERS, peer_params
     except ImportError as exc:
         if (exc.name or "").startswith("engine"):
@@ -194,7 +198,7 @@ def peak_rss_mb() -> float:
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    import resource
+    import resource  # Unix only: imported where it is used, after /proc was tried
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
@@ -357,10 +361,6 @@ def run_bench(
 
 def thread_report() -> dict:
     """The threads torch uses here and the OpenMP wait policy this process started with."""
-    import torch
-
-    from engine.threads import current
-
     policy = current()
     return {
         "threads": torch.get_num_threads(),
@@ -495,8 +495,6 @@ def _ratio(a, b) -> float | None:
 def format_report(report: dict) -> str:
     """The bench as aligned tables: one row per fit, the means over seeds (when there are several),
     then the our/peer and variant ratios (of the means)."""
-    from engine.cli import table
-
     memory = any("peak_rss_mb" in r for r in report["rows"])
     # Attention fidelity exists only for attention models on datasets with ground truth.
     attention = [m for m in ATTENTION_METRICS if any(m in r["metrics"] for r in report["rows"])]

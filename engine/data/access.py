@@ -1,4 +1,4 @@
-"""What a dataset spec from a visitor may ask for: which paths, and how large a generated dataset.
+"""What a dataset spec from a visitor may ask for: which paths.
 
 Two kinds of people reach the engine. The *operator* starts the server or runs the command
 line and may name any path. A *visitor* (anyone with the dashboard's URL) sends specs through
@@ -13,17 +13,17 @@ the URL and the sidebar; the dashboard checks each one with `check_spec_paths` b
 Paths are compared after resolving symlinks and ``..``, and a refusal is the same line whether
 the path exists or not, so probing paths tells a visitor nothing about the server's disk.
 
-Generated datasets also have size limits (`size_limit`), which the generators check before
-allocating anything; the operator raises them with an environment variable.
+Generated datasets also have size limits (engine/data/size_limits.py), which the generators
+check before allocating anything; the operator raises them with an environment variable.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
-from engine.errors import DatasetError, ParameterError
+from engine.data.loaders import DATASETS, spec_path
+from engine.errors import DatasetError
 
 #: Extra folders visitors may read datasets from, ``os.pathsep``-separated (``:`` on Linux).
 ALLOWED_ROOTS_ENV = "RECSYS_ALLOWED_ROOTS"
@@ -58,8 +58,6 @@ def check_spec_paths(spec: str, data_dir, allowed_roots=()) -> None:
     PathRefusedError
         One line, identical for an existing and a missing path.
     """
-    from engine.data.loaders import DATASETS, spec_path  # loaders imports the generators, which import this
-
     path = spec_path(spec, data_dir=data_dir)
     if path is None:
         return
@@ -94,30 +92,3 @@ def _resolved(path: Path) -> Path | None:
         return path.resolve()
     except (OSError, RuntimeError, ValueError):
         return None
-
-
-def size_limit(variable: str, default: tuple[int, ...]) -> tuple[int, ...]:
-    """The limit in environment variable `variable` (``AxBxC``, as many parts as `default`),
-    else `default`. A malformed value is a `ParameterError` naming the variable."""
-    value = os.environ.get(variable, "").strip()
-    if not value:
-        return tuple(default)
-    parts = re.split(r"\s*[xX]\s*", value)
-    if len(parts) != len(default) or not all(p.isdigit() and int(p) > 0 for p in parts):
-        example = "x".join(str(n) for n in default)
-        raise ParameterError(
-            f"{variable} must be {len(default)} positive whole numbers such as {example}, got {value!r}"
-        )
-    return tuple(int(p) for p in parts)
-
-
-def check_size(what: str, names: tuple, sizes: tuple, variable: str, default: tuple[int, ...]) -> None:
-    """Raise one `ParameterError` line when a size exceeds its limit, naming the limit and how
-    the operator raises it. Called before anything is allocated."""
-    limit = size_limit(variable, default)
-    for name, size, most in zip(names, sizes, limit):
-        if size > most:
-            raise ParameterError(
-                f"{what}: {size:,} {name} is over the limit of {most:,} (the operator can raise it with"
-                f" {variable}={'x'.join(str(n) for n in limit)}, in the order {'x'.join(n.upper() for n in names)})"
-            )

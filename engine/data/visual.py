@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from engine.data.access import check_size
 from engine.data.dataset import Dataset, from_frames
+from engine.data.delimited import _check_header, _read_table, _require_dir, _require_file, _Table
+from engine.data.size_limits import check_size
 from engine.errors import DatasetError, ParameterError
 
 IMAGE_SIZE = 224
@@ -376,8 +377,6 @@ def load_visual(path: Path, spec: str) -> Dataset:
     written by `generate_visual_synthetic`) is aligned to the dataset's indices in
     ``dataset.extras``. The image file of each item is in ``dataset.items["image"]``.
     """
-    from engine.data.loaders import _check_header, _read_table, _require_dir, _require_file, _Table
-
     fmt = spec.partition(":")[0]
     _require_dir(path, fmt, _VISUAL_NEEDS)
     _require_file(path / "interactions.csv", fmt, _VISUAL_NEEDS)

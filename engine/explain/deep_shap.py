@@ -92,7 +92,7 @@ def deep_shap(explainer, frame: pd.DataFrame, *, progress=None, chunk: int = 25,
     The background is the explainer's k-means summary with each medoid repeated about as often
     as its weight says, so the base value is close to the weighted mean Kernel SHAP uses.
     """
-    import shap
+    import shap  # heavy: imported when an explanation runs
 
     model = explainer.model
     if not supports(model):

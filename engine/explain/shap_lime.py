@@ -51,8 +51,13 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
+from threadpoolctl import threadpool_limits
+
+# shap and lime take seconds to import: the explainers import them where they are used.
 
 from engine.errors import ParameterError, choices_hint
+from engine.explain import deep_shap as explain_deep
 
 METHODS = ("shap", "lime")
 GLOBAL_METHODS = ("auto", "kernel", "deep")
@@ -374,8 +379,6 @@ class PairExplainer:
         """
         if method not in GLOBAL_METHODS:
             raise ParameterError(f"unknown global SHAP method {method!r}{choices_hint(method, GLOBAL_METHODS)}")
-        from engine.explain import deep_shap as explain_deep
-
         if method == "auto":
             method = "deep" if explain_deep.supports(self.model) else "kernel"
         start = time.perf_counter()
@@ -519,8 +522,6 @@ class PairExplainer:
 def agreement(a: Explanation, b: Explanation, k: int = 3) -> dict:
     """Spearman rank correlation of two attributions of the same pair (NaN when one is
     constant) and the share of their top-`k` features (by |value|) they have in common."""
-    from scipy.stats import spearmanr
-
     names = list(a.contributions)
     x, y = a.vector(names), b.vector(names)
     with warnings.catch_warnings():
@@ -768,7 +769,7 @@ def _summarise(model, background: pd.DataFrame, groups, codec: _Codec, k: int, s
     numbers standardised, and (when the model exposes them) the learned embeddings of the
     pair's user and item instead of their arbitrary indices.
     """
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # heavy (~0.5 s to import): only the global summary clusters
 
     n = len(background)
     if n <= k:
@@ -786,8 +787,6 @@ def _summarise(model, background: pd.DataFrame, groups, codec: _Codec, k: int, s
             else:
                 blocks.append(_standardise(background[[c]].to_numpy(np.float64)))
     x = np.hstack(blocks) if blocks else np.zeros((n, 1))
-    from threadpoolctl import threadpool_limits
-
     # 500 points: OpenMP threads only add overhead (and stall on shared cores).
     with threadpool_limits(1):
         km = KMeans(n_clusters=k, random_state=seed, n_init=4).fit(x)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from engine.data.dataset import Dataset
 from engine.errors import AbilityError, ParameterError, quoted
+from engine.explore.projection import project
 from engine.explore.views import item_frame
 from engine.explain.history import pick_contributions
 from engine.models.base import Recommender
@@ -131,9 +132,7 @@ def embedding_point(model: Recommender, picks: Picks, dims: int = 2) -> UserMap 
     "Users" points with PCA), or None where the folded state is not a user embedding of the
     model (no user embeddings, or a state of another width: item2vec's mean, itemknn's
     indicator)."""
-    from sklearn.decomposition import PCA
-
-    from engine.explore.projection import project
+    from sklearn.decomposition import PCA  # heavy: scikit-learn loads only for the map
 
     if not model.capabilities().get("user_embeddings"):
         return None

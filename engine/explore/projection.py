@@ -172,7 +172,7 @@ def project(
     start = time.perf_counter()
     evr = None
     if method == "pca":
-        from sklearn.decomposition import PCA
+        from sklearn.decomposition import PCA  # scikit-learn, UMAP: heavy, imported by the method used
 
         # Catalogues are tall and thin (thousands of items, tens of factors): the eigenvectors of
         # the d x d covariance are ~20x faster than an SVD of the whole matrix, and as exact.
@@ -204,7 +204,7 @@ def project(
 
 
 def _umap(x: np.ndarray, dims: int, params: dict, callback: Progress) -> np.ndarray:
-    import umap
+    import umap  # heavy (numba): imported when a UMAP map is drawn
 
     n_neighbors = max(2, int(min(params["n_neighbors"], len(x) - 1)))
     callback({"stage": "neighbours", "points": len(x)})
@@ -366,7 +366,7 @@ def nearest_neighbours(embeddings, index, k: int = 10) -> tuple[np.ndarray, np.n
 
 def kmeans_labels(embeddings, k: int = 8, *, random_state: int = 0) -> np.ndarray:
     """k-means cluster of each row (int labels 0..k-1), in the original embedding space."""
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # heavy: imported when clusters are asked for
 
     x = np.asarray(embeddings, np.float32)
     if not 2 <= k <= len(x):

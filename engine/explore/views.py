@@ -13,11 +13,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from engine.data.dataset import Dataset
 from engine.data.split import DataSplits, Split
+from engine.data.visual import image_path
 from engine.errors import DatasetError, ParameterError
 from engine.models.base import Recommender
+from engine.models.registry import MODELS
+from engine.runs.store import _BASE_COLUMNS  # the table's fixed columns: one definition
 
 #: Columns of `user_history`, in order (the index is ``item_idx``).
 HISTORY_COLUMNS = ("item_id", "title", "genres", "year", "rating", "date", "split")
@@ -210,10 +214,6 @@ def thumbnail_uri(dataset: Dataset, item_idx: int, size: int = 64) -> str | None
     or when the file cannot be read."""
     if not has_images(dataset):
         return None
-    from PIL import Image
-
-    from engine.data.visual import image_path
-
     try:
         with Image.open(image_path(dataset, item_idx)) as im:
             im = im.convert("RGB")
@@ -295,8 +295,6 @@ def default_runs(runs: Sequence[dict], n: int, metric: str = "ndcg@10") -> list[
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
     """The metric columns of a `RunsDB.list` table (in the evaluator's order)."""
-    from engine.runs.store import _BASE_COLUMNS  # the table's fixed columns: one definition
-
     return [c for c in runs.columns if c not in _BASE_COLUMNS and not c.startswith("params.")]
 
 
@@ -357,8 +355,6 @@ def seed_summary(runs: pd.DataFrame) -> pd.DataFrame:
 
 def _setting(model: str, params: dict) -> str:
     """``model[key=value,...]`` with the parameters that differ from `model`'s defaults."""
-    from engine.models.registry import MODELS
-
     if model not in MODELS:
         return model
     cls = MODELS[model]

@@ -2,7 +2,15 @@
 
 from engine.models.base import ABILITIES, Cancelled, Recommender
 from engine.models.fold_in import FoldedUser
-from engine.models.registry import MODELS, create_model, describe_models, get_model_class, model_has, models_with
+from engine.models.registry import (
+    MODELS,
+    create_model,
+    describe_models,
+    get_model_class,
+    load_model,
+    model_has,
+    models_with,
+)
 
 __all__ = [
     "ABILITIES",
@@ -13,6 +21,7 @@ __all__ = [
     "create_model",
     "describe_models",
     "get_model_class",
+    "load_model",
     "model_has",
     "models_with",
 ]

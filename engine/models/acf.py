@@ -9,11 +9,12 @@ import torch.nn.functional as F
 from engine.data.components import EXTRACTORS, component_features
 from engine.data.sampling import NegativeSampler
 from engine.data.split import Split
+from engine.device import resolve_device
 from engine.errors import EngineError, ParameterError
 from engine.models.acf_module import EMBEDDING_STD, ACFModule
 from engine.models.acf_prior import attention_prior, content_keys
 from engine.models.als import ALS
-from engine.models.base import Recommender, resolve_device
+from engine.models.base import Recommender
 from engine.models.fold_in import RidgeFoldIn
 from engine.models.params import (
     BATCH_SIZE, DEVICE, EPOCHS, FACTORS, LEARNING_RATE, NEGATIVES, RANDOM_STATE, REGULARIZATION, Param,

@@ -25,8 +25,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from engine.device import resolve_device
 from engine.errors import ParameterError
-from engine.models.base import Recommender, resolve_device
+from engine.evaluation import evaluate
+from engine.models.base import Recommender
 from engine.models.fold_in import RidgeFoldIn
 from engine.models.params import DEVICE, EPOCHS, FACTORS, RANDOM_STATE, REGULARIZATION, Param
 
@@ -143,8 +145,6 @@ class ALS(RidgeFoldIn, Recommender):
             trained = time.perf_counter() - start - diagnostics
             event = {"epoch": epoch, "epochs": self.epochs, "loss": weighted_loss(user_side, x, y, self.regularization)}
             if val is not None and len(val):
-                from engine.evaluation import evaluate  # here: engine.evaluation imports the models
-
                 self._set_factors(x, y)
                 event["val_ndcg@10"] = evaluate(self, val)["ndcg@10"]
             event["seconds"] = trained

@@ -41,6 +41,7 @@ from torch import nn
 from engine.errors import ParameterError
 from engine.models import params as P
 from engine.models.item_side import RowScorer
+from engine.models.ncf import FINE_TUNE_LR_SCALE, NeuMF, _staged, pretrain_towers
 from engine.models.ncf_modules import _embedding
 from engine.models.fold_in import NeuralFoldIn
 from engine.models.neural import EVAL_EVERY, LAYERS, PATIENCE, NeuralRecommender, parse_layers
@@ -346,8 +347,6 @@ class AttentionNeuMF(NeuralFoldIn, NeuralRecommender):
         if not self.pretrain:
             settings = self.train_settings(weight_decay=self.regularization)
             return train_module(self, self.module_, examples, _pointwise_loss, settings, val=val, callback=callback)
-        from engine.models.ncf import FINE_TUNE_LR_SCALE, NeuMF, _staged, pretrain_towers
-
         # The stages train with NeuMF's default batch size and patience: `batch_size` and
         # `patience` are the fine-tuning's, whose epochs cost several NeuMF epochs each.
         neumf = NeuMF.default_params()

@@ -34,13 +34,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.device import resolve_device
 from engine.errors import ParameterError
 from engine.models import params as P
-from engine.models.bpr import single_intra_op_thread
-from engine.models.base import resolve_device
 from engine.models.fold_in import RidgeFoldIn
 from engine.models.neural import EVAL_EVERY, PATIENCE, NeuralRecommender
 from engine.models.params import Param
+from engine.models.torch_threads import single_intra_op_thread
 from engine.models.training import train_module
 
 FEEDBACK = ("implicit", "explicit")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -21,13 +20,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from engine import __version__
 from engine.data.split import Split
 from engine.errors import AbilityError, CheckpointError, EngineError, NotFittedError, ParameterError, choices_hint
+from engine.models.checkpoint import json_default, read_model_json, replace_dir
 from engine.models.fold_in import FoldedUser, check_history
 from engine.models.params import Param
-
-# Scoring works on blocks of users small enough that (users x items) float32 stays ~64 MB.
-SCORE_BLOCK_CELLS = 16_000_000
+from engine.ranking import SCORE_BLOCK_CELLS, cosine_neighbours, mask_rows, top_k
 
 Callback = Callable[[dict], None]
 
@@ -358,13 +357,13 @@ class Recommender(ABC):
             "params": self.get_params(),
             "state": extra,
             "fit_seconds": getattr(self, "fit_seconds_", None),
-            "engine_version": _engine_version(),
+            "engine_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         info.update(metadata or {})
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
         try:
-            (tmp / "model.json").write_text(json.dumps(info, indent=2, default=_json_default))
+            (tmp / "model.json").write_text(json.dumps(info, indent=2, default=json_default))
             torch.save(tensors, tmp / "weights.pt")
             replace_dir(tmp, directory)
         except BaseException:
@@ -374,14 +373,17 @@ class Recommender(ABC):
 
     @classmethod
     def load(cls, directory) -> "Recommender":
-        """Load a checkpoint written by `save` (no pickle: ``weights_only=True``)."""
+        """Load a checkpoint written by `save` (no pickle: ``weights_only=True``).
+
+        Called on a model class; `engine.models.load_model` finds the class from the checkpoint.
+        """
+        if not cls.name:
+            raise TypeError(f"{cls.__name__}.load needs a model class: engine.models.load_model(directory) finds it")
         directory = Path(directory)
         info = read_model_json(directory)
-        if cls is not Recommender and cls.name and info["model"] != cls.name:
+        if info["model"] != cls.name:
             raise CheckpointError(f"{directory}: holds a {info['model']!r} model, not {cls.name!r}")
-        from engine.models.registry import get_model_class
-
-        model_cls = get_model_class(info["model"]) if cls is Recommender or not cls.name else cls
+        model_cls = cls
         try:
             tensors = torch.load(directory / "weights.pt", map_location="cpu", weights_only=True)
         except FileNotFoundError:
@@ -470,90 +472,3 @@ class Recommender(ABC):
             bad = arr[(arr < 0) | (arr >= n)][0]
             raise ParameterError(f"{what} index {bad} is outside 0..{n - 1}")
         return arr
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is a clear error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("device 'cuda' requested but no CUDA GPU is available (use cpu or auto)")
-    if device not in ("cpu", "cuda"):
-        raise ParameterError(f"unknown device {device!r} (valid: auto, cpu, cuda)")
-    return torch.device(device)
-
-
-def mask_rows(scores: np.ndarray, rows: sp.csr_matrix, value: float = -np.inf) -> None:
-    """Set scores[i, j] = value for every stored (i, j) of the CSR block `rows` (in place)."""
-    r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
-    scores[r, rows.indices] = value
-
-
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-k (indices, values), best first; argpartition then a small sort."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
-
-
-def cosine_neighbours(emb: np.ndarray, items: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each of `items`, the `k` most cosine-similar rows of `emb` (itself excluded)."""
-    emb = np.asarray(emb, np.float32)
-    norms = np.linalg.norm(emb, axis=1)
-    unit = emb / np.maximum(norms, 1e-12)[:, None]
-    out_idx = np.empty((len(items), min(k, len(emb) - 1)), np.int64)
-    out_val = np.empty(out_idx.shape, np.float32)
-    step = max(1, SCORE_BLOCK_CELLS // max(1, len(emb)))
-    for s in range(0, len(items), step):
-        block = items[s : s + step]
-        sims = unit[block] @ unit.T
-        sims[np.arange(len(block)), block] = -np.inf
-        out_idx[s : s + step], out_val[s : s + step] = top_k(sims, out_idx.shape[1])
-    return out_idx, out_val
-
-
-def replace_dir(src: Path, dst: Path) -> None:
-    """Move `src` to `dst`, replacing an existing `dst` with no moment where neither exists whole."""
-    src, dst = Path(src), Path(dst)
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}-{time.time_ns()}")
-        os.replace(dst, old)
-        try:
-            os.replace(src, dst)
-        except BaseException:
-            os.replace(old, dst)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dst)
-
-
-def read_model_json(directory: Path) -> dict:
-    path = Path(directory) / "model.json"
-    if not Path(directory).is_dir():
-        raise CheckpointError(f"checkpoint {directory} does not exist or is not a directory")
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{directory}: model.json is missing (not a checkpoint)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is corrupt: {exc}") from None
-    if not isinstance(info, dict) or "model" not in info:
-        raise CheckpointError(f"{path} has no 'model' entry")
-    return info
-
-
-def _engine_version() -> str:
-    from engine import __version__
-
-    return __version__
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call, jacfwd
 
 from engine.errors import AbilityError, ParameterError, UnknownIdError
 
@@ -307,16 +308,12 @@ class _NeuralFold:
 
     def logits(self, x: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Logits of one user vector `x` (all user tables concatenated) for `items`."""
-        from torch.func import functional_call
-
         rows = dict(zip(self.tables, (part[None, :] for part in torch.split(x.float(), self.widths))))
         users = torch.zeros(len(items), dtype=torch.long, device=self.device)
         return functional_call(self.module, ({**self.frozen, **rows}, self.buffers), (users, items)).double()
 
     def batch_logits(self, xs: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Logits (V, T) of V user vectors for the same `items`, in one call of the module."""
-        from torch.func import functional_call
-
         rows = dict(zip(self.tables, torch.split(xs.float(), self.widths, dim=1)))
         users = torch.arange(len(xs), device=self.device).repeat_interleave(len(items))
         scored = functional_call(self.module, ({**self.frozen, **rows}, self.buffers), (users, items.repeat(len(xs))))
@@ -324,8 +321,6 @@ class _NeuralFold:
 
     def newton_terms(self, x, w, y):
         """Jacobian, and the gradients and Gauss-Newton curvatures of rows of (w, y)."""
-        from torch.func import jacfwd
-
         with torch.no_grad():
             lc = self.logits(x, self.cand)
             jac = jacfwd(lambda z: self.logits(z, self.cand))(x)  # (C, d)

@@ -23,9 +23,9 @@ from torch import nn
 from engine.data.walks import Node2VecWalker, cooccurrence_graph, skipgram_pairs
 from engine.errors import ParameterError
 from engine.models import params as P
-from engine.models.bpr import single_intra_op_thread
 from engine.models.neural import EVAL_EVERY, PATIENCE, NeuralRecommender
 from engine.models.params import Param
+from engine.models.torch_threads import single_intra_op_thread
 from engine.models.training import train_module
 
 SIMILARITIES = ("dot", "cosine", "context")

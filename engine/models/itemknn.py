@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from engine.models.base import SCORE_BLOCK_CELLS, Recommender, top_k
+from engine.models.base import Recommender
 from engine.models.params import Param
+from engine.ranking import SCORE_BLOCK_CELLS, top_k
 
 
 class ItemKNN(Recommender):

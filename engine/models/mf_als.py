@@ -8,9 +8,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from engine.models.base import resolve_device
+from engine.device import resolve_device
+from engine.models.biased_mf import MISSING_RATING, MISSING_WEIGHT, BiasedMF
 from engine.models.params import DEVICE, EPOCHS, FACTORS, RANDOM_STATE, REGULARIZATION, Param
-from engine.models.svd import MISSING_RATING, MISSING_WEIGHT, BiasedMF
 
 # Floats per temporary of a batched step (~64 MB): bounds the stacked normal equations.
 CHUNK_FLOATS = 16_000_000

@@ -9,6 +9,8 @@ References
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -129,8 +131,6 @@ class NCF(RowScorer):
         its bias ``alpha b_GMF + (1 - alpha) b_MLP``, so the fused model starts as the
         alpha-weighted sum of the two models' logits.
         """
-        import copy
-
         if gmf.gmf is None or gmf.mlp is not None or mlp.mlp is None or mlp.gmf is not None:
             raise ValueError("fuse needs a GMF-only and an MLP-only NCF")
         fused = cls(copy.deepcopy(gmf.gmf), copy.deepcopy(mlp.mlp))

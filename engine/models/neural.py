@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.device import resolve_device
 from engine.errors import CheckpointError, ParameterError
-from engine.models.base import Callback, Recommender, resolve_device
+from engine.models.base import Callback, Recommender
 from engine.models.item_side import RowScorer
 from engine.models.params import Param
 from engine.models.training import TrainResult, TrainSettings, seeded

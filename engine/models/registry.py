@@ -5,6 +5,8 @@ A typo fails with the valid names in the message.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from engine.errors import ParameterError, choices_hint
 from engine.models.acf import ACF
 from engine.models.als import ALS
@@ -12,6 +14,7 @@ from engine.models.attention_neumf import AttentionNeuMF
 from engine.models.autorec import AutoRec
 from engine.models.base import ABILITIES, Recommender
 from engine.models.bpr import BPR
+from engine.models.checkpoint import read_model_json
 from engine.models.feature_mlp import FeatureMLP
 from engine.models.item2vec import Item2Vec
 from engine.models.itemknn import ItemKNN
@@ -48,6 +51,11 @@ def get_model_class(name: str) -> type[Recommender]:
         return MODELS[name]
     except KeyError:
         raise ParameterError(f"unknown model {name!r}{choices_hint(name, MODELS, limit=30)}") from None
+
+
+def load_model(directory) -> Recommender:
+    """The model saved in checkpoint `directory`, as the class its ``model.json`` names."""
+    return get_model_class(read_model_json(Path(directory))["model"]).load(directory)
 
 
 def create_model(name: str, **params) -> Recommender:

@@ -36,8 +36,10 @@ from torch import nn
 
 from engine.data.sampling import NegativeSampler
 from engine.data.split import Split
+from engine.device import resolve_device
 from engine.errors import EngineError, ParameterError
-from engine.models.base import Callback, Recommender, resolve_device
+from engine.evaluation import evaluate
+from engine.models.base import Callback, Recommender
 
 OPTIMIZERS = ("adam", "sgd")
 #: Validation during training ranks at most this many users: a fixed sample (`validation_sample`,
@@ -291,7 +293,7 @@ def train_together(
     Returns one `TrainResult` per member, in order.
     """
     if evaluator is None and val is not None:
-        from engine.evaluation import evaluate as evaluator  # lazy: evaluation imports models
+        evaluator = evaluate
     device = resolve_device(settings.device)
     runs = [_Run(member, settings, device) for member in members]
     rng = EpochRandom(torch.Generator(device=device), np.random.default_rng(settings.random_state))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 
-from engine.models.bpr import EVAL_EVERY, INIT_STD, PATIENCE, SampledMF, Triples
 from engine.models.params import (
     BATCH_SIZE,
     DEVICE,
@@ -22,6 +21,7 @@ from engine.models.params import (
     REGULARIZATION,
     Param,
 )
+from engine.models.sampled_mf import EVAL_EVERY, INIT_STD, PATIENCE, SampledMF, Triples
 
 
 def rank_weight(rank: torch.Tensor) -> torch.Tensor:

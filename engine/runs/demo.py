@@ -22,6 +22,10 @@ from typing import Callable
 
 import pandas as pd
 
+from engine.data.visual import generate_visual_synthetic
+from engine.runs.experiment import get_dataset, train_and_evaluate
+from engine.runs.store import RunsDB
+
 DEFAULT_DATASET = "movielens-dslabs"
 VISUAL_DATASET = "visual-synthetic"
 #: Set to 1 to run the demo with `LIGHT_RUNS`, `LIGHT_VISUAL_SIZE` and `LIGHT_ACF`.
@@ -124,8 +128,6 @@ def prepare_visual(data_dir, *, light: bool | None = None) -> None:
     otherwise the default one is generated the first time the ACF run loads it."""
     light = light_from_env() if light is None else light
     if light and not visual_ready(data_dir):
-        from engine.data.visual import generate_visual_synthetic
-
         generate_visual_synthetic(Path(data_dir) / VISUAL_DATASET, **LIGHT_VISUAL_SIZE)
 
 
@@ -204,9 +206,6 @@ def run_demo(
     "seconds", "estimate_seconds"}``. A failing run stops the demo with its error; the runs
     before it stay recorded, so running the demo again resumes after them.
     """
-    from engine.runs.experiment import get_dataset, train_and_evaluate
-    from engine.runs.store import RunsDB
-
     light = light_from_env() if light is None else light
     log = log or (lambda line: None)
     start = time.perf_counter()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from engine.data import Dataset, DataSplits, leave_last_out, load_dataset, random_split
 from engine.errors import CheckpointError, ParameterError
+from engine.evaluation import evaluate, rating_metrics
+from engine.explain.attention import attention_fidelity, has_ground_truth
 from engine.models.base import Callback, Recommender
 from engine.models.registry import get_model_class
 from engine.runs.store import (
@@ -60,9 +62,6 @@ def evaluate_test(model: Recommender, splits: DataSplits, *, protocol: str = "fu
     attention also gets ``attention.component_lift`` and ``attention.item_auc`` (see
     `engine.explain.attention.attention_fidelity`), so `train --json`, `evaluate` and the bench report them.
     """
-    from engine.explain.attention import attention_fidelity, has_ground_truth
-    from engine.evaluation import evaluate
-
     check_protocol(protocol)
     metrics = dict(evaluate(model, splits.test, exclude=[splits.val], protocol=protocol))
     if has_ground_truth(splits.test.dataset) and model.has_attention:
@@ -77,8 +76,6 @@ def check_protocol(protocol: str) -> None:
 
 def rating_errors(model_name: str, params: dict, dataset: Dataset, *, callback: Callback | None = None) -> dict:
     """RMSE and MAE of a fresh copy of the model fitted on a random 80/20 split of ratings."""
-    from engine.evaluation import rating_metrics
-
     splits = random_split(
         dataset,
         test_fraction=RATING_SPLIT_SETTINGS["test_fraction"],

@@ -21,6 +21,7 @@ from engine.data import Dataset
 from engine.errors import EngineError
 from engine.models.base import Cancelled
 from engine.models.registry import get_model_class
+from engine.runs.experiment import train_and_evaluate
 from engine.threads import use_in_this_thread
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -322,7 +323,7 @@ class JobManager:
     def _run(self, job: Job) -> None:
         train = self._train
         if train is None:
-            from engine.runs.experiment import train_and_evaluate as train  # lazy: imports every model
+            train = train_and_evaluate
         status, result, error = DONE, None, None
         try:
             result = train(job._source, job.model, job.params, data_dir=self.data_dir, callback=job._event,

@@ -32,7 +32,9 @@ import pandas as pd
 
 from engine.data.dataset import Dataset
 from engine.errors import CheckpointError, EngineError
-from engine.models.base import Recommender, read_model_json
+from engine.models.base import Recommender
+from engine.models.checkpoint import read_model_json
+from engine.models.registry import load_model
 
 DEFAULT_RUNS_DB = "data/runs.sqlite"
 
@@ -85,7 +87,7 @@ def load_checkpoint(directory) -> tuple[Recommender, dict]:
         if not isinstance(info.get(key), str):
             raise CheckpointError(f"{directory}/model.json lacks {key!r}: not saved by save_checkpoint")
     _check_recorded(info, directory)
-    model = Recommender.load(directory)
+    model = load_model(directory)
     return model, info
 
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from engine.data import loaders
+from engine.data import delimited
 from engine.data.loaders import DATASETS, describe_datasets, load_dataset
 from engine.errors import DatasetError
 
@@ -98,7 +98,7 @@ def test_happy_path_never_scans_line_by_line(ml100k_path, monkeypatch):
     def fail(*args):
         raise AssertionError("the line-by-line scan ran on a well-formed file")
 
-    monkeypatch.setattr(loaders, "_locate_problem", fail)
+    monkeypatch.setattr(delimited, "_locate_problem", fail)
     assert load_dataset(f"ml-100k:{ml100k_path}").n_interactions == 100000
 
 

@@ -16,7 +16,7 @@ from engine.models.acf import ACF, on_embedding_scale, recent_profiles
 from engine.models.acf_module import EMBEDDING_STD, PRIOR_WEIGHT, ACFModule, masked_softmax
 from engine.models.acf_prior import attention_prior, content_keys
 from engine.models.als import ALS
-from engine.models.base import Recommender
+from engine.models.registry import load_model
 
 FAST = {"factors": 8, "attention_dim": 8, "components_dim": 8, "epochs": 4, "batch_size": 256, "device": "cpu"}
 
@@ -89,7 +89,7 @@ def test_profile_is_the_most_recent_training_items(visual):
 def test_checkpoint_round_trip_keeps_attention(visual, tmp_path):
     dataset, splits, model = visual
     model.save(tmp_path / "acf")
-    loaded = Recommender.load(tmp_path / "acf")
+    loaded = load_model(tmp_path / "acf")
     users = np.arange(dataset.n_users)
     np.testing.assert_array_equal(loaded.score(users), model.score(users))
     a, b = model.attention(3), loaded.attention(3)

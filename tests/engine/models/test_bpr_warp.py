@@ -12,7 +12,8 @@ import torch
 from engine.data import from_frames, leave_last_out
 from engine.evaluation import evaluate
 from engine.models.base import Cancelled
-from engine.models.bpr import BPR, Adagrad, Factors
+from engine.models.bpr import BPR
+from engine.models.sampled_mf import Adagrad, Factors
 from engine.models.warp import WARP, estimated_rank, first_violators, rank_weight
 
 FAST = {"factors": 8, "epochs": 30, "batch_size": 64, "learning_rate": 0.05, "regularization": 0.0}
@@ -174,21 +175,21 @@ def test_same_seed_same_model_other_seed_other_model(blocks, cls):
 @pytest.mark.parametrize("cls", [BPR, WARP])
 def test_lazy_and_dense_updates_train_bit_identical_models(blocks, cls, monkeypatch):
     """Which tables are updated lazily is a matter of speed only: a seed gives the same model."""
-    import engine.models.bpr as bpr
+    import engine.models.sampled_mf as sampled_mf
 
     fitted = []
     for lazy_rows in (0, 10**9):  # every table lazy, every table dense
-        monkeypatch.setattr(bpr, "LAZY_ROWS", lazy_rows)
+        monkeypatch.setattr(sampled_mf, "LAZY_ROWS", lazy_rows)
         fitted.append(cls(**{**FAST, "epochs": 3, "batch_size": 16}, device="cpu").fit(blocks.train))
     for name in ("user_factors_", "item_factors_", "item_bias_"):
         assert np.array_equal(getattr(fitted[0], name), getattr(fitted[1], name))
 
 
 def test_tables_much_larger_than_a_batch_are_updated_lazily(blocks, monkeypatch):
-    import engine.models.bpr as bpr
+    import engine.models.sampled_mf as sampled_mf
 
     made = []
-    monkeypatch.setattr(bpr, "Adagrad", lambda t, lr, lazy: made.append(lazy) or Adagrad(t, lr, lazy=lazy))
+    monkeypatch.setattr(sampled_mf, "Adagrad", lambda t, lr, lazy: made.append(lazy) or Adagrad(t, lr, lazy=lazy))
     # 50 users, 40 items. Batches of 8: the user table (50 > 2 x 8 rows) is lazy. BPR with 2
     # negatives updates 24 item rows per batch (40 < 48: dense); WARP updates a positive and one
     # violator per row whatever max_sampled is, 16 rows (40 > 32: lazy).

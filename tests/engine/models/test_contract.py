@@ -25,7 +25,7 @@ from engine.data import from_frames, leave_last_out
 from engine.errors import CheckpointError, NotFittedError, ParameterError, UnknownIdError
 from engine.models.base import ABILITIES, Cancelled, Recommender
 from engine.models.fold_in import FoldedUser
-from engine.models.registry import MODELS
+from engine.models.registry import MODELS, load_model
 
 # Fast settings for the tiny fixture; models absent here run with their defaults.
 CONTRACT_PARAMS: dict[str, dict] = {
@@ -147,7 +147,7 @@ def test_exclude_seen_and_item_restriction(name):
 def test_save_load_round_trip(name, tmp_path):
     model = fitted(name)
     model.save(tmp_path / "ckpt")
-    loaded = Recommender.load(tmp_path / "ckpt")
+    loaded = load_model(tmp_path / "ckpt")
     assert type(loaded) is type(model)
     assert loaded.get_params() == model.get_params()
     users = np.arange(DATASET.n_users)
@@ -161,15 +161,15 @@ def test_corrupt_checkpoints_raise(name, tmp_path):
     directory = model.save(tmp_path / "ckpt")
     (directory / "weights.pt").write_bytes(b"not a torch file")
     with pytest.raises(CheckpointError, match="weights.pt"):
-        Recommender.load(directory)
+        load_model(directory)
 
     directory = model.save(tmp_path / "ckpt2")
     (directory / "model.json").write_text('{"model": "' + name + '", "params": {')
     with pytest.raises(CheckpointError, match="model.json"):
-        Recommender.load(directory)
+        load_model(directory)
     (directory / "model.json").unlink()
     with pytest.raises(CheckpointError, match="model.json"):
-        Recommender.load(directory)
+        load_model(directory)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -351,7 +351,7 @@ def check_fold_in(model, history, tmp_path) -> None:
     with pytest.raises(NotFittedError):
         make(model.name).fold_in(history)
     # A reloaded checkpoint folds the same user in to the same scores.
-    loaded = Recommender.load(model.save(tmp_path / "ckpt"))
+    loaded = load_model(model.save(tmp_path / "ckpt"))
     np.testing.assert_allclose(loaded.score_folded(loaded.fold_in(history)), full, rtol=1e-5, atol=1e-6)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from engine.data import leave_last_out
 from engine.errors import ParameterError
-from engine.models.base import Recommender
+from engine.models.registry import load_model
 from engine.models.feature_mlp import FeatureMLP
 from tests.engine.test_features import small_dataset
 
@@ -64,7 +64,7 @@ def test_side_features_change_the_prediction(ml100k_model):
 
 def test_checkpoint_keeps_the_features(small_model, tmp_path):
     small_model.save(tmp_path / "ckpt")
-    loaded = Recommender.load(tmp_path / "ckpt")
+    loaded = load_model(tmp_path / "ckpt")
     users, items = _pairs(small_model, 50)
     frame = small_model.feature_frame(users, items)
     np.testing.assert_array_equal(loaded.feature_frame(users, items).to_numpy(), frame.to_numpy())

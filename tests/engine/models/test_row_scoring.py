@@ -15,8 +15,7 @@ import torch
 from engine.data import leave_last_out
 from engine.models.acf import ACF
 from engine.models.acf_module import ACFModule
-from engine.models.base import Recommender
-from engine.models.registry import create_model
+from engine.models.registry import create_model, load_model
 from tests.engine.test_features import small_dataset
 
 SPLITS = leave_last_out(small_dataset())
@@ -106,7 +105,7 @@ def test_validation_during_training_scores_the_current_weights(monkeypatch):
 
 def test_a_loaded_model_scores_as_the_fitted_one(fitted, tmp_path):
     users = np.arange(fitted.n_users_)
-    loaded = Recommender.load(fitted.save(tmp_path / fitted.name))
+    loaded = load_model(fitted.save(tmp_path / fitted.name))
     np.testing.assert_allclose(loaded.score(users), fitted.score(users), rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(loaded.recommend(users, 5)[0], fitted.recommend(users, 5)[0])
 
