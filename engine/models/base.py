@@ -383,7 +383,6 @@ class Recommender(ABC):
         info = read_model_json(directory)
         if info["model"] != cls.name:
             raise CheckpointError(f"{directory}: holds a {info['model']!r} model, not {cls.name!r}")
-        model_cls = cls
         try:
             tensors = torch.load(directory / "weights.pt", map_location="cpu", weights_only=True)
         except FileNotFoundError:
@@ -391,7 +390,7 @@ class Recommender(ABC):
         except Exception as exc:  # corrupt or truncated file
             raise CheckpointError(f"{directory}/weights.pt is corrupt: {type(exc).__name__}") from None
         try:
-            model = model_cls.from_params(**info.get("params", {}))
+            model = cls.from_params(**info.get("params", {}))
             model._set_state(tensors, info.get("state", {}))
         except EngineError:
             raise
