@@ -220,7 +220,7 @@ def _row_in_subprocess(dataset: Dataset, name: str, *, protocol: str, data_dir) 
            "--model", name, "--protocol", protocol]
     env = dict(os.environ)
     # The child must import this very engine, wherever the parent was started from.
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])  # engine/bench/runner.py -> the repository
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
