@@ -10,7 +10,7 @@ import math
 
 import streamlit as st
 
-from dashboard import services
+from dashboard.services import attention, checkpoints, datasets, demo, errors
 from dashboard.components import glossary
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
@@ -21,21 +21,21 @@ TOP_K = 10
 
 st.title("Visual attention", help=glossary.help_for("acf"))
 spec = current_dataset_spec()
-with services.friendly_errors():
-    services.get_dataset(spec)
-if not services.has_images(spec):
-    st.info(services.attention_hint(spec), icon=":material/image_search:")
+with errors.friendly_errors():
+    datasets.get_dataset(spec)
+if not attention.has_images(spec):
+    st.info(demo.attention_hint(spec), icon=":material/image_search:")
     st.stop()
 run = model_picker(
-    spec, label="Model", max_selections=1, accept=services.run_has("attention"),
+    spec, label="Model", max_selections=1, accept=checkpoints.run_has("attention"),
     need="a model with attention over the images (e.g. acf)",
 )[0]  # fmt: skip
 
-users = services.attention_users(run["checkpoint"], spec)
+users = attention.attention_users(run["checkpoint"], spec)
 url_user = st.query_params.get("user")
 if url_user is not None and url_user not in set(users):
     name = spec.split(":", 1)[0]
-    st.error(f"unknown user id {plain(services.quoted(url_user))} in {plain(name)}. Pick a user below.",
+    st.error(f"unknown user id {plain(errors.quoted(url_user))} in {plain(name)}. Pick a user below.",
              icon=":material/person_off:")
     url_user = None
 user = st.selectbox(
@@ -45,14 +45,14 @@ user = st.selectbox(
 if st.query_params.get("user") != user:
     st.query_params["user"] = user
 
-truth = services.has_attention_truth(spec)
-data = services.user_attention(run["checkpoint"], spec, services.get_dataset(spec).user_index(user), TOP_K)
+truth = attention.has_attention_truth(spec)
+data = attention.user_attention(run["checkpoint"], spec, datasets.get_dataset(spec).user_index(user), TOP_K)
 has_components = any(p["beta"] is not None for p in data["profile"])
-views = [v for v in services.ATTENTION_VIEWS if (v != "overlay" or has_components) and (v != "truth" or truth)]
+views = [v for v in attention.ATTENTION_VIEWS if (v != "overlay" or has_components) and (v != "truth" or truth)]
 wanted = st.query_params.get("view", "overlay")
 view = st.radio(
     "Show on the images", views, index=views.index(wanted) if wanted in views else 0,
-    format_func=services.ATTENTION_VIEWS.get, horizontal=True, key="att_view",
+    format_func=attention.ATTENTION_VIEWS.get, horizontal=True, key="att_view",
     help=glossary.help_for("beta") + "\n\n" + glossary.help_for("ground truth"),
 )  # fmt: skip
 if st.query_params.get("view") != view:
@@ -92,7 +92,7 @@ else:
             grid = {"overlay": entry["beta"], "truth": entry["truth"]}.get(view)
             with col:
                 # Image captions are Markdown too: a title is shown as text.
-                st.image(services.attention_image(spec, entry["item"], grid), caption=plain(entry["title"]) + liked_mark(entry))
+                st.image(attention.attention_image(spec, entry["item"], grid), caption=plain(entry["title"]) + liked_mark(entry))
                 st.progress(min(1.0, entry["alpha"] / top), text=f"α = {entry['alpha']:.3f}")
 
 st.subheader(f"Top-{TOP_K} recommendations")
@@ -101,7 +101,7 @@ for indices, columns in grid_rows(len(recs)):
     for i, col in zip(indices, columns):
         entry = recs[i]
         with col:
-            st.image(services.attention_image(spec, entry["item"]), caption=f"{i + 1}. {plain(entry['title'])}{liked_mark(entry)}")
+            st.image(attention.attention_image(spec, entry["item"]), caption=f"{i + 1}. {plain(entry['title'])}{liked_mark(entry)}")
 if truth and recs:
     hits = sum(e["liked"] for e in recs)
     st.caption(f"{hits} of {len(recs)} recommendations show a motif this user likes.")
@@ -111,7 +111,7 @@ if not truth:
     st.info("This dataset records no ground truth (only visual-synthetic does), so attention cannot be scored.",
             icon=":material/info:")  # fmt: skip
 else:
-    overall = services.attention_fidelity(run["checkpoint"], spec)
+    overall = attention.attention_fidelity(run["checkpoint"], spec)
     mine = data["fidelity"] or {}
 
     def shown(value) -> str:

@@ -8,7 +8,7 @@ pick, only when rating is switched on) and ``models`` (run ids), so a link repro
 import numpy as np
 import streamlit as st
 
-from dashboard import services
+from dashboard.services import attention, be_user, checkpoints, datasets, embeddings, errors, explorer
 from dashboard.components import glossary
 from dashboard.components.embedding_figure import MARK_COLOUR, build_figure
 from dashboard.components.pickers import model_picker
@@ -27,11 +27,11 @@ st.caption(
     "Pick a few items you like: each model places you among its users without retraining "
     f"({glossary.link('fold-in', 'fold-in')}) and recommends from there."
 )
-with services.friendly_errors():
-    dataset = services.get_dataset(spec)
-    order, labels = services.item_choices(spec)
+with errors.friendly_errors():
+    dataset = datasets.get_dataset(spec)
+    order, labels = explorer.item_choices(spec)
 runs = model_picker(
-    spec, max_selections=3, accept=services.run_has("fold_in"), default_count=3,
+    spec, max_selections=3, accept=checkpoints.run_has("fold_in"), default_count=3,
     need="a trained model that can take in a new user (e.g. als, bpr or item2vec)",
 )  # fmt: skip
 position = np.empty(len(order), np.int64)  # item index -> its place in the picker's options
@@ -45,7 +45,7 @@ url_ratings = st.query_params.get("ratings")
 # a widget's state while another page is shown).
 if st.session_state.get("be_user_url") != (url_picks, url_ratings) or "be_user_picks" not in st.session_state:
     st.session_state["be_user_url"] = (url_picks, url_ratings)
-    linked, problem = services.picks_from_link(spec, url_picks, url_ratings, MAX_PICKS)
+    linked, problem = be_user.picks_from_link(spec, url_picks, url_ratings, MAX_PICKS)
     if problem:
         st.session_state["be_user_error"] = problem
     st.session_state["be_user_picks"] = [int(position[i]) for i in linked.items]
@@ -72,14 +72,14 @@ rate = st.toggle(
 )  # fmt: skip
 items = [int(order[n]) for n in st.session_state["be_user_picks"]]
 
-images = services.has_images(spec)
+images = attention.has_images(spec)
 ratings = None
 if items and (rate or images):
     row = st.columns(min(len(items), 5))
     values = []
     for n, item in enumerate(items):
         with row[n % len(row)]:
-            if images and (uri := services.poster(spec, item)):
+            if images and (uri := explorer.poster(spec, item)):
                 st.image(uri, width=PICK_POSTERS)
             st.markdown(f":small[{plain(dataset.title(item))}]")
             if rate:
@@ -111,15 +111,15 @@ if not items:
 for n, (column, run) in enumerate(zip(st.columns(len(runs)), runs)):
     with column:
         st.markdown(f"**{plain(run['label'])}**")
-        with services.friendly_errors():
-            frame = services.pick_recommendations(run["checkpoint"], spec, tuple(items), ratings, K)
+        with errors.friendly_errors():
+            frame = be_user.pick_recommendations(run["checkpoint"], spec, tuple(items), ratings, K)
         with st.container(key=f"be_user_list_{n}"):
             for row in frame.itertuples():
                 lines = [f"**{row.rank}.** {plain(row.title)}"]
                 if row.because:
                     lines.append(f":small[because you picked {plain(row.because)}]")
                 text = "  \n".join(lines)
-                if images and (uri := services.poster(spec, int(row.Index))):
+                if images and (uri := explorer.poster(spec, int(row.Index))):
                     line = st.container(horizontal=True, vertical_alignment="center", wrap=False)
                     line.image(uri, width=48)
                     line.markdown(text)
@@ -132,15 +132,15 @@ st.caption(
 
 # ---- where the new user lands among the users ------------------------------------------------
 st.subheader("Where you land among the users")
-mappable = [run for run in runs if services.pick_map(run["checkpoint"], spec, tuple(items), ratings) is not None]
+mappable = [run for run in runs if be_user.pick_map(run["checkpoint"], spec, tuple(items), ratings) is not None]
 if not mappable:
     st.caption("None of these models places users in an embedding space: pick als or bpr to see the map.")
     st.stop()
 by_id = {str(run["id"]): run for run in mappable}
 map_choice = st.selectbox("Map of", list(by_id), format_func=lambda i: by_id[i]["label"], key="be_user_map_run")
 map_run = by_id[map_choice]
-mapped = services.pick_map(map_run["checkpoint"], spec, tuple(items), ratings)
-user_table = services.embedding_point_table(spec, "users")
+mapped = be_user.pick_map(map_run["checkpoint"], spec, tuple(items), ratings)
+user_table = embeddings.embedding_point_table(spec, "users")
 # The new user is one more point, coloured by its activity (the number of picks) like the others.
 coords = np.vstack([mapped.coords, mapped.point[None, :]])
 user_labels = np.append(user_table["label"].to_numpy().astype(str), "you")

@@ -6,7 +6,7 @@ URL state: ``metrics`` (charted metric names), ``a`` and ``b`` (the two run ids 
 import plotly.express as px
 import streamlit as st
 
-from dashboard import services
+from dashboard.services import checkpoints, errors, explorer
 from dashboard.components import glossary
 from dashboard.components.pickers import MODELS_PAGE, empty_page, model_picker
 from dashboard.components.sidebar import current_dataset_spec
@@ -20,7 +20,7 @@ spec = current_dataset_spec()
 st.title("Compare")
 st.caption(f"Dataset {code(spec)}")
 
-table = services.compare_table(spec)
+table = explorer.compare_table(spec)
 if table.empty:
     empty_page(spec, "runs to compare")
 
@@ -65,7 +65,7 @@ with right:
     st.plotly_chart(fig, key="compare_fit_chart")
 
 # ---- one setting over seeds --------------------------------------------------------------------
-seeded = services.seed_summary(spec)
+seeded = explorer.seed_summary(spec)
 if not seeded.empty:
     st.subheader("Over seeds")
     st.caption(
@@ -88,7 +88,7 @@ if not seeded.empty:
 
 # ---- two runs, user by user -------------------------------------------------------------------
 st.subheader("Where two runs disagree")
-runs = services.loadable_runs(spec)
+runs = checkpoints.loadable_runs(spec)
 if len(runs) < 2:
     st.info("Comparing users needs two runs whose checkpoints are on disk. Train another on the Models page.")
     st.page_link(MODELS_PAGE, label="Go to Models", icon=":material/model_training:")
@@ -104,8 +104,8 @@ if run_a["id"] == run_b["id"]:
     st.info("Pick two different runs.")
     st.stop()
 
-with services.friendly_errors():
-    overlap = services.user_overlap(run_a["checkpoint"], run_b["checkpoint"], spec, 10)
+with errors.friendly_errors():
+    overlap = explorer.user_overlap(run_a["checkpoint"], run_b["checkpoint"], spec, 10)
 c1, c2, c3 = st.columns(3)
 c1.metric("Mean top-10 overlap", f"{overlap['overlap'].mean():.0%}", help=glossary.help_for("top-k overlap"))
 c2.metric("Users with nothing in common", f"{(overlap['overlap'] == 0).mean():.0%}")

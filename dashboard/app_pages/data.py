@@ -3,7 +3,7 @@
 import plotly.express as px
 import streamlit as st
 
-from dashboard import services
+from dashboard.services import datasets, errors, uploads
 from dashboard.components import glossary
 from dashboard.components.charts import log_ticks, tight
 from dashboard.components.first_run import first_run_panel
@@ -18,18 +18,18 @@ st.caption(f"Dataset {code(spec)}")
 with st.expander("Load a CSV file", icon=":material/upload_file:", expanded=spec.startswith("csv:")):
     upload = st.file_uploader(
         "Interactions CSV (one row per user-item interaction, with a header line)",
-        type=["csv"], key="data_upload", max_upload_size=services.upload_limit_mb(),
+        type=["csv"], key="data_upload", max_upload_size=uploads.upload_limit_mb(),
     )
     if upload is not None:
         # The upload object itself, not `getvalue()`: parsed in chunks from Streamlit's copy.
         content = upload
-        columns = services.upload_columns(content, upload.name)
+        columns = uploads.upload_columns(content, upload.name)
         if columns:
-            guess = services.upload_guess(columns)
+            guess = uploads.upload_guess(columns)
             none = "(none)"
             mapping = {}
-            cells = st.columns(len(services.UPLOAD_ROLES))
-            for cell, role in zip(cells, services.UPLOAD_ROLES):
+            cells = st.columns(len(uploads.UPLOAD_ROLES))
+            for cell, role in zip(cells, uploads.UPLOAD_ROLES):
                 required = role in ("user", "item")
                 options = columns if required else [none, *columns]
                 default = guess[role] if guess[role] in options else none
@@ -41,15 +41,15 @@ with st.expander("Load a CSV file", icon=":material/upload_file:", expanded=spec
                 )
                 mapping[role] = None if choice == none else choice
             if st.button("Load this dataset", type="primary", key="data_upload_load"):
-                uploaded_spec = services.save_uploaded_csv(content, upload.name, mapping)
+                uploaded_spec = uploads.save_uploaded_csv(content, upload.name, mapping)
                 if uploaded_spec is not None:
                     switch_dataset(uploaded_spec)
                     st.rerun()
 
-with services.friendly_errors():
-    summary = services.dataset_summary(spec)
-    views = services.dataset_views(spec)
-    items = services.item_table(spec)
+with errors.friendly_errors():
+    summary = datasets.dataset_summary(spec)
+    views = datasets.dataset_views(spec)
+    items = datasets.item_table(spec)
 
 first_run_panel(spec)  # what to do first while nothing is trained here
 cols = st.columns(4)

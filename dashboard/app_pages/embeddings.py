@@ -12,7 +12,7 @@ import time
 
 import streamlit as st
 
-from dashboard import services
+from dashboard.services import checkpoints, datasets, embeddings, errors
 from dashboard.components import glossary
 from dashboard.components.embedding_figure import build_figure, user_marks
 from dashboard.components.pickers import model_picker
@@ -51,13 +51,13 @@ def to_url(name: str, value, default=None) -> None:
 
 st.title("Embeddings")
 spec = current_dataset_spec()
-with services.friendly_errors():
-    services.get_dataset(spec)
+with errors.friendly_errors():
+    datasets.get_dataset(spec)
 run = model_picker(
     spec, label="Model", max_selections=1,
-    accept=services.may_have_embeddings, need="a model with embeddings (e.g. als or bpr)",
+    accept=checkpoints.may_have_embeddings, need="a model with embeddings (e.g. als or bpr)",
 )[0]  # fmt: skip
-kinds = services.embedding_kinds(run, spec)
+kinds = embeddings.embedding_kinds(run, spec)
 if not kinds:
     st.info(f"{plain(run['label'])} has no embeddings to show: pick another model.", icon=":material/info:")
     st.stop()
@@ -122,10 +122,10 @@ user_id = st.text_input(
 ).strip()  # fmt: skip
 to_url("user", user_id or None)
 
-table = services.embedding_point_table(spec, what)
-key = services.projection_key(run["checkpoint"], what, method, dims, params)
+table = embeddings.embedding_point_table(spec, what)
+key = embeddings.projection_key(run["checkpoint"], what, method, dims, params)
 n_points = len(table)
-if method != "pca" and not services.projection_on_disk(key):
+if method != "pca" and not embeddings.projection_on_disk(key):
     with st.status(f"Computing {METHODS[method]} of {n_points:,} {what}...", expanded=True) as status:
         st.write(f"Done once per model and setting: the result is cached on disk. {METHODS[method]} reports"
                  " its stages, not finer progress.")  # fmt: skip
@@ -142,24 +142,24 @@ if method != "pca" and not services.projection_on_disk(key):
                 bar.progress(*stages[event["stage"]])
 
         start = time.perf_counter()
-        result = services.embedding_projection(run["checkpoint"], spec, what, method, dims, params, key, progress=show)
+        result = embeddings.embedding_projection(run["checkpoint"], spec, what, method, dims, params, key, progress=show)
         seconds = time.perf_counter() - start
         status.update(
             label=f"{METHODS[method]} of {n_points:,} {what} computed in {seconds:.1f} s (now cached)",
             state="complete", expanded=False,
         )  # fmt: skip
 else:
-    result = services.embedding_projection(run["checkpoint"], spec, what, method, dims, params, key)
+    result = embeddings.embedding_projection(run["checkpoint"], spec, what, method, dims, params, key)
 coords = result["coords"]
 
 if colour == "cluster":
-    with services.friendly_errors():
-        values = services.embedding_clusters(run["checkpoint"], spec, what, k, key)
+    with errors.friendly_errors():
+        values = embeddings.embedding_clusters(run["checkpoint"], spec, what, k, key)
 else:
     values = table[colour].to_numpy()
 labels = table["label"].to_numpy().astype(str)
 
-highlight = services.embedding_user_marks(run["checkpoint"], spec, user_id) if user_id else None
+highlight = embeddings.embedding_user_marks(run["checkpoint"], spec, user_id) if user_id else None
 marks = [] if highlight is None else user_marks(user_id, what, dims, highlight)
 
 evr = result["explained_variance"]
@@ -203,7 +203,7 @@ else:
     if len(selection) > MAX_INSPECT:
         st.caption(f"{len(selection)} points selected; the first {MAX_INSPECT} are listed.")
         selection = selection[:MAX_INSPECT]
-    nb_idx, nb_sim = services.embedding_neighbours(run["checkpoint"], spec, what, selection, NEIGHBOURS)
+    nb_idx, nb_sim = embeddings.embedding_neighbours(run["checkpoint"], spec, what, selection, NEIGHBOURS)
     rows = [
         {"selected": labels[i], **{f"#{j + 1}": f"{labels[n]} ({s:.2f})" for j, (n, s) in enumerate(zip(nb, sim))}}
         for i, nb, sim in zip(selection, nb_idx, nb_sim)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import services
+from dashboard.services import checkpoints, errors, explain
 from dashboard.components import explain_figures, glossary
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
@@ -22,7 +22,7 @@ st.caption(
 
 spec = current_dataset_spec()
 run = model_picker(
-    spec, label="Model", max_selections=1, accept=services.run_has("feature_view"),
+    spec, label="Model", max_selections=1, accept=checkpoints.run_has("feature_view"),
     need="a trained model with named features to explain (e.g. feature-mlp)",
 )[0]  # fmt: skip
 checkpoint = run["checkpoint"]
@@ -31,7 +31,7 @@ checkpoint = run["checkpoint"]
 # ---- user and item (both in the URL) -------------------------------------------------------------
 left, right = st.columns(2)
 with left:
-    default_user = st.query_params.get("user") or services.explain_default_user(checkpoint, spec)
+    default_user = st.query_params.get("user") or explain.explain_default_user(checkpoint, spec)
     user_id = st.text_input("User id", value=default_user, key="explain_user").strip()
 previous_user = st.query_params.get("user")
 if user_id != previous_user:
@@ -39,11 +39,11 @@ if user_id != previous_user:
     if previous_user is not None:  # another user: start from their top recommendation
         st.query_params.pop("item", None)
         st.session_state.pop("explain_item", None)
-candidates = services.explain_candidates(checkpoint, spec, user_id)
+candidates = explain.explain_candidates(checkpoint, spec, user_id)
 titles = {c["item_id"]: f"{c['title']} (#{rank} for this user)" for rank, c in enumerate(candidates, 1)}
 wanted = st.query_params.get("item") or (candidates[0]["item_id"] if candidates else "")
 if wanted and wanted not in titles:
-    titles = {wanted: services.explain_item_title(spec, wanted), **titles}
+    titles = {wanted: explain.explain_item_title(spec, wanted), **titles}
 with right:
     item_id = st.selectbox("Item", list(titles), index=list(titles).index(wanted) if wanted else 0,
                            format_func=titles.get, key="explain_item")  # fmt: skip
@@ -53,8 +53,8 @@ if not item_id:
 if item_id != st.query_params.get("item"):
     st.query_params["item"] = item_id
 
-with services.friendly_errors():
-    result = services.explain_pair(checkpoint, spec, user_id, item_id)
+with errors.friendly_errors():
+    result = explain.explain_pair(checkpoint, spec, user_id, item_id)
 shap_exp, lime_exp = result["shap"], result["lime"]
 
 
@@ -79,7 +79,7 @@ cols[2].metric("SHAP deletion ratio", f"{deletion['shap']:.2f}" if np.isfinite(d
                help=glossary.help_for("deletion ratio"))  # fmt: skip
 cols[3].metric("LIME deletion ratio", f"{deletion['lime']:.2f}" if np.isfinite(deletion["lime"]) else "-",
                help=glossary.help_for("deletion ratio"))  # fmt: skip
-verdict = services.explain_verdict(result)
+verdict = explain.explain_verdict(result)
 
 
 def _badge(text: str, good: bool) -> None:
@@ -143,7 +143,7 @@ st.info(conclusion(verdict) + " " + glossary.link("when-shap-and-lime-disagree",
 # ---- global summary ---------------------------------------------------------------------------------
 st.divider()
 st.subheader("Across many pairs")
-pairs = st.selectbox("Held-out test pairs", services.GLOBAL_PAIRS, index=len(services.GLOBAL_PAIRS) - 1,
+pairs = st.selectbox("Held-out test pairs", explain.GLOBAL_PAIRS, index=len(explain.GLOBAL_PAIRS) - 1,
                      key="explain_pairs")  # fmt: skip
 requested = st.session_state.setdefault("explain_global_done", set())
 key = (checkpoint, spec, int(pairs))
@@ -153,7 +153,7 @@ if key not in requested:
     requested.add(key)
 
 progress_slot = st.empty()  # a bar only while the summary is computed; nothing once it is stored
-summary = services.explain_global(
+summary = explain.explain_global(
     checkpoint, spec, int(pairs),
     progress=lambda done, total: progress_slot.progress(done / total, text=f"Explaining test pairs: {done}/{total}"),
 )  # fmt: skip

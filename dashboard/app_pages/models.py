@@ -3,7 +3,7 @@
 import plotly.express as px
 import streamlit as st
 
-from dashboard import services
+from dashboard.services import datasets, errors, explorer, permissions, runs_in_use, training
 from dashboard.components import glossary
 from dashboard.components.charts import tight
 from dashboard.components.first_run import demo_button
@@ -24,10 +24,10 @@ flash = st.session_state.pop("models_flash", None)
 if flash:
     st.success(flash, icon=":material/check_circle:")
 
-with services.friendly_errors():
-    services.get_dataset(spec)  # a bad spec is one line here, not a failed job later
-runs = services.runs_overview(spec)
-busy = any(job["status"] in ACTIVE for job in services.training_jobs())
+with errors.friendly_errors():
+    datasets.get_dataset(spec)  # a bad spec is one line here, not a failed job later
+runs = training.runs_overview(spec)
+busy = any(job["status"] in ACTIVE for job in training.training_jobs())
 
 # ---- a fresh install: one click trains something for every page to show -------------------------
 if runs.empty and not busy:
@@ -64,7 +64,7 @@ def from_zero(values) -> list[float] | None:
 
 
 def curves(job: dict) -> None:
-    table = services.job_history(job["events"])
+    table = training.job_history(job["events"])
     if table.empty:
         return
     color = "phase" if table["phase"].nunique() > 1 else None
@@ -93,7 +93,7 @@ def curves(job: dict) -> None:
 @st.fragment(run_every=1.0 if busy else None)
 @guarded("the Models page's training jobs")
 def jobs_panel() -> None:
-    every = services.training_jobs()
+    every = training.training_jobs()
     if busy and not any(job["status"] in ACTIVE for job in every):
         st.rerun()  # the last job just ended: refresh the runs table and stop polling
     # One worker trains for every dataset; this page follows the current one's jobs.
@@ -123,7 +123,7 @@ def jobs_panel() -> None:
         elif not running["mine"]:  # a visitor sees another session's job, read-only
             st.caption("Started in another browser tab: only that tab can cancel it.")
         elif st.button("Cancel", icon=":material/cancel:", key=f"models_cancel_{running['id']}"):
-            services.cancel_job(running["id"])
+            training.cancel_job(running["id"])
             st.rerun()  # the whole page: a full run (AppTest) has no fragment to rerun
         if queued:
             st.caption("Queued next: " + ", ".join(job["model"] for job in queued))
@@ -132,7 +132,7 @@ def jobs_panel() -> None:
                 "Cancel all", icon=":material/cancel_schedule_send:", key="models_cancel_all",
                 help="Cancels the queued and running jobs you may cancel",
             ):
-                services.cancel_all_jobs()
+                training.cancel_all_jobs()
                 st.rerun()  # the whole page: a full run (AppTest) has no fragment to rerun
         curves(running)
     elif queued:  # waiting for a job on another dataset
@@ -152,13 +152,13 @@ def jobs_panel() -> None:
         curves(last)
     if len(jobs) > 1:
         st.dataframe(
-            services.jobs_table(jobs),
+            training.jobs_table(jobs),
             hide_index=True,
             key="models_jobs_table",
             column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)},
         )
     if not busy and st.button("Clear finished jobs", key="models_clear_jobs"):
-        services.clear_finished_jobs()
+        training.clear_finished_jobs()
         st.rerun()
 
 
@@ -166,7 +166,7 @@ jobs_panel()
 
 # ---- train one model ----------------------------------------------------------------------------
 st.subheader("Train a model")
-catalog = {entry["name"]: entry for entry in services.model_catalog()}
+catalog = {entry["name"]: entry for entry in training.model_catalog()}
 names = list(catalog)
 wanted = st.query_params.get("train", names[0])
 if wanted not in catalog:
@@ -183,7 +183,7 @@ with st.form(f"models_train_form_{model}"):
     label = "Queue training" if busy else "Train"
     submitted = st.form_submit_button(label, type="primary", icon=":material/model_training:")
 if submitted:
-    services.start_training(spec, model, params)
+    training.start_training(spec, model, params)
     st.rerun()
 
 # ---- trained runs -------------------------------------------------------------------------------
@@ -218,17 +218,17 @@ quick_ids = set(runs.loc[runs["quick run"], "id"].astype(int))
 in_use = [i for i in st.query_params.get("models", "").split(",") if i]
 # This tab's `models=` is its selection too (the other pages' pickers read it), and others' is
 # marked: a run another tab selected lately says so before it is deleted.
-services.record_runs_in_use("models", [r for r in by_id if str(r) in in_use])
-elsewhere = services.runs_in_use_elsewhere()
+runs_in_use.record_runs_in_use("models", [r for r in by_id if str(r) in in_use])
+elsewhere = runs_in_use.runs_in_use_elsewhere()
 run_id = st.selectbox(
     "Run", list(by_id), key="models_run",
-    format_func=lambda i: f"{by_id[i].model} #{i}" + (services.QUICK_MARK if i in quick_ids else "")
+    format_func=lambda i: f"{by_id[i].model} #{i}" + (explorer.QUICK_MARK if i in quick_ids else "")
     + ("" if by_id[i].checkpoint == "ok" else " (checkpoint missing)")
     + (" (in use in another tab)" if i in elsewhere else ""),
 )
 chosen = by_id[run_id]
 if in_use:
-    gone = {str(i) for i in services.gone_runs(in_use)}
+    gone = {str(i) for i in training.gone_runs(in_use)}
     st.caption("In use by the other pages: "
                + ", ".join(f"#{plain(i)}" + (" (gone: deleted)" if i in gone else "") for i in in_use))
 use_col, delete_col = st.columns(2)
@@ -245,8 +245,8 @@ with use_col:
 with delete_col:
     if run_id in elsewhere:
         st.caption(f"Run #{run_id} is in use in another browser tab: if deleted, that tab will say it is gone.")
-    if not services.may_delete(run_id):  # another session's run, or deleting is off for visitors
-        st.caption(services.why_not_delete())
+    if not training.may_delete(run_id):  # another session's run, or deleting is off for visitors
+        st.caption(permissions.why_not_delete())
     elif st.button("Delete", icon=":material/delete:", key="models_delete"):
         st.session_state["models_confirm_delete"] = run_id
 
@@ -256,7 +256,7 @@ if st.session_state.get("models_confirm_delete") == run_id:
                icon=":material/warning:")
     yes, no = st.columns(2)
     if yes.button("Yes, delete", type="primary", key="models_delete_yes"):
-        services.delete_run(run_id)
+        training.delete_run(run_id)
         st.session_state.pop("models_confirm_delete", None)
         remaining = [i for i in in_use if i != str(run_id)]
         if remaining:

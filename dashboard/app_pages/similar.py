@@ -5,7 +5,7 @@ URL state: ``item`` (raw id), ``models`` (run ids), ``k``.
 
 import streamlit as st
 
-from dashboard import services
+from dashboard.services import attention, datasets, errors, explorer
 from dashboard.components import glossary
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
@@ -15,13 +15,13 @@ K_CHOICES = (5, 10, 20, 50)
 
 spec = current_dataset_spec()
 st.title("Similar items")
-with services.friendly_errors():
-    dataset = services.get_dataset(spec)
-    order, labels = services.item_choices(spec)
+with errors.friendly_errors():
+    dataset = datasets.get_dataset(spec)
+    order, labels = explorer.item_choices(spec)
 runs = model_picker(
     spec,
     max_selections=3,
-    accept=lambda run: services.can_show_similar(run["checkpoint"], spec),
+    accept=lambda run: explorer.can_show_similar(run["checkpoint"], spec),
     need="a trained model with item embeddings or item similarities (e.g. als, bpr, itemknn)",
 )
 
@@ -30,7 +30,7 @@ url_item = st.query_params.get("item")
 if url_item is None:
     url_item = str(dataset.item_ids[order[0]])  # the most popular item
     st.query_params["item"] = url_item
-item_idx = services.find_item(spec, url_item)  # None: error shown, the picker below is the way out
+item_idx = explorer.find_item(spec, url_item)  # None: error shown, the picker below is the way out
 position = {int(i): n for n, i in enumerate(order)}
 if st.session_state.get("similar_url_item") != url_item:
     st.session_state["similar_item"] = None if item_idx is None else position[item_idx]
@@ -69,9 +69,9 @@ if item_idx is None:
 
 # ---- the item and its neighbours ----------------------------------------------------------------
 meta = dataset.items.iloc[item_idx]
-images = services.has_images(spec)
+images = attention.has_images(spec)
 head = st.columns([1, 6]) if images else [None, st.container()]
-if images and (uri := services.poster(spec, item_idx)):
+if images and (uri := explorer.poster(spec, item_idx)):
     head[0].image(uri, width=96)
 with head[1]:
     st.subheader(plain(meta["title"]))
@@ -92,10 +92,10 @@ columns = st.columns(len(runs))
 for column, run in zip(columns, runs):
     with column:
         st.markdown(f"**{plain(run['label'])}**")
-        with services.friendly_errors():
-            frame = services.similar_items(run["checkpoint"], spec, item_idx, k)
+        with errors.friendly_errors():
+            frame = explorer.similar_items(run["checkpoint"], spec, item_idx, k)
         if images:
-            frame.insert(1, "poster", [services.poster(spec, i) for i in frame.index])
+            frame.insert(1, "poster", [explorer.poster(spec, i) for i in frame.index])
         st.dataframe(
             frame,
             hide_index=True,

@@ -6,7 +6,7 @@ URL state: ``user`` (raw id), ``models`` (run ids), ``k``, ``activity`` (when no
 
 import streamlit as st
 
-from dashboard import services
+from dashboard.services import attention, be_user, checkpoints, datasets, errors, explorer
 from dashboard.components import glossary
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
@@ -23,15 +23,15 @@ EXPLAIN_AUTO_LIMIT = 300
 
 spec = current_dataset_spec()
 st.title("User explorer")
-with services.friendly_errors():
-    dataset = services.get_dataset(spec)
+with errors.friendly_errors():
+    dataset = datasets.get_dataset(spec)
 runs = model_picker(spec, max_selections=3, need="a trained model", default_count=3)
 
 # ---- which user (the URL holds the raw id; the text box follows it) ---------------------------
 url_user = st.query_params.get("user")
 if url_user is None:
-    with services.friendly_errors():
-        url_user = services.pick_user(spec, "medium", seed=0)
+    with errors.friendly_errors():
+        url_user = explorer.pick_user(spec, "medium", seed=0)
     st.query_params["user"] = url_user
 if st.session_state.get("users_url_user") != url_user:
     st.session_state["users_user_id"] = url_user
@@ -46,7 +46,7 @@ def _surprise():
     st.session_state["users_seed"] = st.session_state.get("users_seed", 0) + 1
     current = st.session_state.get("users_user_idx")  # not the same user again
     level, seed = st.session_state["users_level"], st.session_state["users_seed"]
-    st.query_params["user"] = services.pick_user(spec, level, seed, current)
+    st.query_params["user"] = explorer.pick_user(spec, level, seed, current)
 
 
 url_k = st.query_params.get("k", "10")
@@ -57,7 +57,7 @@ if st.session_state.get("users_url_k") != url_k:
 # opens the same view; their defaults stay out of the URL.
 url_level = st.query_params.get("activity", DEFAULT_LEVEL)
 if st.session_state.get("users_url_level") != url_level:
-    st.session_state["users_level"] = url_level if url_level in services.ACTIVITY_LEVELS else DEFAULT_LEVEL
+    st.session_state["users_level"] = url_level if url_level in explorer.ACTIVITY_LEVELS else DEFAULT_LEVEL
     st.session_state["users_url_level"] = url_level
 url_because = st.query_params.get("because", "on")
 if st.session_state.get("users_url_because") != url_because:
@@ -66,7 +66,7 @@ if st.session_state.get("users_url_because") != url_because:
 
 left, middle, right, far = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
 left.text_input("User id", key="users_user_id", on_change=_typed_user, help="A raw user id of the dataset")
-middle.radio("Activity", services.ACTIVITY_LEVELS, horizontal=True, key="users_level",
+middle.radio("Activity", explorer.ACTIVITY_LEVELS, horizontal=True, key="users_level",
              help="Surprise me picks a user from this third of users by number of interactions")
 right.button("Surprise me", on_click=_surprise, icon=":material/casino:", key="users_surprise")
 far.selectbox("Top-k", K_CHOICES, key="users_k")
@@ -81,15 +81,15 @@ if ("on" if explain else "off") != url_because:
     st.query_params["because"] = "on" if explain else "off"
 
 st.session_state["users_user_idx"] = None
-user_idx = services.find_user(spec, url_user, WAY_OUT)
+user_idx = explorer.find_user(spec, url_user, WAY_OUT)
 st.session_state["users_user_idx"] = user_idx
 
 # ---- history and lists ------------------------------------------------------------------------
-with services.friendly_errors():
+with errors.friendly_errors():
     # The split column follows the first run's recorded split; each list marks its own run's.
-    history = services.user_history(runs[0]["checkpoint"], spec, user_idx)
-    lists = [services.user_recommendations(run["checkpoint"], spec, user_idx, k) for run in runs]
-images = services.has_images(spec)
+    history = explorer.user_history(runs[0]["checkpoint"], spec, user_idx)
+    lists = [explorer.user_recommendations(run["checkpoint"], spec, user_idx, k) for run in runs]
+images = attention.has_images(spec)
 test_titles = history.loc[history["split"] == "test", "title"].tolist()
 st.subheader(f"User {plain(url_user)}")
 st.caption(
@@ -142,14 +142,14 @@ def _show(frame, slot, key: str | None = None, note: str | None = None) -> None:
             st.caption(note)
 
 
-shared = services.shared_counts([items for items, _ in lists])
+shared = explorer.shared_counts([items for items, _ in lists])
 slots = []
 for column, run, (items, scores), shared_here in zip(st.columns(len(runs)), runs, lists, shared):
     with column:
         st.markdown(f"**{plain(run['label'])}**")
-        frame = services.recommendation_frame(run["checkpoint"], spec, user_idx, items, scores, shared_here)
+        frame = explorer.recommendation_frame(run["checkpoint"], spec, user_idx, items, scores, shared_here)
         if images:
-            frame.insert(1, "poster", [services.poster(spec, i) for i in frame.index])
+            frame.insert(1, "poster", [explorer.poster(spec, i) for i in frame.index])
         slot = st.empty()
         _show(frame, slot)
         hit = frame.loc[frame["held_out"] == "test", "rank"].tolist()
@@ -159,7 +159,7 @@ for column, run, (items, scores), shared_here in zip(st.columns(len(runs)), runs
 st.markdown("**History**")
 shown = history.copy()
 if images:
-    posters = [services.poster(spec, i) if n < HISTORY_POSTERS else None for n, i in enumerate(shown.index)]
+    posters = [explorer.poster(spec, i) if n < HISTORY_POSTERS else None for n, i in enumerate(shown.index)]
     shown.insert(0, "poster", posters)
 st.dataframe(
     shown,
@@ -184,8 +184,8 @@ st.dataframe(
 for n, (slot, run, frame) in enumerate(slots):
     note = None
     if explain:
-        with services.friendly_errors():
-            reasons = services.because(run["checkpoint"], spec, user_idx, tuple(int(i) for i in frame.index))
+        with errors.friendly_errors():
+            reasons = explorer.because(run["checkpoint"], spec, user_idx, tuple(int(i) for i in frame.index))
         if reasons is None:
             note = f'No "because you liked ...": {run["model"]} does not score from a user\'s history.'
         else:
@@ -194,7 +194,7 @@ for n, (slot, run, frame) in enumerate(slots):
 
 # ---- what if: edit the history, see the list move -----------------------------------------------
 box = st.expander("What if ... (edit this user's history and watch the list change)", expanded=True)
-fold_runs = [run for run in runs if services.run_has("fold_in")(run)]
+fold_runs = [run for run in runs if checkpoints.run_has("fold_in")(run)]
 if not fold_runs:
     box.caption("None of the chosen models can take in an edited history: pick als or bpr to try this.")
     st.stop()
@@ -217,7 +217,7 @@ box.caption(
 )
 train_items = history.index[history["split"] == "train"].to_numpy()
 titles = dict(zip(history.index, history["title"]))
-order, labels = services.item_choices(spec)
+order, labels = explorer.item_choices(spec)
 in_history = set(history.index.tolist())
 addable = [n for n in range(len(order)) if int(order[n]) not in in_history]
 by_run = {str(run["id"]): run for run in fold_runs}
@@ -234,10 +234,10 @@ added = tuple(int(order[n]) for n in st.session_state["users_whatif_add"])
 if not removed and not added:
     box.caption("The lists appear once you remove or add an item.")
     st.stop()
-with services.friendly_errors():
-    change = services.what_if(what_run["checkpoint"], spec, user_idx, removed, added, k)
+with errors.friendly_errors():
+    change = be_user.what_if(what_run["checkpoint"], spec, user_idx, removed, added, k)
 CHANGE_BADGES = {"left": ":red-badge[left the list]", "new": ":green-badge[new in the list]"}
-test_items = set(services.held_out_test(what_run["checkpoint"], spec, user_idx).tolist())
+test_items = set(be_user.held_out_test(what_run["checkpoint"], spec, user_idx).tolist())
 
 
 def _rank_text(rank) -> str:

@@ -18,7 +18,7 @@ def palette(n: int) -> list[str]:
 
 
 def user_marks(user_id: str, what: str, dims: int, marks: dict) -> list[dict]:
-    """Highlight traces for one user (`marks` from ``services.embedding_user_marks``): in the item
+    """Highlight traces for one user (`marks` from ``dashboard.services.embeddings.embedding_user_marks``): in the item
     view their history (open circles) and the model's top-10 (diamonds), in the user view their
     own point. ``{"name", "index", "marker"}`` each, for `build_figure`.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import services
+from dashboard.services import checkpoints, demo
 from dashboard.components.page_errors import guarded
 from dashboard.components.text import code, plain
 
@@ -15,7 +15,7 @@ SEEN = "first_run_seen"  # the demo whose end this session has already been told
 def first_run_panel(spec: str) -> None:
     """While `spec` has no run, or the demo is being prepared: what to do first, the "Prepare
     the demo" button, then its progress until every run has finished."""
-    progress = services.demo_progress(spec)
+    progress = demo.demo_progress(spec)
     if progress["total"] and not progress["active"] and st.session_state.get(SEEN) != progress["batch"]:
         st.session_state[SEEN] = progress["batch"]
         if progress["failed"]:
@@ -25,7 +25,7 @@ def first_run_panel(spec: str) -> None:
             st.success(f"The demo is ready: {progress['finished']} quick runs trained. Every page has something "
                        "to show; pick visual-synthetic in the sidebar for Visual attention.",
                        icon=":material/rocket_launch:")  # fmt: skip
-    if not progress["active"] and not services.runs_table(spec).empty:
+    if not progress["active"] and not checkpoints.runs_table(spec).empty:
         return
     with st.container(border=True, key="first_run_panel"):
         if progress["active"]:
@@ -38,7 +38,7 @@ def first_run_panel(spec: str) -> None:
 
 def demo_button(spec: str, *, key: str) -> None:
     """What the demo trains and how long it takes, and the button that queues it."""
-    todo, skipped = services.demo_todo(spec)
+    todo, skipped = demo.demo_todo(spec)
     starters = [run.model for run in todo if run.dataset == spec]
     parts = []
     if starters:
@@ -50,14 +50,14 @@ def demo_button(spec: str, *, key: str) -> None:
         st.caption("Every run of the demo is already there.")
         return
     st.markdown(
-        f"**Prepare the demo** trains {' and '.join(parts)}: {services.about(sum(run.seconds for run in todo))} "
+        f"**Prepare the demo** trains {' and '.join(parts)}: {demo.about(sum(run.seconds for run in todo))} "
         "on a quiet 2-core machine (longer while it is busy), in the background: look around meanwhile, "
         "the pages fill in as the runs finish. Quick runs use light settings, not tuned ones."
     )
     if skipped:
         st.caption("Already there, not trained again: " + ", ".join(f"{r.model} on {code(r.dataset)}" for r in skipped))
     if st.button("Prepare the demo", type="primary", icon=":material/rocket_launch:", key=key):
-        services.start_demo(spec)
+        demo.start_demo(spec)
         st.rerun()
 
 
@@ -65,14 +65,14 @@ def _progress(spec: str) -> None:
     @st.fragment(run_every=1.0)
     @guarded("the demo's progress")
     def poll() -> None:
-        state = services.demo_progress(spec)
+        state = demo.demo_progress(spec)
         if not state["active"]:  # the last run just ended: the whole page shows the new runs
             st.rerun()
         done, total = state["finished"], state["total"]
         now = f"; now {plain(state['current'])}" if state["current"] else ""
         st.progress(done / max(total, 1), text=f"Preparing the demo: {done} of {total} runs done{now}")
         st.caption(
-            f"{services.about(state['seconds_left'])} left on a quiet machine. The pages fill in as the runs finish; "
+            f"{demo.about(state['seconds_left'])} left on a quiet machine. The pages fill in as the runs finish; "
             "the Visual attention page needs visual-synthetic picked in the sidebar."
         )
         for failure in state["failed"]:

@@ -25,7 +25,7 @@ def reported(where: str):
     """Run a page (or the sidebar) so that an unexpected exception becomes one `st.error` line
     with a reference, logged with its traceback. `st.stop()` and `st.rerun()` raise exceptions
     outside `Exception` and pass through untouched; engine errors are already one line
-    (`services.friendly_errors`) where a page expects them."""
+    (`dashboard.services.errors.friendly_errors`) where a page expects them."""
     try:
         yield
     except FragmentHandledException:  # a fragment's error Streamlit has already shown: stop there

@@ -6,7 +6,7 @@ from typing import Callable
 
 import streamlit as st
 
-from dashboard import services
+from dashboard.services import checkpoints, demo, explorer, runs_in_use, training
 
 MODELS_PAGE = "app_pages/models.py"
 
@@ -21,20 +21,20 @@ def model_picker(
     key: str = "models",
     default_count: int = 1,
 ) -> list[dict]:
-    """Pick up to `max_selections` trained runs of `spec` (see `services.loadable_runs`).
+    """Pick up to `max_selections` trained runs of `spec` (see `checkpoints.loadable_runs`).
 
     The choice is the run ids in ``st.query_params[key]`` (comma-separated). `accept` filters
-    which runs this page can use (e.g. ``services.run_has("attention")``: runs whose model
+    which runs this page can use (e.g. ``checkpoints.run_has("attention")``: runs whose model
     declares that ability); an id in the URL whose run was
     deleted (here or in another session) is reported in one line ("run #N is gone (deleted)"),
     other ids this page cannot use are dropped. With none in the URL, the newest run is picked, or with
-    `default_count` > 1 the newest run of that many models, best first (`services.default_runs`).
+    `default_count` > 1 the newest run of that many models, best first (`explorer.default_runs`).
     With no usable run, an info box says what to press where (`empty_page`), and the page stops.
     """
     requested = [i for i in st.query_params.get(key, "").split(",") if i]
-    for run_id in services.gone_runs(requested):  # before the picker switches to another run
+    for run_id in training.gone_runs(requested):  # before the picker switches to another run
         st.warning(f"run #{run_id} is gone (deleted)", icon=":material/link_off:")
-    runs = [r for r in services.loadable_runs(spec) if accept is None or accept(r)]
+    runs = [r for r in checkpoints.loadable_runs(spec) if accept is None or accept(r)]
     if not runs:
         empty_page(spec, need)
     by_id = {str(r["id"]): r for r in runs}
@@ -42,7 +42,7 @@ def model_picker(
     wanted = list(dict.fromkeys(i for i in st.query_params.get(key, "").split(",") if i in by_id))[:max_selections]
     if not wanted:
         # One run: the newest, the one just trained. Several: one per model, to compare.
-        picked = runs[:1] if default_count <= 1 else services.default_runs(runs, min(default_count, max_selections))
+        picked = runs[:1] if default_count <= 1 else explorer.default_runs(runs, min(default_count, max_selections))
         wanted = [str(r["id"]) for r in picked]
     if max_selections == 1:
         chosen = st.selectbox(label, list(by_id), index=list(by_id).index(wanted[0]),
@@ -54,14 +54,14 @@ def model_picker(
     value = ",".join(chosen)
     if value != st.query_params.get(key):
         st.query_params[key] = value
-    services.record_runs_in_use(key, chosen)  # so another tab's Models page warns before a delete
+    runs_in_use.record_runs_in_use(key, chosen)  # so another tab's Models page warns before a delete
     return [by_id[i] for i in chosen]
 
 
 def empty_page(spec: str, need: str) -> None:
     """Say that `spec` has no `need` yet and what to press where (the demo on the Data page
     while `spec` has no run at all, else the Models page), with a link there; stop the page."""
-    text, page = services.empty_page_hint(spec, need)
+    text, page = demo.empty_page_hint(spec, need)
     if page == MODELS_PAGE:
         st.info(text, icon=":material/info:")
         st.page_link(MODELS_PAGE, label="Go to Models", icon=":material/model_training:")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import services
+from dashboard.services import datasets, settings
 from dashboard.components import url_state
 
 CUSTOM = "other spec..."
@@ -13,7 +13,7 @@ CUSTOM = "other spec..."
 def dataset_picker() -> str:
     """Pick a dataset spec; the choice lives in `st.query_params["dataset"]` so links reopen it."""
     current = current_dataset_spec()
-    options = services.dataset_choices()
+    options = datasets.dataset_choices()
     if current not in options:
         options = [*options, current]
     # The URL is the truth: a link, the navigation or a page (`switch_dataset` after an upload)
@@ -25,7 +25,7 @@ def dataset_picker() -> str:
     choice = st.selectbox(
         "Dataset",
         [*options, CUSTOM],
-        format_func=lambda spec: spec if spec == CUSTOM else services.dataset_label(spec),
+        format_func=lambda spec: spec if spec == CUSTOM else datasets.dataset_label(spec),
         help="The datasets ready to use: the default MovieLens films, visual-synthetic (generated the first "
         "time it is picked, for the Visual attention page), folders under the data folder and your uploads. "
         "Other spec...: NAME or NAME:PATH, e.g. ml-100k:data/ml-100k or csv:data/my_ratings.csv; a PATH must be "
@@ -36,7 +36,7 @@ def dataset_picker() -> str:
         typed = st.text_input("Dataset spec", value="", placeholder="ml-latest:data/ml-latest-small", key="sidebar_spec")
         choice = typed.strip() or current
     else:
-        st.caption(services.dataset_description(choice))
+        st.caption(datasets.dataset_description(choice))
     if choice != current:
         switch_dataset(choice)
         # The box already shows this choice: the next run must not take the URL change for one
@@ -48,7 +48,7 @@ def dataset_picker() -> str:
 
 
 def current_dataset_spec() -> str:
-    return st.query_params.get("dataset", services.DEFAULT_DATASET)
+    return st.query_params.get("dataset", settings.DEFAULT_DATASET)
 
 
 def switch_dataset(spec: str) -> None:

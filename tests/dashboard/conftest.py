@@ -13,9 +13,9 @@ APP = Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py"
 def use_data_dir(folder, monkeypatch) -> None:
     """Point the engine and the dashboard's services at `folder` for one test."""
     monkeypatch.setenv("RECSYS_DATA_DIR", str(folder))
-    import dashboard.services as services
+    from dashboard.services import settings
 
-    monkeypatch.setattr(services, "DATA_DIR", folder)
+    monkeypatch.setattr(settings, "DATA_DIR", folder)
 
 
 def app_maker(folder, monkeypatch, *, timeout: float = 60, page: str | None = None, **fixed):
@@ -68,7 +68,7 @@ TRAINED = {
 
 @pytest.fixture(scope="session")
 def trained_dir(tmp_path_factory):
-    from dashboard.services import DEFAULT_DATASET
+    from dashboard.services.settings import DEFAULT_DATASET
     from engine.runs.experiment import train_and_evaluate
 
     folder = tmp_path_factory.mktemp("trained")
@@ -85,9 +85,9 @@ def trained_app(trained_dir, monkeypatch):
 
 def manager():
     """The job manager of the data folder the current test's app uses."""
-    from dashboard import services
+    from dashboard.services import training
 
-    return services.job_manager()
+    return training.job_manager()
 
 
 @pytest.fixture

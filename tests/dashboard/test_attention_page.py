@@ -39,10 +39,10 @@ def visual_app(visual_dir, monkeypatch):
 
 
 def loaded(spec=SPEC):
-    from dashboard import services
+    from dashboard.services import checkpoints, datasets
 
-    run = services.loadable_runs(spec)[0]
-    return run, services.get_model(run["checkpoint"], spec), services.get_dataset(spec)
+    run = checkpoints.loadable_runs(spec)[0]
+    return run, checkpoints.get_model(run["checkpoint"], spec), datasets.get_dataset(spec)
 
 
 def image_count(at) -> int:
@@ -129,9 +129,9 @@ def test_non_visual_dataset_asks_for_a_visual_one(trained_app):
 
 def test_image_captions_show_titles_as_text(visual_app, monkeypatch):
     """Captions of `st.image` are Markdown: a title such as ``[x](http://e)`` must stay text."""
-    from dashboard import services
+    from dashboard.services import attention
 
-    real = services.user_attention
+    real = attention.user_attention
 
     def hostile_titles(*args, **kwargs):
         data = real(*args, **kwargs)
@@ -139,7 +139,7 @@ def test_image_captions_show_titles_as_text(visual_app, monkeypatch):
             entry["title"] = "[click](http://example.com) ![x](http://example.com/x.png)"
         return data
 
-    monkeypatch.setattr(services, "user_attention", hostile_titles)
+    monkeypatch.setattr(attention, "user_attention", hostile_titles)
     at = visual_app().run()
     assert not at.exception
     captions = [c for node in at.image for c in node.captions]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-import dashboard.services as services
+from dashboard.services import training
 from engine.runs.store import RunsDB
 
 
@@ -23,16 +23,16 @@ def test_the_job_manager_is_made_after_cleaning_leftover_checkpoints(data_dir):
     db.record(model="m", dataset="d", params={}, metrics={}, checkpoint=recorded)
     temp = _old_folder(data_dir / "checkpoints" / ".killed.saving", "model.json")
     orphan = _old_folder(data_dir / "checkpoints" / "orphan", "model.json", "weights.pt")
-    services._job_manager.clear()
+    training._job_manager.clear()
     try:
-        services.job_manager()
+        training.job_manager()
     finally:
-        services._job_manager.clear()
+        training._job_manager.clear()
     assert not temp.exists() and not orphan.exists() and recorded.is_dir()
 
 
 def test_an_unusable_runs_database_only_skips_the_cleaning(data_dir, caplog):
     (data_dir / "runs.sqlite").write_bytes(b"garbage" * 100)
     temp = _old_folder(data_dir / "checkpoints" / ".killed.saving", "model.json")
-    assert services.clean_leftover_checkpoints(str(data_dir)) == []
+    assert training.clean_leftover_checkpoints(str(data_dir)) == []
     assert temp.is_dir() and "not cleaned: runs database" in caplog.text

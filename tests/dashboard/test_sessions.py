@@ -30,9 +30,9 @@ def train_popularity(at) -> None:
 
 
 def owner(at) -> str:
-    from dashboard import services
+    from dashboard.services import permissions
 
-    return at.session_state[services.SESSION_KEY]
+    return at.session_state[permissions.SESSION_KEY]
 
 
 def buttons(at) -> set[str]:
@@ -49,7 +49,7 @@ def visitors(monkeypatch):
 def jobs(data_dir, monkeypatch):
     """This test's own job manager; its jobs wait for `jobs.release` before training (a real,
     quick popularity fit), so that a job is still running while the other session looks."""
-    from dashboard import services
+    from dashboard.services import training
 
     release = threading.Event()
 
@@ -60,7 +60,7 @@ def jobs(data_dir, monkeypatch):
 
     manager = JobManager(data_dir, train=train)
     manager.release = release
-    monkeypatch.setattr(services, "job_manager", lambda: manager)
+    monkeypatch.setattr(training, "job_manager", lambda: manager)
     yield manager
     release.set()
     manager.cancel_all()
@@ -68,7 +68,7 @@ def jobs(data_dir, monkeypatch):
 
 
 def test_a_session_cannot_cancel_another_sessions_job(app, visitors, jobs, monkeypatch):
-    from dashboard import services
+    from dashboard.services import permissions, training
 
     a, b = models_page(app), models_page(app)
     train_popularity(a)
@@ -82,8 +82,8 @@ def test_a_session_cannot_cancel_another_sessions_job(app, visitors, jobs, monke
     assert "Started in another browser tab: only that tab can cancel it." in [c.value for c in b.caption]
     # the service refuses too, whatever the page shows
     with monkeypatch.context() as as_b:
-        as_b.setattr(services, "session_owner", lambda: owner(b))
-        assert services.cancel_job(job.id) is False and services.cancel_all_jobs() == 0
+        as_b.setattr(permissions, "session_owner", lambda: owner(b))
+        assert training.cancel_job(job.id) is False and training.cancel_all_jobs() == 0
     assert not job.cancel_requested
     # the operator may cancel any job
     monkeypatch.setenv("RECSYS_OPERATOR", "1")
@@ -92,15 +92,15 @@ def test_a_session_cannot_cancel_another_sessions_job(app, visitors, jobs, monke
     # its own session may (a click in AppTest reruns the whole page, not the fragment its
     # button asks for, so the service is called as A directly)
     with monkeypatch.context() as as_a:
-        as_a.setattr(services, "session_owner", lambda: owner(a))
-        assert services.cancel_job(job.id) is True
+        as_a.setattr(permissions, "session_owner", lambda: owner(a))
+        assert training.cancel_job(job.id) is True
     assert job.cancel_requested
     jobs.release.set()
     assert jobs.wait(60) and job.status == "cancelled"
 
 
 def test_a_session_deletes_only_the_runs_it_trained(app, visitors, jobs, data_dir, monkeypatch):
-    from dashboard import services
+    from dashboard.services import permissions, training
 
     cli_run = train_and_evaluate("movielens-dslabs", "popularity", {}, data_dir=data_dir)["run_id"]
     a, b = models_page(app), models_page(app)
@@ -113,10 +113,10 @@ def test_a_session_deletes_only_the_runs_it_trained(app, visitors, jobs, data_di
     b = models_page(app, models=str(mine))
     b.selectbox(key="models_run").set_value(mine).run()
     assert "models_delete" not in buttons(b)
-    assert services.why_not_delete() in [c.value for c in b.caption]
+    assert permissions.why_not_delete() in [c.value for c in b.caption]
     with monkeypatch.context() as as_b:  # the service refuses B, whatever the page shows
-        as_b.setattr(services, "session_owner", lambda: owner(b))
-        assert not services.may_delete(mine)
+        as_b.setattr(permissions, "session_owner", lambda: owner(b))
+        assert not training.may_delete(mine)
 
     a.run()
     a.selectbox(key="models_run").set_value(cli_run).run()
@@ -153,12 +153,12 @@ def test_a_link_to_a_deleted_run_says_it_is_gone(app, data_dir):
 
 
 def test_unexpected_error_is_one_line_with_a_reference_that_the_log_holds(app, monkeypatch, caplog):
-    from dashboard import services
+    from dashboard.services import datasets
 
     def broken(spec):
         raise RuntimeError("secret detail /srv/private/path")
 
-    monkeypatch.setattr(services, "dataset_summary", broken)
+    monkeypatch.setattr(datasets, "dataset_summary", broken)
     at = app()
     with caplog.at_level(logging.ERROR, logger="dashboard"):
         at.run()
@@ -207,7 +207,7 @@ def test_a_run_another_tab_uses_is_marked_before_a_delete(app, data_dir, monkeyp
 
 
 def test_runs_in_use_expire_and_stay_bounded():
-    from dashboard.services import RunsInUse
+    from dashboard.services.runs_in_use import RunsInUse
 
     now = [0.0]
     seen = RunsInUse(ttl=600, max_entries=3, clock=lambda: now[0])

@@ -64,12 +64,12 @@ def test_a_link_without_a_dataset_keeps_its_choices(trained_app):
 def test_the_sidebar_shows_a_dataset_a_page_switched_to(trained_app, monkeypatch):
     """A page switching the dataset (as the Data page does after an upload): the sidebar's
     select box follows the URL instead of sending its old choice back."""
-    from dashboard import services
+    from dashboard.services import datasets
 
     at = trained_app()
     at.run()
     assert at.selectbox(key="sidebar_dataset").value == "movielens-dslabs"
-    monkeypatch.setattr(services, "dataset_choices", lambda: ["movielens-dslabs", "synthetic:60x40x600"])
+    monkeypatch.setattr(datasets, "dataset_choices", lambda: ["movielens-dslabs", "synthetic:60x40x600"])
     at.query_params["dataset"] = "synthetic:60x40x600"
     at.run()
     assert not at.exception

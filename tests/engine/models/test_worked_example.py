@@ -75,10 +75,10 @@ def test_the_registry_and_the_pickers_offer_it_by_ability(registered, tmp_path, 
     def picker_page():
         import streamlit as st
 
-        from dashboard import services
+        from dashboard.services import checkpoints
         from dashboard.components.pickers import model_picker
 
-        runs = model_picker(st.query_params["spec"], accept=services.run_has(st.query_params["ability"]), key="m")
+        runs = model_picker(st.query_params["spec"], accept=checkpoints.run_has(st.query_params["ability"]), key="m")
         st.write("picked: " + ",".join(r["model"] for r in runs))
 
     offered = {}

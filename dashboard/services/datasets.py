@@ -1,0 +1,112 @@
+"""The dataset picker's choices and words, the loaded (cached) datasets and the Data page's frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from engine.runs import demo
+from engine.data import DATASETS, Dataset, load_dataset
+from engine.data import access, stats
+from engine.errors import EngineError  # noqa: F401 - pages quote link values
+
+from dashboard.services import settings, store
+
+
+def dataset_choices() -> list[str]:
+    """Every dataset ready to use: the default one, visual-synthetic (generated on first use),
+    every known format whose default folder exists under the data folder, the uploads, and any
+    other dataset that has runs (trained from the command line, say)."""
+    found = [settings.DEFAULT_DATASET, demo.VISUAL_DATASET]
+    for name in DATASETS:
+        if name not in found and (settings.DATA_DIR / name).exists():
+            found.append(name)
+    for folder in sorted(settings.DATA_DIR.glob("ml-latest*")):
+        if folder.is_dir() and folder.name != "ml-latest":
+            found.append(f"ml-latest:{folder}")
+    found.extend(f"csv:{path}" for path in sorted((settings.DATA_DIR / "uploads").glob("*.csv")))
+    try:
+        trained = store.runs_db().list()["dataset"].drop_duplicates().tolist()
+    except EngineError:  # an unusable runs database is reported by the pages that need it
+        trained = []
+    # Runs the operator trained from the command line may name any path: offer only what a
+    # visitor may open (`get_dataset` would refuse the rest).
+    roots = access.allowed_roots()
+    return [spec for spec in dict.fromkeys([*found, *trained]) if access.spec_allowed(spec, settings.DATA_DIR, roots)]
+
+
+#: A few words per dataset name, for the picker's list (the sidebar is narrow).
+DATASET_BLURBS = {
+    settings.DEFAULT_DATASET: "MovieLens films, 671 users (default)",
+    "visual-synthetic": "generated images, for Visual attention",
+    "ml-100k": "MovieLens 100k, with demographics",
+    "ml-1m": "MovieLens 1M",
+    "ml-latest": "MovieLens CSV folder",
+    "ml-latest-small": "MovieLens CSV folder",
+    "csv": "uploaded CSV",
+    "synthetic": "generated interactions, no titles",
+    "visual": "image folder",
+}
+
+
+def dataset_label(spec: str) -> str:
+    """How the picker lists a dataset: its spec and a few words (``"visual-synthetic · generated
+    images, for Visual attention"``)."""
+    blurb = DATASET_BLURBS.get(spec.partition(":")[0])
+    return spec if blurb is None else f"{spec} · {blurb}"
+
+
+def dataset_description(spec: str) -> str:
+    """One line on a dataset for the picker's caption: the format's description, and whether
+    visual-synthetic still has to be generated."""
+    name = spec.partition(":")[0]
+    fmt = DATASETS.get(name)
+    if fmt is None:
+        return "not a known dataset format"
+    text = fmt.description
+    if name == "csv" and (settings.DATA_DIR / "uploads") in Path(spec.partition(":")[2]).parents:
+        text = f"uploaded on the Data page; {text}"
+    if spec == demo.VISUAL_DATASET and not demo.visual_ready(settings.DATA_DIR):
+        text += f"; generated the first time it is picked ({demo.VISUAL_GENERATION_SECONDS:.0f} s or so)"
+    return text
+
+
+def get_dataset(spec: str) -> Dataset:
+    """The loaded dataset (shared across sessions, never mutated). Every spec comes from a
+    visitor (the URL, the sidebar), so its paths are checked first, also for a cached one:
+    only the data folder, its uploads and the operator's `RECSYS_ALLOWED_ROOTS` (see
+    `engine.data.access`); a refusal is a `DatasetError` like any bad spec."""
+    access.check_spec_paths(spec, settings.DATA_DIR, access.allowed_roots())
+    return _loaded_dataset(spec, str(settings.DATA_DIR))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading dataset...")
+def _loaded_dataset(spec: str, data_dir: str) -> Dataset:
+    return load_dataset(spec, data_dir=data_dir)
+
+
+@st.cache_data(max_entries=8)
+def dataset_summary(spec: str) -> dict:
+    return get_dataset(spec).summary()
+
+
+@st.cache_data(max_entries=8)
+def dataset_views(spec: str) -> dict[str, pd.DataFrame]:
+    """The frames the Data page plots: rating histogram, long tail, user activity."""
+    ds = get_dataset(spec)
+    return {
+        "ratings": stats.rating_histogram(ds),
+        "long_tail": stats.long_tail(ds),
+        "activity": stats.user_activity(ds),
+    }
+
+
+@st.cache_data(max_entries=8)
+def item_table(spec: str) -> pd.DataFrame:
+    """Items with their interaction counts, most popular first, for the searchable table."""
+    ds = get_dataset(spec)
+    table = ds.items[["item_id", "title", "genres", "year"]].copy()
+    table["interactions"] = ds.item_popularity()
+    return table.sort_values("interactions", ascending=False, kind="stable").reset_index(drop=True)

@@ -1,0 +1,149 @@
+"""User explorer, Similar items and Compare: lists, histories, neighbours and overlaps (cached)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from engine.explore import views as explore
+from engine.explore import query
+from engine.errors import EngineError  # noqa: F401 - pages quote link values
+from engine.explain.history import because_you_liked, supports_history
+from engine.runs.jobs import one_line
+
+from dashboard.components.text import plain
+from dashboard.services import checkpoints, datasets
+
+
+# ---- explorer ----------------------------------------------------------------------------------
+# User explorer, Similar items and Compare. Everything is cached per (checkpoint, user) or
+# (checkpoint, item): one user's top-k is one row of scores, never the users x items matrix.
+
+
+ACTIVITY_LEVELS = explore.ACTIVITY_LEVELS
+shared_counts = explore.shared_counts
+QUICK_MARK = explore.QUICK_MARK
+default_runs = explore.default_runs  # what a model picker shows before the user picks
+
+
+def find_user(spec: str, raw_id: str, way_out: str) -> int:
+    """Index of a raw user id; an unknown one is an `st.error` naming it and `way_out`, and the
+    page stops."""
+    try:
+        return datasets.get_dataset(spec).user_index(raw_id)
+    except EngineError as exc:
+        st.error(f"{plain(one_line(exc))}. {way_out}", icon=":material/person_off:")
+        st.stop()
+
+
+def find_item(spec: str, raw_id: str) -> int | None:
+    """Index of a raw item id, or None after an `st.error` naming it (the page goes on, so its
+    item picker is the way out)."""
+    try:
+        return datasets.get_dataset(spec).item_index(raw_id)
+    except EngineError as exc:
+        st.error(f"{plain(one_line(exc))}. Pick an item by title below.", icon=":material/error:")
+        return None
+
+
+def recommendation_frame(checkpoint: str, spec: str, user_idx: int, items, scores, shared) -> pd.DataFrame:
+    """One model's list for the user explorer, with the user's held-out items (in the split the
+    checkpoint was evaluated on) marked."""
+    held = query.held_out(checkpoints.get_splits(checkpoint, spec), user_idx)
+    return explore.recommendation_frame(datasets.get_dataset(spec), items, scores, held_out=held, shared=shared)
+
+
+@st.cache_data(max_entries=8)
+def activity_groups(spec: str) -> dict:
+    """User indices of each activity level (light / medium / heavy thirds)."""
+    return explore.activity_groups(datasets.get_dataset(spec))
+
+
+def pick_user(spec: str, level: str, seed: int, avoid: int | None = None) -> str:
+    """Raw id of a seeded random user of an activity level."""
+    ds = datasets.get_dataset(spec)
+    return str(ds.user_ids[explore.pick_user(activity_groups(spec), level, seed, avoid=avoid)])
+
+
+@st.cache_data(max_entries=64)
+def user_history(checkpoint: str, spec: str, user_idx: int) -> pd.DataFrame:
+    """One user's interactions, newest first, with the split each went to in `checkpoint`'s
+    recorded split."""
+    return explore.user_history(datasets.get_dataset(spec), user_idx, checkpoints.get_splits(checkpoint, spec))
+
+
+@st.cache_data(max_entries=512)
+def user_recommendations(
+    checkpoint: str, spec: str, user_idx: int, k: int, exclude: str = query.DEFAULT_EXCLUDE
+) -> tuple:
+    """``(item_idx, scores)`` of one user's top-`k` under one checkpoint: the list
+    ``python -m engine recommend`` prints (`engine.explore.query.recommend_for`; training items left out,
+    held-out ones kept so the page can mark a hit)."""
+    return query.recommend_for(checkpoints.get_model(checkpoint, spec), datasets.get_dataset(spec), user_idx, k, exclude=exclude)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def because(checkpoint: str, spec: str, user_idx: int, items: tuple[int, ...]) -> list[str] | None:
+    """"because you liked ..." per item (three history titles each); None when the model cannot
+    re-score a user from a history."""
+    model = checkpoints.get_model(checkpoint, spec)
+    if not supports_history(model):
+        return None
+    ds = datasets.get_dataset(spec)
+    return [explore.because_text(ds, reasons) for reasons in because_you_liked(model, user_idx, list(items), k=3)]
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def poster(spec: str, item_idx: int) -> str | None:
+    """The item's image as a small data URI, None where the dataset has no images."""
+    return explore.thumbnail_uri(datasets.get_dataset(spec), item_idx)
+
+
+@st.cache_data(max_entries=8)
+def item_choices(spec: str) -> tuple:
+    """``(item indices by popularity, their labels)`` for the item picker."""
+    ds = datasets.get_dataset(spec)
+    order = explore.items_by_popularity(ds)
+    return order, explore.item_labels(ds)[order]
+
+
+def can_show_similar(checkpoint: str, spec: str) -> bool:
+    """Whether the checkpoint's model has item neighbours (False where it cannot load)."""
+    try:
+        return bool(_capabilities(checkpoint, spec)["similar_items"])
+    except EngineError:
+        return False
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _capabilities(checkpoint: str, spec: str) -> dict:
+    return checkpoints.get_model(checkpoint, spec).capabilities()
+
+
+@st.cache_data(max_entries=512)
+def similar_items(checkpoint: str, spec: str, item_idx: int, k: int) -> pd.DataFrame:
+    """The `k` nearest items of one item under one checkpoint, ranked, with metadata."""
+    items, scores = query.similar_to(checkpoints.get_model(checkpoint, spec), item_idx, k)
+    return explore.item_frame(datasets.get_dataset(spec), items, scores)
+
+
+def compare_table(spec: str) -> pd.DataFrame:
+    """Every run of `spec` (one row each) with its metrics and fit time (not cached, see
+    `runs_table`)."""
+    return explore.compare_table(checkpoints.runs_table(spec))
+
+
+def seed_summary(spec: str) -> pd.DataFrame:
+    """Runs of `spec` that differ only in their seed: mean and sd per setting
+    (`engine.explore.views.seed_summary`; not cached, like `runs_table`)."""
+    return explore.seed_summary(checkpoints.runs_table(spec))
+
+
+@st.cache_data(max_entries=16, show_spinner="Comparing the top-10 lists of every user...")
+def user_overlap(checkpoint_a: str, checkpoint_b: str, spec: str, k: int = 10) -> pd.DataFrame:
+    """Every user with the overlap of two checkpoints' top-`k` lists, least overlap first."""
+    ds = datasets.get_dataset(spec)
+    users = np.arange(ds.n_users)
+    overlap = explore.topk_overlap(checkpoints.get_model(checkpoint_a, spec), checkpoints.get_model(checkpoint_b, spec), users, k)
+    return explore.disagreements(ds, users, overlap)

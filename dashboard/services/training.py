@@ -1,0 +1,152 @@
+"""Training jobs and the runs they leave: the process-wide worker, the Models page's tables, deleting."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from engine.errors import EngineError  # noqa: F401 - pages quote link values
+from engine.runs.jobs import JobManager, history, job_table, may_touch, one_line
+from engine.models.registry import describe_models
+from engine.runs.store import clean_checkpoints
+
+from dashboard.services import checkpoints, datasets, errors, permissions, settings, store
+
+
+# ---- models ------------------------------------------------------------------------------------
+# Models page (training worker, runs table) and the Data page's CSV upload. Training runs on a
+# process-wide `JobManager` thread, so it survives page switches and reloads; the page only
+# submits jobs and reads snapshots.
+
+
+@st.cache_resource(max_entries=4)
+def _job_manager(data_dir: str) -> JobManager:
+    clean_leftover_checkpoints(data_dir)  # once per process, before its worker saves anything
+    return JobManager(data_dir)
+
+
+def clean_leftover_checkpoints(data_dir: str) -> list[Path]:
+    """Remove what killed trainings left in the data folder's checkpoints (see
+    `engine.runs.store.clean_checkpoints`), logging each folder; an unusable runs database only
+    skips it with a warning (the pages that read runs report it)."""
+    log = logging.getLogger(__name__)
+    try:
+        removed = clean_checkpoints(data_dir)
+    except (EngineError, OSError) as exc:
+        log.warning("leftover checkpoints not cleaned: %s", one_line(exc))
+        return []
+    for path in removed:
+        log.info("removed leftover checkpoint folder %s", path)
+    return removed
+
+
+def job_manager() -> JobManager:
+    """The training worker of the current data folder (one per process, shared by sessions)."""
+    return _job_manager(str(settings.DATA_DIR))
+
+
+@st.cache_data(max_entries=1)
+def model_catalog() -> list[dict]:
+    """Every registered model with its description, defaults and parameter ranges."""
+    return describe_models()
+
+
+def may_delete(run_id: int) -> bool:
+    """Whether this session may delete run `run_id`: the operator any; a visitor only a run
+    their session trained since the server started (kept in memory, not across a restart)."""
+    who = permissions.acting_as()
+    if who is None:
+        return True
+    return permissions.visitors_may_delete() and int(run_id) in job_manager().created_by(who)
+
+
+
+def start_training(spec: str, model: str, params: dict) -> int:
+    """Queue one training run on the (cached) dataset `spec`, owned by this session; returns the
+    job id. A bad parameter or dataset is a one-line `st.error` and the page stops."""
+    with errors.friendly_errors():
+        return job_manager().submit(datasets.get_dataset(spec), model, params, owner=permissions.session_owner()).id
+
+
+def training_jobs() -> list[dict]:
+    """Snapshots of every remembered job, oldest first (see `engine.runs.jobs.Job.snapshot`), with
+    ``mine``: whether this session may cancel it (its own job, or the operator)."""
+    who = permissions.acting_as()
+    snapshots = [job.snapshot() for job in job_manager().jobs()]
+    return [{**snap, "mine": may_touch(snap["owner"], who)} for snap in snapshots]
+
+
+def cancel_job(job_id: int) -> bool:
+    """Cancel a job of this session (any job for the operator); False if it may not or has ended."""
+    return job_manager().cancel(job_id, owner=permissions.acting_as())
+
+
+def cancel_all_jobs() -> int:
+    """Cancel this session's queued and running jobs (every job for the operator)."""
+    return job_manager().cancel_all(owner=permissions.acting_as())
+
+
+def clear_finished_jobs() -> int:
+    return job_manager().clear_finished()
+
+
+job_history = history  # a job's events as a table (epoch, phase, loss, val_ndcg@10, seconds)
+jobs_table = job_table  # snapshots as one row per job, for the jobs list
+
+
+def runs_overview(spec: str) -> pd.DataFrame:
+    """The runs of `spec` for the Models page: id, model, ``quick run`` (ticked for the demo's
+    light settings), dataset, params (one text column), every metric, fit seconds, created and
+    whether the checkpoint is still on disk."""
+    table = checkpoints.runs_table(spec)
+    param_cols = [c for c in table.columns if c.startswith("params.")]
+    metric_cols = [c for c in table.columns if c not in param_cols and c not in _RUN_COLUMNS]
+    out = table[["id", "model"]].copy()
+    out["quick run"] = table["quick"].astype(bool)
+    out["dataset"] = table["dataset"]
+    out["params"] = [
+        ", ".join(f"{c[len('params.'):]}={_param_text(v)}" for c, v in zip(param_cols, row) if not _missing(v))
+        for row in table[param_cols].itertuples(index=False, name=None)
+    ]
+    out[metric_cols] = table[metric_cols]
+    out["fit_seconds"] = table["fit_seconds"]
+    out["created"] = table["created"]
+    out["checkpoint"] = table["checkpoint_status"]
+    return out
+
+
+_RUN_COLUMNS = ("id", "created", "dataset", "model", "quick", "fit_seconds", "checkpoint", "checkpoint_status")
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _param_text(value) -> str:
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:g}"
+    return str(value)
+
+
+def delete_run(run_id: int) -> None:
+    """Remove a run and its checkpoint directory (only a folder under the data folder's
+    checkpoints, see `RunsDB.delete`). A run this session may not delete is one `st.error`
+    line, and the page stops."""
+    if not may_delete(run_id):
+        st.error(f"Run #{int(run_id)} was not trained in this browser tab: {permissions.why_not_delete()}", icon=":material/block:")
+        st.stop()
+    with errors.friendly_errors():
+        store.runs_db().delete(int(run_id), remove_checkpoint=True)
+
+
+def gone_runs(ids) -> list[int]:
+    """The run ids among `ids` (strings from a URL) that no longer exist: deleted, here or
+    from another session. Non-numbers are not run ids and are left out."""
+    wanted = [int(i) for i in map(str, ids) if i.isascii() and i.isdigit()]
+    if not wanted:
+        return []
+    known = set(checkpoints.runs_table()["id"].astype(int))
+    return [i for i in wanted if i not in known]
