@@ -7,7 +7,7 @@ URL state: ``user`` (raw id), ``models`` (run ids), ``k``, ``activity`` (when no
 import streamlit as st
 
 from dashboard.services import attention, be_user, checkpoints, datasets, errors, explorer
-from dashboard.components import glossary
+from dashboard.components import glossary, url_state
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.components.text import plain
@@ -28,41 +28,33 @@ with errors.friendly_errors():
 runs = model_picker(spec, max_selections=3, need="a trained model", default_count=3)
 
 # ---- which user (the URL holds the raw id; the text box follows it) ---------------------------
-url_user = st.query_params.get("user")
+url_user = url_state.read("user")
 if url_user is None:
     with errors.friendly_errors():
         url_user = explorer.pick_user(spec, "medium", seed=0)
-    st.query_params["user"] = url_user
+    url_state.write("user", url_user)
 if st.session_state.get("users_url_user") != url_user:
     st.session_state["users_user_id"] = url_user
     st.session_state["users_url_user"] = url_user
 
 
 def _typed_user():
-    st.query_params["user"] = st.session_state["users_user_id"].strip()
+    url_state.write("user", st.session_state["users_user_id"].strip())
 
 
 def _surprise():
     st.session_state["users_seed"] = st.session_state.get("users_seed", 0) + 1
     current = st.session_state.get("users_user_idx")  # not the same user again
     level, seed = st.session_state["users_level"], st.session_state["users_seed"]
-    st.query_params["user"] = explorer.pick_user(spec, level, seed, current)
+    url_state.write("user", explorer.pick_user(spec, level, seed, current))
 
 
-url_k = st.query_params.get("k", "10")
-if st.session_state.get("users_url_k") != url_k:
-    st.session_state["users_k"] = int(url_k) if url_k in {str(k) for k in K_CHOICES} else 10
-    st.session_state["users_url_k"] = url_k
-# The activity level and the explanations toggle follow the URL the same way, so a shared link
-# opens the same view; their defaults stay out of the URL.
-url_level = st.query_params.get("activity", DEFAULT_LEVEL)
-if st.session_state.get("users_url_level") != url_level:
-    st.session_state["users_level"] = url_level if url_level in explorer.ACTIVITY_LEVELS else DEFAULT_LEVEL
-    st.session_state["users_url_level"] = url_level
-url_because = st.query_params.get("because", "on")
-if st.session_state.get("users_url_because") != url_because:
-    st.session_state["users_explain"] = url_because != "off"
-    st.session_state["users_url_because"] = url_because
+# Top-k, the activity level and the explanations toggle follow the URL, so a shared link opens the
+# same view; their defaults stay out of the URL.
+sync_k = url_state.bind("k", "users_k", choices=K_CHOICES, default=10)
+sync_level = url_state.bind("activity", "users_level", choices=explorer.ACTIVITY_LEVELS, default=DEFAULT_LEVEL)
+sync_because = url_state.bind("because", "users_explain", choices=(True, False), default=True,
+                              text=lambda on: "on" if on else "off")  # fmt: skip
 
 left, middle, right, far = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
 left.text_input("User id", key="users_user_id", on_change=_typed_user, help="A raw user id of the dataset")
@@ -70,15 +62,11 @@ middle.radio("Activity", explorer.ACTIVITY_LEVELS, horizontal=True, key="users_l
              help="Surprise me picks a user from this third of users by number of interactions")
 right.button("Surprise me", on_click=_surprise, icon=":material/casino:", key="users_surprise")
 far.selectbox("Top-k", K_CHOICES, key="users_k")
-if str(st.session_state["users_k"]) != url_k:
-    st.query_params["k"] = str(st.session_state["users_k"])
-k = int(st.session_state["users_k"])
-if st.session_state["users_level"] != url_level:
-    st.query_params["activity"] = st.session_state["users_level"]
-explain = st.toggle("Because you liked ...", key="users_explain",
-                    help="For each recommendation, the three history items that raise its score most")
-if ("on" if explain else "off") != url_because:
-    st.query_params["because"] = "on" if explain else "off"
+k = int(sync_k())
+sync_level()
+st.toggle("Because you liked ...", key="users_explain",
+          help="For each recommendation, the three history items that raise its score most")
+explain = sync_because()
 
 st.session_state["users_user_idx"] = None
 user_idx = explorer.find_user(spec, url_user, WAY_OUT)
