@@ -6,7 +6,7 @@ URL state: ``item`` (raw id), ``models`` (run ids), ``k``.
 import streamlit as st
 
 from dashboard.services import attention, datasets, errors, explorer
-from dashboard.components import glossary
+from dashboard.components import glossary, url_state
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.components.text import plain
@@ -26,10 +26,10 @@ runs = model_picker(
 )
 
 # ---- which item (the URL holds the raw id; the picker follows it) -----------------------------
-url_item = st.query_params.get("item")
+url_item = url_state.read("item")
 if url_item is None:
     url_item = str(dataset.item_ids[order[0]])  # the most popular item
-    st.query_params["item"] = url_item
+    url_state.write("item", url_item)
 item_idx = explorer.find_item(spec, url_item)  # None: error shown, the picker below is the way out
 position = {int(i): n for n, i in enumerate(order)}
 if st.session_state.get("similar_url_item") != url_item:
@@ -41,14 +41,11 @@ def _picked():
     chosen = st.session_state["similar_item"]
     if chosen is not None:
         raw = str(dataset.item_ids[order[chosen]])
-        st.query_params["item"] = raw
+        url_state.write("item", raw)
         st.session_state["similar_url_item"] = raw
 
 
-url_k = st.query_params.get("k", "10")
-if st.session_state.get("similar_url_k") != url_k:
-    st.session_state["similar_k"] = int(url_k) if url_k in {str(k) for k in K_CHOICES} else 10
-    st.session_state["similar_url_k"] = url_k
+sync_k = url_state.bind("k", "similar_k", choices=K_CHOICES, default=10)
 
 left, right = st.columns([5, 1], vertical_alignment="bottom")
 left.selectbox(
@@ -61,9 +58,7 @@ left.selectbox(
     help="Most popular first; type to search",
 )
 right.selectbox("Neighbours", K_CHOICES, key="similar_k")
-if str(st.session_state["similar_k"]) != url_k:
-    st.query_params["k"] = str(st.session_state["similar_k"])
-k = int(st.session_state["similar_k"])
+k = int(sync_k())
 if item_idx is None:
     st.stop()
 
