@@ -11,7 +11,7 @@ import math
 import streamlit as st
 
 from dashboard.services import attention, checkpoints, datasets, demo, errors
-from dashboard.components import glossary
+from dashboard.components import glossary, url_state
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.components.text import plain
@@ -32,7 +32,7 @@ run = model_picker(
 )[0]  # fmt: skip
 
 users = attention.attention_users(run["checkpoint"], spec)
-url_user = st.query_params.get("user")
+url_user = url_state.read("user")
 if url_user is not None and url_user not in set(users):
     name = spec.split(":", 1)[0]
     st.error(f"unknown user id {plain(errors.quoted(url_user))} in {plain(name)}. Pick a user below.",
@@ -42,21 +42,19 @@ user = st.selectbox(
     "User", users, index=users.index(url_user) if url_user else 0, key="att_user",
     help="Users with a held-out test item come first: the fidelity figures average over them.",
 )  # fmt: skip
-if st.query_params.get("user") != user:
-    st.query_params["user"] = user
+url_state.write("user", user)
 
 truth = attention.has_attention_truth(spec)
 data = attention.user_attention(run["checkpoint"], spec, datasets.get_dataset(spec).user_index(user), TOP_K)
 has_components = any(p["beta"] is not None for p in data["profile"])
 views = [v for v in attention.ATTENTION_VIEWS if (v != "overlay" or has_components) and (v != "truth" or truth)]
-wanted = st.query_params.get("view", "overlay")
+wanted = url_state.read_choice("view", views, "overlay")
 view = st.radio(
     "Show on the images", views, index=views.index(wanted) if wanted in views else 0,
     format_func=attention.ATTENTION_VIEWS.get, horizontal=True, key="att_view",
     help=glossary.help_for("beta") + "\n\n" + glossary.help_for("ground truth"),
 )  # fmt: skip
-if st.query_params.get("view") != view:
-    st.query_params["view"] = view
+url_state.write("view", view)
 if not has_components:
     st.caption("This model was trained without image features (features='none'): it has item-level attention only.")
 
