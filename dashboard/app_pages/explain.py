@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard.services import checkpoints, errors, explain
-from dashboard.components import explain_figures, glossary
+from dashboard.components import explain_figures, glossary, url_state
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.components.text import plain
@@ -31,17 +31,17 @@ checkpoint = run["checkpoint"]
 # ---- user and item (both in the URL) -------------------------------------------------------------
 left, right = st.columns(2)
 with left:
-    default_user = st.query_params.get("user") or explain.explain_default_user(checkpoint, spec)
+    default_user = url_state.read("user") or explain.explain_default_user(checkpoint, spec)
     user_id = st.text_input("User id", value=default_user, key="explain_user").strip()
-previous_user = st.query_params.get("user")
+previous_user = url_state.read("user")
 if user_id != previous_user:
-    st.query_params["user"] = user_id
+    url_state.write("user", user_id)
     if previous_user is not None:  # another user: start from their top recommendation
-        st.query_params.pop("item", None)
+        url_state.write("item", None)
         st.session_state.pop("explain_item", None)
 candidates = explain.explain_candidates(checkpoint, spec, user_id)
 titles = {c["item_id"]: f"{c['title']} (#{rank} for this user)" for rank, c in enumerate(candidates, 1)}
-wanted = st.query_params.get("item") or (candidates[0]["item_id"] if candidates else "")
+wanted = url_state.read("item") or (candidates[0]["item_id"] if candidates else "")
 if wanted and wanted not in titles:
     titles = {wanted: explain.explain_item_title(spec, wanted), **titles}
 with right:
@@ -50,8 +50,7 @@ with right:
 if not item_id:
     st.info("This user has no item to explain: pick another user.")
     st.stop()
-if item_id != st.query_params.get("item"):
-    st.query_params["item"] = item_id
+url_state.write("item", item_id)
 
 with errors.friendly_errors():
     result = explain.explain_pair(checkpoint, spec, user_id, item_id)
