@@ -9,11 +9,11 @@ also shown first, above the whole glossary.
 
 import streamlit as st
 
-from dashboard.components import glossary
+from dashboard.components import glossary, url_state
 from dashboard.components.text import plain
 
 sections = glossary.sections()
-wanted = st.query_params.get("term")
+wanted = url_state.read("term")
 if wanted in sections:
     section = sections[wanted]
     with st.container(border=True, key="glossary_term"):
