@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard.services import checkpoints, errors, explorer
-from dashboard.components import glossary
+from dashboard.components import glossary, url_state
 from dashboard.components.pickers import MODELS_PAGE, empty_page, model_picker
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.components.text import code, plain
@@ -41,14 +41,14 @@ st.dataframe(
 )
 st.caption(glossary.links_line([*metrics, "hr equals recall"]))
 
-url_metrics = [m for m in st.query_params.get("metrics", "").split(",") if m in chartable]
+url_metrics = [m for m in url_state.read_list("metrics") if m in chartable]
 if st.session_state.get("compare_url_metrics") != url_metrics:
     defaults = [m for m in DEFAULT_METRICS if m in chartable][:2] or chartable[:1]
     st.session_state["compare_metrics"] = url_metrics or defaults
     st.session_state["compare_url_metrics"] = url_metrics
 chosen = st.multiselect("Metrics to chart", chartable, key="compare_metrics")
-if ",".join(chosen) != st.query_params.get("metrics", ""):
-    st.query_params["metrics"] = ",".join(chosen)
+if chosen != url_state.read_list("metrics"):
+    url_state.write_list("metrics", chosen)
     st.session_state["compare_url_metrics"] = chosen
 
 left, right = st.columns([3, 2])
@@ -93,8 +93,8 @@ if len(runs) < 2:
     st.info("Comparing users needs two runs whose checkpoints are on disk. Train another on the Models page.")
     st.page_link(MODELS_PAGE, label="Go to Models", icon=":material/model_training:")
     st.stop()
-if "b" not in st.query_params:
-    st.query_params["b"] = str(runs[1]["id"])  # two different runs by default
+if url_state.read("b") is None:
+    url_state.write("b", runs[1]["id"])  # two different runs by default
 pick_a, pick_b = st.columns(2)
 with pick_a:
     run_a = model_picker(spec, label="Run A", max_selections=1, key="a")[0]
