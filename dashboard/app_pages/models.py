@@ -4,7 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard.services import datasets, errors, explorer, permissions, runs_in_use, training
-from dashboard.components import glossary
+from dashboard.components import glossary, url_state
 from dashboard.components.charts import tight
 from dashboard.components.first_run import demo_button
 from dashboard.components.forms import param_form
@@ -168,7 +168,7 @@ jobs_panel()
 st.subheader("Train a model")
 catalog = {entry["name"]: entry for entry in training.model_catalog()}
 names = list(catalog)
-wanted = st.query_params.get("train", names[0])
+wanted = url_state.read("train", names[0])
 if wanted not in catalog:
     st.error(f"unknown model {plain(repr(wanted))} in the link (valid: {', '.join(names)})", icon=":material/error:")
     wanted = names[0]
@@ -176,8 +176,7 @@ model = st.selectbox(
     "Model", names, index=names.index(wanted), key="models_train_model",
     format_func=lambda name: f"{name} - {catalog[name]['description']}",
 )
-if model != st.query_params.get("train"):
-    st.query_params["train"] = model
+url_state.write("train", model)
 with st.form(f"models_train_form_{model}"):
     params = param_form(catalog[model], key=f"models_param_{model}")
     label = "Queue training" if busy else "Train"
@@ -215,7 +214,7 @@ st.caption(glossary.links_line(metric_columns))
 
 by_id = {int(row.id): row for row in runs.itertuples(index=False)}
 quick_ids = set(runs.loc[runs["quick run"], "id"].astype(int))
-in_use = [i for i in st.query_params.get("models", "").split(",") if i]
+in_use = url_state.read_list("models")
 # This tab's `models=` is its selection too (the other pages' pickers read it), and others' is
 # marked: a run another tab selected lately says so before it is deleted.
 runs_in_use.record_runs_in_use("models", [r for r in by_id if str(r) in in_use])
@@ -239,7 +238,7 @@ with use_col:
         help="Adds this run to the model pickers of the other pages (kept in the URL)",
     ):
         # Newest first: pickers take the first ids, so the run just chosen is always shown.
-        st.query_params["models"] = ",".join([str(run_id), *[i for i in in_use if i != str(run_id)]])
+        url_state.write_list("models", [str(run_id), *[i for i in in_use if i != str(run_id)]])
         st.session_state["models_flash"] = f"{plain(chosen.model)} #{run_id} is now used by the other pages."
         st.rerun()
 with delete_col:
@@ -259,10 +258,7 @@ if st.session_state.get("models_confirm_delete") == run_id:
         training.delete_run(run_id)
         st.session_state.pop("models_confirm_delete", None)
         remaining = [i for i in in_use if i != str(run_id)]
-        if remaining:
-            st.query_params["models"] = ",".join(remaining)
-        elif "models" in st.query_params:
-            del st.query_params["models"]
+        url_state.write_list("models", remaining)
         st.session_state["models_flash"] = f"Deleted run {plain(chosen.model)} #{run_id}."
         st.rerun()
     if no.button("Keep it", key="models_delete_no"):
