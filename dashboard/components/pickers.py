@@ -6,6 +6,7 @@ from typing import Callable
 
 import streamlit as st
 
+from dashboard.components import url_state
 from dashboard.services import checkpoints, demo, explorer, runs_in_use, training
 
 MODELS_PAGE = "app_pages/models.py"
@@ -31,7 +32,7 @@ def model_picker(
     `default_count` > 1 the newest run of that many models, best first (`explorer.default_runs`).
     With no usable run, an info box says what to press where (`empty_page`), and the page stops.
     """
-    requested = [i for i in st.query_params.get(key, "").split(",") if i]
+    requested = url_state.read_list(key)
     for run_id in training.gone_runs(requested):  # before the picker switches to another run
         st.warning(f"run #{run_id} is gone (deleted)", icon=":material/link_off:")
     runs = [r for r in checkpoints.loadable_runs(spec) if accept is None or accept(r)]
@@ -39,7 +40,7 @@ def model_picker(
         empty_page(spec, need)
     by_id = {str(r["id"]): r for r in runs}
     # dict.fromkeys: a hand-edited URL may repeat an id; the multiselect must not show it twice.
-    wanted = list(dict.fromkeys(i for i in st.query_params.get(key, "").split(",") if i in by_id))[:max_selections]
+    wanted = list(dict.fromkeys(i for i in requested if i in by_id))[:max_selections]
     if not wanted:
         # One run: the newest, the one just trained. Several: one per model, to compare.
         picked = runs[:1] if default_count <= 1 else explorer.default_runs(runs, min(default_count, max_selections))
@@ -51,9 +52,7 @@ def model_picker(
     else:
         chosen = st.multiselect(label, list(by_id), default=wanted, max_selections=max_selections,
                                 format_func=lambda i: by_id[i]["label"], key=f"picker_{key}")
-    value = ",".join(chosen)
-    if value != st.query_params.get(key):
-        st.query_params[key] = value
+    url_state.write(key, ",".join(chosen))  # an empty choice stays in the link as `key=`
     runs_in_use.record_runs_in_use(key, chosen)  # so another tab's Models page warns before a delete
     return [by_id[i] for i in chosen]
 

@@ -42,13 +42,13 @@ def dataset_picker() -> str:
         # The box already shows this choice: the next run must not take the URL change for one
         # made elsewhere and put the box back (a second pick would be undone).
         st.session_state["sidebar_dataset_url"] = choice
-    elif "dataset" not in st.query_params:  # the default, written so that the link names it
-        st.query_params["dataset"] = choice
+    elif url_state.read("dataset") is None:  # the default, written so that the link names it
+        url_state.write("dataset", choice)
     return choice
 
 
 def current_dataset_spec() -> str:
-    return st.query_params.get("dataset", settings.DEFAULT_DATASET)
+    return url_state.read("dataset", settings.DEFAULT_DATASET)
 
 
 def switch_dataset(spec: str) -> None:
