@@ -7,13 +7,12 @@ their defaults, ``neighbors``/``min_dist`` (UMAP) and ``perplexity`` (t-SNE).
 
 from __future__ import annotations
 
-import math
 import time
 
 import streamlit as st
 
 from dashboard.services import checkpoints, datasets, embeddings, errors
-from dashboard.components import glossary
+from dashboard.components import glossary, url_state
 from dashboard.components.embedding_figure import build_figure, user_marks
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
@@ -34,21 +33,6 @@ NEIGHBOURS = 5
 MAX_INSPECT = 20
 
 
-def from_url(name: str, choices, default):
-    value = st.query_params.get(name)
-    return value if value in choices else default
-
-
-def to_url(name: str, value, default=None) -> None:
-    """Keep `value` in the URL, or drop the parameter when it is the default."""
-    text = None if value is None or value == default else str(value)
-    if text is None:
-        if name in st.query_params:
-            del st.query_params[name]
-    elif st.query_params.get(name) != text:
-        st.query_params[name] = text
-
-
 st.title("Embeddings")
 spec = current_dataset_spec()
 with errors.friendly_errors():
@@ -62,13 +46,13 @@ if not kinds:
     st.info(f"{plain(run['label'])} has no embeddings to show: pick another model.", icon=":material/info:")
     st.stop()
 
-method0, _, dims0 = st.query_params.get("projection", "pca-2d").partition("-")
+method0, _, dims0 = url_state.read("projection", "pca-2d").partition("-")
 method0 = method0 if method0 in METHODS else "pca"
 dims0 = 3 if dims0 == "3d" else 2
 
 controls = st.columns([1, 2, 1, 2])
 what = controls[0].radio(
-    "Points", kinds, index=kinds.index(from_url("points", kinds, kinds[0])), key="emb_points",
+    "Points", kinds, index=kinds.index(url_state.read_choice("points", kinds, kinds[0])), key="emb_points",
     format_func=str.capitalize, help=glossary.help_for("embedding"),
 )  # fmt: skip
 method = controls[1].radio(
@@ -78,7 +62,7 @@ method = controls[1].radio(
 dims = controls[2].radio("Dimensions", [2, 3], index=[2, 3].index(dims0), format_func=lambda d: f"{d}D",
                          horizontal=True, key="emb_dims")  # fmt: skip
 colour_names = COLOURS[what]
-colour0 = from_url("color", colour_names, next(iter(colour_names)))
+colour0 = url_state.read_choice("color", colour_names, next(iter(colour_names)))
 colour = controls[3].selectbox(
     "Colour by", list(colour_names), index=list(colour_names).index(colour0), format_func=colour_names.get,
     key=f"emb_colour_{what}",
@@ -86,41 +70,33 @@ colour = controls[3].selectbox(
 
 params = {}
 with st.expander("Settings", expanded=False):
-    k0 = int(from_url("k", [str(i) for i in range(2, 31)], "8"))
+    k0 = url_state.read_choice("k", range(2, 31), 8)
     k = st.slider("Clusters (k-means, in the original space)", 2, 30, k0, key="emb_k")
     for name, (url_name, default) in PARAMS.get(method, {}).items():
-        current = st.query_params.get(url_name)
         if isinstance(default, int):
-            # isascii: "²".isdigit() is True, but int("²") raises.
-            start = int(current) if (current or "").isascii() and (current or "").isdigit() else default
-            value = st.slider(f"UMAP {name}", 2, 200, min(max(start, 2), 200), key=f"emb_{name}")
+            start = url_state.read_int(url_name, default, 2, 200)
+            value = st.slider(f"UMAP {name}", 2, 200, start, key=f"emb_{name}")
         else:
-            try:
-                start = float(current) if current is not None else default
-            except ValueError:
-                start = default
-            if not math.isfinite(start):  # ?min_dist=nan: max(nan, 0.0) is nan, which reached umap
-                start = default
             low, high = (0.0, 0.99) if name == "min_dist" else (2.0, 100.0)
             label = "UMAP min_dist" if name == "min_dist" else "t-SNE perplexity"
-            value = st.slider(label, low, high, min(max(start, low), high), key=f"emb_{name}")
+            value = st.slider(label, low, high, url_state.read_float(url_name, default, low, high), key=f"emb_{name}")
         params[name] = value
-        to_url(url_name, value, default)
+        url_state.write(url_name, value, default)
     for other, names in PARAMS.items():  # parameters of the other methods leave the URL
         if other != method:
             for url_name, _ in names.values():
-                to_url(url_name, None)
+                url_state.write(url_name, None)
 
-to_url("points", what, kinds[0])
-to_url("projection", f"{method}-{dims}d")
-to_url("color", colour)
-to_url("k", k if colour == "cluster" else None)
+url_state.write("points", what, kinds[0])
+url_state.write("projection", f"{method}-{dims}d")
+url_state.write("color", colour)
+url_state.write("k", k if colour == "cluster" else None)
 
 user_id = st.text_input(
-    "Highlight a user (raw id)", value=st.query_params.get("user", ""), key="emb_user",
+    "Highlight a user (raw id)", value=url_state.read("user", ""), key="emb_user",
     help="Their history and the model's top-10 recommendations are marked (item view), or their point (user view).",
 ).strip()  # fmt: skip
-to_url("user", user_id or None)
+url_state.write("user", user_id or None)
 
 table = embeddings.embedding_point_table(spec, what)
 key = embeddings.projection_key(run["checkpoint"], what, method, dims, params)
