@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard.services import attention, be_user, checkpoints, datasets, embeddings, errors, explorer
-from dashboard.components import glossary
+from dashboard.components import glossary, url_state
 from dashboard.components.embedding_figure import MARK_COLOUR, build_figure
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
@@ -39,8 +39,8 @@ position[order] = np.arange(len(order))
 
 
 # ---- the picks (the URL holds raw ids; the multiselect follows it) ----------------------------
-url_picks = st.query_params.get("picks", "")
-url_ratings = st.query_params.get("ratings")
+url_picks = url_state.read("picks", "")
+url_ratings = url_state.read("ratings")
 # Read the link on arrival, when it changes, and when the picker's state is gone (Streamlit drops
 # a widget's state while another page is shown).
 if st.session_state.get("be_user_url") != (url_picks, url_ratings) or "be_user_picks" not in st.session_state:
@@ -91,12 +91,8 @@ if items and (rate or images):
 # Write the picks back to the URL (raw ids: titles repeat, ids do not).
 new_picks = ",".join(str(dataset.item_ids[i]) for i in items)
 new_ratings = ",".join(f"{r:g}" for r in ratings) if ratings is not None and items else None
-for key, value in (("picks", new_picks or None), ("ratings", new_ratings)):
-    if value is None:
-        if key in st.query_params:
-            del st.query_params[key]
-    elif st.query_params.get(key) != value:
-        st.query_params[key] = value
+url_state.write("picks", new_picks or None)
+url_state.write("ratings", new_ratings)
 st.session_state["be_user_url"] = (new_picks, new_ratings)
 
 if not items:
