@@ -1,5 +1,5 @@
-"""The import contracts in .importlinter hold: the engine's layers, no import cycle, no
-Streamlit in the engine, pages reaching the engine only through dashboard.services.
+"""The import contracts in .importlinter hold: the engine's and the dashboard's layers, no import
+cycle, no Streamlit in the engine, pages reaching the engine only through dashboard.services.
 
 `lint-imports` runs as CI would, from the repository root; a broken contract names the import.
 """
@@ -39,3 +39,17 @@ def test_an_upward_import_breaks_the_layers(tmp_path):
     assert result.returncode != 0
     assert "engine.data is not allowed to import engine.cli" in result.stdout, result.stdout
     assert "engine.data.dataset -> engine.cli" in result.stdout, result.stdout
+
+
+def test_a_cycle_in_the_dashboard_breaks_its_contracts(tmp_path):
+    """Services importing a component again (the cycle that moving text.py below both removed)."""
+    for name in ("engine", "dashboard"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / ".importlinter", tmp_path)
+    errors = tmp_path / "dashboard" / "services" / "errors.py"
+    errors.write_text(errors.read_text() + "\nimport dashboard.components.pickers  # services -> components\n")
+
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "no import cycles between sibling modules or packages of the dashboard BROKEN" in result.stdout, result.stdout
+    assert "dashboard.services is not allowed to import dashboard.components" in result.stdout, result.stdout

@@ -14,7 +14,7 @@ from dashboard.services import attention, checkpoints, datasets, demo, errors
 from dashboard.components import glossary, url_state
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
-from dashboard.components.text import plain
+from dashboard.text import plain
 
 PER_ROW = 5
 TOP_K = 10

@@ -13,7 +13,7 @@ from dashboard.components import glossary, url_state
 from dashboard.components.embedding_figure import MARK_COLOUR, build_figure
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
-from dashboard.components.text import plain
+from dashboard.text import plain
 
 K = 10
 MAX_PICKS = 20

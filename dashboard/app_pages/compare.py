@@ -10,7 +10,7 @@ from dashboard.services import checkpoints, errors, explorer
 from dashboard.components import glossary, url_state
 from dashboard.components.pickers import MODELS_PAGE, empty_page, model_picker
 from dashboard.components.sidebar import current_dataset_spec
-from dashboard.components.text import code, plain
+from dashboard.text import code, plain
 
 USERS_PAGE = "app_pages/users.py"
 DEFAULT_METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr")

@@ -8,7 +8,7 @@ from dashboard.components import glossary
 from dashboard.components.charts import log_ticks, tight
 from dashboard.components.first_run import first_run_panel
 from dashboard.components.sidebar import current_dataset_spec, switch_dataset
-from dashboard.components.text import code
+from dashboard.text import code
 
 spec = current_dataset_spec()
 st.title("Data")

@@ -16,7 +16,7 @@ from dashboard.components import glossary, url_state
 from dashboard.components.embedding_figure import build_figure, user_marks
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
-from dashboard.components.text import plain
+from dashboard.text import plain
 
 METHODS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 COLOURS = {

@@ -11,7 +11,7 @@ from dashboard.services import checkpoints, errors, explain
 from dashboard.components import explain_figures, glossary, url_state
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
-from dashboard.components.text import plain
+from dashboard.text import plain
 
 st.title("Explain")
 st.caption(

@@ -10,7 +10,7 @@ also shown first, above the whole glossary.
 import streamlit as st
 
 from dashboard.components import glossary, url_state
-from dashboard.components.text import plain
+from dashboard.text import plain
 
 sections = glossary.sections()
 wanted = url_state.read("term")

@@ -10,7 +10,7 @@ from dashboard.components.first_run import demo_button
 from dashboard.components.forms import param_form
 from dashboard.components.page_errors import guarded
 from dashboard.components.sidebar import current_dataset_spec
-from dashboard.components.text import code, plain
+from dashboard.text import code, plain
 
 ACTIVE = ("queued", "running")
 #: The runs table's first metrics (hr@10 equals recall@10 under leave-one-out: one is enough).

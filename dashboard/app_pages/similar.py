@@ -9,7 +9,7 @@ from dashboard.services import attention, datasets, errors, explorer
 from dashboard.components import glossary, url_state
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
-from dashboard.components.text import plain
+from dashboard.text import plain
 
 K_CHOICES = (5, 10, 20, 50)
 

@@ -10,7 +10,7 @@ from dashboard.services import attention, be_user, checkpoints, datasets, errors
 from dashboard.components import glossary, url_state
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
-from dashboard.components.text import plain
+from dashboard.text import plain
 
 K_CHOICES = (5, 10, 20, 50)
 HISTORY_POSTERS = 50  # posters for the newest items only: each is a few kB in the page

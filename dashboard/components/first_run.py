@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard.services import checkpoints, demo
 from dashboard.components.page_errors import guarded
-from dashboard.components.text import code, plain
+from dashboard.text import code, plain
 
 SEEN = "first_run_seen"  # the demo whose end this session has already been told about
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from engine.runs import demo
 from engine.models.registry import model_has
 
-from dashboard.components.text import code
+from dashboard.text import code
 from dashboard.services import checkpoints, datasets, errors, permissions, settings, training
 
 

@@ -13,7 +13,7 @@ from engine.explore import query
 from engine.errors import EngineError, UnknownIdError  # noqa: F401 - pages quote link values
 from engine.runs.jobs import one_line
 
-from dashboard.components.text import plain
+from dashboard.text import plain
 from dashboard.services import checkpoints, datasets, errors, settings
 
 

@@ -9,7 +9,7 @@ import streamlit as st
 from engine.errors import EngineError, quoted  # noqa: F401 - pages quote link values
 from engine.runs.jobs import one_line
 
-from dashboard.components.text import plain
+from dashboard.text import plain
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from engine.errors import EngineError  # noqa: F401 - pages quote link values
 from engine.explain.history import because_you_liked, supports_history
 from engine.runs.jobs import one_line
 
-from dashboard.components.text import plain
+from dashboard.text import plain
 from dashboard.services import checkpoints, datasets
 
 

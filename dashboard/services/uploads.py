@@ -8,7 +8,7 @@ from engine.data.upload import guess_mapping, read_header, save_upload, upload_l
 from engine.errors import EngineError  # noqa: F401 - pages quote link values
 from engine.runs.jobs import one_line
 
-from dashboard.components.text import plain
+from dashboard.text import plain
 from dashboard.services import settings
 
 

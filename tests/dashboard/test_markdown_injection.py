@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from dashboard.components.text import code, plain
+from dashboard.text import code, plain
 
 IMAGE = "![x](http://evil.example/pixel.png)"
 LINK = "[click here](http://evil.example/)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.components.text import plain
+from dashboard.text import plain
 from engine.errors import quoted
 from tests.dashboard.conftest import app_maker
 from tests.dashboard.test_markdown_injection import assert_literal
