@@ -33,10 +33,8 @@ def has_attention_truth(spec: str) -> bool:
 def attention_users(checkpoint: str, spec: str) -> list[str]:
     """Raw ids of the users with a test item in the checkpoint's split (the ones the fidelity
     figures average over), followed by the rest."""
-    ds = datasets.get_dataset(spec)
-    tested = np.zeros(ds.n_users, bool)
-    tested[checkpoints.get_splits(checkpoint, spec).test.user_idx] = True
-    return [*ds.user_ids[tested].tolist(), *ds.user_ids[~tested].tolist()]
+    test = checkpoints.get_splits(checkpoint, spec).test
+    return attention_lib.users_tested_first(datasets.get_dataset(spec), test)
 
 
 @st.cache_data(max_entries=4, show_spinner="Scoring attention against the ground truth...")

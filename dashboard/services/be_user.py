@@ -10,7 +10,7 @@ from engine.explore import be_user
 from engine.explore import views as explore
 from engine.explore import what_if as what_if_lib
 from engine.explore.be_user import Picks
-from engine.errors import EngineError  # noqa: F401 - pages quote link values
+from engine.errors import EngineError
 from engine.runs.jobs import one_line
 
 from dashboard.text import plain

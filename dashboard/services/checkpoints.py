@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine.explore import views as explore
+from engine.explore import run_tables
 from engine.explore import query
 from engine.data import DataSplits
 from engine.runs.experiment import make_splits
@@ -30,17 +30,8 @@ def loadable_runs(spec: str) -> list[dict]:
     out = []
     for row in table[table["checkpoint_status"] == "ok"].itertuples(index=False):
         run = store.runs_db().get(int(row.id))
-        out.append({**run, "label": run_label(run)})
+        out.append({**run, "label": run_tables.run_label(run)})
     return out
-
-
-def run_label(run: dict) -> str:
-    """How a run is named in pickers: ``"bpr #12 (NDCG@10 0.071)"``, and ``"bpr #12 (quick run)
-    (NDCG@10 0.071)"`` for a run with the demo's light settings."""
-    ndcg = run.get("metrics", {}).get("ndcg@10")
-    score = "" if ndcg is None else f" (NDCG@10 {ndcg:.3f})"
-    quick = explore.QUICK_MARK if run.get("quick") else ""
-    return f"{run['model']} #{run['id']}{quick}{score}"
 
 
 def get_model(checkpoint: str, spec: str) -> Recommender:

@@ -10,7 +10,7 @@ import streamlit as st
 from engine.runs import demo
 from engine.data import DATASETS, Dataset, load_dataset
 from engine.data import access, stats
-from engine.errors import EngineError  # noqa: F401 - pages quote link values
+from engine.errors import EngineError
 
 from dashboard.services import settings, store
 
@@ -105,8 +105,5 @@ def dataset_views(spec: str) -> dict[str, pd.DataFrame]:
 
 @st.cache_data(max_entries=8)
 def item_table(spec: str) -> pd.DataFrame:
-    """Items with their interaction counts, most popular first, for the searchable table."""
-    ds = get_dataset(spec)
-    table = ds.items[["item_id", "title", "genres", "year"]].copy()
-    table["interactions"] = ds.item_popularity()
-    return table.sort_values("interactions", ascending=False, kind="stable").reset_index(drop=True)
+    """Items with their interaction counts, most popular first (`engine.data.stats.item_table`)."""
+    return stats.item_table(get_dataset(spec))

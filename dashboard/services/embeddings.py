@@ -10,7 +10,7 @@ import streamlit as st
 
 from engine.explore import projection as projections
 from engine.explore import query
-from engine.errors import EngineError, UnknownIdError  # noqa: F401 - pages quote link values
+from engine.errors import EngineError, UnknownIdError
 from engine.runs.jobs import one_line
 
 from dashboard.text import plain

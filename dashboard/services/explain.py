@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-import pandas as pd
 import streamlit as st
 
+from engine.explain import reports
 from engine.explain import shap_lime as explain_lib
 from engine.explore import query
 
@@ -58,26 +58,13 @@ def explain_item_title(spec: str, item_id: str) -> str:
 
 @st.cache_data(max_entries=64, show_spinner="Explaining with SHAP and LIME...")
 def explain_pair(checkpoint: str, spec: str, user_id: str, item_id: str) -> dict:
-    """SHAP and LIME of one pair, their agreement and each one's deletion ratio on this pair.
-
-    Returns ``{"shap": Explanation dict, "lime": ..., "agreement": {"spearman",
-    "top3_overlap"}, "deletion": {"shap", "lime"}}``; the embedding features' values are the
-    raw user id and the item's title.
-    """
+    """SHAP and LIME of one pair, their agreement and faithfulness
+    (`engine.explain.reports.pair_report`), one pair at a time on the shared explainer."""
     ds = datasets.get_dataset(spec)
     user, item = ds.user_index(user_id), ds.item_index(item_id)
     explainer = get_explainer(checkpoint, spec)
     with _EXPLAIN_LOCK:
-        shap_exp, lime_exp = explainer.shap(user, item), explainer.lime(user, item)
-        deletion = {}
-        for e in (shap_exp, lime_exp):
-            top, rand = explainer.deletion_changes([user], [item], [e.vector(explainer.features)])
-            deletion[e.method] = explain_lib.deletion_ratio(top, rand)
-    out = {"agreement": explain_lib.agreement(shap_exp, lime_exp), "deletion": deletion}
-    for e in (shap_exp, lime_exp):
-        e.values.update({explain_lib.USER_EMBEDDING: f"user {user_id}", explain_lib.ITEM_EMBEDDING: ds.title(item)})
-        out[e.method] = e.to_dict()
-    return out
+        return reports.pair_report(explainer, ds, user, item)
 
 
 def explain_verdict(result: dict) -> explain_lib.Verdict:
@@ -104,25 +91,16 @@ def _global_summaries() -> OrderedDict:
 
 
 def explain_global(checkpoint: str, spec: str, pairs: int, progress=None) -> dict:
-    """SHAP values of `pairs` held-out test pairs (seeded): ``{"long": frame (pair, feature,
-    shap, value), "mean_abs": frame (feature, mean_abs), "method", "seconds",
-    "max_additivity_error", "pairs"}``. Computed once per arguments; `progress(done, total)`
-    is called only while computing. The frames are shared between sessions: read them only."""
+    """SHAP values of `pairs` held-out test pairs (seeded; `engine.explain.reports.global_report`).
+    Computed once per arguments; `progress(done, total)` is called only while computing. The
+    frames are shared between sessions: read them only."""
     key, store = (checkpoint, spec, int(pairs)), _global_summaries()
     explainer = get_explainer(checkpoint, spec)
-    users, items = explain_lib.background_pairs(checkpoints.get_splits(checkpoint, spec).test, int(pairs), random_state=0)
+    test = checkpoints.get_splits(checkpoint, spec).test
+    users, items = explain_lib.background_pairs(test, int(pairs), random_state=0)
     with _EXPLAIN_LOCK:  # one computation at a time; a session waiting here may find it done
         if key not in store:
-            result = explainer.global_shap(users, items, progress=progress)
-            mean_abs = result.mean_abs
-            store[key] = {
-                "long": result.long_frame(),
-                "mean_abs": pd.DataFrame({"feature": mean_abs.index, "mean_abs": mean_abs.to_numpy()}),
-                "method": result.method,
-                "seconds": result.seconds,
-                "max_additivity_error": result.max_additivity_error,
-                "pairs": len(users),
-            }
+            store[key] = reports.global_report(explainer, users, items, progress=progress)
             while len(store) > GLOBAL_SUMMARIES_MAX:
                 store.popitem(last=False)
         store.move_to_end(key)

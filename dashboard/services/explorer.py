@@ -8,7 +8,7 @@ import streamlit as st
 
 from engine.explore import views as explore
 from engine.explore import query
-from engine.errors import EngineError  # noqa: F401 - pages quote link values
+from engine.errors import EngineError
 from engine.explain.history import because_you_liked, supports_history
 from engine.runs.jobs import one_line
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from engine.errors import EngineError  # noqa: F401 - pages quote link values
+from engine.errors import EngineError
+from engine.explore import run_tables
 from engine.runs.jobs import JobManager, history, job_table, may_touch, one_line
 from engine.models.registry import describe_models
 from engine.runs.store import clean_checkpoints
@@ -98,37 +99,9 @@ jobs_table = job_table  # snapshots as one row per job, for the jobs list
 
 
 def runs_overview(spec: str) -> pd.DataFrame:
-    """The runs of `spec` for the Models page: id, model, ``quick run`` (ticked for the demo's
-    light settings), dataset, params (one text column), every metric, fit seconds, created and
-    whether the checkpoint is still on disk."""
-    table = checkpoints.runs_table(spec)
-    param_cols = [c for c in table.columns if c.startswith("params.")]
-    metric_cols = [c for c in table.columns if c not in param_cols and c not in _RUN_COLUMNS]
-    out = table[["id", "model"]].copy()
-    out["quick run"] = table["quick"].astype(bool)
-    out["dataset"] = table["dataset"]
-    out["params"] = [
-        ", ".join(f"{c[len('params.'):]}={_param_text(v)}" for c, v in zip(param_cols, row) if not _missing(v))
-        for row in table[param_cols].itertuples(index=False, name=None)
-    ]
-    out[metric_cols] = table[metric_cols]
-    out["fit_seconds"] = table["fit_seconds"]
-    out["created"] = table["created"]
-    out["checkpoint"] = table["checkpoint_status"]
-    return out
-
-
-_RUN_COLUMNS = ("id", "created", "dataset", "model", "quick", "fit_seconds", "checkpoint", "checkpoint_status")
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
-
-
-def _param_text(value) -> str:
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else f"{value:g}"
-    return str(value)
+    """The runs of `spec` for the Models page (`engine.explore.run_tables.runs_overview`; not
+    cached, see `checkpoints.runs_table`)."""
+    return run_tables.runs_overview(checkpoints.runs_table(spec))
 
 
 def delete_run(run_id: int) -> None:
@@ -144,9 +117,6 @@ def delete_run(run_id: int) -> None:
 
 def gone_runs(ids) -> list[int]:
     """The run ids among `ids` (strings from a URL) that no longer exist: deleted, here or
-    from another session. Non-numbers are not run ids and are left out."""
-    wanted = [int(i) for i in map(str, ids) if i.isascii() and i.isdigit()]
-    if not wanted:
-        return []
-    known = set(checkpoints.runs_table()["id"].astype(int))
-    return [i for i in wanted if i not in known]
+    from another session (`engine.explore.run_tables.gone_run_ids`)."""
+    ids = list(ids)
+    return run_tables.gone_run_ids(ids, checkpoints.runs_table()["id"]) if ids else []

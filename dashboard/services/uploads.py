@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.data.upload import guess_mapping, read_header, save_upload, upload_limits
-from engine.errors import EngineError  # noqa: F401 - pages quote link values
+from engine.errors import EngineError
 from engine.runs.jobs import one_line
 
 from dashboard.text import plain

@@ -71,3 +71,11 @@ def summary(ds: Dataset) -> dict:
         top10pct_items_share=float(top.sum() / max(1, per_item.sum())),
     )
     return out
+
+
+def item_table(ds: Dataset) -> pd.DataFrame:
+    """Items with their interaction counts, most popular first (ties in item order), for the Data
+    page's searchable table: ``item_id, title, genres, year, interactions``."""
+    table = ds.items[["item_id", "title", "genres", "year"]].copy()
+    table["interactions"] = ds.item_popularity()
+    return table.sort_values("interactions", ascending=False, kind="stable").reset_index(drop=True)

@@ -172,6 +172,14 @@ def attention_overlay(image: Image.Image, beta, *, opacity: float = 0.5) -> Imag
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), "RGB")
 
 
+def users_tested_first(dataset: Dataset, test_split: Split) -> list[str]:
+    """Raw ids of the users with a test item in `test_split` (the ones `attention_fidelity`
+    averages over), in dataset order, followed by the rest."""
+    tested = np.zeros(dataset.n_users, bool)
+    tested[test_split.user_idx] = True
+    return [*dataset.user_ids[tested].tolist(), *dataset.user_ids[~tested].tolist()]
+
+
 def user_attention(model, dataset: Dataset, user_idx: int, recommendations: tuple[np.ndarray, np.ndarray]) -> dict:
     """One user's attention, ready to draw, with the user's list (`engine.explore.query.recommend_for`).
 

@@ -13,6 +13,7 @@ from engine.explain.attention import (
     has_ground_truth,
     item_auc,
     user_attention,
+    users_tested_first,
 )
 from engine.data import from_frames
 from engine.data.split import Split
@@ -155,3 +156,10 @@ def test_user_attention_without_ground_truth_has_no_fidelity():
     assert out["fidelity"] is None and out["liked_motifs"] is None
     assert [p["truth"] for p in out["profile"]] == [None] * 4
     assert [p["liked"] for p in out["profile"]] == [None] * 4
+
+
+def test_users_tested_first_puts_users_with_a_test_item_first():
+    dataset = _ground_truth_dataset()  # users "1", "2", "3"
+    none = np.zeros(0)
+    test = Split(dataset, np.array([2, 2]), np.array([0, 1]), none, none)
+    assert users_tested_first(dataset, test) == ["3", "1", "2"]

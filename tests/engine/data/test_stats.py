@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from engine.data import from_frames
-from engine.data.stats import activity, long_tail, rating_histogram, summary, user_activity
+from engine.data.stats import activity, item_table, long_tail, rating_histogram, summary, user_activity
 
 # Users: u1 rates x, y, z; u2 rates x, y; u3 rates x; u4 rates x twice (a repeated pair counts twice).
 ROWS = [
@@ -71,3 +71,10 @@ def test_on_real_ml100k(real_ml100k):
     tail = long_tail(real_ml100k)
     assert tail.iloc[0]["title"] == "Star Wars (1977)" and tail.iloc[0]["count"] == 583
     assert tail["cumulative_share"].iloc[-1] == pytest.approx(1.0)
+
+
+def test_item_table_most_popular_first_with_counts(tiny):
+    table = item_table(tiny)
+    assert list(table.columns) == ["item_id", "title", "genres", "year", "interactions"]
+    assert table["item_id"].tolist() == ["x", "y", "z"]
+    assert table["interactions"].tolist() == [5, 2, 1]  # u4's repeated pair counts twice

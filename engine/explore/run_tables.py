@@ -1,0 +1,65 @@
+"""The runs as the Models page and the pickers show them: a run's name, one row per run with its
+parameters as one text column, and which run ids a link names that no longer exist."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import pandas as pd
+
+from engine.explore.views import QUICK_MARK
+
+#: Columns of `engine.runs.store.RunsDB.list` that are neither a parameter nor a metric.
+RUN_COLUMNS = ("id", "created", "dataset", "model", "quick", "fit_seconds", "checkpoint", "checkpoint_status")
+
+
+def run_label(run: dict) -> str:
+    """How a run is named in pickers: ``"bpr #12 (NDCG@10 0.071)"``, and ``"bpr #12 (quick run)
+    (NDCG@10 0.071)"`` for a run with the demo's light settings."""
+    ndcg = run.get("metrics", {}).get("ndcg@10")
+    score = "" if ndcg is None else f" (NDCG@10 {ndcg:.3f})"
+    quick = QUICK_MARK if run.get("quick") else ""
+    return f"{run['model']} #{run['id']}{quick}{score}"
+
+
+def runs_overview(table: pd.DataFrame) -> pd.DataFrame:
+    """The runs of `table` (`RunsDB.list`) for the Models page: id, model, ``quick run`` (ticked
+    for the demo's light settings), dataset, params (one text column, ``factors=64, epochs=10``;
+    a parameter another model has is left out), every metric, fit seconds, created and whether
+    the checkpoint is still on disk."""
+    param_cols = [c for c in table.columns if c.startswith("params.")]
+    metric_cols = [c for c in table.columns if c not in param_cols and c not in RUN_COLUMNS]
+    out = table[["id", "model"]].copy()
+    out["quick run"] = table["quick"].astype(bool)
+    out["dataset"] = table["dataset"]
+    out["params"] = [
+        ", ".join(f"{c[len('params.'):]}={_param_text(v)}" for c, v in zip(param_cols, row) if not _missing(v))
+        for row in table[param_cols].itertuples(index=False, name=None)
+    ]
+    out[metric_cols] = table[metric_cols]
+    out["fit_seconds"] = table["fit_seconds"]
+    out["created"] = table["created"]
+    out["checkpoint"] = table["checkpoint_status"]
+    return out
+
+
+def gone_run_ids(ids: Iterable, known: Iterable[int]) -> list[int]:
+    """The run ids among `ids` (strings from a URL) that are not in `known`: deleted, here or
+    from another session. Non-numbers are not run ids and are left out."""
+    wanted = [int(i) for i in map(str, ids) if i.isascii() and i.isdigit()]
+    if not wanted:
+        return []
+    present = {int(i) for i in known}
+    return [i for i in wanted if i not in present]
+
+
+def _missing(value) -> bool:
+    # A parameter of another model: None in a dict, NaN once the runs are one frame.
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _param_text(value) -> str:
+    # Whole numbers read as integers (a frame column of ints and NaN is float: 64.0 -> "64").
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:g}"
+    return str(value)
