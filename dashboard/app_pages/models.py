@@ -1,11 +1,10 @@
 """Models: train in the background (progress, live curves, cancel); use or delete trained runs."""
 
-import plotly.express as px
 import streamlit as st
 
 from dashboard.services import datasets, errors, explorer, permissions, runs_in_use, training
 from dashboard.components import glossary, url_state
-from dashboard.components.charts import tight
+from dashboard.components.charts import epoch_curve
 from dashboard.components.first_run import demo_button
 from dashboard.components.forms import param_form
 from dashboard.components.page_errors import guarded
@@ -54,15 +53,6 @@ def job_text(job: dict) -> str:
     return text
 
 
-def from_zero(values) -> list[float] | None:
-    """A y range from 0 to a little above the highest value: Plotly pads a single point to a
-    range such as -0.5 to 1, which reads as if the metric could be negative. None (Plotly's own
-    range) where a value is negative."""
-    if values.min() < 0:
-        return None
-    return [0.0, max(float(values.max()) * 1.15, 1e-3)]
-
-
 def curves(job: dict) -> None:
     table = training.job_history(job["events"])
     if table.empty:
@@ -77,17 +67,15 @@ def curves(job: dict) -> None:
         if loss.empty:
             st.caption("This model reports no training loss.")
         else:
-            fig = px.line(loss, x="epoch", y="loss", color=color, markers=True, title="Training loss", range_x=span,
-                          range_y=from_zero(loss["loss"]))
-            st.plotly_chart(tight(fig), key=f"models_loss_{job['id']}")
+            fig = epoch_curve(loss, "loss", "Training loss", span, color)
+            st.plotly_chart(fig, key=f"models_loss_{job['id']}")
     with right:
         ndcg = table.dropna(subset=["val_ndcg@10"])
         if ndcg.empty:
             st.caption("No validation NDCG@10 yet (it is computed every few epochs where the model has it).")
         else:
-            fig = px.line(ndcg, x="epoch", y="val_ndcg@10", color=color, markers=True, title="Validation NDCG@10",
-                          range_x=span, range_y=from_zero(ndcg["val_ndcg@10"]))
-            st.plotly_chart(tight(fig), key=f"models_ndcg_{job['id']}")
+            fig = epoch_curve(ndcg, "val_ndcg@10", "Validation NDCG@10", span, color)
+            st.plotly_chart(fig, key=f"models_ndcg_{job['id']}")
 
 
 @st.fragment(run_every=1.0 if busy else None)

@@ -1,6 +1,9 @@
-"""Plotly layout shared by the pages' charts: tight margins, readable log axes."""
+"""Plotly layout and figures shared by the pages' charts: tight margins, readable log axes,
+training curves."""
 
 from __future__ import annotations
+
+import plotly.express as px
 
 #: Room above the plot for a figure's own title; without one the page's heading is the title.
 TITLE_MARGIN = 40
@@ -23,3 +26,21 @@ def log_ticks(fig, axis: str = "y"):
     update = fig.update_yaxes if axis == "y" else fig.update_xaxes
     update(type="log", dtick=1, tickformat="~s")
     return fig
+
+
+def from_zero(values) -> list[float] | None:
+    """A y range from 0 to a little above the highest value: Plotly pads a single point to a
+    range such as -0.5 to 1, which reads as if the metric could be negative. None (Plotly's own
+    range) where a value is negative."""
+    if values.min() < 0:
+        return None
+    return [0.0, max(float(values.max()) * 1.15, 1e-3)]
+
+
+def epoch_curve(table, y: str, title: str, span: list[float], color: str | None = None):
+    """A training curve: `y` per epoch of `table` (one line per `color` group), markers on the
+    points, x over the whole planned run (`span`, so the curve also shows how far training has
+    got) and y from zero (`from_zero`)."""
+    fig = px.line(table, x="epoch", y=y, color=color, markers=True, title=title, range_x=span,
+                  range_y=from_zero(table[y]))  # fmt: skip
+    return tight(fig)
