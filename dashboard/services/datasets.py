@@ -10,6 +10,7 @@ import streamlit as st
 from engine.runs import demo
 from engine.data import DATASETS, Dataset, load_dataset
 from engine.data import access, stats
+from engine.data.loaders import dataset_label  # noqa: F401 - the sidebar's picker labels
 from engine.errors import EngineError
 
 from dashboard.services import settings, store
@@ -35,27 +36,6 @@ def dataset_choices() -> list[str]:
     # visitor may open (`get_dataset` would refuse the rest).
     roots = access.allowed_roots()
     return [spec for spec in dict.fromkeys([*found, *trained]) if access.spec_allowed(spec, settings.DATA_DIR, roots)]
-
-
-#: A few words per dataset name, for the picker's list (the sidebar is narrow).
-DATASET_BLURBS = {
-    settings.DEFAULT_DATASET: "MovieLens films, 671 users (default)",
-    "visual-synthetic": "generated images, for Visual attention",
-    "ml-100k": "MovieLens 100k, with demographics",
-    "ml-1m": "MovieLens 1M",
-    "ml-latest": "MovieLens CSV folder",
-    "ml-latest-small": "MovieLens CSV folder",
-    "csv": "uploaded CSV",
-    "synthetic": "generated interactions, no titles",
-    "visual": "image folder",
-}
-
-
-def dataset_label(spec: str) -> str:
-    """How the picker lists a dataset: its spec and a few words (``"visual-synthetic · generated
-    images, for Visual attention"``)."""
-    blurb = DATASET_BLURBS.get(spec.partition(":")[0])
-    return spec if blurb is None else f"{spec} · {blurb}"
 
 
 def dataset_description(spec: str) -> str:
