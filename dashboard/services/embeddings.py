@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.explore import projection as projections
+from engine.explore import views as explore
 from engine.explore import query
 from engine.errors import EngineError, UnknownIdError
 from engine.runs.jobs import one_line
@@ -118,8 +119,7 @@ def embedding_user_marks(checkpoint: str, spec: str, raw_id: str, k: int = 10) -
     except UnknownIdError as exc:
         st.error(f"{plain(one_line(exc))}. Clear the user box or type another id.", icon=":material/person_off:")
         return None
-    inter = ds.interactions
-    history = np.unique(inter["item_idx"].to_numpy()[inter["user_idx"].to_numpy() == u])
+    history = explore.user_items(ds, u)
     with errors.friendly_errors():
         recs, _ = query.recommend_for(checkpoints.get_model(checkpoint, spec), ds, u, k)
     return {"user_idx": u, "history": history, "recommendations": recs}

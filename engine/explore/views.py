@@ -86,6 +86,12 @@ def user_history(dataset: Dataset, user_idx: int, splits: DataSplits | None = No
     return out
 
 
+def user_items(dataset: Dataset, user_idx: int) -> np.ndarray:
+    """Item indices of every item one user interacted with, in any split, sorted and unique."""
+    inter = dataset.interactions
+    return np.unique(inter["item_idx"].to_numpy()[inter["user_idx"].to_numpy() == int(user_idx)]).astype(np.int64)
+
+
 def held_out_items(split: Split, user_idx: int) -> np.ndarray:
     """Item indices of one user in a split (the held-out test item of leave-last-out)."""
     return np.unique(split.item_idx[split.user_idx == int(user_idx)]).astype(np.int64)

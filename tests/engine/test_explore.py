@@ -25,6 +25,7 @@ from engine.explore.views import (
     shared_counts,
     topk_overlap,
     user_history,
+    user_items,
 )
 from engine.models import MODELS
 from engine.models.base import Recommender
@@ -320,3 +321,8 @@ def test_recommend_for_history_leaves_out_held_out_items_too(ds, splits):
 def test_recommend_for_refuses_an_unknown_exclude(ds, splits):
     with pytest.raises(ParameterError, match="exclude must be one of train, history, got 'seen'"):
         recommend_for(fixed(splits, np.ones((3, 6))), ds, 0, exclude="seen")
+
+
+def test_user_items_are_every_item_of_the_user_in_any_split(ds):
+    assert user_items(ds, ds.user_index("1")).tolist() == [0, 1, 2, 3]  # ids 10..13, the test item too
+    assert user_items(ds, ds.user_index("3")).tolist() == [1, 2]
