@@ -206,9 +206,11 @@ class SASRec(NeuralRecommender):
         """Every variant in batched forward passes. For a training `user` the history is put
         in that user's time order first (callers such as "because you liked" pass it sorted
         by index); otherwise it is taken in the order given."""
-        if user is not None:
-            hist = self.in_time_order(user, hist)
-        seqs = np.stack([sequence_of(hist[keep], self.max_len) for keep in np.asarray(masks, bool)])
+        masks = np.asarray(masks, bool)
+        if user is not None:  # reorder the items and the masks' columns alike
+            order = self._time_order(user, hist)
+            hist, masks = hist[order], masks[:, order]
+        seqs = np.stack([sequence_of(hist[keep], self.max_len) for keep in masks])
         states = self._states(seqs)
         return states.astype(np.float64) @ self._item_vectors()[np.asarray(targets)].T.astype(np.float64)
 
@@ -216,13 +218,17 @@ class SASRec(NeuralRecommender):
         """`items` ordered as `user_idx` met them in training, oldest first; items the user
         never had in training follow, in the order given."""
         self._check_fitted()
-        u = int(self._indices(user_idx, self.n_users_, "user")[0])
         items = np.asarray(items, np.int64)
+        return items[self._time_order(user_idx, items)]
+
+    def _time_order(self, user_idx: int, items: np.ndarray) -> np.ndarray:
+        """The permutation of `items` that `in_time_order` applies."""
+        u = int(self._indices(user_idx, self.n_users_, "user")[0])
         own = self.history_items_[self.history_indptr_[u] : self.history_indptr_[u + 1]]
         when = dict(zip(own.tolist(), range(len(own))))
         later = len(own)
-        key = np.array([when.get(int(i), later + n) for n, i in enumerate(items)], np.int64)
-        return items[np.argsort(key, kind="stable")]
+        key = np.array([when.get(int(i), later + n) for n, i in enumerate(np.asarray(items).tolist())], np.int64)
+        return np.argsort(key, kind="stable")
 
     # ---- attention read-out --------------------------------------------------------------
     def attention(self, user_idx: int) -> dict:
