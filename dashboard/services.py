@@ -24,6 +24,7 @@ from engine import be_user
 from engine import demo
 from engine import explain as explain_lib
 from engine import explore
+from engine import history_attention as history_attention_lib
 from engine import projection as projections
 from engine import query
 from engine import what_if as what_if_lib
@@ -294,6 +295,18 @@ def because(checkpoint: str, spec: str, user_idx: int, items: tuple[int, ...]) -
     return [explore.because_text(ds, reasons) for reasons in because_you_liked(model, user_idx, list(items), k=3)]
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def history_attention(checkpoint: str, spec: str, user_idx: int) -> pd.DataFrame:
+    """Which past items the run's next recommendation for the user attends to, oldest first
+    (`engine.history_attention.history_attention`); for runs whose model has attention."""
+    return history_attention_lib.history_attention(get_model(checkpoint, spec), get_dataset(spec), user_idx)
+
+
+def attention_heads(frame: pd.DataFrame) -> list[str]:
+    """The per-head columns of a `history_attention` frame (empty for a one-head model)."""
+    return history_attention_lib.head_columns(frame)
+
+
 # ---- be the user -------------------------------------------------------------------------------
 def picks_from_link(spec: str, picks: str | None, ratings: str | None, max_picks: int) -> tuple[Picks, str | None]:
     """The link's picks (`engine.be_user.picks_from_link`) and None, or no picks and the
@@ -333,7 +346,7 @@ def what_if(checkpoint: str, spec: str, user_idx: int, remove: tuple[int, ...], 
     (`engine.what_if.WhatIf`), with the held-out test item's rank in both."""
     model = get_model(checkpoint, spec)
     test = held_out_test(checkpoint, spec, user_idx)
-    history = np.sort(model.seen_[user_idx].indices.astype(np.int64))
+    history = explore.training_history(get_splits(checkpoint, spec).train, user_idx)  # oldest first
     return what_if_lib.what_if(
         model, get_dataset(spec), history, remove=remove, add=add, test_item=int(test[0]) if len(test) else None, k=k
     )
