@@ -306,17 +306,18 @@ def training_windows(indptr: np.ndarray, items: np.ndarray, max_len: int):
     share one item so every transition is trained on exactly once. Rows are left-padded with
     0 (inputs and targets alike), items shifted by one; `owner` is each row's user.
     """
-    rows_in, rows_out, owners = [], [], []
-    for u in range(len(indptr) - 1):
-        seq = items[indptr[u] : indptr[u + 1]]
-        end = len(seq)
-        while end >= 2:
-            start = max(0, end - max_len - 1)
-            window = seq[start:end]
-            rows_in.append(sequence_of(window[:-1], max_len))
-            rows_out.append(sequence_of(window[1:], max_len))
-            owners.append(u)
-            end = start + 1
-    if not rows_in:
+    n_users = len(indptr) - 1
+    transitions = np.maximum(np.diff(indptr) - 1, 0)
+    if not transitions.any():
         raise ParameterError("no user has two training items: SASRec needs sequences to learn from")
-    return np.stack(rows_in), np.stack(rows_out), np.asarray(owners, np.int64)
+    windows = -(-transitions // max_len)
+    first_row = np.cumsum(windows) - windows
+    user = np.repeat(np.arange(n_users), transitions)  # one entry per transition s_t -> s_{t+1}
+    t = np.arange(len(user)) - np.repeat(np.cumsum(transitions) - transitions, transitions)
+    back = transitions[user] - 1 - t  # 0 for the newest transition of its user
+    row, col = first_row[user] + back // max_len, max_len - 1 - back % max_len
+    inputs = np.full((int(windows.sum()), max_len), PAD, np.int64)
+    targets = np.full_like(inputs, PAD)
+    inputs[row, col] = items[indptr[user] + t] + 1
+    targets[row, col] = items[indptr[user] + t + 1] + 1
+    return inputs, targets, np.repeat(np.arange(n_users, dtype=np.int64), windows)

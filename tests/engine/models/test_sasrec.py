@@ -96,6 +96,19 @@ def test_training_windows_train_every_transition_once():
     assert ((seq == PAD) == (target == PAD)).all()
 
 
+def test_training_windows_of_several_users_keep_each_users_transitions_in_their_rows():
+    indptr = np.array([0, 0, 1, 3, 12])  # users with 0, 1, 2 and 9 items
+    items = np.arange(12)
+    seq, target, owner = training_windows(indptr, items, 4)
+    assert owner.tolist() == [2, 3, 3]  # 1 and 8 transitions: one and two windows
+    for u in (2, 3):
+        got = sorted((int(a), int(b)) for s, t in zip(seq[owner == u], target[owner == u]) for a, b in zip(s, t) if b != PAD)
+        own = items[indptr[u] : indptr[u + 1]] + 1
+        assert got == list(zip(own[:-1].tolist(), own[1:].tolist()))
+    # The newest window is right-aligned: its last slot is the user's last transition.
+    assert (seq[1, -1], target[1, -1]) == (11, 12)
+
+
 def test_last_items_matches_one_sequence_at_a_time():
     indptr = np.array([0, 3, 3, 10])
     items = np.arange(10)
