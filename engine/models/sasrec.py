@@ -53,6 +53,9 @@ class SASRec(NeuralRecommender):
     eval_every, patience : early stopping on validation NDCG@10 (the best weights are kept).
     random_state, device : seed; "auto", "cpu" or "cuda".
 
+    The defaults (loss, learning rate, epochs, `max_len`, `factors`) were picked on the
+    validation split of ML-100k; the sweep and its command are in docs/benchmarks.md.
+
     Notes
     -----
     After training every user's last hidden state is computed once (``user_vectors_``), so
@@ -97,12 +100,12 @@ class SASRec(NeuralRecommender):
         n_heads: int = 1,
         dropout: float = 0.2,
         loss: str = "softmax",
-        learning_rate: float = 0.001,
+        learning_rate: float = 0.003,
         regularization: float = 0.0,
-        epochs: int = 200,
+        epochs: int = 40,
         batch_size: int = 128,
-        eval_every: int = 5,
-        patience: int = 5,
+        eval_every: int = 2,
+        patience: int = 3,
         random_state: int = 0,
         device: str = "auto",
     ):
