@@ -193,12 +193,12 @@ def _attention_strip(frame, rows: list[str], names: list[str]) -> go.Figure:
     z = frame[rows].to_numpy().T
     figure = go.Figure(go.Heatmap(
         z=z, x=frame["position"].tolist(), y=names, colorscale="Blues", zmin=0, zmax=float(z.max()) or 1.0,
-        customdata=[frame["title"].tolist()] * len(rows), colorbar={"title": "weight", "thickness": 12},
+        customdata=[frame["title"].tolist()] * len(rows), colorbar={"title": "weight", "thickness": 12, "nticks": 3},
         hovertemplate="%{customdata}<br>%{y}: %{z:.3f}<extra></extra>", xgap=1, ygap=2,
     ))  # fmt: skip
     figure.update_xaxes(tickmode="array", tickvals=frame["position"].tolist(), ticktext=[_short(t) for t in frame["title"]],
                         tickangle=-60, title="history, oldest → newest")  # fmt: skip
-    figure.update_layout(height=190 + 28 * len(rows), margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    figure.update_layout(height=250 + 30 * len(rows), margin={"l": 10, "r": 10, "t": 10, "b": 10})
     return figure
 
 
