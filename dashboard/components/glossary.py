@@ -90,6 +90,9 @@ TERMS = {
     "training loss": "training-loss",
     "hyperparameters": "hyperparameters",
     "fold-in": "fold-in",
+    "sasrec": "sasrec",
+    "self-attention": "self-attention",
+    "attention head": "attention-head",
 }
 #: Recorded metric names (``attention.item_auc``) -> their `TERMS` key.
 _METRIC_ALIASES = {"attention.component_lift": "component lift", "attention.item_auc": "item auc",

@@ -56,7 +56,7 @@ def what_if(checkpoint: str, spec: str, user_idx: int, remove: tuple[int, ...], 
     (`engine.explore.what_if.WhatIf`), with the held-out test item's rank in both."""
     model = checkpoints.get_model(checkpoint, spec)
     test = held_out_test(checkpoint, spec, user_idx)
-    history = np.sort(model.seen_[user_idx].indices.astype(np.int64))
+    history = explore.training_history(checkpoints.get_splits(checkpoint, spec).train, user_idx)  # oldest first
     return what_if_lib.what_if(
         model, datasets.get_dataset(spec), history, remove=remove, add=add, test_item=int(test[0]) if len(test) else None, k=k
     )

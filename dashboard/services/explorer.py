@@ -9,6 +9,7 @@ import streamlit as st
 from engine.explore import views as explore
 from engine.explore import query
 from engine.errors import EngineError
+from engine.explain import history_attention as history_attention_lib
 from engine.explain.history import because_you_liked, supports_history
 from engine.runs.jobs import one_line
 
@@ -92,6 +93,19 @@ def because(checkpoint: str, spec: str, user_idx: int, items: tuple[int, ...]) -
         return None
     ds = datasets.get_dataset(spec)
     return [explore.because_text(ds, reasons) for reasons in because_you_liked(model, user_idx, list(items), k=3)]
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def history_attention(checkpoint: str, spec: str, user_idx: int) -> pd.DataFrame:
+    """Which past items the run's next recommendation for the user attends to, oldest first
+    (`engine.explain.history_attention.history_attention`); for runs whose model has attention."""
+    model = checkpoints.get_model(checkpoint, spec)
+    return history_attention_lib.history_attention(model, datasets.get_dataset(spec), user_idx)
+
+
+def attention_heads(frame: pd.DataFrame) -> list[str]:
+    """The per-head columns of a `history_attention` frame (empty for a one-head model)."""
+    return history_attention_lib.head_columns(frame)
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)

@@ -97,6 +97,16 @@ def held_out_items(split: Split, user_idx: int) -> np.ndarray:
     return np.unique(split.item_idx[split.user_idx == int(user_idx)]).astype(np.int64)
 
 
+def training_history(split: Split, user_idx: int) -> np.ndarray:
+    """One user's distinct items in a split in time order, oldest first (ties keep the source's
+    row order; a repeated item counts at its latest time): the history as a sequence model
+    (sasrec) reads it, for the edits of "What if ...". Models that see a set ignore the order."""
+    mine = np.flatnonzero(split.user_idx == int(user_idx))
+    items = split.item_idx[mine[np.lexsort((mine, split.timestamp[mine]))]].astype(np.int64)
+    _, last = np.unique(items[::-1], return_index=True)
+    return items[np.sort(len(items) - 1 - last)]
+
+
 def shared_counts(lists: Sequence[np.ndarray]) -> list[np.ndarray]:
     """For each list, how many of the *other* lists contain each of its items.
 

@@ -21,6 +21,7 @@ from engine.models.itemknn import ItemKNN
 from engine.models.mf_als import MFALS
 from engine.models.ncf import GMF, MLP, NeuMF
 from engine.models.popularity import Popularity
+from engine.models.sasrec import SASRec
 from engine.models.svd import SVD
 from engine.models.warp import WARP
 
@@ -42,6 +43,7 @@ MODELS: dict[str, type[Recommender]] = {
         ACF,
         AutoRec,
         Item2Vec,
+        SASRec,
     )
 }
 

@@ -99,6 +99,11 @@ def test_ridge_fold_in_matches_direct_solves():
 # ---- every supported model of the registry, on the checkerboard of the contract tests -------
 SUPPORTED = [name for name in MODELS if supports_history(make(name))]
 NEWTON_STEP = {"neumf", "mlp", "attention-neumf"}  # the torch-module fold-in
+# Models that read the history as a sequence: on the checkerboard every user's first items are
+# the two low-rated ones of the other block, so an other-block item early in a sequence
+# rightly predicts an own-block next item, and the set reasoning of the planted check below
+# does not hold for them (their order-aware checks are in tests/engine/models/test_sasrec.py).
+SEQUENCE = {"sasrec"}
 _FITTED: dict = {}
 
 
@@ -113,7 +118,7 @@ def test_supported_models_are_the_history_based_ones():
     assert "popularity" not in SUPPORTED and "feature-mlp" not in SUPPORTED
 
 
-@pytest.mark.parametrize("name", SUPPORTED)
+@pytest.mark.parametrize("name", [n for n in SUPPORTED if n not in SEQUENCE])
 def test_planted_item_is_the_top_contributor(name):
     """A block-0 user whose history holds one block-0 item among three block-1 items: a block-0
     recommendation is explained first by that item."""

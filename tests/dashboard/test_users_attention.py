@@ -1,0 +1,93 @@
+"""User explorer: the strip of which past items a model with attention attends to (sasrec)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.dashboard import pages
+from tests.dashboard.conftest import app_maker
+
+PAGE = "app_pages/users.py"
+USER = "15"
+# Small and fast: two heads so the per-head view has something to show.
+SASREC = {"factors": 16, "n_heads": 2, "max_len": 20, "epochs": 2, "batch_size": 256, "loss": "bce", "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def attention_dir(tmp_path_factory):
+    from dashboard.services.settings import DEFAULT_DATASET
+    from engine.runs.experiment import train_and_evaluate
+
+    folder = tmp_path_factory.mktemp("attention")
+    train_and_evaluate(DEFAULT_DATASET, "sasrec", SASREC, data_dir=folder)
+    train_and_evaluate(DEFAULT_DATASET, "popularity", {}, data_dir=folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def env(attention_dir):
+    from dashboard.services.settings import DEFAULT_DATASET
+
+    return pages.dataset_and_runs(attention_dir, DEFAULT_DATASET)
+
+
+@pytest.fixture
+def make(attention_dir, monkeypatch):
+    return app_maker(attention_dir, monkeypatch, because="off")
+
+
+def _model(env):
+    from engine.runs.store import load_checkpoint
+
+    return load_checkpoint(env["runs"]["sasrec"]["checkpoint"])[0]
+
+
+def _z(trace) -> np.ndarray:
+    """A heatmap's z: plotly sends it base64-encoded with its shape."""
+    z = trace["z"]
+    if isinstance(z, dict):
+        shape = [int(n) for n in str(z["shape"]).split(",")]
+        return pages.plotly_array(z).astype(float).reshape(shape)
+    return np.asarray(z, float)
+
+
+def _strips(at):
+    return [f for f, c in zip(pages.figures(at), at.get("plotly_chart")) if "users_attention" in c.proto.id]
+
+
+def test_strip_shows_the_latest_history_oldest_left_with_the_models_weights(make, env):
+    at = pages.open_page(make, PAGE, user=USER, models=str(env["runs"]["sasrec"]["id"]))
+    assert any("Which past items the next recommendation attends to" in m.value for m in at.markdown)
+    (figure,) = _strips(at)
+    trace = figure["data"][0]
+    ds, model = env["ds"], _model(env)
+    u = ds.user_index(USER)
+    newest_first = model.attention(u)["profile"]
+    items = [i for i, _ in newest_first][::-1]
+    assert len(items) == 20  # max_len of the most recent training items
+    ticks = figure["layout"]["xaxis"]["ticktext"]
+    assert [t.rstrip("…") for t in ticks] == [ds.title(i)[: len(t.rstrip("…"))] for t, i in zip(ticks, items)]
+    assert trace["customdata"][0] == [ds.title(i) for i in items]  # full titles on hover
+    z = _z(trace)
+    assert z.shape == (1, 20) and trace["y"] == ["average"]
+    np.testing.assert_allclose(z[0], [a for _, a in newest_first][::-1], rtol=1e-5)
+    assert z.sum() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_per_head_toggle_gives_one_row_per_head(make, env):
+    at = pages.open_page(make, PAGE, user=USER, models=str(env["runs"]["sasrec"]["id"]))
+    at.toggle(key="users_attention_heads_0").set_value(True).run()
+    assert not at.exception
+    (figure,) = _strips(at)
+    z = _z(figure["data"][0])
+    assert figure["data"][0]["y"] == ["head 1", "head 2"] and z.shape == (2, 20)
+    np.testing.assert_allclose(z.sum(1), 1.0, rtol=1e-4)
+    heads = _model(env).attention(env["ds"].user_index(USER))["heads"]
+    np.testing.assert_allclose(z, heads[:, ::-1], rtol=1e-5)
+
+
+def test_no_strip_for_a_model_without_attention(make, env):
+    at = pages.open_page(make, PAGE, user=USER, models=str(env["runs"]["popularity"]["id"]))
+    assert not _strips(at)
+    assert not any("attends to" in m.value for m in at.markdown)
