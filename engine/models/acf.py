@@ -17,7 +17,8 @@ from engine.models.als import ALS
 from engine.models.base import Recommender
 from engine.models.fold_in import RidgeFoldIn
 from engine.models.params import (
-    BATCH_SIZE, DEVICE, EPOCHS, FACTORS, LEARNING_RATE, NEGATIVES, RANDOM_STATE, REGULARIZATION, Param,
+    BATCH_SIZE, DEVICE, EPOCHS, EVAL_EVERY, FACTORS, LEARNING_RATE, NEGATIVES, PATIENCE, RANDOM_STATE, REGULARIZATION,
+    Param,
 )  # fmt: skip
 from engine.models.warp import estimated_rank, first_violators, rank_weight
 from engine.models.training import EpochRandom, TrainSettings, seeded, train_module
@@ -150,8 +151,8 @@ class ACF(RidgeFoldIn, Recommender):
         "epochs": EPOCHS,
         "batch_size": BATCH_SIZE,
         "negatives": NEGATIVES,
-        "eval_every": Param("int", 1, 1000, help="epochs between validation checks"),
-        "patience": Param("int", 0, 1000, help="validation checks without improvement before stopping (0: never)"),
+        "eval_every": EVAL_EVERY,
+        "patience": PATIENCE,
         "random_state": RANDOM_STATE,
         "device": DEVICE,
     }

@@ -326,18 +326,12 @@ class AttentionNeuMF(NeuralFoldIn, NeuralRecommender):
         self.device = device
 
     def _check_params(self) -> None:
-        if self.attention_order not in ORDERS:
-            raise ParameterError(f"parameter 'attention_order' got {self.attention_order!r} (valid: {', '.join(ORDERS)})")
+        # Two parameters together: their ranges alone (`param_space`) cannot say it.
         if self.heads < 1 or self.factors % self.heads:
             raise ParameterError(f"heads ({self.heads}) must divide factors ({self.factors}), e.g. heads=1, 2 or 4")
-        parse_layers(self.layers)
-
-    def _fit(self, train, val, callback):
-        self._check_params()
-        super()._fit(train, val, callback)
 
     def _build_module(self) -> AttentionNeuMFModule:
-        self._check_params()
+        self._check_params()  # also when a checkpoint is loaded, which does not go through fit
         return AttentionNeuMFModule(
             self.n_users_, self.n_items_, self.factors, parse_layers(self.layers), self.heads, self.attention_order
         )

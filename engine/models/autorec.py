@@ -35,7 +35,6 @@ import torch
 from torch import nn
 
 from engine.device import resolve_device
-from engine.errors import ParameterError
 from engine.models import params as P
 from engine.models.fold_in import RidgeFoldIn
 from engine.models.neural import EVAL_EVERY, PATIENCE, NeuralRecommender
@@ -164,8 +163,6 @@ class AutoRec(RidgeFoldIn, NeuralRecommender):
         return AutoRecModule(self.n_users_, self.factors)
 
     def _fit(self, train, val, callback):
-        if self.feedback not in FEEDBACK:
-            raise ParameterError(f"parameter 'feedback' got {self.feedback!r} (valid: {', '.join(FEEDBACK)})")
         # Item-major: row i is item i's column of user feedback.
         self.columns_ = train.matrix(binary=self.feedback == "implicit").T.tocsr().astype(np.float32)
         self.columns_.sort_indices()

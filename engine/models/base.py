@@ -84,7 +84,18 @@ class Recommender(ABC):
     def _check_params(self) -> None:
         """Checks that involve several parameters (e.g. heads must divide factors); a model
         with such a rule overrides this and raises `ParameterError`. Ranges of single
-        parameters are the `Param`s' business."""
+        parameters are the `Param`s' business (`validate_params`)."""
+
+    def validate_params(self) -> None:
+        """Check every hyperparameter against its `Param` range, then `_check_params`.
+
+        `fit` calls this once, before any work, so a model built directly (``ALS(factors=0)``,
+        bypassing `from_params`) fails with the same one-line `ParameterError`; `_fit` methods
+        check only what depends on the data (e.g. negative ratings with ``use_ratings``).
+        """
+        for key, spec in self.param_space.items():
+            spec.coerce(key, getattr(self, key))
+        self._check_params()
 
     # ---- hyperparameters -----------------------------------------------------------------
     @classmethod
@@ -122,6 +133,7 @@ class Recommender(ABC):
 
         A callback may raise `Cancelled` to stop; the model then stays unfitted.
         """
+        self.validate_params()
         if len(train) == 0:
             raise EngineError("cannot fit on an empty training split")
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:

@@ -20,7 +20,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from engine.errors import ParameterError
 from engine.data.features import MODES, FeatureSpace
 from engine.models import params as P
 from engine.models.item_side import RowScorer
@@ -159,9 +158,6 @@ class FeatureMLP(NeuralRecommender):
 
     # ---- training ------------------------------------------------------------------------------
     def _fit(self, train, val, callback):
-        if self.features not in MODES:
-            raise ParameterError(f"parameter 'features' got {self.features!r} (valid: {', '.join(MODES)})")
-        parse_layers(self.layers)
         space = FeatureSpace.from_split(train, self.features)
         self.feature_user_values_, self.feature_item_values_, self.feature_spec_ = space.to_state()
         self._space = space

@@ -190,11 +190,6 @@ class Item2Vec(NeuralRecommender):
     def _build_module(self) -> SkipGram:
         return SkipGram(self.n_items_, self.factors)
 
-    def _fit(self, train, val, callback):
-        if self.similarity not in SIMILARITIES:
-            raise ParameterError(f"parameter 'similarity' got {self.similarity!r} (valid: {', '.join(SIMILARITIES)})")
-        super()._fit(train, val, callback)
-
     def _train(self, train, val, callback):
         rng = np.random.default_rng(self.random_state)
         walker = Node2VecWalker(cooccurrence_graph(train, self.neighbours, GRAPH_ALPHA), self.p, self.q)

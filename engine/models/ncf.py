@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.errors import ParameterError
 from engine.models import params as P
 from engine.models.fold_in import NeuralFoldIn, RidgeFoldIn
 from engine.models.neural import EVAL_EVERY, LAYERS, PATIENCE, NeuralRecommender, parse_layers
@@ -56,16 +55,6 @@ class _NCFRecommender(NeuralFoldIn, NeuralRecommender):
         gmf = GMFTower(self.n_users_, self.n_items_, self.factors) if self.uses_gmf else None
         mlp = MLPTower(self.n_users_, self.n_items_, self.factors, self._layers()) if self.uses_mlp else None
         return NCF(gmf, mlp)
-
-    def _check_params(self) -> None:
-        if self.loss not in LOSSES:
-            raise ParameterError(f"parameter 'loss' got {self.loss!r} (valid: {', '.join(LOSSES)})")
-        if self.uses_mlp:
-            self._layers()
-
-    def _fit(self, train, val, callback):
-        self._check_params()
-        super()._fit(train, val, callback)
 
     def _train(self, train, val, callback, **overrides):
         settings = self.train_settings(weight_decay=self.regularization, **overrides)

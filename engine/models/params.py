@@ -93,3 +93,7 @@ BATCH_SIZE = Param("int", 1, 1 << 20, log=True, help="examples per mini-batch")
 NEGATIVES = Param("int", 1, 100, help="sampled negatives per positive")
 RANDOM_STATE = Param("int", 0, 2**31 - 1, help="seed")
 DEVICE = Param("choice", choices=("auto", "cpu", "cuda"), help="torch device; auto picks cuda when available")
+# Early stopping (`engine.models.training.run_epochs`), the same for every model that has it.
+EVAL_EVERY = Param("int", 1, 1000, help="epochs between validation NDCG@10 checks (when val is given)")
+PATIENCE = Param("int", 0, 1000, help="validation checks without improvement before stopping (0: never); "
+                                      "neural models trained from scratch count them after a warm-up")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
@@ -20,6 +18,7 @@ from engine.models.params import (
     REGULARIZATION,
     Param,
 )
+from engine.models.training import Trainee, TrainSettings, run_epochs
 
 class SVD(BiasedMF):
     """Predict a rating as ``mu + b_u + b_i + p_uᵀ q_i``, learned by SGD on observed ratings.
@@ -137,8 +136,6 @@ class SVD(BiasedMF):
         self.device = device
 
     def _fit(self, train, val, callback):
-        for key, spec in self.param_space.items():
-            spec.coerce(key, getattr(self, key))
         dev = resolve_device(self.device)
         gen = torch.Generator().manual_seed(self.random_state)
         # Copies (`torch.tensor`): a split's arrays may be read-only views, which torch must not share.
@@ -155,8 +152,8 @@ class SVD(BiasedMF):
         n = len(ratings)
         sampler = _MissingSampler(train, self.n_users_, self.n_items_, self.missing_samples * n, dev) \
             if self.missing_weight > 0 else None
-        start = time.perf_counter()
-        for epoch in range(1, self.epochs + 1):
+
+        def step(epoch: int) -> float:
             u_all, i_all, r_all, w_all = users, items, ratings, None
             if sampler is not None:
                 mu_, mi_, omega = sampler.sample(gen)
@@ -188,9 +185,12 @@ class SVD(BiasedMF):
                 q.index_add_(0, i, lr * (err[:, None] * pu - _col(lam_w) * qi))
             if not (torch.isfinite(sq_err) and torch.isfinite(p).all() and torch.isfinite(q).all()):
                 raise ParameterError(f"svd diverged at epoch {epoch}: lower learning_rate (now {lr})")
-            if callback is not None:
-                callback({"epoch": epoch, "epochs": self.epochs, "loss": float(sq_err) / n,
-                          "seconds": time.perf_counter() - start})
+            return float(sq_err) / n
+
+        trainee = Trainee(step, model=self, callback=callback, publish=lambda: self._store_factors(mu, bu, bi, p, q))
+        # No early stopping: every epoch runs and the last factors are kept (validation, when a
+        # callback listens, is a diagnostic: `TrainSettings.keep_best`).
+        run_epochs([trainee], TrainSettings(epochs=self.epochs, patience=0, keep_best=False), val=val)
 
         if sampler is None:
             # Nothing was learned for users/items absent from train: predict them at the baseline.
