@@ -28,6 +28,7 @@ from engine.explore import projection as projections
 from engine.explore import query
 from engine.explore import what_if as what_if_lib
 from engine.explore.be_user import Picks
+from engine.config import data_dir
 from engine.data import DATASETS, Dataset, DataSplits, load_dataset
 from engine.data import access, stats
 from engine.data.upload import guess_mapping, read_header, save_upload, upload_limits
@@ -42,8 +43,7 @@ from engine.runs.store import RunsDB, clean_checkpoints
 
 from dashboard.components.text import code, plain
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("RECSYS_DATA_DIR", ROOT / "data"))
+DATA_DIR = data_dir()  # the engine's one default: RECSYS_DATA_DIR, else data/ in the project folder
 DEFAULT_DATASET = "movielens-dslabs"
 
 

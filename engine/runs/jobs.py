@@ -17,6 +17,7 @@ from typing import Callable
 
 import pandas as pd
 
+from engine import config
 from engine.data import Dataset
 from engine.errors import EngineError
 from engine.models.base import Cancelled
@@ -187,15 +188,15 @@ class JobManager:
     Parameters
     ----------
     data_dir : where checkpoints and ``runs.sqlite`` are written (``train_and_evaluate``'s
-        `data_dir`).
+        `data_dir`); default `engine.config.data_dir()`.
     train : the training function, ``train(dataset, model, params, *, data_dir, callback,
         quick)``;
         defaults to `engine.runs.experiment.train_and_evaluate` (tests may pass a stub).
     keep : how many finished jobs are remembered for display.
     """
 
-    def __init__(self, data_dir="data", *, train: Callable | None = None, keep: int = 50):
-        self.data_dir = Path(data_dir)
+    def __init__(self, data_dir=None, *, train: Callable | None = None, keep: int = 50):
+        self.data_dir = Path(data_dir) if data_dir is not None else config.data_dir()
         self._train = train
         self._keep = keep
         self._jobs: list[Job] = []
