@@ -35,7 +35,7 @@ def check_params(model: str, params: dict) -> dict:
     the model has them, so the user hears now rather than when the job reaches the fit.
     """
     instance = get_model_class(model).from_params(**params)
-    instance._check_params()  # the base class's does nothing; models with such rules override it
+    instance.validate_params()  # every range, then the model's own rules (as `fit` will)
     return instance.get_params()
 
 
