@@ -88,36 +88,15 @@ class ALS(RidgeFoldIn, Recommender):
     has_embeddings = True
     description = "Implicit ALS with confidence weights (Hu, Koren & Volinsky 2008), conjugate gradient"
     param_space = {
-        "factors": FACTORS,
-        "regularization": REGULARIZATION,
-        "alpha": Param("float", 0.0, 10_000.0, help="confidence slope: c = 1 + alpha * r"),
-        "epochs": EPOCHS,
-        "cg_steps": Param("int", 1, 1024, help="conjugate-gradient steps per half-sweep"),
-        "use_ratings": Param("bool", help="confidence from rating values instead of 1 per pair"),
-        "random_state": RANDOM_STATE,
-        "device": DEVICE,
+        "factors": FACTORS.with_default(64),
+        "regularization": REGULARIZATION.with_default(7.5),
+        "alpha": Param("float", 0.0, 10_000.0, help="confidence slope: c = 1 + alpha * r", default=0.0),
+        "epochs": EPOCHS.with_default(15),
+        "cg_steps": Param("int", 1, 1024, help="conjugate-gradient steps per half-sweep", default=3),
+        "use_ratings": Param("bool", help="confidence from rating values instead of 1 per pair", default=False),
+        "random_state": RANDOM_STATE.with_default(0),
+        "device": DEVICE.with_default("auto"),
     }
-
-    def __init__(
-        self,
-        *,
-        factors: int = 64,
-        regularization: float = 7.5,
-        alpha: float = 0.0,
-        epochs: int = 15,
-        cg_steps: int = 3,
-        use_ratings: bool = False,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.regularization = regularization
-        self.alpha = alpha
-        self.epochs = epochs
-        self.cg_steps = cg_steps
-        self.use_ratings = use_ratings
-        self.random_state = random_state
-        self.device = device
 
     def _fit(self, train, val, callback):
         device = resolve_device(self.device)

@@ -75,6 +75,17 @@ class Recommender(ABC):
     #: variant right after it, with the ratio of the two), or None.
     variant_of: ClassVar[str | None] = None
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        space = vars(cls).get("param_space") or {}
+        missing = [name for name, spec in space.items() if spec.default is None]
+        if "__init__" in vars(cls) or len(missing) == len(space):
+            return  # an ``__init__`` written out (or no defaults declared): kept as it is
+        if missing:
+            raise TypeError(f"{cls.__name__}.param_space gives no default for {missing}")
+        cls.__init__ = _init_from(space)
+        cls.__init__.__qualname__ = f"{cls.__qualname__}.__init__"
+
     @classmethod
     def abilities(cls) -> frozenset[str]:
         """The optional abilities this class declares, from `ABILITIES`: the UI's pickers ask
@@ -483,3 +494,23 @@ class Recommender(ABC):
             bad = arr[(arr < 0) | (arr >= n)][0]
             raise ParameterError(f"{what} index {bad} is outside 0..{n - 1}")
         return arr
+
+
+def _init_from(space: dict[str, Param]):
+    """The ``__init__`` of a model whose `param_space` gives every default: keyword-only
+    arguments in the order of `space`, each only stored (scikit-learn's rule), with a real
+    signature so `param_names`, `default_params`, ``help()`` and the CLI read it as if written out."""
+    defaults = {name: spec.default for name, spec in space.items()}
+
+    def __init__(self, **params):
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {unknown}")
+        for name, default in defaults.items():
+            setattr(self, name, params.get(name, default))
+
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value) for name, value in defaults.items()]
+    )
+    return __init__

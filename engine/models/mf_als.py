@@ -86,39 +86,16 @@ class MFALS(BiasedMF):
     description = "Biased matrix factorisation of explicit ratings by ALS (ALS-WR), missing data as low ratings (Steck)"
     explicit = True
     param_space = {
-        "factors": FACTORS,
-        "regularization": REGULARIZATION,
-        "epochs": EPOCHS,
-        "weighted": Param("bool", help="ALS-WR: scale λ by each user's/item's rating count"),
-        "missing_rating": MISSING_RATING,
-        "missing_weight": MISSING_WEIGHT,
-        "init_std": Param("float", 0.0, 1.0, help="std of the factors' initialisation"),
-        "random_state": RANDOM_STATE,
-        "device": DEVICE,
+        "factors": FACTORS.with_default(64),
+        "regularization": REGULARIZATION.with_default(0.1),
+        "epochs": EPOCHS.with_default(15),
+        "weighted": Param("bool", help="ALS-WR: scale λ by each user's/item's rating count", default=True),
+        "missing_rating": MISSING_RATING.with_default(2.0),
+        "missing_weight": MISSING_WEIGHT.with_default(0.1),
+        "init_std": Param("float", 0.0, 1.0, help="std of the factors' initialisation", default=0.1),
+        "random_state": RANDOM_STATE.with_default(0),
+        "device": DEVICE.with_default("auto"),
     }
-
-    def __init__(
-        self,
-        *,
-        factors: int = 64,
-        regularization: float = 0.1,
-        epochs: int = 15,
-        weighted: bool = True,
-        missing_rating: float = 2.0,
-        missing_weight: float = 0.1,
-        init_std: float = 0.1,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.regularization = regularization
-        self.epochs = epochs
-        self.weighted = weighted
-        self.missing_rating = missing_rating
-        self.missing_weight = missing_weight
-        self.init_std = init_std
-        self.random_state = random_state
-        self.device = device
 
     def _fit(self, train, val, callback):
         dev = resolve_device(self.device)

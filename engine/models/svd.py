@@ -95,45 +95,18 @@ class SVD(BiasedMF):
     )
     explicit = True
     param_space = {
-        "factors": FACTORS,
-        "regularization": REGULARIZATION,
-        "learning_rate": LEARNING_RATE,
-        "epochs": EPOCHS,
-        "batch_size": BATCH_SIZE,
-        "missing_rating": MISSING_RATING,
-        "missing_weight": MISSING_WEIGHT,
-        "missing_samples": Param("int", 1, 100, help="unobserved cells sampled per observed rating and epoch"),
-        "init_std": Param("float", 0.0, 1.0, help="std of the factors' initialisation"),
-        "random_state": RANDOM_STATE,
-        "device": DEVICE,
+        "factors": FACTORS.with_default(100),
+        "regularization": REGULARIZATION.with_default(0.1),
+        "learning_rate": LEARNING_RATE.with_default(0.01),
+        "epochs": EPOCHS.with_default(30),
+        "batch_size": BATCH_SIZE.with_default(4096),
+        "missing_rating": MISSING_RATING.with_default(2.0),
+        "missing_weight": MISSING_WEIGHT.with_default(0.1),
+        "missing_samples": Param("int", 1, 100, help="unobserved cells sampled per observed rating and epoch", default=2),
+        "init_std": Param("float", 0.0, 1.0, help="std of the factors' initialisation", default=0.1),
+        "random_state": RANDOM_STATE.with_default(0),
+        "device": DEVICE.with_default("auto"),
     }
-
-    def __init__(
-        self,
-        *,
-        factors: int = 100,
-        regularization: float = 0.1,
-        learning_rate: float = 0.01,
-        epochs: int = 30,
-        batch_size: int = 4096,
-        missing_rating: float = 2.0,
-        missing_weight: float = 0.1,
-        missing_samples: int = 2,
-        init_std: float = 0.1,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.regularization = regularization
-        self.learning_rate = learning_rate
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.missing_rating = missing_rating
-        self.missing_weight = missing_weight
-        self.missing_samples = missing_samples
-        self.init_std = init_std
-        self.random_state = random_state
-        self.device = device
 
     def _fit(self, train, val, callback):
         dev = resolve_device(self.device)
