@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.config import data_dir
 from engine.errors import EngineError, ParameterError
 from engine.text_tables import format_value, table
 
@@ -476,7 +477,8 @@ LIGHT_HELP = "RECSYS_DEMO_LIGHT=1 uses much lighter settings and a small image c
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description="Recommender engine: data, models, evaluation")
     parser.add_argument(
-        "--data-dir", default="data", help="where datasets, checkpoints and runs.sqlite live (default: data)"
+        "--data-dir", default=None,
+        help="where datasets, checkpoints and runs.sqlite live (default: $RECSYS_DATA_DIR, else data/ in the project folder)"
     )
     visible = "{datasets,models,train,runs,evaluate,recommend,similar,explain,faithfulness,data,bench,demo}"
     sub = parser.add_subparsers(dest="command", required=True, metavar=visible)
@@ -602,6 +604,8 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed usage or help already
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.data_dir is None:
+        args.data_dir = str(data_dir())  # the one default, shared with the dashboard and the jobs
     try:
         return args.func(args)
     except (EngineError, NotImplementedError) as exc:

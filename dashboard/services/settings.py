@@ -6,10 +6,7 @@ test's ``monkeypatch.setattr(settings, "DATA_DIR", ...)`` reaches every service.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from engine.config import data_dir
 
-
-ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = Path(os.environ.get("RECSYS_DATA_DIR", ROOT / "data"))
+DATA_DIR = data_dir()  # the engine's one default: RECSYS_DATA_DIR, else data/ in the project folder
 DEFAULT_DATASET = "movielens-dslabs"

@@ -17,7 +17,8 @@ from engine.models.als import ALS
 from engine.models.base import Recommender
 from engine.models.fold_in import RidgeFoldIn
 from engine.models.params import (
-    BATCH_SIZE, DEVICE, EPOCHS, FACTORS, LEARNING_RATE, NEGATIVES, RANDOM_STATE, REGULARIZATION, Param,
+    BATCH_SIZE, DEVICE, EPOCHS, EVAL_EVERY, FACTORS, LEARNING_RATE, NEGATIVES, PATIENCE, RANDOM_STATE, REGULARIZATION,
+    Param,
 )  # fmt: skip
 from engine.models.warp import estimated_rank, first_violators, rank_weight
 from engine.models.training import EpochRandom, TrainSettings, seeded, train_module
@@ -133,75 +134,28 @@ class ACF(RidgeFoldIn, Recommender):
     description = "Attentive Collaborative Filtering (Chen et al. 2017): item- and component-level attention on images"
     positives_per_row = 8
     param_space = {
-        "factors": FACTORS,
-        "attention_dim": Param("int", 2, 1024, log=True, help="hidden size of the attention networks"),
-        "components_dim": Param("int", 2, 1024, log=True, help="learned reduction of the component features"),
-        "max_profile": Param("int", 1, 200, help="most recent training items forming the user profile"),
-        "features": Param("choice", choices=("auto", "patches", "cnn", "none"), help="component features of images"),
-        "tied": Param("bool", help="use the item embedding as the profile vector"),
-        "content": Param("bool", help="add the items' attended image content to both sides of the score"),
-        "consistency": Param("bool", help="add each profile item's consistency with the user's history to the item attention"),
-        "pretrain": Param("bool", help="start the user and item embeddings from an implicit ALS fit"),
-        "learning_rate": LEARNING_RATE,
-        "regularization": REGULARIZATION,
-        "embedding_regularization": Param("float", 0.0, 100.0, help="L2 on the user and item rows of each batch (as BPR)"),
-        "loss": Param("choice", choices=("bpr", "warp"), help="pairwise BPR or rank-weighted WARP"),
-        "max_sampled": Param("int", 1, 1000, help="WARP: negatives drawn per positive to find a violator"),
-        "epochs": EPOCHS,
-        "batch_size": BATCH_SIZE,
-        "negatives": NEGATIVES,
-        "eval_every": Param("int", 1, 1000, help="epochs between validation checks"),
-        "patience": Param("int", 0, 1000, help="validation checks without improvement before stopping (0: never)"),
-        "random_state": RANDOM_STATE,
-        "device": DEVICE,
+        "factors": FACTORS.with_default(64),
+        "attention_dim": Param("int", 2, 1024, log=True, help="hidden size of the attention networks", default=32),
+        "components_dim": Param("int", 2, 1024, log=True, help="learned reduction of the component features", default=32),
+        "max_profile": Param("int", 1, 200, help="most recent training items forming the user profile", default=10),
+        "features": Param("choice", choices=("auto", "patches", "cnn", "none"), help="component features of images", default="auto"),
+        "tied": Param("bool", help="use the item embedding as the profile vector", default=True),
+        "content": Param("bool", help="add the items' attended image content to both sides of the score", default=True),
+        "consistency": Param("bool", help="add each profile item's consistency with the user's history to the item attention", default=True),
+        "pretrain": Param("bool", help="start the user and item embeddings from an implicit ALS fit", default=True),
+        "learning_rate": LEARNING_RATE.with_default(0.005),
+        "regularization": REGULARIZATION.with_default(1e-5),
+        "embedding_regularization": Param("float", 0.0, 100.0, help="L2 on the user and item rows of each batch (as BPR)", default=0.01),
+        "loss": Param("choice", choices=("bpr", "warp"), help="pairwise BPR or rank-weighted WARP", default="bpr"),
+        "max_sampled": Param("int", 1, 1000, help="WARP: negatives drawn per positive to find a violator", default=20),
+        "epochs": EPOCHS.with_default(60),
+        "batch_size": BATCH_SIZE.with_default(1024),
+        "negatives": NEGATIVES.with_default(1),
+        "eval_every": EVAL_EVERY.with_default(5),
+        "patience": PATIENCE.with_default(4),
+        "random_state": RANDOM_STATE.with_default(0),
+        "device": DEVICE.with_default("auto"),
     }
-
-    def __init__(
-        self,
-        *,
-        factors: int = 64,
-        attention_dim: int = 32,
-        components_dim: int = 32,
-        max_profile: int = 10,
-        features: str = "auto",
-        tied: bool = True,
-        content: bool = True,
-        consistency: bool = True,
-        pretrain: bool = True,
-        learning_rate: float = 0.005,
-        regularization: float = 1e-5,
-        embedding_regularization: float = 0.01,
-        loss: str = "bpr",
-        max_sampled: int = 20,
-        epochs: int = 60,
-        batch_size: int = 1024,
-        negatives: int = 1,
-        eval_every: int = 5,
-        patience: int = 4,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.attention_dim = attention_dim
-        self.components_dim = components_dim
-        self.max_profile = max_profile
-        self.features = features
-        self.tied = tied
-        self.content = content
-        self.consistency = consistency
-        self.pretrain = pretrain
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.embedding_regularization = embedding_regularization
-        self.loss = loss
-        self.max_sampled = max_sampled
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.negatives = negatives
-        self.eval_every = eval_every
-        self.patience = patience
-        self.random_state = random_state
-        self.device = device
 
     # ---- training ------------------------------------------------------------------------
     def _fit(self, train, val, callback):

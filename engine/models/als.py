@@ -18,7 +18,6 @@ convergence (64 steps) in 9.4 s.
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
@@ -27,10 +26,10 @@ import torch
 
 from engine.device import resolve_device
 from engine.errors import ParameterError
-from engine.evaluation import evaluate
 from engine.models.base import Recommender
 from engine.models.fold_in import RidgeFoldIn
 from engine.models.params import DEVICE, EPOCHS, FACTORS, RANDOM_STATE, REGULARIZATION, Param
+from engine.models.training import Trainee, TrainSettings, run_epochs
 
 
 class ALS(RidgeFoldIn, Recommender):
@@ -72,9 +71,10 @@ class ALS(RidgeFoldIn, Recommender):
     (ALS shrinks singular values by λ): on ML-100k validation NDCG@10 drops from 0.083 at
     λ = 10 to 0.077 at λ = 15.
 
-    Callbacks get one event per iteration. The loss (the objective above divided by the
-    total confidence ``Σ_ui c_ui``) and ``val_ndcg@10`` cost a pass over the data and a
-    ranking of the validation users, so they are computed only when a callback listens.
+    Callbacks get one event per iteration (`engine.models.training.run_epochs`). The loss (the
+    objective above divided by the total confidence ``Σ_ui c_ui``) and ``val_ndcg@10`` cost a
+    pass over the data and a ranking of the validation users, so they are computed only when a
+    callback listens; every iteration runs and the last factors are kept.
 
     References
     ----------
@@ -88,42 +88,20 @@ class ALS(RidgeFoldIn, Recommender):
     has_embeddings = True
     description = "Implicit ALS with confidence weights (Hu, Koren & Volinsky 2008), conjugate gradient"
     param_space = {
-        "factors": FACTORS,
-        "regularization": REGULARIZATION,
-        "alpha": Param("float", 0.0, 10_000.0, help="confidence slope: c = 1 + alpha * r"),
-        "epochs": EPOCHS,
-        "cg_steps": Param("int", 1, 1024, help="conjugate-gradient steps per half-sweep"),
-        "use_ratings": Param("bool", help="confidence from rating values instead of 1 per pair"),
-        "random_state": RANDOM_STATE,
-        "device": DEVICE,
+        "factors": FACTORS.with_default(64),
+        "regularization": REGULARIZATION.with_default(7.5),
+        "alpha": Param("float", 0.0, 10_000.0, help="confidence slope: c = 1 + alpha * r", default=0.0),
+        "epochs": EPOCHS.with_default(15),
+        "cg_steps": Param("int", 1, 1024, help="conjugate-gradient steps per half-sweep", default=3),
+        "use_ratings": Param("bool", help="confidence from rating values instead of 1 per pair", default=False),
+        "random_state": RANDOM_STATE.with_default(0),
+        "device": DEVICE.with_default("auto"),
     }
 
-    def __init__(
-        self,
-        *,
-        factors: int = 64,
-        regularization: float = 7.5,
-        alpha: float = 0.0,
-        epochs: int = 15,
-        cg_steps: int = 3,
-        use_ratings: bool = False,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.regularization = regularization
-        self.alpha = alpha
-        self.epochs = epochs
-        self.cg_steps = cg_steps
-        self.use_ratings = use_ratings
-        self.random_state = random_state
-        self.device = device
-
     def _fit(self, train, val, callback):
-        for key, spec in self.param_space.items():
-            spec.coerce(key, getattr(self, key))
         device = resolve_device(self.device)
         r = train.matrix(binary=not self.use_ratings)
+        # A data check, not a range: the ratings of this split must keep every confidence >= 1.
         if self.use_ratings and r.nnz and r.data.min() < 0:
             raise ParameterError("use_ratings needs non-negative ratings (confidence 1 + alpha * r must stay >= 1)")
         user_side = ConfidenceMatrix(r, self.alpha, device)
@@ -131,26 +109,24 @@ class ALS(RidgeFoldIn, Recommender):
 
         # Small positive factors as in implicit: the first solves are driven by the data.
         gen = torch.Generator().manual_seed(self.random_state)
-        x = (torch.rand(train.n_users, self.factors, generator=gen) * 0.01).to(device)
-        y = (torch.rand(train.n_items, self.factors, generator=gen) * 0.01).to(device)
+        factors = {
+            "x": (torch.rand(train.n_users, self.factors, generator=gen) * 0.01).to(device),
+            "y": (torch.rand(train.n_items, self.factors, generator=gen) * 0.01).to(device),
+        }
 
-        start, diagnostics = time.perf_counter(), 0.0
-        for epoch in range(1, self.epochs + 1):
-            x = least_squares(user_side, x, y, self.regularization, self.cg_steps)
-            y = least_squares(item_side, y, x, self.regularization, self.cg_steps)
+        def step(epoch: int) -> float | None:
+            x = factors["x"] = least_squares(user_side, factors["x"], factors["y"], self.regularization, self.cg_steps)
+            y = factors["y"] = least_squares(item_side, factors["y"], x, self.regularization, self.cg_steps)
             if callback is None:
-                continue
+                return None  # the loss costs a pass over the data: only for a listener
             if device.type == "cuda":
                 torch.cuda.synchronize()  # kernels run asynchronously: time what has finished
-            trained = time.perf_counter() - start - diagnostics
-            event = {"epoch": epoch, "epochs": self.epochs, "loss": weighted_loss(user_side, x, y, self.regularization)}
-            if val is not None and len(val):
-                self._set_factors(x, y)
-                event["val_ndcg@10"] = evaluate(self, val)["ndcg@10"]
-            event["seconds"] = trained
-            callback(event)
-            diagnostics = time.perf_counter() - start - trained  # loss, validation, callback
-        self._set_factors(x, y)
+            return weighted_loss(user_side, x, y, self.regularization)
+
+        trainee = Trainee(step, model=self, callback=callback, publish=lambda: self._set_factors(factors["x"], factors["y"]))
+        # No early stopping: every iteration runs and the last factors are kept, so validation
+        # is a diagnostic for a listener (`TrainSettings.keep_best`).
+        run_epochs([trainee], TrainSettings(epochs=self.epochs, patience=0, keep_best=False), val=val)
 
     def _set_factors(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.user_factors_ = x.cpu().numpy()

@@ -273,71 +273,30 @@ class AttentionNeuMF(NeuralFoldIn, NeuralRecommender):
     has_embeddings = True
     description = "NeuMF with multi-head self-attention over embedding and fused tokens (softmax or Neumann)"
     param_space = {
-        "factors": P.FACTORS,
-        "layers": LAYERS,
-        "heads": Param("int", 1, 64, help="attention heads (must divide factors)"),
-        "attention_order": Param("choice", choices=ORDERS, help="softmax attention or its 1st/2nd-order Neumann approximation"),
-        "learning_rate": P.LEARNING_RATE,
-        "regularization": Param("float", 0.0, 1.0, help="L2 weight decay of every parameter"),
-        "epochs": P.EPOCHS,
-        "batch_size": P.BATCH_SIZE,
-        "negatives": P.NEGATIVES,
-        "pretrain": Param("bool", help="initialise from a fitted GMF and MLP (NeuMF's alpha fusion)"),
-        "alpha": Param("float", 0.0, 1.0, help="weight of GMF in the pre-trained output layer"),
-        "eval_every": EVAL_EVERY,
-        "patience": PATIENCE,
-        "random_state": P.RANDOM_STATE,
-        "device": P.DEVICE,
+        "factors": P.FACTORS.with_default(32),
+        "layers": LAYERS.with_default("64,32,16"),
+        "heads": Param("int", 1, 64, help="attention heads (must divide factors)", default=2),
+        "attention_order": Param("choice", choices=ORDERS, help="softmax attention or its 1st/2nd-order Neumann approximation", default="softmax"),
+        "learning_rate": P.LEARNING_RATE.with_default(0.002),
+        "regularization": Param("float", 0.0, 1.0, help="L2 weight decay of every parameter", default=0.0),
+        "epochs": P.EPOCHS.with_default(50),
+        "batch_size": P.BATCH_SIZE.with_default(4096),
+        "negatives": P.NEGATIVES.with_default(4),
+        "pretrain": Param("bool", help="initialise from a fitted GMF and MLP (NeuMF's alpha fusion)", default=True),
+        "alpha": Param("float", 0.0, 1.0, help="weight of GMF in the pre-trained output layer", default=0.5),
+        "eval_every": EVAL_EVERY.with_default(1),
+        "patience": PATIENCE.with_default(2),
+        "random_state": P.RANDOM_STATE.with_default(0),
+        "device": P.DEVICE.with_default("auto"),
     }
 
-    def __init__(
-        self,
-        *,
-        factors: int = 32,
-        layers: str = "64,32,16",
-        heads: int = 2,
-        attention_order: str = "softmax",
-        learning_rate: float = 0.002,
-        regularization: float = 0.0,
-        epochs: int = 50,
-        batch_size: int = 4096,
-        negatives: int = 4,
-        pretrain: bool = True,
-        alpha: float = 0.5,
-        eval_every: int = 1,
-        patience: int = 2,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.layers = layers
-        self.heads = heads
-        self.pretrain = pretrain
-        self.alpha = alpha
-        self.attention_order = attention_order
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.negatives = negatives
-        self.eval_every = eval_every
-        self.patience = patience
-        self.random_state = random_state
-        self.device = device
-
     def _check_params(self) -> None:
-        if self.attention_order not in ORDERS:
-            raise ParameterError(f"parameter 'attention_order' got {self.attention_order!r} (valid: {', '.join(ORDERS)})")
+        # Two parameters together: their ranges alone (`param_space`) cannot say it.
         if self.heads < 1 or self.factors % self.heads:
             raise ParameterError(f"heads ({self.heads}) must divide factors ({self.factors}), e.g. heads=1, 2 or 4")
-        parse_layers(self.layers)
-
-    def _fit(self, train, val, callback):
-        self._check_params()
-        super()._fit(train, val, callback)
 
     def _build_module(self) -> AttentionNeuMFModule:
-        self._check_params()
+        self._check_params()  # also when a checkpoint is loaded, which does not go through fit
         return AttentionNeuMFModule(
             self.n_users_, self.n_items_, self.factors, parse_layers(self.layers), self.heads, self.attention_order
         )

@@ -35,7 +35,6 @@ import torch
 from torch import nn
 
 from engine.device import resolve_device
-from engine.errors import ParameterError
 from engine.models import params as P
 from engine.models.fold_in import RidgeFoldIn
 from engine.models.neural import EVAL_EVERY, PATIENCE, NeuralRecommender
@@ -120,52 +119,23 @@ class AutoRec(RidgeFoldIn, NeuralRecommender):
     has_embeddings = True
     description = "I-AutoRec: item-based autoencoder over users' feedback (implicit or explicit)"
     param_space = {
-        "factors": P.FACTORS,
-        "feedback": Param("choice", choices=FEEDBACK, help="binary with weighted zeros, or ratings on observed only"),
-        "unobserved_weight": Param("float", 0.0, 1.0, help="weight of unobserved zeros (implicit)"),
-        "regularization": Param("float", 0.0, 1.0, help="L2 weight decay of every parameter"),
-        "learning_rate": P.LEARNING_RATE,
-        "epochs": P.EPOCHS,
-        "batch_size": P.BATCH_SIZE,
-        "eval_every": EVAL_EVERY,
-        "patience": PATIENCE,
-        "random_state": P.RANDOM_STATE,
-        "device": P.DEVICE,
+        "factors": P.FACTORS.with_default(500),
+        "feedback": Param("choice", choices=FEEDBACK, help="binary with weighted zeros, or ratings on observed only", default="implicit"),
+        "unobserved_weight": Param("float", 0.0, 1.0, help="weight of unobserved zeros (implicit)", default=0.2),
+        "regularization": Param("float", 0.0, 1.0, help="L2 weight decay of every parameter", default=0.0),
+        "learning_rate": P.LEARNING_RATE.with_default(0.001),
+        "epochs": P.EPOCHS.with_default(100),
+        "batch_size": P.BATCH_SIZE.with_default(64),
+        "eval_every": EVAL_EVERY.with_default(1),
+        "patience": PATIENCE.with_default(5),
+        "random_state": P.RANDOM_STATE.with_default(0),
+        "device": P.DEVICE.with_default("auto"),
     }
-
-    def __init__(
-        self,
-        *,
-        factors: int = 500,
-        feedback: str = "implicit",
-        unobserved_weight: float = 0.2,
-        regularization: float = 0.0,
-        learning_rate: float = 0.001,
-        epochs: int = 100,
-        batch_size: int = 64,
-        eval_every: int = 1,
-        patience: int = 5,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.feedback = feedback
-        self.unobserved_weight = unobserved_weight
-        self.regularization = regularization
-        self.learning_rate = learning_rate
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.eval_every = eval_every
-        self.patience = patience
-        self.random_state = random_state
-        self.device = device
 
     def _build_module(self) -> AutoRecModule:
         return AutoRecModule(self.n_users_, self.factors)
 
     def _fit(self, train, val, callback):
-        if self.feedback not in FEEDBACK:
-            raise ParameterError(f"parameter 'feedback' got {self.feedback!r} (valid: {', '.join(FEEDBACK)})")
         # Item-major: row i is item i's column of user feedback.
         self.columns_ = train.matrix(binary=self.feedback == "implicit").T.tocsr().astype(np.float32)
         self.columns_.sort_indices()

@@ -75,6 +75,17 @@ class Recommender(ABC):
     #: variant right after it, with the ratio of the two), or None.
     variant_of: ClassVar[str | None] = None
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        space = vars(cls).get("param_space") or {}
+        missing = [name for name, spec in space.items() if spec.default is None]
+        if "__init__" in vars(cls) or len(missing) == len(space):
+            return  # an ``__init__`` written out (or no defaults declared): kept as it is
+        if missing:
+            raise TypeError(f"{cls.__name__}.param_space gives no default for {missing}")
+        cls.__init__ = _init_from(space)
+        cls.__init__.__qualname__ = f"{cls.__qualname__}.__init__"
+
     @classmethod
     def abilities(cls) -> frozenset[str]:
         """The optional abilities this class declares, from `ABILITIES`: the UI's pickers ask
@@ -84,7 +95,18 @@ class Recommender(ABC):
     def _check_params(self) -> None:
         """Checks that involve several parameters (e.g. heads must divide factors); a model
         with such a rule overrides this and raises `ParameterError`. Ranges of single
-        parameters are the `Param`s' business."""
+        parameters are the `Param`s' business (`validate_params`)."""
+
+    def validate_params(self) -> None:
+        """Check every hyperparameter against its `Param` range, then `_check_params`.
+
+        `fit` calls this once, before any work, so a model built directly (``ALS(factors=0)``,
+        bypassing `from_params`) fails with the same one-line `ParameterError`; `_fit` methods
+        check only what depends on the data (e.g. negative ratings with ``use_ratings``).
+        """
+        for key, spec in self.param_space.items():
+            spec.coerce(key, getattr(self, key))
+        self._check_params()
 
     # ---- hyperparameters -----------------------------------------------------------------
     @classmethod
@@ -122,6 +144,7 @@ class Recommender(ABC):
 
         A callback may raise `Cancelled` to stop; the model then stays unfitted.
         """
+        self.validate_params()
         if len(train) == 0:
             raise EngineError("cannot fit on an empty training split")
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
@@ -471,3 +494,23 @@ class Recommender(ABC):
             bad = arr[(arr < 0) | (arr >= n)][0]
             raise ParameterError(f"{what} index {bad} is outside 0..{n - 1}")
         return arr
+
+
+def _init_from(space: dict[str, Param]):
+    """The ``__init__`` of a model whose `param_space` gives every default: keyword-only
+    arguments in the order of `space`, each only stored (scikit-learn's rule), with a real
+    signature so `param_names`, `default_params`, ``help()`` and the CLI read it as if written out."""
+    defaults = {name: spec.default for name, spec in space.items()}
+
+    def __init__(self, **params):
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {unknown}")
+        for name, default in defaults.items():
+            setattr(self, name, params.get(name, default))
+
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value) for name, value in defaults.items()]
+    )
+    return __init__

@@ -80,45 +80,18 @@ class BPR(SampledMF):
     name = "bpr"
     description = "Bayesian Personalized Ranking (Rendle et al. 2009): pairwise MF with sampled negatives"
     param_space = {
-        "factors": FACTORS,
-        "learning_rate": LEARNING_RATE,
-        "regularization": REGULARIZATION,
-        "epochs": EPOCHS,
-        "batch_size": BATCH_SIZE,
-        "negatives": NEGATIVES,
-        "init_std": INIT_STD,
-        "eval_every": EVAL_EVERY,
-        "patience": PATIENCE,
-        "random_state": RANDOM_STATE,
-        "device": DEVICE,
+        "factors": FACTORS.with_default(64),
+        "learning_rate": LEARNING_RATE.with_default(0.1),
+        "regularization": REGULARIZATION.with_default(0.003),
+        "epochs": EPOCHS.with_default(40),
+        "batch_size": BATCH_SIZE.with_default(4096),
+        "negatives": NEGATIVES.with_default(2),
+        "init_std": INIT_STD.with_default(0.1),
+        "eval_every": EVAL_EVERY.with_default(5),
+        "patience": PATIENCE.with_default(0),
+        "random_state": RANDOM_STATE.with_default(0),
+        "device": DEVICE.with_default("auto"),
     }
-
-    def __init__(
-        self,
-        *,
-        factors: int = 64,
-        learning_rate: float = 0.1,
-        regularization: float = 0.003,
-        epochs: int = 40,
-        batch_size: int = 4096,
-        negatives: int = 2,
-        init_std: float = 0.1,
-        eval_every: int = 5,
-        patience: int = 0,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.negatives = negatives
-        self.init_std = init_std
-        self.eval_every = eval_every
-        self.patience = patience
-        self.random_state = random_state
-        self.device = device
 
     def n_negatives(self) -> int:
         return self.negatives

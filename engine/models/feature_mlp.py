@@ -20,7 +20,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from engine.errors import ParameterError
 from engine.data.features import MODES, FeatureSpace
 from engine.models import params as P
 from engine.models.item_side import RowScorer
@@ -114,54 +113,22 @@ class FeatureMLP(NeuralRecommender):
     has_feature_view = True
     description = "MLP over user/item embeddings and side features (demographics, genres, year)"
     param_space = {
-        "factors": P.FACTORS,
-        "layers": LAYERS,
-        "features": Param("choice", choices=MODES, help="side features: demographics, derived from train, or all"),
-        "learning_rate": P.LEARNING_RATE,
-        "regularization": Param("float", 0.0, 1.0, help="L2 weight decay of every parameter"),
-        "epochs": P.EPOCHS,
-        "batch_size": P.BATCH_SIZE,
-        "negatives": P.NEGATIVES,
-        "eval_every": EVAL_EVERY,
-        "patience": PATIENCE,
-        "random_state": P.RANDOM_STATE,
-        "device": P.DEVICE,
+        "factors": P.FACTORS.with_default(32),
+        "layers": LAYERS.with_default("64,32,16"),
+        "features": Param("choice", choices=MODES, help="side features: demographics, derived from train, or all", default="auto"),
+        "learning_rate": P.LEARNING_RATE.with_default(0.001),
+        "regularization": Param("float", 0.0, 1.0, help="L2 weight decay of every parameter", default=0.0),
+        "epochs": P.EPOCHS.with_default(50),
+        "batch_size": P.BATCH_SIZE.with_default(1024),
+        "negatives": P.NEGATIVES.with_default(4),
+        "eval_every": EVAL_EVERY.with_default(1),
+        "patience": PATIENCE.with_default(5),
+        "random_state": P.RANDOM_STATE.with_default(0),
+        "device": P.DEVICE.with_default("auto"),
     }
-
-    def __init__(
-        self,
-        *,
-        factors: int = 32,
-        layers: str = "64,32,16",
-        features: str = "auto",
-        learning_rate: float = 0.001,
-        regularization: float = 0.0,
-        epochs: int = 50,
-        batch_size: int = 1024,
-        negatives: int = 4,
-        eval_every: int = 1,
-        patience: int = 5,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.layers = layers
-        self.features = features
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.negatives = negatives
-        self.eval_every = eval_every
-        self.patience = patience
-        self.random_state = random_state
-        self.device = device
 
     # ---- training ------------------------------------------------------------------------------
     def _fit(self, train, val, callback):
-        if self.features not in MODES:
-            raise ParameterError(f"parameter 'features' got {self.features!r} (valid: {', '.join(MODES)})")
-        parse_layers(self.layers)
         space = FeatureSpace.from_split(train, self.features)
         self.feature_user_values_, self.feature_item_values_, self.feature_spec_ = space.to_state()
         self._space = space

@@ -129,71 +129,27 @@ class Item2Vec(NeuralRecommender):
     has_fold_in = True
     description = "Item2vec: skip-gram embeddings of node2vec walks on the item co-interaction graph"
     param_space = {
-        "factors": P.FACTORS,
-        "window": Param("int", 1, 50, help="skip-gram window (walk steps)"),
-        "negatives": P.NEGATIVES,
-        "walk_length": Param("int", 2, 1000, help="items per walk"),
-        "walks_per_node": Param("int", 1, 1000, help="walks started from every item"),
-        "p": Param("float", 0.01, 100.0, log=True, help="node2vec return parameter (large: rarely step back)"),
-        "q": Param("float", 0.01, 100.0, log=True, help="node2vec in-out parameter (>1 local, <1 outward)"),
-        "neighbours": Param("int", 1, 1000, help="item-graph edges kept per item (most co-consumed)"),
-        "similarity": Param("choice", choices=SIMILARITIES, help="how items are scored against the user's mean embedding"),
-        "learning_rate": P.LEARNING_RATE,
-        "epochs": P.EPOCHS,
-        "batch_size": P.BATCH_SIZE,
-        "regularization": Param("float", 0.0, 1.0, help="L2 weight decay of the embeddings"),
-        "eval_every": EVAL_EVERY,
-        "patience": PATIENCE,
-        "random_state": P.RANDOM_STATE,
-        "device": P.DEVICE,
+        "factors": P.FACTORS.with_default(64),
+        "window": Param("int", 1, 50, help="skip-gram window (walk steps)", default=3),
+        "negatives": P.NEGATIVES.with_default(5),
+        "walk_length": Param("int", 2, 1000, help="items per walk", default=40),
+        "walks_per_node": Param("int", 1, 1000, help="walks started from every item", default=5),
+        "p": Param("float", 0.01, 100.0, log=True, help="node2vec return parameter (large: rarely step back)", default=1.0),
+        "q": Param("float", 0.01, 100.0, log=True, help="node2vec in-out parameter (>1 local, <1 outward)", default=4.0),
+        "neighbours": Param("int", 1, 1000, help="item-graph edges kept per item (most co-consumed)", default=10),
+        "similarity": Param("choice", choices=SIMILARITIES, help="how items are scored against the user's mean embedding", default="dot"),
+        "learning_rate": P.LEARNING_RATE.with_default(0.01),
+        "epochs": P.EPOCHS.with_default(4),
+        "batch_size": P.BATCH_SIZE.with_default(4096),
+        "regularization": Param("float", 0.0, 1.0, help="L2 weight decay of the embeddings", default=0.0),
+        "eval_every": EVAL_EVERY.with_default(1),
+        "patience": PATIENCE.with_default(2),
+        "random_state": P.RANDOM_STATE.with_default(0),
+        "device": P.DEVICE.with_default("auto"),
     }
-
-    def __init__(
-        self,
-        *,
-        factors: int = 64,
-        window: int = 3,
-        negatives: int = 5,
-        walk_length: int = 40,
-        walks_per_node: int = 5,
-        p: float = 1.0,
-        q: float = 4.0,
-        neighbours: int = 10,
-        similarity: str = "dot",
-        learning_rate: float = 0.01,
-        epochs: int = 4,
-        batch_size: int = 4096,
-        regularization: float = 0.0,
-        eval_every: int = 1,
-        patience: int = 2,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.window = window
-        self.negatives = negatives
-        self.walk_length = walk_length
-        self.walks_per_node = walks_per_node
-        self.p = p
-        self.q = q
-        self.neighbours = neighbours
-        self.similarity = similarity
-        self.learning_rate = learning_rate
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.regularization = regularization
-        self.eval_every = eval_every
-        self.patience = patience
-        self.random_state = random_state
-        self.device = device
 
     def _build_module(self) -> SkipGram:
         return SkipGram(self.n_items_, self.factors)
-
-    def _fit(self, train, val, callback):
-        if self.similarity not in SIMILARITIES:
-            raise ParameterError(f"parameter 'similarity' got {self.similarity!r} (valid: {', '.join(SIMILARITIES)})")
-        super()._fit(train, val, callback)
 
     def _train(self, train, val, callback):
         rng = np.random.default_rng(self.random_state)

@@ -53,13 +53,9 @@ class ItemKNN(Recommender):
     has_fold_in = True
     description = "Item-item nearest neighbours on co-occurrence (cosine / Jaccard / raw counts)"
     param_space = {
-        "neighbours": Param("int", 1, 100_000, log=True, help="neighbours kept per item (K)"),
-        "similarity": Param("choice", choices=("cosine", "jaccard", "raw"), help="normalisation of co-occurrence"),
+        "neighbours": Param("int", 1, 100_000, log=True, help="neighbours kept per item (K)", default=10),
+        "similarity": Param("choice", choices=("cosine", "jaccard", "raw"), help="normalisation of co-occurrence", default="cosine"),
     }
-
-    def __init__(self, *, neighbours: int = 10, similarity: str = "cosine"):
-        self.neighbours = neighbours
-        self.similarity = similarity
 
     def _fit(self, train, val, callback):
         for key, spec in self.param_space.items():

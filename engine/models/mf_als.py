@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -11,6 +9,7 @@ import torch
 from engine.device import resolve_device
 from engine.models.biased_mf import MISSING_RATING, MISSING_WEIGHT, BiasedMF
 from engine.models.params import DEVICE, EPOCHS, FACTORS, RANDOM_STATE, REGULARIZATION, Param
+from engine.models.training import Trainee, TrainSettings, run_epochs
 
 # Floats per temporary of a batched step (~64 MB): bounds the stacked normal equations.
 CHUNK_FLOATS = 16_000_000
@@ -87,62 +86,42 @@ class MFALS(BiasedMF):
     description = "Biased matrix factorisation of explicit ratings by ALS (ALS-WR), missing data as low ratings (Steck)"
     explicit = True
     param_space = {
-        "factors": FACTORS,
-        "regularization": REGULARIZATION,
-        "epochs": EPOCHS,
-        "weighted": Param("bool", help="ALS-WR: scale λ by each user's/item's rating count"),
-        "missing_rating": MISSING_RATING,
-        "missing_weight": MISSING_WEIGHT,
-        "init_std": Param("float", 0.0, 1.0, help="std of the factors' initialisation"),
-        "random_state": RANDOM_STATE,
-        "device": DEVICE,
+        "factors": FACTORS.with_default(64),
+        "regularization": REGULARIZATION.with_default(0.1),
+        "epochs": EPOCHS.with_default(15),
+        "weighted": Param("bool", help="ALS-WR: scale λ by each user's/item's rating count", default=True),
+        "missing_rating": MISSING_RATING.with_default(2.0),
+        "missing_weight": MISSING_WEIGHT.with_default(0.1),
+        "init_std": Param("float", 0.0, 1.0, help="std of the factors' initialisation", default=0.1),
+        "random_state": RANDOM_STATE.with_default(0),
+        "device": DEVICE.with_default("auto"),
     }
 
-    def __init__(
-        self,
-        *,
-        factors: int = 64,
-        regularization: float = 0.1,
-        epochs: int = 15,
-        weighted: bool = True,
-        missing_rating: float = 2.0,
-        missing_weight: float = 0.1,
-        init_std: float = 0.1,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.regularization = regularization
-        self.epochs = epochs
-        self.weighted = weighted
-        self.missing_rating = missing_rating
-        self.missing_weight = missing_weight
-        self.init_std = init_std
-        self.random_state = random_state
-        self.device = device
-
     def _fit(self, train, val, callback):
-        for key, spec in self.param_space.items():
-            spec.coerce(key, getattr(self, key))
         dev = resolve_device(self.device)
         by_user = _mean_ratings(train.user_idx, train.item_idx, train.rating, (self.n_users_, self.n_items_))
         by_item = by_user.T.tocsr()
         mu = float(by_user.data.mean())
         gen = torch.Generator().manual_seed(self.random_state)
-        q = (torch.randn(self.n_items_, self.factors, generator=gen) * self.init_std).to(dev)
-        bi = torch.zeros(self.n_items_, device=dev)
         users = _to_torch(by_user, dev)
         items = _to_torch(by_item, dev)
-
+        state = {"q": (torch.randn(self.n_items_, self.factors, generator=gen) * self.init_std).to(dev),
+                 "bi": torch.zeros(self.n_items_, device=dev)}
         missing = (self.missing_rating, self.missing_weight) if self.missing_weight > 0 else None
-        start = time.perf_counter()
-        for epoch in range(1, self.epochs + 1):
-            p, bu = als_step(users, q, bi, mu, self.regularization, self.weighted, missing)
-            q, bi = als_step(items, p, bu, mu, self.regularization, self.weighted, missing)
-            if callback is not None:
-                callback({"epoch": epoch, "epochs": self.epochs, "loss": _mse(users, p, bu, q, bi, mu),
-                          "seconds": time.perf_counter() - start})
-        self._store_factors(mu, bu, bi, p, q)
+
+        def step(epoch: int) -> float | None:
+            p, bu = state["p"], state["bu"] = als_step(users, state["q"], state["bi"], mu, self.regularization, self.weighted, missing)
+            q, bi = state["q"], state["bi"] = als_step(items, p, bu, mu, self.regularization, self.weighted, missing)
+            return _mse(users, p, bu, q, bi, mu) if callback is not None else None  # a pass: for a listener only
+
+        def publish() -> None:
+            if "p" in state:  # before the first epoch there is nothing to score with
+                self._store_factors(mu, state["bu"], state["bi"], state["p"], state["q"])
+
+        trainee = Trainee(step, model=self, callback=callback, publish=publish)
+        # No early stopping: every iteration runs and the last factors are kept (validation, when
+        # a callback listens, is a diagnostic: `TrainSettings.keep_best`).
+        run_epochs([trainee], TrainSettings(epochs=self.epochs, patience=0, keep_best=False), val=val)
 
 
 def als_step(rows, fixed, fixed_bias, mu: float, lam: float, weighted: bool = True, missing=None):

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.errors import ParameterError
 from engine.models import params as P
 from engine.models.fold_in import NeuralFoldIn, RidgeFoldIn
 from engine.models.neural import EVAL_EVERY, LAYERS, PATIENCE, NeuralRecommender, parse_layers
 from engine.models.ncf_modules import NCF, GMFTower, MLPTower
-from engine.models.params import Param
+from engine.models.params import Param, with_defaults
 from engine.models.training import Member, bce_loss, bpr_loss, pairwise_examples, pointwise_examples, train_module, train_together
 
 LOSSES = ("bce", "bpr")
@@ -56,16 +55,6 @@ class _NCFRecommender(NeuralFoldIn, NeuralRecommender):
         gmf = GMFTower(self.n_users_, self.n_items_, self.factors) if self.uses_gmf else None
         mlp = MLPTower(self.n_users_, self.n_items_, self.factors, self._layers()) if self.uses_mlp else None
         return NCF(gmf, mlp)
-
-    def _check_params(self) -> None:
-        if self.loss not in LOSSES:
-            raise ParameterError(f"parameter 'loss' got {self.loss!r} (valid: {', '.join(LOSSES)})")
-        if self.uses_mlp:
-            self._layers()
-
-    def _fit(self, train, val, callback):
-        self._check_params()
-        super()._fit(train, val, callback)
 
     def _train(self, train, val, callback, **overrides):
         settings = self.train_settings(weight_decay=self.regularization, **overrides)
@@ -123,35 +112,21 @@ class GMF(RidgeFoldIn, _NCFRecommender):
 
     name = "gmf"
     description = "Generalized Matrix Factorization (NCF): weighted element-wise product of embeddings"
-    param_space = dict(_COMMON_SPACE)
+    param_space = with_defaults(
+        dict(_COMMON_SPACE),
+        factors=32,
+        learning_rate=0.001,
+        regularization=0.0,
+        epochs=50,
+        batch_size=2048,
+        negatives=8,
+        loss="bce",
+        eval_every=1,
+        patience=5,
+        random_state=0,
+        device="auto",
+    )
     uses_mlp = False
-
-    def __init__(
-        self,
-        *,
-        factors: int = 32,
-        learning_rate: float = 0.001,
-        regularization: float = 0.0,
-        epochs: int = 50,
-        batch_size: int = 2048,
-        negatives: int = 8,
-        loss: str = "bce",
-        eval_every: int = 1,
-        patience: int = 5,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.negatives = negatives
-        self.loss = loss
-        self.eval_every = eval_every
-        self.patience = patience
-        self.random_state = random_state
-        self.device = device
 
     def _fold_in_basis(self):
         """Fold-in by the ridge solve over ``h ⊙ q_i``: ``h · (p ⊙ q) = p · (h ⊙ q)``."""
@@ -179,37 +154,22 @@ class MLP(_NCFRecommender):
 
     name = "mlp"
     description = "Multi-layer perceptron over concatenated user and item embeddings (NCF)"
-    param_space = {**_COMMON_SPACE, "layers": LAYERS}
+    param_space = with_defaults(
+        {**_COMMON_SPACE, "layers": LAYERS},
+        factors=32,
+        layers="64,32,16",
+        learning_rate=0.001,
+        regularization=0.0,
+        epochs=50,
+        batch_size=1024,
+        negatives=4,
+        loss="bce",
+        eval_every=1,
+        patience=5,
+        random_state=0,
+        device="auto",
+    )
     uses_gmf = False
-
-    def __init__(
-        self,
-        *,
-        factors: int = 32,
-        layers: str = "64,32,16",
-        learning_rate: float = 0.001,
-        regularization: float = 0.0,
-        epochs: int = 50,
-        batch_size: int = 1024,
-        negatives: int = 4,
-        loss: str = "bce",
-        eval_every: int = 1,
-        patience: int = 5,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.layers = layers
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.negatives = negatives
-        self.loss = loss
-        self.eval_every = eval_every
-        self.patience = patience
-        self.random_state = random_state
-        self.device = device
 
 
 class NeuMF(_NCFRecommender):
@@ -258,45 +218,28 @@ class NeuMF(_NCFRecommender):
 
     name = "neumf"
     description = "Neural Matrix Factorization (NCF): fused GMF and MLP towers, optional pre-training"
-    param_space = {
+    param_space = with_defaults(
+        {
         **_COMMON_SPACE,
         "layers": LAYERS,
         "pretrain": Param("bool", help="initialise from a fitted GMF and MLP (alpha fusion)"),
         "alpha": Param("float", 0.0, 1.0, help="weight of GMF in the pre-trained output layer"),
-    }
-
-    def __init__(
-        self,
-        *,
-        factors: int = 32,
-        layers: str = "64,32,16",
-        learning_rate: float = 0.001,
-        regularization: float = 0.0,
-        epochs: int = 50,
-        batch_size: int = 2048,
-        negatives: int = 8,
-        loss: str = "bce",
-        pretrain: bool = True,
-        alpha: float = 0.5,
-        eval_every: int = 1,
-        patience: int = 5,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.layers = layers
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.negatives = negatives
-        self.loss = loss
-        self.pretrain = pretrain
-        self.alpha = alpha
-        self.eval_every = eval_every
-        self.patience = patience
-        self.random_state = random_state
-        self.device = device
+    },
+        factors=32,
+        layers="64,32,16",
+        learning_rate=0.001,
+        regularization=0.0,
+        epochs=50,
+        batch_size=2048,
+        negatives=8,
+        loss="bce",
+        pretrain=True,
+        alpha=0.5,
+        eval_every=1,
+        patience=5,
+        random_state=0,
+        device="auto",
+    )
 
     def _train(self, train, val, callback):
         if not self.pretrain:

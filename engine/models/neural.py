@@ -22,7 +22,7 @@ from engine.device import resolve_device
 from engine.errors import CheckpointError, ParameterError
 from engine.models.base import Callback, Recommender
 from engine.models.item_side import RowScorer
-from engine.models.params import Param
+from engine.models.params import EVAL_EVERY, PATIENCE, Param  # noqa: F401 - the neural models import them here
 from engine.models.training import TrainResult, TrainSettings, seeded
 
 # One scoring chunk holds at most this many (user, item) pairs: with hidden layers of width 64
@@ -72,14 +72,11 @@ LAYERS = LayersParam(
     choices=("16", "32,16", "64,32,16", "128,64,32", "256,128,64", "64,32,16,8"),
     help="MLP hidden sizes, comma-separated (any list of 1-8 sizes, e.g. 64,32,16)",
 )
-EVAL_EVERY = Param("int", 1, 100, help="evaluate validation NDCG@10 every this many epochs")
 #: Training from scratch is never stopped early within its first `WARMUP_EPOCHS` epochs (see
 #: `TrainSettings.warmup`): on movielens-dslabs (9,066 items) GMF's validation NDCG@10 sat at
 #: popularity's level (0.017-0.022) for 10 epochs before rising to 0.037, and with patience 5
 #: alone seeds 1 and 2 stopped at epochs 8 and below popularity on test (0.0165, 0.0150).
 WARMUP_EPOCHS = 10
-PATIENCE = Param("int", 0, 100, help=f"stop after this many evaluations without improvement, "
-                                     f"counted after epoch {WARMUP_EPOCHS} (0: never)")
 
 
 class NeuralRecommender(Recommender):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ class Param:
     kind : "int", "float", "bool" or "choice".
     low, high : inclusive bounds for numbers. log : the UI should step on a log scale.
     choices : allowed values for "choice".
+    default : the model's default (`with_default`); a model whose every `Param` has one gets
+        its keyword-only ``__init__`` from its `param_space` (`engine.models.base.Recommender`).
     """
 
     kind: str
@@ -26,6 +29,11 @@ class Param:
     log: bool = False
     choices: tuple = field(default_factory=tuple)
     help: str = ""
+    default: object = field(default=None, compare=False)
+
+    def with_default(self, default) -> "Param":
+        """This parameter with a model's default value: ``FACTORS.with_default(64)``."""
+        return dataclasses.replace(self, default=default)
 
     def coerce(self, name: str, value):
         """Return `value` converted to this parameter's type, or raise `ParameterError`."""
@@ -93,3 +101,14 @@ BATCH_SIZE = Param("int", 1, 1 << 20, log=True, help="examples per mini-batch")
 NEGATIVES = Param("int", 1, 100, help="sampled negatives per positive")
 RANDOM_STATE = Param("int", 0, 2**31 - 1, help="seed")
 DEVICE = Param("choice", choices=("auto", "cpu", "cuda"), help="torch device; auto picks cuda when available")
+# Early stopping (`engine.models.training.run_epochs`), the same for every model that has it.
+EVAL_EVERY = Param("int", 1, 1000, help="epochs between validation NDCG@10 checks (when val is given)")
+PATIENCE = Param("int", 0, 1000, help="validation checks without improvement before stopping (0: never); "
+                                      "neural models trained from scratch count them after a warm-up")
+
+
+def with_defaults(space: dict[str, Param], **defaults) -> dict[str, Param]:
+    """`space` with a default for every parameter (a shared space, several models' defaults)."""
+    if set(space) != set(defaults):
+        raise TypeError(f"defaults for {sorted(defaults)} do not match the parameters {sorted(space)}")
+    return {name: space[name].with_default(value) for name, value in defaults.items()}

@@ -10,23 +10,17 @@ longer than a whole BPR fit on ML-100k).
 
 from __future__ import annotations
 
-import math
-import time
-
 import numpy as np
 import torch
 
 from engine.data.sampling import NegativeSampler
 from engine.device import resolve_device
-from engine.errors import EngineError
-from engine.evaluation import evaluate
 from engine.models.base import Recommender
 from engine.models.fold_in import RidgeFoldIn
-from engine.models.params import Param
+from engine.models.params import EVAL_EVERY, PATIENCE, Param  # noqa: F401 - BPR and WARP import them here
 from engine.models.torch_threads import single_intra_op_thread
+from engine.models.training import Trainee, TrainSettings, run_epochs
 
-EVAL_EVERY = Param("int", 1, 1000, help="epochs between validation NDCG@10 checks (when val is given)")
-PATIENCE = Param("int", 0, 1000, help="validation checks without improvement before stopping (0: never stop)")
 INIT_STD = Param("float", 0.0, 1.0, help="std of the factors' initialisation")
 
 
@@ -185,8 +179,8 @@ class SampledMF(RidgeFoldIn, Recommender):
     (n_users, factors), ``item_factors_`` (n_items, factors) and ``item_bias_`` (n_items,);
     ``best_epoch_`` when a validation split chose the weights kept.
 
-    Progress events carry ``seconds`` of training including the validation checks, which are
-    part of the fit when early stopping is on.
+    Epochs, validation, early stopping and the restore of the best factors are
+    `engine.models.training.run_epochs`'s; progress events are the ones every model sends.
 
     Fold-in: a ridge solve over the item factors, biases kept (`engine.models.fold_in`).
     """
@@ -231,46 +225,30 @@ class SampledMF(RidgeFoldIn, Recommender):
         # updated negative in the item tables.
         touched = (self.batch_size, *[self.batch_size * (1 + self.updated_negatives())] * 2)
         opt = [Adagrad(t, self.learning_rate, lazy=len(t) > LAZY_ROWS * n) for t, n in zip((f.user, f.item, f.item_bias), touched)]
-        check_val = val is not None and len(val) > 0
-        best, best_f, stale = -math.inf, None, 0
+        batch_size = self.batch_size
 
-        start = time.perf_counter()
-        for epoch in range(1, self.epochs + 1):
+        def step(epoch: int) -> float:
             # Sampling in user order (as the positives come) keeps the binary searches in cache.
             neg = sampler.sample(users_np, self.n_negatives(), rng)
             order = rng.permutation(len(users_np))
             users_t, items_t, neg_t = (torch.from_numpy(a[order]).to(device) for a in (users_np, items_np, neg))
             total = torch.zeros((), dtype=torch.float64, device=device)
-            for s in range(0, len(users_t), self.batch_size):
-                batch = slice(s, s + self.batch_size)
+            for s in range(0, len(users_t), batch_size):
+                batch = slice(s, s + batch_size)
                 u = users_t[batch]
                 loss, g = self.batch_step(f, u, items_t[batch], neg_t[batch], allowed[u])
                 opt[0].step(*g.user)
                 opt[1].step(*g.item)
                 opt[2].step(*g.bias)
                 total += loss * len(u)
-            mean_loss = float(total) / max(1, len(users_t))
-            if not math.isfinite(mean_loss):
-                raise EngineError(f"{self.name} training diverged (the loss is not finite): lower learning_rate")
-            event = {"epoch": epoch, "epochs": self.epochs, "loss": mean_loss}
-            stop = False
-            if check_val and (epoch % self.eval_every == 0 or epoch == self.epochs):
-                self._set_factors(f)
-                ndcg = float(evaluate(self, val)["ndcg@10"])
-                event["val_ndcg@10"] = ndcg
-                if ndcg > best:
-                    best, best_f, stale = ndcg, f.clone(), 0
-                    self.best_epoch_ = epoch
-                else:
-                    stale += 1
-                    stop = self.patience > 0 and stale >= self.patience
-            event["seconds"] = time.perf_counter() - start
-            if callback is not None:
-                self._set_factors(f)  # a listener may score the model between epochs
-                callback(event)
-            if stop:
-                break
-        self._set_factors(best_f if best_f is not None else f)
+            return float(total) / max(1, len(users_t))
+
+        trainee = Trainee(step, model=self, callback=callback, publish=lambda: self._set_factors(f),
+                          snapshot=f.clone, restore=self._set_factors)
+        settings = TrainSettings(epochs=self.epochs, eval_every=self.eval_every, patience=self.patience)
+        result = run_epochs([trainee], settings, val=val)[0]
+        if result.best_epoch is not None:
+            self.best_epoch_ = result.best_epoch
 
     def _set_factors(self, f: Factors) -> None:
         self.user_factors_ = f.user.cpu().numpy().copy()

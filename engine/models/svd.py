@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
@@ -20,6 +18,7 @@ from engine.models.params import (
     REGULARIZATION,
     Param,
 )
+from engine.models.training import Trainee, TrainSettings, run_epochs
 
 class SVD(BiasedMF):
     """Predict a rating as ``mu + b_u + b_i + p_uᵀ q_i``, learned by SGD on observed ratings.
@@ -96,49 +95,20 @@ class SVD(BiasedMF):
     )
     explicit = True
     param_space = {
-        "factors": FACTORS,
-        "regularization": REGULARIZATION,
-        "learning_rate": LEARNING_RATE,
-        "epochs": EPOCHS,
-        "batch_size": BATCH_SIZE,
-        "missing_rating": MISSING_RATING,
-        "missing_weight": MISSING_WEIGHT,
-        "missing_samples": Param("int", 1, 100, help="unobserved cells sampled per observed rating and epoch"),
-        "init_std": Param("float", 0.0, 1.0, help="std of the factors' initialisation"),
-        "random_state": RANDOM_STATE,
-        "device": DEVICE,
+        "factors": FACTORS.with_default(100),
+        "regularization": REGULARIZATION.with_default(0.1),
+        "learning_rate": LEARNING_RATE.with_default(0.01),
+        "epochs": EPOCHS.with_default(30),
+        "batch_size": BATCH_SIZE.with_default(4096),
+        "missing_rating": MISSING_RATING.with_default(2.0),
+        "missing_weight": MISSING_WEIGHT.with_default(0.1),
+        "missing_samples": Param("int", 1, 100, help="unobserved cells sampled per observed rating and epoch", default=2),
+        "init_std": Param("float", 0.0, 1.0, help="std of the factors' initialisation", default=0.1),
+        "random_state": RANDOM_STATE.with_default(0),
+        "device": DEVICE.with_default("auto"),
     }
 
-    def __init__(
-        self,
-        *,
-        factors: int = 100,
-        regularization: float = 0.1,
-        learning_rate: float = 0.01,
-        epochs: int = 30,
-        batch_size: int = 4096,
-        missing_rating: float = 2.0,
-        missing_weight: float = 0.1,
-        missing_samples: int = 2,
-        init_std: float = 0.1,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.regularization = regularization
-        self.learning_rate = learning_rate
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.missing_rating = missing_rating
-        self.missing_weight = missing_weight
-        self.missing_samples = missing_samples
-        self.init_std = init_std
-        self.random_state = random_state
-        self.device = device
-
     def _fit(self, train, val, callback):
-        for key, spec in self.param_space.items():
-            spec.coerce(key, getattr(self, key))
         dev = resolve_device(self.device)
         gen = torch.Generator().manual_seed(self.random_state)
         # Copies (`torch.tensor`): a split's arrays may be read-only views, which torch must not share.
@@ -155,8 +125,8 @@ class SVD(BiasedMF):
         n = len(ratings)
         sampler = _MissingSampler(train, self.n_users_, self.n_items_, self.missing_samples * n, dev) \
             if self.missing_weight > 0 else None
-        start = time.perf_counter()
-        for epoch in range(1, self.epochs + 1):
+
+        def step(epoch: int) -> float:
             u_all, i_all, r_all, w_all = users, items, ratings, None
             if sampler is not None:
                 mu_, mi_, omega = sampler.sample(gen)
@@ -188,9 +158,12 @@ class SVD(BiasedMF):
                 q.index_add_(0, i, lr * (err[:, None] * pu - _col(lam_w) * qi))
             if not (torch.isfinite(sq_err) and torch.isfinite(p).all() and torch.isfinite(q).all()):
                 raise ParameterError(f"svd diverged at epoch {epoch}: lower learning_rate (now {lr})")
-            if callback is not None:
-                callback({"epoch": epoch, "epochs": self.epochs, "loss": float(sq_err) / n,
-                          "seconds": time.perf_counter() - start})
+            return float(sq_err) / n
+
+        trainee = Trainee(step, model=self, callback=callback, publish=lambda: self._store_factors(mu, bu, bi, p, q))
+        # No early stopping: every epoch runs and the last factors are kept (validation, when a
+        # callback listens, is a diagnostic: `TrainSettings.keep_best`).
+        run_epochs([trainee], TrainSettings(epochs=self.epochs, patience=0, keep_best=False), val=val)
 
         if sampler is None:
             # Nothing was learned for users/items absent from train: predict them at the baseline.

@@ -1,6 +1,13 @@
-"""The one training loop of every neural model.
+"""The one epoch loop of every iterative model, and the training loop of the neural ones.
 
-A model builds its ``nn.Module`` and hands it to `train_module` with two small functions: one
+`run_epochs` is the epoch loop: a model hands it a `Trainee` (its epoch step, and how to
+publish, copy and restore its learned state) and the loop owns the rest - the range of epochs,
+validation, the one early-stopping rule, restoring the best state and the progress events. The
+closed-form and hand-written models (ALS, MF-ALS, SVD, BPR and WARP through `SampledMF`) call it
+directly; every torch-module model goes through `train_module` / `train_together`, which build
+the step from a module, an optimizer and the mini-batches described below.
+
+A neural model builds its ``nn.Module`` and hands it to `train_module` with two small functions: one
 that builds an epoch's examples as aligned tensors (`pointwise_examples`, `pairwise_examples` or
 its own), and one that turns a mini-batch of them into a scalar loss (usually with `bce_loss` or
 `bpr_loss`). The loop owns everything else, so every neural model gets the same behaviour:
@@ -94,6 +101,13 @@ class TrainSettings:
         evaluations before the personal signal lifts it.
     validation_users : validate on a fixed sample of at most this many users
         (`validation_sample`); 0 validates every user.
+    keep_best : restore the state of the best validated epoch at the end (the neural models,
+        BPR, WARP); False keeps the last epoch's state, and validation then neither selects nor
+        stops anything (with `patience` 0): it is a diagnostic for a listener, run only for a
+        trainee with a callback (ALS, MF-ALS, SVD, whose fits never depend on a callback).
+
+    `run_epochs` reads only `epochs`, `eval_every`, `patience`, `warmup`, `eval_start`,
+    `validation_users` and `keep_best`; the others are `train_module`'s.
     """
 
     epochs: int = 20
@@ -108,6 +122,7 @@ class TrainSettings:
     eval_start: bool = False
     warmup: int = 0
     validation_users: int = VALIDATION_USERS
+    keep_best: bool = True
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -225,7 +240,139 @@ def seeded(random_state: int, device: torch.device | str = "cpu"):
         yield
 
 
-# ---- the loop --------------------------------------------------------------------------------
+# ---- the epoch loop ---------------------------------------------------------------------------
+@dataclass
+class Trainee:
+    """What a model gives `run_epochs`: its epoch step and how to reach its learned state.
+
+    step : ``step(epoch) -> mean loss`` (or None where computing it costs a pass the model
+        only makes for a listener): one pass over the training data.
+    model : the recommender whose `score` validation calls (``evaluator(model, val)``); None
+        without validation.
+    callback : gets one progress event per epoch; may raise `engine.models.base.Cancelled`.
+    publish : makes `model` score with the current state (copy factors out of the training
+        tensors, put a module in eval mode); called before each validation and callback and
+        when the loop ends, also on failure.
+    snapshot : a copy of the current state, taken at each new best validation.
+    restore : makes a snapshot the model's (published) state, at the end, when
+        `TrainSettings.keep_best`.
+    """
+
+    step: Callable[[int], float | None]
+    model: Recommender | None = None
+    callback: Callback | None = None
+    publish: Callable[[], None] = lambda: None
+    snapshot: Callable[[], object] | None = None
+    restore: Callable[[object], None] | None = None
+
+
+def run_epochs(
+    trainees: Sequence[Trainee],
+    settings: TrainSettings,
+    *,
+    val: Split | None = None,
+    evaluator: Evaluator | None = None,
+    before_epoch: Callable[[int], None] | None = None,
+) -> list[TrainResult]:
+    """Run the epochs of one or more trainees; return one `TrainResult` per trainee, in order.
+
+    Each epoch calls `before_epoch` once (work the trainees share, e.g. drawing the epoch's
+    negatives) and then the step of every trainee that has not stopped. Validation NDCG@10 on
+    `validation_sample` of `val` runs every `eval_every` epochs and after the last one (and
+    before the first with `eval_start`); a new best keeps a snapshot, and a trainee stops
+    after `patience` evaluations in a row without one (those up to epoch `warmup` do not
+    count). At the end each trainee gets its best snapshot back (`keep_best`).
+
+    Progress events: ``{"epoch", "epochs", "loss", "seconds", "epoch_seconds"}`` plus
+    ``"val_ndcg@10"`` and ``"val_seconds"`` where it validated (``seconds`` since the start,
+    ``epoch_seconds`` this epoch's shared work, step and validation, ``val_seconds`` the
+    validation alone).
+
+    Raises
+    ------
+    Cancelled : re-raised from a callback.
+    EngineError : when a step's loss is NaN or infinite (the learning rate is too high).
+    """
+    if val is not None and len(val) == 0:
+        val = None
+    if val is not None:
+        evaluator = evaluator or evaluate
+        val = validation_sample(val, settings.validation_users)
+    diagnostic = not settings.keep_best and not settings.patience
+    runs = [_Run(t) for t in trainees]
+    for run in runs:
+        # Validation that neither selects nor stops is only worth its cost to a listener.
+        run.validates = val is not None and not (diagnostic and run.trainee.callback is None)
+
+    start = time.perf_counter()
+    try:
+        if settings.eval_start:
+            for run in runs:
+                if run.validates:
+                    run.judge(0, run.validate(evaluator, val), settings)
+        for epoch in range(1, settings.epochs + 1):
+            running = [run for run in runs if not run.stopped]
+            if not running:
+                break
+            epoch_start = time.perf_counter()
+            if before_epoch is not None:
+                before_epoch(epoch)
+            shared_seconds = time.perf_counter() - epoch_start
+            for run in running:
+                run_start = time.perf_counter()
+                loss = run.trainee.step(epoch)
+                if loss is not None and not math.isfinite(loss):
+                    raise EngineError("training diverged (the loss is not finite): lower learning_rate")
+                event = {"epoch": epoch, "epochs": settings.epochs, "loss": loss, "seconds": 0.0, "epoch_seconds": 0.0}
+                if run.validates and (epoch % settings.eval_every == 0 or epoch == settings.epochs):
+                    val_start = time.perf_counter()
+                    ndcg = run.validate(evaluator, val)
+                    event["val_ndcg@10"] = ndcg
+                    event["val_seconds"] = time.perf_counter() - val_start
+                    run.judge(epoch, ndcg, settings)
+                now = time.perf_counter()
+                event["seconds"], event["epoch_seconds"] = now - start, shared_seconds + now - run_start
+                run.result.epochs_run = epoch
+                run.result.history.append(event)
+                if run.trainee.callback is not None:
+                    run.trainee.publish()  # a listener may score the model between epochs
+                    run.trainee.callback(dict(event))
+                run.stopped = bool(settings.patience) and run.stale >= settings.patience
+    finally:
+        for run in runs:
+            run.trainee.publish()
+    for run in runs:
+        if settings.keep_best and run.best_state is not None:
+            run.trainee.restore(run.best_state)
+    return [run.result for run in runs]
+
+
+class _Run:
+    """One trainee's early-stopping state in `run_epochs`."""
+
+    def __init__(self, trainee: Trainee):
+        self.trainee = trainee
+        self.result = TrainResult()
+        self.best_state: object | None = None
+        self.stale = 0
+        self.stopped = False
+        self.validates = False
+
+    def validate(self, evaluator: Evaluator, val: Split) -> float:
+        self.trainee.publish()
+        return float(evaluator(self.trainee.model, val)["ndcg@10"])
+
+    def judge(self, epoch: int, ndcg: float, settings: TrainSettings) -> None:
+        """Keep a snapshot if `ndcg` is the best so far, else count a stale evaluation."""
+        if self.result.best_ndcg is None or ndcg > self.result.best_ndcg:
+            self.result.best_ndcg, self.result.best_epoch, self.stale = ndcg, epoch, 0
+            if settings.keep_best and self.trainee.snapshot is not None:
+                self.best_state = self.trainee.snapshot()
+        elif epoch > settings.warmup:
+            self.stale += 1
+
+
+# ---- the neural models' step: mini-batches of a torch module --------------------------------------
 @dataclass
 class Member:
     """One module of `train_together`: the recommender whose `score` uses it (for validation;
@@ -292,80 +439,34 @@ def train_together(
     member after the first: NeuMF's pre-trained GMF and MLP share their negatives this way.
     Returns one `TrainResult` per member, in order.
     """
-    if evaluator is None and val is not None:
-        evaluator = evaluate
     device = resolve_device(settings.device)
-    runs = [_Run(member, settings, device) for member in members]
     rng = EpochRandom(torch.Generator(device=device), np.random.default_rng(settings.random_state))
     rng.torch.manual_seed(settings.random_state)
-    if val is not None:
-        val = validation_sample(val, settings.validation_users)
+    epoch_examples: list[torch.Tensor] = []
 
-    start = time.perf_counter()
-    if val is not None and settings.eval_start:
-        for run in runs:
-            run.judge(0, run.validate(evaluator, val), settings)
-    try:
-        with seeded(settings.random_state, device):
-            for epoch in range(1, settings.epochs + 1):
-                running = [run for run in runs if not run.stopped]
-                if not running:
-                    break
-                epoch_start = time.perf_counter()
-                tensors = _shuffled(examples(rng), rng.torch)
-                shared_seconds = time.perf_counter() - epoch_start
-                for run in running:
-                    run_start = time.perf_counter()
-                    loss = _run_epoch(run.member.module, run.optimizer, tensors, run.member.batch_loss, settings.batch_size)
-                    event = {"epoch": epoch, "epochs": settings.epochs, "loss": loss, "seconds": 0.0, "epoch_seconds": 0.0}
-                    if val is not None and (epoch % settings.eval_every == 0 or epoch == settings.epochs):
-                        val_start = time.perf_counter()
-                        ndcg = run.validate(evaluator, val)
-                        event["val_ndcg@10"] = ndcg
-                        event["val_seconds"] = time.perf_counter() - val_start
-                        run.judge(epoch, ndcg, settings)
-                    now = time.perf_counter()
-                    event["seconds"], event["epoch_seconds"] = now - start, shared_seconds + now - run_start
-                    run.result.epochs_run = epoch
-                    run.result.history.append(event)
-                    if run.member.callback is not None:
-                        run.member.callback(dict(event))
-                    run.stopped = bool(settings.patience) and run.stale >= settings.patience
-    finally:
-        for run in runs:
-            run.member.module.eval()
-    for run in runs:
-        if run.best_state is not None:
-            run.member.module.load_state_dict(run.best_state)
-    return [run.result for run in runs]
+    def shuffle_examples(epoch: int) -> None:
+        epoch_examples[:] = _shuffled(examples(rng), rng.torch)
+
+    trainees = [_module_trainee(member, settings, device, epoch_examples) for member in members]
+    with seeded(settings.random_state, device):
+        return run_epochs(trainees, settings, val=val, evaluator=evaluator, before_epoch=shuffle_examples)
 
 
-class _Run:
-    """One member's optimizer and early-stopping state in `train_together`."""
-
-    def __init__(self, member: Member, settings: TrainSettings, device: torch.device):
-        self.member = member
-        member.module.to(device)
-        params = [p for p in member.module.parameters() if p.requires_grad]
-        optim_cls = torch.optim.Adam if settings.optimizer == "adam" else torch.optim.SGD
-        # fused: one kernel for all parameters instead of a Python loop of small ops per step.
-        self.optimizer = optim_cls(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=True)
-        self.result = TrainResult()
-        self.best_state: dict | None = None
-        self.stale = 0
-        self.stopped = False
-
-    def validate(self, evaluator: Evaluator, val: Split) -> float:
-        self.member.module.eval()
-        return float(evaluator(self.member.model, val)["ndcg@10"])
-
-    def judge(self, epoch: int, ndcg: float, settings: TrainSettings) -> None:
-        """Keep the weights if `ndcg` is the best so far, else count a stale evaluation."""
-        if self.result.best_ndcg is None or ndcg > self.result.best_ndcg:
-            self.result.best_ndcg, self.result.best_epoch, self.stale = ndcg, epoch, 0
-            self.best_state = {k: v.detach().clone() for k, v in self.member.module.state_dict().items()}
-        elif epoch > settings.warmup:
-            self.stale += 1
+def _module_trainee(member: Member, settings: TrainSettings, device: torch.device, examples: list) -> Trainee:
+    """A member as a `Trainee`: mini-batch steps of its own optimizer over the epoch's examples."""
+    module = member.module.to(device)
+    params = [p for p in module.parameters() if p.requires_grad]
+    optim_cls = torch.optim.Adam if settings.optimizer == "adam" else torch.optim.SGD
+    # fused: one kernel for all parameters instead of a Python loop of small ops per step.
+    optimizer = optim_cls(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=True)
+    return Trainee(
+        step=lambda epoch: _run_epoch(module, optimizer, examples, member.batch_loss, settings.batch_size),
+        model=member.model,
+        callback=member.callback,
+        publish=module.eval,
+        snapshot=lambda: {k: v.detach().clone() for k, v in module.state_dict().items()},
+        restore=module.load_state_dict,
+    )
 
 
 def _shuffled(tensors: Sequence[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
@@ -386,7 +487,4 @@ def _run_epoch(module, optimizer, tensors, batch_loss, batch_size) -> float:
         loss.backward()
         optimizer.step()
         total += loss.detach() * len(batch[0])
-    mean = float(total) / max(1, n)
-    if not math.isfinite(mean):
-        raise EngineError("training diverged (the loss is not finite): lower learning_rate")
-    return mean
+    return float(total) / max(1, n)

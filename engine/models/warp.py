@@ -108,48 +108,19 @@ class WARP(SampledMF):
     name = "warp"
     description = "WARP loss (Weston et al. 2011): MF trained to push positives to the top of the ranking"
     param_space = {
-        "factors": FACTORS,
-        "learning_rate": LEARNING_RATE,
-        "regularization": REGULARIZATION,
-        "epochs": EPOCHS,
-        "batch_size": BATCH_SIZE,
-        "margin": Param("float", 0.0, 100.0, help="hinge margin between positive and negative scores"),
-        "max_sampled": Param("int", 1, 1000, help="negatives drawn per positive while seeking a violator"),
-        "init_std": INIT_STD,
-        "eval_every": EVAL_EVERY,
-        "patience": PATIENCE,
-        "random_state": RANDOM_STATE,
-        "device": DEVICE,
+        "factors": FACTORS.with_default(64),
+        "learning_rate": LEARNING_RATE.with_default(0.03),
+        "regularization": REGULARIZATION.with_default(0.01),
+        "epochs": EPOCHS.with_default(40),
+        "batch_size": BATCH_SIZE.with_default(4096),
+        "margin": Param("float", 0.0, 100.0, help="hinge margin between positive and negative scores", default=1.0),
+        "max_sampled": Param("int", 1, 1000, help="negatives drawn per positive while seeking a violator", default=10),
+        "init_std": INIT_STD.with_default(0.01),
+        "eval_every": EVAL_EVERY.with_default(5),
+        "patience": PATIENCE.with_default(0),
+        "random_state": RANDOM_STATE.with_default(0),
+        "device": DEVICE.with_default("auto"),
     }
-
-    def __init__(
-        self,
-        *,
-        factors: int = 64,
-        learning_rate: float = 0.03,
-        regularization: float = 0.01,
-        epochs: int = 40,
-        batch_size: int = 4096,
-        margin: float = 1.0,
-        max_sampled: int = 10,
-        init_std: float = 0.01,
-        eval_every: int = 5,
-        patience: int = 0,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.margin = margin
-        self.max_sampled = max_sampled
-        self.init_std = init_std
-        self.eval_every = eval_every
-        self.patience = patience
-        self.random_state = random_state
-        self.device = device
 
     def n_negatives(self) -> int:
         return self.max_sampled

@@ -17,6 +17,7 @@ from typing import Callable
 
 import pandas as pd
 
+from engine import config
 from engine.data import Dataset
 from engine.errors import EngineError
 from engine.models.base import Cancelled
@@ -34,7 +35,7 @@ def check_params(model: str, params: dict) -> dict:
     the model has them, so the user hears now rather than when the job reaches the fit.
     """
     instance = get_model_class(model).from_params(**params)
-    instance._check_params()  # the base class's does nothing; models with such rules override it
+    instance.validate_params()  # every range, then the model's own rules (as `fit` will)
     return instance.get_params()
 
 
@@ -187,15 +188,15 @@ class JobManager:
     Parameters
     ----------
     data_dir : where checkpoints and ``runs.sqlite`` are written (``train_and_evaluate``'s
-        `data_dir`).
+        `data_dir`); default `engine.config.data_dir()`.
     train : the training function, ``train(dataset, model, params, *, data_dir, callback,
         quick)``;
         defaults to `engine.runs.experiment.train_and_evaluate` (tests may pass a stub).
     keep : how many finished jobs are remembered for display.
     """
 
-    def __init__(self, data_dir="data", *, train: Callable | None = None, keep: int = 50):
-        self.data_dir = Path(data_dir)
+    def __init__(self, data_dir=None, *, train: Callable | None = None, keep: int = 50):
+        self.data_dir = Path(data_dir) if data_dir is not None else config.data_dir()
         self._train = train
         self._keep = keep
         self._jobs: list[Job] = []

@@ -41,3 +41,59 @@ def test_finite_floats_and_range_still_apply():
 def test_layers_refuse_non_finite_sizes(value):
     with pytest.raises(ParameterError, match="layer sizes"):
         LAYERS.coerce("layers", value)
+
+
+# ---- __init__ written by the base class from param_space -------------------------------------------
+def _declared(**space):
+    from engine.models.base import Recommender
+
+    class Declared(Recommender):
+        name = "declared"
+        param_space = space
+
+        def _fit(self, train, val, callback):
+            pass
+
+        def _score(self, user_idx, item_idx):
+            pass
+
+    return Declared
+
+
+def test_an_init_from_param_space_stores_keyword_only_defaults_with_a_real_signature():
+    import inspect
+
+    cls = _declared(factors=INT.with_default(16), alpha=FLOAT.with_default(0.5))
+    assert str(inspect.signature(cls)) == "(*, factors=16, alpha=0.5)"
+    assert cls.param_names() == ["factors", "alpha"] and cls.default_params() == {"factors": 16, "alpha": 0.5}
+    assert cls(alpha=2.0).get_params() == {"factors": 16, "alpha": 2.0}
+    assert cls.from_params(factors="32").factors == 32
+    with pytest.raises(TypeError, match="factorz"):
+        cls(factorz=3)
+    with pytest.raises(TypeError):
+        cls(16)  # keyword-only, as written out
+
+
+def test_a_space_with_some_defaults_missing_fails_at_class_creation():
+    with pytest.raises(TypeError, match="alpha"):
+        _declared(factors=INT.with_default(16), alpha=FLOAT)
+
+
+def test_with_defaults_needs_one_default_per_parameter():
+    from engine.models.params import with_defaults
+
+    assert with_defaults({"factors": INT}, factors=8)["factors"].default == 8
+    with pytest.raises(TypeError, match="do not match"):
+        with_defaults({"factors": INT, "alpha": FLOAT}, factors=8)
+
+
+def test_every_registered_model_keeps_an_introspectable_keyword_only_init():
+    import inspect
+
+    from engine.models.registry import MODELS
+
+    for name, cls in MODELS.items():
+        sig = inspect.signature(cls.__init__)
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in list(sig.parameters.values())[1:]), name
+        assert set(cls.param_names()) == set(cls.param_space), name
+        assert cls().get_params() == cls.default_params(), name
