@@ -30,6 +30,7 @@ from engine import what_if as what_if_lib
 from engine.be_user import Picks
 from engine.data import DATASETS, Dataset, DataSplits, load_dataset
 from engine.data import access, stats
+from engine.data import images as images_lib
 from engine.data.upload import guess_mapping, read_header, save_upload, upload_limits
 from engine.data.visual import load_image
 from engine.errors import CheckpointError, EngineError, UnknownIdError, quoted  # noqa: F401 - pages quote link values
@@ -97,22 +98,53 @@ DATASET_BLURBS = {
 }
 
 
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``(base spec, picture folder or None)``; a malformed image part (``+images`` with no
+    folder) is left in the base, for `get_dataset` to refuse in one line."""
+    try:
+        return images_lib.split_spec(spec)
+    except EngineError:
+        return str(spec), None
+
+
+def with_images(spec: str, folder: str | None) -> str:
+    """`spec` with `folder` attached as its pictures (None or empty: without pictures)."""
+    return images_lib.with_images(split_spec(spec)[0], folder)
+
+
+def image_problems(spec: str) -> str | None:
+    """One line on the attached picture folder's problems (missing, unreadable, not pictures),
+    None where it has none or the dataset has no attached folder."""
+    problems = get_dataset(spec).extras.get("image_problems")
+    if not problems or "with_image" not in problems:  # visual:DIR drops such items itself
+        return None
+    if not (problems["count"] or problems["not_images_count"]):
+        return None
+    return images_lib.problem_line(problems)
+
+
 def dataset_label(spec: str) -> str:
     """How the picker lists a dataset: its spec and a few words (``"visual-synthetic · generated
     images, for Visual attention"``)."""
-    blurb = DATASET_BLURBS.get(spec.partition(":")[0])
+    base, pictures = split_spec(spec)
+    blurb = DATASET_BLURBS.get(base.partition(":")[0])
+    if pictures is not None:
+        blurb = f"{blurb}, with pictures" if blurb else "with pictures"
     return spec if blurb is None else f"{spec} · {blurb}"
 
 
 def dataset_description(spec: str) -> str:
     """One line on a dataset for the picker's caption: the format's description, and whether
     visual-synthetic still has to be generated."""
-    name = spec.partition(":")[0]
+    base, pictures = split_spec(spec)
+    name = base.partition(":")[0]
     fmt = DATASETS.get(name)
     if fmt is None:
         return "not a known dataset format"
     text = fmt.description
-    if name == "csv" and (DATA_DIR / "uploads") in Path(spec.partition(":")[2]).parents:
+    if pictures is not None:
+        text += f"; item pictures from {pictures}"
+    if name == "csv" and (DATA_DIR / "uploads") in Path(base.partition(":")[2]).parents:
         text = f"uploaded on the Data page; {text}"
     if spec == demo.VISUAL_DATASET and not demo.visual_ready(DATA_DIR):
         text += f"; generated the first time it is picked ({demo.VISUAL_GENERATION_SECONDS:.0f} s or so)"
@@ -341,8 +373,10 @@ def what_if(checkpoint: str, spec: str, user_idx: int, remove: tuple[int, ...], 
 
 @st.cache_data(max_entries=4096, show_spinner=False)
 def poster(spec: str, item_idx: int) -> str | None:
-    """The item's image as a small data URI, None where the dataset has no images."""
-    return explore.thumbnail_uri(get_dataset(spec), item_idx)
+    """The item's thumbnail as a small data URI (a neutral placeholder for an item without a
+    picture), None where the dataset has no images. Thumbnails are made once into the data
+    folder's cache, so a page of 60 pictures reads 60 files of a few kB."""
+    return explore.thumbnail_uri(get_dataset(spec), item_idx, DATA_DIR / "cache" / "thumbnails")
 
 
 @st.cache_data(max_entries=8)

@@ -7,13 +7,12 @@ whole dataset is built. Frames use raw ids and titles; indices stay in the frame
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from engine.data import images
 from engine.data.dataset import Dataset
 from engine.data.split import DataSplits, Split
 from engine.errors import DatasetError, ParameterError
@@ -202,27 +201,14 @@ def items_by_popularity(dataset: Dataset) -> np.ndarray:
 
 
 def has_images(dataset: Dataset) -> bool:
-    return dataset.images_dir is not None and "image" in dataset.items
+    return images.has_images(dataset)
 
 
-def thumbnail_uri(dataset: Dataset, item_idx: int, size: int = 64) -> str | None:
-    """The item's image as a small PNG ``data:`` URI (for image columns); None without images
-    or when the file cannot be read."""
-    if not has_images(dataset):
-        return None
-    from PIL import Image
-
-    from engine.data.visual import image_path
-
-    try:
-        with Image.open(image_path(dataset, item_idx)) as im:
-            im = im.convert("RGB")
-            im.thumbnail((size, size))
-            buf = io.BytesIO()
-            im.save(buf, format="PNG")
-    except (OSError, ValueError):
-        return None
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+def thumbnail_uri(dataset: Dataset, item_idx: int, cache_dir=None, size: int = images.THUMBNAIL_SIZE) -> str | None:
+    """The item's thumbnail as a ``data:`` URI (for image columns), the neutral placeholder's
+    for an item without a usable picture; None for a dataset without pictures. With
+    `cache_dir`, thumbnails are made once and read back (`engine.data.images.thumbnail_file`)."""
+    return images.thumbnail_uri(dataset, item_idx, cache_dir, size)
 
 
 # ---- two models over every user ------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 ``load_dataset("ml-100k:/data/ml-100k")`` reads a folder in the ML-100k format; a spec without a
 path reads ``data_dir/NAME``. `DATASETS` is the explicit registry (name -> `DatasetFormat`);
-adding a format is one entry there.
+adding a format is one entry there. Any spec may end with ``+images:DIR``, a folder of item
+pictures (`engine.data.images`): the rest of the spec is loaded as usual, then the pictures
+are attached.
 
 Parsing is vectorized (pandas' C parser with explicit dtypes) on the happy path. Only when that
 fails, or leaves a required field empty, is the file scanned line by line to name the first bad
@@ -26,6 +28,7 @@ import pandas as pd
 
 from engine.data.dataset import Dataset, from_frames
 from engine.data.download import DOWNLOADS
+from engine.data.images import attach_images, images_folder, split_spec
 from engine.data.visual import load_visual, load_visual_synthetic
 from engine.errors import DatasetError, choices_hint
 
@@ -87,15 +90,21 @@ def load_dataset(spec: str, *, data_dir="data") -> Dataset:
 
     Parameters
     ----------
-    spec : ``NAME`` or ``NAME:PATH`` (see `describe_datasets`), e.g. ``"ml-100k:/data/ml-100k"``.
+    spec : ``NAME`` or ``NAME:PATH`` (see `describe_datasets`), e.g. ``"ml-100k:/data/ml-100k"``,
+        optionally followed by ``+images:DIR`` (``"movielens-dslabs+images:data/posters"``).
     data_dir : folder where ``NAME`` alone is looked up (``data_dir/NAME``).
 
     Raises
     ------
     DatasetError
-        Unknown name (with the valid ones), missing folder or file, malformed line.
+        Unknown name (with the valid ones), missing folder or file, malformed line, a picture
+        folder that does not exist.
     """
     spec = str(spec).strip()
+    base, folder = split_spec(spec)
+    if folder is not None:
+        dataset = load_dataset(base, data_dir=data_dir)
+        return attach_images(dataset, images_folder(spec), spec)
     name, _, argument = spec.partition(":")
     fmt = DATASETS.get(name)
     if fmt is None:
@@ -110,8 +119,9 @@ def load_dataset(spec: str, *, data_dir="data") -> Dataset:
 
 def spec_path(spec: str, *, data_dir="data") -> Path | None:
     """The file or folder a spec reads (as `load_dataset` opens it, not resolved), or None
-    for an unknown name or a format without one (``synthetic``, ``movielens-dslabs``)."""
-    name, _, argument = str(spec).strip().partition(":")
+    for an unknown name or a format without one (``synthetic``, ``movielens-dslabs``). An
+    attached picture folder is not it: see `engine.data.images.images_folder`."""
+    name, _, argument = split_spec(spec)[0].partition(":")
     fmt = DATASETS.get(name)
     if fmt is None or fmt.argument not in ("DIR", "FILE"):
         return None
@@ -125,7 +135,7 @@ def spec_path(spec: str, *, data_dir="data") -> Path | None:
 
 def describe_datasets() -> list[dict]:
     """One dict per registered format: ``name``, ``usage``, ``argument``, ``description``."""
-    rows = []
+    rows = []  # the picture folder any spec may end with is said once, by the CLI and the docs
     for name, fmt in DATASETS.items():
         usage = f"{name}[:{fmt.argument}]" if fmt.argument else name
         rows.append({"name": name, "usage": usage, "argument": fmt.argument, "description": fmt.description})
