@@ -428,6 +428,12 @@ def user_overlap(checkpoint_a: str, checkpoint_b: str, spec: str, k: int = 10) -
     return explore.disagreements(ds, users, overlap)
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def list_differences(checkpoint_a: str, checkpoint_b: str, spec: str, users: tuple[int, ...], k: int = 10) -> list:
+    """Per user, ``(items only in A's top-k, items only in B's)`` (`engine.explore.list_differences`)."""
+    return explore.list_differences(get_model(checkpoint_a, spec), get_model(checkpoint_b, spec), users, k)
+
+
 # ---- models ------------------------------------------------------------------------------------
 # Models page (training worker, runs table) and the Data page's CSV upload. Training runs on a
 # process-wide `JobManager` thread, so it survives page switches and reloads; the page only

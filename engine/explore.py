@@ -261,6 +261,23 @@ def disagreements(dataset: Dataset, users: np.ndarray, overlap: np.ndarray, n: i
     )
 
 
+def list_differences(
+    model_a: Recommender, model_b: Recommender, users: Sequence[int], k: int = 10
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per user, ``(items only in A's top-k, items only in B's)``, each in its list's order:
+    what `topk_overlap` counts as not in common (the same lists, seen items left out)."""
+    users = np.asarray(users, np.int64)
+    if not len(users):
+        return []
+    a, _ = model_a.recommend(users, k, exclude_seen=True)
+    b, _ = model_b.recommend(users, k, exclude_seen=True)
+    out = []
+    for row_a, row_b in zip(a, b):
+        row_a, row_b = row_a[row_a >= 0], row_b[row_b >= 0]  # -1 pads lists shorter than k
+        out.append((row_a[~np.isin(row_a, row_b)], row_b[~np.isin(row_b, row_a)]))
+    return out
+
+
 # ---- runs ----------------------------------------------------------------------------------
 def default_runs(runs: Sequence[dict], n: int, metric: str = "ndcg@10") -> list[dict]:
     """The runs a page shows before the user picks any: the newest run of each model, best

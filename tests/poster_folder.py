@@ -38,9 +38,17 @@ def poster(width: int, height: int, seed: int) -> Image.Image:
     return Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), "RGB")
 
 
-def write_posters(folder: Path) -> Path:
-    """Write the picture folder (see the module docstring) and return it."""
+def extra_items(extra: int) -> list[str]:
+    """Ids of `extra` more items with good small posters (``"9"``, ``"10"``, ...)."""
+    return [str(n) for n in range(len(ITEMS) + 1, len(ITEMS) + 1 + extra)]
+
+
+def write_posters(folder: Path, extra: int = 0) -> Path:
+    """Write the picture folder (see the module docstring), with `extra` more items' 60x90
+    JPEGs, and return it."""
     folder.mkdir(parents=True, exist_ok=True)
+    for n, item in enumerate(extra_items(extra)):
+        poster(60, 90, 100 + n).save(folder / f"{item}.jpg", quality=80)
     for seed, (item, (width, height, suffix)) in enumerate(GOOD.items()):
         fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}[suffix.lower()]
         poster(width, height, seed).save(folder / f"{item}{suffix}", format=fmt)
@@ -54,13 +62,17 @@ def write_posters(folder: Path) -> Path:
     return folder
 
 
-def write_ratings(file: Path) -> Path:
-    """A ratings CSV over `ITEMS` (every item rated by a few of 6 users)."""
+def write_ratings(file: Path, users: int = 6, extra: int = 0, per_user: int | None = None) -> Path:
+    """A ratings CSV over `ITEMS` and `extra` more items: each user rates `per_user` of them
+    (default two thirds), drawn with a popularity skew from a seeded generator."""
+    items = [*ITEMS, *extra_items(extra)]
+    per_user = per_user or (2 * len(items)) // 3
+    rng = np.random.default_rng(0)
+    weights = 1.0 / np.arange(1, len(items) + 1) ** 0.7
     lines = ["user,item,rating"]
-    for user in range(1, 7):
-        for n, item in enumerate(ITEMS):
-            if (user + n) % 3:
-                lines.append(f"{user},{item},{1 + (user * n) % 5}")
+    for user in range(1, users + 1):
+        for n in rng.choice(len(items), size=per_user, replace=False, p=weights / weights.sum()):
+            lines.append(f"{user},{items[n]},{int(rng.integers(1, 6))}")
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_text("\n".join(lines) + "\n")
     return file

@@ -34,7 +34,7 @@ run = model_picker(
 users = services.attention_users(run["checkpoint"], spec)
 url_user = st.query_params.get("user")
 if url_user is not None and url_user not in set(users):
-    name = spec.split(":", 1)[0]
+    name = services.split_spec(spec)[0].split(":", 1)[0]
     st.error(f"unknown user id {plain(services.quoted(url_user))} in {plain(name)}. Pick a user below.",
              icon=":material/person_off:")
     url_user = None
