@@ -46,6 +46,7 @@ from dashboard.components.text import code, plain
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("RECSYS_DATA_DIR", ROOT / "data"))
 DEFAULT_DATASET = "movielens-dslabs"
+VISUAL_DATASET = demo.VISUAL_DATASET  # the generated catalogue with ground truth (Visual attention)
 
 
 @contextmanager

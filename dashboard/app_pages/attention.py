@@ -108,8 +108,11 @@ if truth and recs:
 
 st.subheader("Attention fidelity", help=glossary.help_for("ground truth"))
 if not truth:
-    st.info("This dataset records no ground truth (only visual-synthetic does), so attention cannot be scored.",
-            icon=":material/info:")  # fmt: skip
+    st.info("Fidelity needs ground truth: which image regions each user really likes. Real pictures (posters,"
+            " photos) have none, so here attention can be looked at but not scored. The generated catalogue"
+            " records it: open the same page there to see attention scored.", icon=":material/info:")  # fmt: skip
+    st.page_link("app_pages/attention.py", label=f"Visual attention on {services.VISUAL_DATASET}",
+                 icon=":material/image_search:", query_params={"dataset": services.VISUAL_DATASET})  # fmt: skip
 else:
     overall = services.attention_fidelity(run["checkpoint"], spec)
     mine = data["fidelity"] or {}

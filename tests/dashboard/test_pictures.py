@@ -13,7 +13,13 @@ from tests.dashboard import pages
 from tests.dashboard.conftest import app_maker
 
 USERS, EXTRA, PER_USER = 40, 52, 16  # 60 items, 16 rated by each user: lists of 10 with room to differ
-TRAINED = {"popularity": {}, "als": {"factors": 8, "epochs": 3}, "bpr": {"factors": 8, "epochs": 3}}
+TRAINED = {
+    "popularity": {},
+    "als": {"factors": 8, "epochs": 3},
+    "bpr": {"factors": 8, "epochs": 3},
+    "acf": {"factors": 8, "attention_dim": 8, "components_dim": 8, "max_profile": 4, "epochs": 2, "eval_every": 1,
+            "patience": 0, "device": "cpu", "features": "patches"},
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +34,15 @@ def pictures_dir(tmp_path_factory):
     posters = poster_folder.write_posters(folder / "posters", extra=EXTRA)
     spec = f"csv:{ratings}+images:{posters}"
     runs = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the folder's problems, on purpose
-        for name, params in TRAINED.items():
-            runs[name] = train_and_evaluate(spec, name, params, data_dir=folder)["run_id"]
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RECSYS_DATA_DIR", str(folder))  # ACF's component features are cached under it
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the folder's problems, on purpose
+            for name, params in TRAINED.items():
+                runs[name] = train_and_evaluate(spec, name, params, data_dir=folder)["run_id"]
+    finally:
+        mp.undo()
     return {"folder": folder, "ratings": ratings, "posters": posters, "spec": spec, "runs": runs}
 
 
@@ -167,3 +178,16 @@ def test_compare_shows_what_only_each_run_recommends(make, pictures_dir, ds):
 
     assert shown == [thumbnail_uri(ds, int(i), pictures_dir["folder"] / "cache" / "thumbnails") for i in only_a[:4]]
     assert len(uris(at.get_by_key("compare_only_B_0"))) == min(4, len(only_b))
+
+
+def test_visual_attention_on_real_pictures_without_ground_truth(make, pictures_dir, ds):
+    at = pages.open_page(make, "app_pages/attention.py", models=str(pictures_dir["runs"]["acf"]))
+    # No ground-truth view, the attention overlay on the pictures.
+    assert at.radio(key="att_view").options == ["Image", "Attention overlay"]
+    profile_and_recs = [url for node in at.image for url in node.value]
+    assert len(profile_and_recs) == 4 + 10
+    assert len(at.main.get("progress")) == 4  # one alpha bar per profile item
+    [info] = [i.value for i in at.info if "ground truth" in i.value]
+    assert info.startswith("Fidelity needs ground truth")
+    [link] = [p for p in at.main.get("page_link") if "visual-synthetic" in p.proto.label]
+    assert link.proto.query_string == "dataset=visual-synthetic"
