@@ -470,13 +470,30 @@ def image_path(dataset: Dataset, item_idx: int) -> Path:
 
 
 def load_image(dataset: Dataset, item_idx: int, size: int = IMAGE_SIZE) -> Image.Image:
-    """An item's image as RGB, resized to ``size`` x ``size`` (what features see); the neutral
-    placeholder for an item without a usable image."""
+    """An item's image as RGB, ``size`` x ``size`` (what features see): scaled to fit with its
+    aspect ratio kept and centred on neutral grey (`fit_square`); the grey placeholder for an
+    item without a usable image."""
     from engine.data.images import image_file, placeholder
 
     file = image_file(dataset, item_idx)
     if file is None:
         return placeholder(size, size).copy()
     with Image.open(file) as im:
-        im = im.convert("RGB")
-        return im if im.size == (size, size) else im.resize((size, size), Image.BILINEAR)
+        return fit_square(im.convert("RGB"), size)
+
+
+def fit_square(image: Image.Image, size: int) -> Image.Image:
+    """`image` scaled to fit a ``size`` square with its aspect ratio kept, centred on the
+    placeholder's grey: nothing cropped, nothing stretched (a square image is only resized)."""
+    from engine.data.images import PLACEHOLDER_GREY
+
+    if image.size == (size, size):
+        return image
+    scale = size / max(image.size)
+    width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    resized = image.resize((width, height), Image.BILINEAR)
+    if (width, height) == (size, size):
+        return resized
+    canvas = Image.new("RGB", (size, size), PLACEHOLDER_GREY)
+    canvas.paste(resized, ((size - width) // 2, (size - height) // 2))
+    return canvas
