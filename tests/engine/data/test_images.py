@@ -206,3 +206,28 @@ def test_a_symlinked_picture_folder_and_an_allowed_root(layout):
     with pytest.raises(PathRefusedError, match="^csv: "):
         check_spec_paths("csv:/etc/passwd+images:posters", data)
     assert not spec_allowed("movielens-dslabs+images", data)  # malformed: not offered
+
+
+# ---- the spec survives the command line, checkpoints and the runs table -------------------
+def test_the_spec_round_trips_through_the_cli_and_a_changed_picture_is_refused(folders, tmp_path, capsys):
+    import json
+
+    from engine.cli import main
+    from engine.store import RunsDB
+
+    ratings, posters = folders
+    spec = f"csv:{ratings}+images:{posters}"
+    data = tmp_path / "data"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert main(["--data-dir", str(data), "train", "--dataset", spec, "--model", "popularity", "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["dataset"] == spec
+        assert RunsDB(data / "runs.sqlite").list(spec)["id"].tolist() == [result["run_id"]]
+        assert main(["--data-dir", str(data), "recommend", "--checkpoint", result["checkpoint"], "--user", "1", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["recommendations"]
+        # Another picture for item 1 (another size): the checkpoint's dataset changed.
+        poster_folder.poster(90, 90, 5).save(posters / "1.jpg")
+        code = main(["--data-dir", str(data), "recommend", "--checkpoint", result["checkpoint"], "--user", "1"])
+    out, err = capsys.readouterr()
+    assert code != 0 and out == "" and "fingerprint" in err and len(err.strip().splitlines()) == 1
