@@ -617,11 +617,13 @@ def attention_hint(spec: str) -> str:
     runs = runs_table(visual)
     attentive = runs["model"].map(lambda m: model_has(m, "attention")).astype(bool)
     if not runs[attentive & (runs["checkpoint_status"] == "ok")].empty:
-        return text + ": its acf run is ready."
-    if any(j["quick"] and model_has(j["model"], "attention") and j["status"] in ("queued", "running")
-           for j in training_jobs()):  # fmt: skip
-        return text + " when the demo being prepared has trained its acf (progress on the Data page)."
-    return text + ", then press **Prepare the demo** on the Data page (or train an acf on the Models page)."
+        text += ": its acf run is ready."
+    elif any(j["quick"] and model_has(j["model"], "attention") and j["status"] in ("queued", "running")
+             for j in training_jobs()):  # fmt: skip
+        text += " when the demo being prepared has trained its acf (progress on the Data page)."
+    else:
+        text += ", then press **Prepare the demo** on the Data page (or train an acf on the Models page)."
+    return text + " Or attach a folder of item pictures in the sidebar's **Item pictures** box and train an acf on it."
 
 
 def training_jobs() -> list[dict]:

@@ -48,15 +48,17 @@ def make_posters(folder: Path, item_ids, seed: int = 0) -> None:
         image.save(folder / f"{item}.jpg", quality=85)
 
 
-def time_user_switch(spec: str, data_dir: Path, users=("15", "30", "73", "212", "388", "452")) -> dict:
+def time_user_switch(spec: str, data_dir: Path, posters: Path, users=("15", "30", "73", "212", "388", "452")) -> dict:
     """Seconds of the User explorer's script per user switch (the first user warms up)."""
     import os
 
     from streamlit.testing.v1 import AppTest
 
+    from engine.data.access import ALLOWED_ROOTS_ENV
     from engine.experiment import train_and_evaluate
 
     os.environ["RECSYS_DATA_DIR"] = str(data_dir)
+    os.environ[ALLOWED_ROOTS_ENV] = str(posters.resolve())  # the dashboard reads pictures only from allowed folders
     import dashboard.services as services
 
     services.DATA_DIR = data_dir
@@ -69,14 +71,16 @@ def time_user_switch(spec: str, data_dir: Path, users=("15", "30", "73", "212", 
     at = AppTest.from_file(str(app), default_timeout=300)
     at.query_params.update({"dataset": spec, "models": ",".join(runs), "user": users[0]})
     at.switch_page("app_pages/users.py").run()
+    assert not at.exception and not at.error, (at.exception, at.error)
     seconds = []
     for user in users[1:]:
         at.text_input(key="users_user_id").input(user)
         start = time.perf_counter()
         at.run()
         seconds.append(time.perf_counter() - start)
-        assert not at.exception and at.query_params["user"] == user, at.exception
-    return {"user_switch_seconds": [round(s, 2) for s in seconds], "user_switch_median": round(float(np.median(seconds)), 2)}
+        assert not at.exception and not at.error and at.query_params["user"] == user, (at.exception, at.error)
+    pictures = sum(len(node.value) for node in at.image) + len(at.dataframe[0].value["poster"].dropna())
+    return {"pictures_on_the_page": pictures, "user_switch_seconds": [round(s, 2) for s in seconds], "user_switch_median": round(float(np.median(seconds)), 2)}
 
 
 def main() -> int:
@@ -133,7 +137,7 @@ def main() -> int:
             out["patches_seconds"] = round(time.perf_counter() - start, 1)
             out["patches_shape"] = list(features.shape)
         if args.switch:
-            out.update(time_user_switch(f"{args.dataset}+images:{posters}", tmp))
+            out.update(time_user_switch(f"{args.dataset}+images:{posters}", tmp, posters))
     print(json.dumps(out, indent=2))
     return 0
 

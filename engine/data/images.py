@@ -209,15 +209,15 @@ def problem_line(problems: dict) -> str:
     if problems["count"]:
         kinds = []
         if problems["missing_count"]:
-            kinds.append(f"{problems['missing_count']} missing ({', '.join(problems['missing'])}{_more(problems, 'missing')})")
+            kinds.append(f"{problems['missing_count']:,} missing ({', '.join(problems['missing'])}{_more(problems, 'missing')})")
         if problems["unreadable_count"]:
             kinds.append(
-                f"{problems['unreadable_count']} unreadable ({', '.join(problems['unreadable'])}{_more(problems, 'unreadable')})"
+                f"{problems['unreadable_count']:,} unreadable ({', '.join(problems['unreadable'])}{_more(problems, 'unreadable')})"
             )
         parts.append(f"{problems['count']:,} of {total:,} items have no usable picture: {'; '.join(kinds)}")
     if problems["not_images_count"]:
         parts.append(
-            f"{problems['not_images_count']} file(s) are not pictures and were skipped"
+            f"{problems['not_images_count']:,} file(s) are not pictures and were skipped"
             f" ({', '.join(problems['not_images'])}{_more(problems, 'not_images')})"
         )
     return "images: " + ". ".join(parts) if parts else f"images: all {total:,} items have a picture"

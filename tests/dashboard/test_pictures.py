@@ -191,3 +191,8 @@ def test_visual_attention_on_real_pictures_without_ground_truth(make, pictures_d
     assert info.startswith("Fidelity needs ground truth")
     [link] = [p for p in at.main.get("page_link") if "visual-synthetic" in p.proto.label]
     assert link.proto.query_string == "dataset=visual-synthetic"
+
+
+def test_visual_attention_without_pictures_points_to_the_item_pictures_box(app):
+    at = pages.open_page(app, "app_pages/attention.py")
+    assert "attach a folder of item pictures in the sidebar's **Item pictures** box" in at.info[0].value
