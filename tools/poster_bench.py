@@ -65,7 +65,8 @@ def time_user_switch(spec: str, data_dir: Path, posters: Path, users=("15", "30"
     runs = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        for name, params in {"popularity": {}, "als": {"factors": 32, "epochs": 5}, "bpr": {"factors": 32, "epochs": 5}}.items():
+        light = {"popularity": {}, "als": {"factors": 32, "epochs": 5}, "bpr": {"factors": 32, "epochs": 5}}
+        for name, params in light.items():
             runs.append(str(train_and_evaluate(spec, name, params, data_dir=data_dir)["run_id"]))
     app = Path(__file__).resolve().parents[1] / "dashboard" / "streamlit_app.py"
     at = AppTest.from_file(str(app), default_timeout=300)
@@ -80,7 +81,11 @@ def time_user_switch(spec: str, data_dir: Path, posters: Path, users=("15", "30"
         seconds.append(time.perf_counter() - start)
         assert not at.exception and not at.error and at.query_params["user"] == user, (at.exception, at.error)
     pictures = sum(len(node.value) for node in at.image) + len(at.dataframe[0].value["poster"].dropna())
-    return {"pictures_on_the_page": pictures, "user_switch_seconds": [round(s, 2) for s in seconds], "user_switch_median": round(float(np.median(seconds)), 2)}
+    return {
+        "pictures_on_the_page": pictures,
+        "user_switch_seconds": [round(s, 2) for s in seconds],
+        "user_switch_median": round(float(np.median(seconds)), 2),
+    }
 
 
 def main() -> int:

@@ -121,9 +121,11 @@ listed = overlap.head(LISTED)
 images = services.has_images(spec)
 if images:  # pictures of the items only one run recommends: where they disagree, at a glance
     st.caption(f"Beside each user: the first {DIFFERENT_SHOWN} items only run A recommends, then those only run B does.")
-    differences = services.list_differences(run_a["checkpoint"], run_b["checkpoint"], spec, tuple(int(u) for u in listed.index))
+    users = tuple(int(u) for u in listed.index)
+    differences = services.list_differences(run_a["checkpoint"], run_b["checkpoint"], spec, users)
+widths = [2, 2, 3, 3, 3] if images else [2, 2, 3]
 for n, row in enumerate(listed.itertuples(index=False)):
-    user, interactions, share, *pictures = st.columns([2, 2, 3, 3, 3] if images else [2, 2, 3], vertical_alignment="center")
+    user, interactions, share, *pictures = st.columns(widths, vertical_alignment="center")
     for column, only, name in zip(pictures, differences[n] if images else (), "AB"):
         if len(only):
             line = column.container(horizontal=True, vertical_alignment="center", key=f"compare_only_{name}_{n}")

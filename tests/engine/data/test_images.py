@@ -175,11 +175,14 @@ def layout(tmp_path, monkeypatch):
 
 def test_picture_folders_inside_the_data_folder_pass(layout):
     data, _ = layout
-    for spec in ("movielens-dslabs+images:posters", f"movielens-dslabs+images:{data / 'posters'}", "ml-100k+images:./posters"):
+    specs = ("movielens-dslabs+images:posters", f"movielens-dslabs+images:{data / 'posters'}", "ml-100k+images:./posters")
+    for spec in specs:
         check_spec_paths(spec, data)
 
 
-@pytest.mark.parametrize("folder", ["/proc", "/proc/self", "../outside/posters", "posters/../../outside/posters", "/", "~", "/etc"])
+@pytest.mark.parametrize(
+    "folder", ["/proc", "/proc/self", "../outside/posters", "posters/../../outside/posters", "/", "~", "/etc"]
+)
 def test_picture_folders_outside_are_refused_in_one_line(layout, folder):
     data, _ = layout
     spec = f"movielens-dslabs+images:{folder}"
@@ -192,8 +195,12 @@ def test_picture_folders_outside_are_refused_in_one_line(layout, folder):
 
 def test_the_refusal_is_the_same_whether_the_folder_exists(layout):
     data, outside = layout
-    message = lambda folder: pytest.raises(PathRefusedError, check_spec_paths, f"movielens-dslabs+images:{folder}", data)  # noqa: E731
-    assert str(message(outside / "posters").value) == str(message(outside / "nothing").value)
+    def refusal(folder) -> str:
+        with pytest.raises(PathRefusedError) as info:
+            check_spec_paths(f"movielens-dslabs+images:{folder}", data)
+        return str(info.value)
+
+    assert refusal(outside / "posters") == refusal(outside / "nothing")
 
 
 def test_a_symlinked_picture_folder_and_an_allowed_root(layout):
@@ -224,10 +231,11 @@ def test_the_spec_round_trips_through_the_cli_and_a_changed_picture_is_refused(f
         result = json.loads(capsys.readouterr().out)
         assert result["dataset"] == spec
         assert RunsDB(data / "runs.sqlite").list(spec)["id"].tolist() == [result["run_id"]]
-        assert main(["--data-dir", str(data), "recommend", "--checkpoint", result["checkpoint"], "--user", "1", "--json"]) == 0
+        recommend = ["--data-dir", str(data), "recommend", "--checkpoint", result["checkpoint"], "--user", "1"]
+        assert main([*recommend, "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["recommendations"]
         # Another picture for item 1 (another size): the checkpoint's dataset changed.
         poster_folder.poster(90, 90, 5).save(posters / "1.jpg")
-        code = main(["--data-dir", str(data), "recommend", "--checkpoint", result["checkpoint"], "--user", "1"])
+        code = main(recommend)
     out, err = capsys.readouterr()
     assert code != 0 and out == "" and "fingerprint" in err and len(err.strip().splitlines()) == 1
