@@ -935,8 +935,8 @@ ATTENTION_VIEWS = {"raw": "Image", "overlay": "Attention overlay", "truth": "Gro
 
 
 def has_images(spec: str) -> bool:
-    ds = get_dataset(spec)
-    return ds.images_dir is not None and "image" in ds.items
+    """Whether the dataset carries item pictures (a visual dataset, or ``+images:DIR``)."""
+    return images_lib.has_images(get_dataset(spec))
 
 
 def has_attention_truth(spec: str) -> bool:
