@@ -89,6 +89,7 @@ def cmd_datasets(args) -> int:
     columns = [c for c in ("usage", "description") if any(c in r for r in rows)] or ["name"]
     print(table(rows, columns))
     print(f"\na missing PATH means {Path(args.data_dir) / 'NAME'}")
+    print("any spec may end with +images:DIR, a folder of item pictures named by item id (e.g. movielens-dslabs+images:data/posters)")
     return 0
 
 

@@ -34,7 +34,7 @@ run = model_picker(
 users = attention.attention_users(run["checkpoint"], spec)
 url_user = url_state.read("user")
 if url_user is not None and url_user not in set(users):
-    name = spec.split(":", 1)[0]
+    name = datasets.split_spec(spec)[0].split(":", 1)[0]
     st.error(f"unknown user id {plain(errors.quoted(url_user))} in {plain(name)}. Pick a user below.",
              icon=":material/person_off:")
     url_user = None
@@ -106,8 +106,11 @@ if truth and recs:
 
 st.subheader("Attention fidelity", help=glossary.help_for("ground truth"))
 if not truth:
-    st.info("This dataset records no ground truth (only visual-synthetic does), so attention cannot be scored.",
-            icon=":material/info:")  # fmt: skip
+    st.info("Fidelity needs ground truth: which image regions each user really likes. Real pictures (posters,"
+            " photos) have none, so here attention can be looked at but not scored. The generated catalogue"
+            " records it: open the same page there to see attention scored.", icon=":material/info:")  # fmt: skip
+    st.page_link("app_pages/attention.py", label=f"Visual attention on {demo.VISUAL_DATASET}",
+                 icon=":material/image_search:", query_params={"dataset": demo.VISUAL_DATASET})  # fmt: skip
 else:
     overall = attention.attention_fidelity(run["checkpoint"], spec)
     mine = data["fidelity"] or {}

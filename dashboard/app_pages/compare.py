@@ -6,7 +6,7 @@ URL state: ``metrics`` (charted metric names), ``a`` and ``b`` (the two run ids 
 import plotly.express as px
 import streamlit as st
 
-from dashboard.services import checkpoints, errors, explorer
+from dashboard.services import checkpoints, datasets, errors, explorer
 from dashboard.components import glossary, url_state
 from dashboard.components.pickers import MODELS_PAGE, empty_page, model_picker
 from dashboard.components.sidebar import current_dataset_spec
@@ -15,6 +15,7 @@ from dashboard.text import code, plain
 USERS_PAGE = "app_pages/users.py"
 DEFAULT_METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr")
 LISTED = 10  # users with the least overlap shown with a link each
+DIFFERENT_SHOWN = 4  # pictures per run beside each of those users
 
 spec = current_dataset_spec()
 st.title("Compare")
@@ -116,8 +117,20 @@ st.plotly_chart(
 )
 
 st.markdown(f"**The {LISTED} users they disagree on most** (open one in the User explorer)")
-for row in overlap.head(LISTED).itertuples(index=False):
-    user, interactions, share = st.columns([2, 2, 3], vertical_alignment="center")
+listed = overlap.head(LISTED)
+images = datasets.has_images(spec)
+if images:  # pictures of the items only one run recommends: where they disagree, at a glance
+    st.caption(f"Beside each user: the first {DIFFERENT_SHOWN} items only run A recommends, then those only run B does.")
+    users = tuple(int(u) for u in listed.index)
+    differences = explorer.list_differences(run_a["checkpoint"], run_b["checkpoint"], spec, users)
+widths = [2, 2, 3, 3, 3] if images else [2, 2, 3]
+for n, row in enumerate(listed.itertuples(index=False)):
+    user, interactions, share, *pictures = st.columns(widths, vertical_alignment="center")
+    for column, only, name in zip(pictures, differences[n] if images else (), "AB"):
+        if len(only):
+            line = column.container(horizontal=True, vertical_alignment="center", key=f"compare_only_{name}_{n}")
+            line.markdown(f":small[only {name}]")
+            line.image([explorer.poster(spec, int(i)) for i in only[:DIFFERENT_SHOWN]], width=36)
     with user:
         st.page_link(
             USERS_PAGE,

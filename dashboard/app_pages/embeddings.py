@@ -11,7 +11,7 @@ import time
 
 import streamlit as st
 
-from dashboard.services import checkpoints, datasets, embeddings, errors
+from dashboard.services import checkpoints, datasets, embeddings, errors, explorer
 from dashboard.components import glossary, url_state
 from dashboard.components.embedding_figure import build_figure, user_marks
 from dashboard.components.pickers import model_picker
@@ -31,6 +31,7 @@ PARAMS = {
 }
 NEIGHBOURS = 5
 MAX_INSPECT = 20
+GALLERY_WIDTH = 72  # pixels: pictures of the selected items, a row of them
 
 
 st.title("Embeddings")
@@ -171,14 +172,20 @@ chosen = st.multiselect(
 selection = list(dict.fromkeys([*picked, *chosen]))
 if not selection:
     hint = "Click, box- or lasso-select points in the 2D chart, or add them" if dims == 2 else "Add points"
+    pictures = " and their pictures shown" if what == "items" and datasets.has_images(spec) else ""
     st.caption(
         f"{hint} by name above: each is listed with its {NEIGHBOURS} nearest neighbours in the original"
-        " embedding space (cosine)."
+        f" embedding space (cosine){pictures}."
     )
 else:
     if len(selection) > MAX_INSPECT:
         st.caption(f"{len(selection)} points selected; the first {MAX_INSPECT} are listed.")
         selection = selection[:MAX_INSPECT]
+    if what == "items" and datasets.has_images(spec):  # the selected items' pictures, in selection order
+        with st.container(key="emb_gallery"):
+            # Image captions are Markdown too: a title is shown as text.
+            st.image([explorer.poster(spec, int(i)) for i in selection], caption=[plain(labels[i]) for i in selection],
+                     width=GALLERY_WIDTH)  # fmt: skip
     nb_idx, nb_sim = embeddings.embedding_neighbours(run["checkpoint"], spec, what, selection, NEIGHBOURS)
     rows = [
         {"selected": labels[i], **{f"#{j + 1}": f"{labels[n]} ({s:.2f})" for j, (n, s) in enumerate(zip(nb, sim))}}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.services import datasets, settings
+from dashboard.services import datasets, errors, settings
 from dashboard.components import url_state
+from dashboard.text import plain
 
 CUSTOM = "other spec..."
 
@@ -44,7 +45,44 @@ def dataset_picker() -> str:
         st.session_state["sidebar_dataset_url"] = choice
     elif url_state.read("dataset") is None:  # the default, written so that the link names it
         url_state.write("dataset", choice)
-    return choice
+    pictures_picker(choice)
+    return current_dataset_spec()
+
+
+def pictures_picker(spec: str) -> None:
+    """Attach a folder of item pictures to the current dataset (the spec gains ``+images:DIR``),
+    or take it off. The folder is checked like any path a visitor names (`services.get_dataset`)."""
+    base, folder = datasets.split_spec(spec)
+    if st.session_state.get("sidebar_images_url") != spec:  # the URL is the truth, as above
+        st.session_state["sidebar_images"] = folder or ""
+        st.session_state["sidebar_images_url"] = spec
+    with st.expander("Item pictures", icon=":material/image:", expanded=folder is not None):
+        typed = st.text_input(
+            "Picture folder",
+            placeholder="data/posters",
+            key="sidebar_images",
+            help="A folder of pictures named by item id (1.jpg, 2.png, ...; any size), inside the data folder or a "
+            "folder the operator allowed. Every page then shows them. Attaching makes a new dataset "
+            "(NAME+images:DIR): train the models on it.",
+        ).strip()
+        row = st.columns(2)
+        if row[0].button("Attach", key="sidebar_images_attach", disabled=not typed or typed == folder):
+            _switch_and_rerun(datasets.with_images(base, typed))
+        if folder is not None and row[1].button("Remove", key="sidebar_images_remove"):
+            _switch_and_rerun(base)
+        if folder is not None:
+            try:
+                problems = datasets.image_problems(spec)
+            except errors.EngineError as exc:  # the page says it too; the sidebar goes on
+                st.error(plain(errors.one_line(exc)), icon=":material/error:")
+            else:
+                if problems:
+                    st.caption(plain(problems))
+
+
+def _switch_and_rerun(spec: str) -> None:
+    switch_dataset(spec)
+    st.rerun()  # the dataset box above was drawn with the old spec
 
 
 def current_dataset_spec() -> str:

@@ -22,8 +22,8 @@ ATTENTION_VIEWS = {"raw": "Image", "overlay": "Attention overlay", "truth": "Gro
 
 
 def has_images(spec: str) -> bool:
-    ds = datasets.get_dataset(spec)
-    return ds.images_dir is not None and "image" in ds.items
+    """Whether the dataset carries item pictures (a visual dataset, or ``+images:DIR``)."""
+    return datasets.has_images(spec)
 
 
 def has_attention_truth(spec: str) -> bool:

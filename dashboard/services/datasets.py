@@ -10,6 +10,7 @@ import streamlit as st
 from engine.runs import demo
 from engine.data import DATASETS, Dataset, load_dataset
 from engine.data import access, stats
+from engine.data import images as images_lib
 from engine.data.loaders import dataset_label  # noqa: F401 - the sidebar's picker labels
 from engine.errors import EngineError
 
@@ -38,15 +39,48 @@ def dataset_choices() -> list[str]:
     return [spec for spec in dict.fromkeys([*found, *trained]) if access.spec_allowed(spec, settings.DATA_DIR, roots)]
 
 
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``(base spec, picture folder or None)``; a malformed image part (``+images`` with no
+    folder) is left in the base, for `get_dataset` to refuse in one line."""
+    try:
+        return images_lib.split_spec(spec)
+    except EngineError:
+        return str(spec), None
+
+
+def with_images(spec: str, folder: str | None) -> str:
+    """`spec` with `folder` attached as its pictures (None or empty: without pictures)."""
+    return images_lib.with_images(split_spec(spec)[0], folder)
+
+
+def image_problems(spec: str) -> str | None:
+    """One line on the attached picture folder's problems (missing, unreadable, not pictures),
+    None where it has none or the dataset has no attached folder."""
+    problems = get_dataset(spec).extras.get("image_problems")
+    if not problems or "with_image" not in problems:  # visual:DIR drops such items itself
+        return None
+    if not (problems["count"] or problems["not_images_count"]):
+        return None
+    return images_lib.problem_line(problems)
+
+
+def has_images(spec: str) -> bool:
+    """Whether the dataset carries item pictures (a visual dataset, or ``+images:DIR``)."""
+    return images_lib.has_images(get_dataset(spec))
+
+
 def dataset_description(spec: str) -> str:
-    """One line on a dataset for the picker's caption: the format's description, and whether
-    visual-synthetic still has to be generated."""
-    name = spec.partition(":")[0]
+    """One line on a dataset for the picker's caption: the format's description, where its
+    pictures come from, and whether visual-synthetic still has to be generated."""
+    base, pictures = split_spec(spec)
+    name = base.partition(":")[0]
     fmt = DATASETS.get(name)
     if fmt is None:
         return "not a known dataset format"
     text = fmt.description
-    if name == "csv" and (settings.DATA_DIR / "uploads") in Path(spec.partition(":")[2]).parents:
+    if pictures is not None:
+        text += f"; item pictures from {pictures}"
+    if name == "csv" and (settings.DATA_DIR / "uploads") in Path(base.partition(":")[2]).parents:
         text = f"uploaded on the Data page; {text}"
     if spec == demo.VISUAL_DATASET and not demo.visual_ready(settings.DATA_DIR):
         text += f"; generated the first time it is picked ({demo.VISUAL_GENERATION_SECONDS:.0f} s or so)"

@@ -8,6 +8,8 @@ from engine.models.registry import model_has
 from dashboard.text import code
 from dashboard.services import checkpoints, datasets, errors, permissions, settings, training
 
+VISUAL_DATASET = demo.VISUAL_DATASET  # the generated catalogue with ground truth (Visual attention)
+
 
 # ---- the demo: quick runs of every kind, so that every page has something to show ----------------
 
@@ -91,8 +93,10 @@ def attention_hint(spec: str) -> str:
     visual_runs = checkpoints.runs_table(visual)
     attentive = visual_runs["model"].map(lambda m: model_has(m, "attention")).astype(bool)
     if not visual_runs[attentive & (visual_runs["checkpoint_status"] == "ok")].empty:
-        return text + ": its acf run is ready."
-    if any(j["quick"] and model_has(j["model"], "attention") and j["status"] in ("queued", "running")
-           for j in training.training_jobs()):  # fmt: skip
-        return text + " when the demo being prepared has trained its acf (progress on the Data page)."
-    return text + ", then press **Prepare the demo** on the Data page (or train an acf on the Models page)."
+        text += ": its acf run is ready."
+    elif any(j["quick"] and model_has(j["model"], "attention") and j["status"] in ("queued", "running")
+             for j in training.training_jobs()):  # fmt: skip
+        text += " when the demo being prepared has trained its acf (progress on the Data page)."
+    else:
+        text += ", then press **Prepare the demo** on the Data page (or train an acf on the Models page)."
+    return text + " Or attach a folder of item pictures in the sidebar's **Item pictures** box and train an acf on it."

@@ -14,7 +14,7 @@ from engine.explain.history import because_you_liked, supports_history
 from engine.runs.jobs import one_line
 
 from dashboard.text import plain
-from dashboard.services import checkpoints, datasets
+from dashboard.services import checkpoints, datasets, settings
 
 
 # ---- explorer ----------------------------------------------------------------------------------
@@ -110,8 +110,10 @@ def attention_heads(frame: pd.DataFrame) -> list[str]:
 
 @st.cache_data(max_entries=4096, show_spinner=False)
 def poster(spec: str, item_idx: int) -> str | None:
-    """The item's image as a small data URI, None where the dataset has no images."""
-    return explore.thumbnail_uri(datasets.get_dataset(spec), item_idx)
+    """The item's thumbnail as a small data URI (a neutral placeholder for an item without a
+    picture), None where the dataset has no images. Thumbnails are made once into the data
+    folder's cache, so a page of 60 pictures reads 60 files of a few kB."""
+    return explore.thumbnail_uri(datasets.get_dataset(spec), item_idx, settings.DATA_DIR / "cache" / "thumbnails")
 
 
 @st.cache_data(max_entries=8)
@@ -161,3 +163,10 @@ def user_overlap(checkpoint_a: str, checkpoint_b: str, spec: str, k: int = 10) -
     users = np.arange(ds.n_users)
     overlap = explore.topk_overlap(checkpoints.get_model(checkpoint_a, spec), checkpoints.get_model(checkpoint_b, spec), users, k)
     return explore.disagreements(ds, users, overlap)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def list_differences(checkpoint_a: str, checkpoint_b: str, spec: str, users: tuple[int, ...], k: int = 10) -> list:
+    """Per user, ``(items only in A's top-k, items only in B's)`` (`engine.explore.views.list_differences`)."""
+    model_a, model_b = checkpoints.get_model(checkpoint_a, spec), checkpoints.get_model(checkpoint_b, spec)
+    return explore.list_differences(model_a, model_b, users, k)

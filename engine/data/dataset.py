@@ -40,7 +40,11 @@ class Dataset:
     has_ratings : bool
         Whether ``rating`` carries explicit ratings (False for implicit-only sources).
     images_dir : str or None
-        Folder of item images named by raw item id, for visual datasets.
+        Folder of item images named by raw item id: visual datasets, or any dataset whose spec
+        ends with ``+images:DIR`` (`engine.data.images`).
+    image_key : str or None
+        Hash of an attached picture folder's files (names, sizes, modification times), part of
+        the fingerprint; None for datasets without ``+images:DIR``.
     extras : dict
         Free-form metadata of a source (e.g. a synthetic dataset's ground truth).
     """
@@ -53,6 +57,7 @@ class Dataset:
     users: pd.DataFrame | None = None
     has_ratings: bool = True
     images_dir: str | None = None
+    image_key: str | None = None
     extras: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -83,7 +88,10 @@ class Dataset:
 
     @property
     def name(self) -> str:
-        return self.spec.split(":", 1)[0]
+        """The format's name (``ml-100k``), without its path or attached pictures."""
+        from engine.data.images import split_spec
+
+        return split_spec(self.spec)[0].split(":", 1)[0]
 
     # ---- id maps -------------------------------------------------------------------------
     @cached_property
@@ -169,12 +177,15 @@ class Dataset:
 
     @cached_property
     def fingerprint(self) -> str:
-        """Content hash of the interactions and id maps: same data, same fingerprint."""
+        """Content hash of the interactions and id maps, and of an attached picture folder
+        (`image_key`): same data, same fingerprint."""
         h = hashlib.sha256()
         for arr in (self.user_ids, self.item_ids):
             h.update("\x1f".join(arr.tolist()).encode())
         for col in INTERACTION_COLUMNS:
             h.update(np.ascontiguousarray(self.interactions[col].to_numpy()).tobytes())
+        if self.image_key is not None:
+            h.update(f"images:{self.image_key}".encode())
         return h.hexdigest()[:16]
 
     def summary(self) -> dict:

@@ -2,7 +2,9 @@
 
 ``load_dataset("ml-100k:/data/ml-100k")`` reads a folder in the ML-100k format; a spec without a
 path reads ``data_dir/NAME``. `DATASETS` is the explicit registry (name -> `DatasetFormat`);
-adding a format is one entry there.
+adding a format is one entry there. Any spec may end with ``+images:DIR``, a folder of item
+pictures (`engine.data.images`): the rest of the spec is loaded as usual, then the pictures
+are attached.
 
 Parsing is vectorized (pandas' C parser with explicit dtypes) on the happy path. Only when that
 fails, or leaves a required field empty, is the file scanned line by line to name the first bad
@@ -25,6 +27,7 @@ import pandas as pd
 from engine.data.dataset import Dataset, from_frames
 from engine.data.delimited import _UTF8, _check_header, _read_table, _require_dir, _require_file, _Table
 from engine.data.synthetic import synthetic_interactions
+from engine.data.images import attach_images, images_folder, split_spec
 from engine.data.visual import load_visual, load_visual_synthetic
 from engine.errors import DatasetError, choices_hint
 
@@ -81,15 +84,21 @@ def load_dataset(spec: str, *, data_dir="data") -> Dataset:
 
     Parameters
     ----------
-    spec : ``NAME`` or ``NAME:PATH`` (see `describe_datasets`), e.g. ``"ml-100k:/data/ml-100k"``.
+    spec : ``NAME`` or ``NAME:PATH`` (see `describe_datasets`), e.g. ``"ml-100k:/data/ml-100k"``,
+        optionally followed by ``+images:DIR`` (``"movielens-dslabs+images:data/posters"``).
     data_dir : folder where ``NAME`` alone is looked up (``data_dir/NAME``).
 
     Raises
     ------
     DatasetError
-        Unknown name (with the valid ones), missing folder or file, malformed line.
+        Unknown name (with the valid ones), missing folder or file, malformed line, a picture
+        folder that does not exist.
     """
     spec = str(spec).strip()
+    base, folder = split_spec(spec)
+    if folder is not None:
+        dataset = load_dataset(base, data_dir=data_dir)
+        return attach_images(dataset, images_folder(spec), spec)
     name, _, argument = spec.partition(":")
     fmt = DATASETS.get(name)
     if fmt is None:
@@ -104,8 +113,9 @@ def load_dataset(spec: str, *, data_dir="data") -> Dataset:
 
 def spec_path(spec: str, *, data_dir="data") -> Path | None:
     """The file or folder a spec reads (as `load_dataset` opens it, not resolved), or None
-    for an unknown name or a format without one (``synthetic``, ``movielens-dslabs``)."""
-    name, _, argument = str(spec).strip().partition(":")
+    for an unknown name or a format without one (``synthetic``, ``movielens-dslabs``). An
+    attached picture folder is not it: see `engine.data.images.images_folder`."""
+    name, _, argument = split_spec(spec)[0].partition(":")
     fmt = DATASETS.get(name)
     if fmt is None or fmt.argument not in ("DIR", "FILE"):
         return None
@@ -119,7 +129,7 @@ def spec_path(spec: str, *, data_dir="data") -> Path | None:
 
 def describe_datasets() -> list[dict]:
     """One dict per registered format: ``name``, ``usage``, ``argument``, ``description``."""
-    rows = []
+    rows = []  # the picture folder any spec may end with is said once, by the CLI and the docs
     for name, fmt in DATASETS.items():
         usage = f"{name}[:{fmt.argument}]" if fmt.argument else name
         rows.append({"name": name, "usage": usage, "argument": fmt.argument, "description": fmt.description})
@@ -468,5 +478,9 @@ def dataset_label(spec: str) -> str:
     """How a narrow picker lists a dataset: its spec and its format's few words
     (``"visual-synthetic · generated images, for Visual attention"``); the spec alone for an
     unknown format."""
-    fmt = DATASETS.get(spec.partition(":")[0])
-    return spec if fmt is None or not fmt.blurb else f"{spec} · {fmt.blurb}"
+    base, pictures = split_spec(spec)
+    fmt = DATASETS.get(base.partition(":")[0])
+    blurb = fmt.blurb if fmt is not None else None
+    if pictures is not None:
+        blurb = f"{blurb}, with pictures" if blurb else "with pictures"
+    return spec if not blurb else f"{spec} · {blurb}"

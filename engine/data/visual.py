@@ -458,14 +458,41 @@ def _ground_truth(file: Path, dataset: Dataset) -> dict:
 
 
 def image_path(dataset: Dataset, item_idx: int) -> Path:
-    """The image file of an item of a visual dataset."""
-    if dataset.images_dir is None or "image" not in dataset.items:
-        raise DatasetError(f"dataset {dataset.name!r} has no item images")
-    return Path(dataset.images_dir) / str(dataset.items["image"].iat[int(item_idx)])
+    """The image file of an item; `DatasetError` where the dataset has no images or this item
+    has no usable one (an attached folder lacked it: see `engine.data.images`)."""
+    from engine.data.images import image_file
+
+    file = image_file(dataset, item_idx)
+    if file is None:
+        raise DatasetError(f"item {dataset.item_ids[int(item_idx)]!r} of {dataset.name!r} has no usable image")
+    return file
 
 
 def load_image(dataset: Dataset, item_idx: int, size: int = IMAGE_SIZE) -> Image.Image:
-    """An item's image as RGB, resized to ``size`` x ``size`` (what features see)."""
-    with Image.open(image_path(dataset, item_idx)) as im:
-        im = im.convert("RGB")
-        return im if im.size == (size, size) else im.resize((size, size), Image.BILINEAR)
+    """An item's image as RGB, ``size`` x ``size`` (what features see): scaled to fit with its
+    aspect ratio kept and centred on neutral grey (`fit_square`); the grey placeholder for an
+    item without a usable image."""
+    from engine.data.images import image_file, placeholder
+
+    file = image_file(dataset, item_idx)
+    if file is None:
+        return placeholder(size, size).copy()
+    with Image.open(file) as im:
+        return fit_square(im.convert("RGB"), size)
+
+
+def fit_square(image: Image.Image, size: int) -> Image.Image:
+    """`image` scaled to fit a ``size`` square with its aspect ratio kept, centred on the
+    placeholder's grey: nothing cropped, nothing stretched (a square image is only resized)."""
+    from engine.data.images import PLACEHOLDER_GREY
+
+    if image.size == (size, size):
+        return image
+    scale = size / max(image.size)
+    width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    resized = image.resize((width, height), Image.BILINEAR)
+    if (width, height) == (size, size):
+        return resized
+    canvas = Image.new("RGB", (size, size), PLACEHOLDER_GREY)
+    canvas.paste(resized, ((size - width) // 2, (size - height) // 2))
+    return canvas

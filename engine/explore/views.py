@@ -7,17 +7,14 @@ whole dataset is built. Frames use raw ids and titles; indices stay in the frame
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
+from engine.data import images
 from engine.data.dataset import Dataset
 from engine.data.split import DataSplits, Split
-from engine.data.visual import image_path
 from engine.errors import DatasetError, ParameterError
 from engine.models.base import Recommender
 from engine.models.registry import MODELS
@@ -222,23 +219,14 @@ def items_by_popularity(dataset: Dataset) -> np.ndarray:
 
 
 def has_images(dataset: Dataset) -> bool:
-    return dataset.images_dir is not None and "image" in dataset.items
+    return images.has_images(dataset)
 
 
-def thumbnail_uri(dataset: Dataset, item_idx: int, size: int = 64) -> str | None:
-    """The item's image as a small PNG ``data:`` URI (for image columns); None without images
-    or when the file cannot be read."""
-    if not has_images(dataset):
-        return None
-    try:
-        with Image.open(image_path(dataset, item_idx)) as im:
-            im = im.convert("RGB")
-            im.thumbnail((size, size))
-            buf = io.BytesIO()
-            im.save(buf, format="PNG")
-    except (OSError, ValueError):
-        return None
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+def thumbnail_uri(dataset: Dataset, item_idx: int, cache_dir=None, size: int = images.THUMBNAIL_SIZE) -> str | None:
+    """The item's thumbnail as a ``data:`` URI (for image columns), the neutral placeholder's
+    for an item without a usable picture; None for a dataset without pictures. With
+    `cache_dir`, thumbnails are made once and read back (`engine.data.images.thumbnail_file`)."""
+    return images.thumbnail_uri(dataset, item_idx, cache_dir, size)
 
 
 # ---- two models over every user ------------------------------------------------------------
@@ -289,6 +277,23 @@ def disagreements(dataset: Dataset, users: np.ndarray, overlap: np.ndarray, n: i
         {"user_id": dataset.user_ids[users[order]], "interactions": counts[users[order]], "overlap": overlap[order]},
         index=pd.Index(users[order], name="user_idx"),
     )
+
+
+def list_differences(
+    model_a: Recommender, model_b: Recommender, users: Sequence[int], k: int = 10
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per user, ``(items only in A's top-k, items only in B's)``, each in its list's order:
+    what `topk_overlap` counts as not in common (the same lists, seen items left out)."""
+    users = np.asarray(users, np.int64)
+    if not len(users):
+        return []
+    a, _ = model_a.recommend(users, k, exclude_seen=True)
+    b, _ = model_b.recommend(users, k, exclude_seen=True)
+    out = []
+    for row_a, row_b in zip(a, b):
+        row_a, row_b = row_a[row_a >= 0], row_b[row_b >= 0]  # -1 pads lists shorter than k
+        out.append((row_a[~np.isin(row_a, row_b)], row_b[~np.isin(row_b, row_a)]))
+    return out
 
 
 # ---- runs ----------------------------------------------------------------------------------

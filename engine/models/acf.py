@@ -138,7 +138,7 @@ class ACF(RidgeFoldIn, Recommender):
         "attention_dim": Param("int", 2, 1024, log=True, help="hidden size of the attention networks", default=32),
         "components_dim": Param("int", 2, 1024, log=True, help="learned reduction of the component features", default=32),
         "max_profile": Param("int", 1, 200, help="most recent training items forming the user profile", default=10),
-        "features": Param("choice", choices=("auto", "patches", "cnn", "none"), help="component features of images", default="auto"),
+        "features": Param("choice", choices=("auto", *EXTRACTORS, "none"), help="component features of images", default="auto"),
         "tied": Param("bool", help="use the item embedding as the profile vector", default=True),
         "content": Param("bool", help="add the items' attended image content to both sides of the score", default=True),
         "consistency": Param("bool", help="add each profile item's consistency with the user's history to the item attention", default=True),

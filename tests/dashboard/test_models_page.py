@@ -131,7 +131,7 @@ def test_unknown_dataset_is_a_one_line_error(app, fresh_jobs):
     at = models_page(app, dataset="no-such-dataset")
     assert not at.exception
     assert len(at.error) == 1 and at.error[0].value.startswith("unknown dataset 'no-such-dataset'")
-    assert len(at.button) == 0  # neither the starter set nor a form to train on it
+    assert len(at.main.button) == 0  # neither the starter set nor a form to train on it (the sidebar has its own)
 
 
 def test_unknown_model_in_the_link_is_an_error(app, fresh_jobs):

@@ -276,7 +276,7 @@ def test_posters_where_the_dataset_has_images(app, data_dir):
     run = train_and_evaluate(spec, "popularity", {}, data_dir=data_dir)
     at = open_page(app, dataset=spec, models=str(run["run_id"]))
     history = at.dataframe[0].value
-    assert history["poster"].str.startswith("data:image/png;base64,").all()
+    assert history["poster"].str.startswith("data:image/jpeg;base64,").all()
     assert len(lists(at)[0]) == 10 and len(history) >= 5
     # One poster beside each recommendation.
     posters = [node for node in at.get_by_key("users_list_0") if getattr(node, "type", None) == "image"]

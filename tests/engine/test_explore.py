@@ -294,6 +294,7 @@ def test_thumbnails_only_where_the_dataset_has_images(ds, tmp_path):
 
     from engine.data import load_dataset
     from engine.data.visual import generate_visual_synthetic
+    from engine.data.images import placeholder_uri
     from engine.explore.views import has_images, thumbnail_uri
 
     assert not has_images(ds) and thumbnail_uri(ds, 0) is None
@@ -301,11 +302,12 @@ def test_thumbnails_only_where_the_dataset_has_images(ds, tmp_path):
     visual = load_dataset(f"visual-synthetic:{folder}")
     assert has_images(visual)
     uri = thumbnail_uri(visual, 2, size=32)
-    assert uri.startswith("data:image/png;base64,")
+    assert uri.startswith("data:image/jpeg;base64,")
     with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as im:
         assert im.size == (32, 32)  # the square 224 px image, shrunk
     (folder / "images" / visual.items["image"].iat[3]).unlink()
-    assert thumbnail_uri(visual, 3) is None  # a missing file is no poster, not an error
+    # A file gone since loading is no poster, not an error: the neutral placeholder instead.
+    assert thumbnail_uri(visual, 3, size=32) == placeholder_uri(32)
 
 
 def test_recommend_for_history_leaves_out_held_out_items_too(ds, splits):

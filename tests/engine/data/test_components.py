@@ -93,3 +93,57 @@ def test_cnn_feature_map(tmp_path):
     # The map after the head's ReLU6 lies in [0, 6]; a red and a blue picture differ.
     assert features.min() >= 0 and features.max() <= 6 + 1e-4
     assert np.abs(features[0, 24] - features[1, 24]).max() > 0.1
+
+
+@pytest.mark.skipif(not HAS_CNN, reason="needs " + components.CNN_PACKAGES)
+def test_cnn14_is_the_earlier_map_pooled_to_the_grid(tmp_path):
+    folder = tmp_path / "v"
+    (folder / "images").mkdir(parents=True)
+    (folder / "interactions.csv").write_text("user_id,item_id\n1,a\n1,b\n2,a\n")
+    left = Image.new("RGB", (224, 224), "grey")
+    left.paste((220, 30, 30), (0, 0, 64, 64))  # a red square in the top-left corner only
+    left.save(folder / "images" / "a.png")
+    Image.new("RGB", (224, 224), "grey").save(folder / "images" / "b.png")
+    dataset = load_dataset(f"visual:{folder}")
+    features = component_features(dataset, "cnn14", device="cpu", cache=False)
+    assert features.shape == (2, 49, 112) and np.isfinite(features).all()
+    # The red square changes the cells it covers, not the far corner: the map localises.
+    difference = np.abs(features[0] - features[1]).mean(axis=1).reshape(7, 7)
+    assert difference[0, 0] > 10 * difference[6, 6]
+
+
+def test_pictures_of_any_shape_are_padded_not_stretched():
+    from engine.data.visual import fit_square
+
+    poster = Image.new("RGB", (185, 278), (255, 0, 0))
+    square = fit_square(poster, 224)
+    assert square.size == (224, 224)
+    assert square.getpixel((112, 112)) == (255, 0, 0) and square.getpixel((112, 0)) == (255, 0, 0)  # whole height
+    assert square.getpixel((5, 112)) == (200, 200, 200) == square.getpixel((218, 112))  # grey bands at the sides
+    wide = fit_square(Image.new("RGB", (400, 100), (0, 0, 255)), 224)
+    assert wide.getpixel((112, 5)) == (200, 200, 200) and wide.getpixel((112, 112)) == (0, 0, 255)
+    same = Image.new("RGB", (224, 224))
+    assert fit_square(same, 224) is same
+
+
+def test_items_without_a_picture_share_the_placeholder_features(tmp_path):
+    import warnings
+
+    from tests import poster_folder
+
+    ratings = poster_folder.write_ratings(tmp_path / "ratings.csv")
+    posters = poster_folder.write_posters(tmp_path / "posters")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ds = load_dataset(f"csv:{ratings}+images:{posters}")
+    events = []
+    features = component_features(ds, "patches", cache_dir=tmp_path / "cache", batch_size=100, callback=events.append)
+    blank = [ds.item_index(i) for i in poster_folder.MISSING + poster_folder.CORRUPT + poster_folder.TRUNCATED]
+    assert features.shape == (ds.n_items, 49, 27)
+    assert events[-1]["total"] == len(poster_folder.GOOD) + 1  # the placeholder is extracted once
+    for item in blank[1:]:
+        np.testing.assert_array_equal(features[item], features[blank[0]])
+    # The placeholder is flat grey: no colour, no edges inside its frame's cells.
+    assert features[blank[0], 24, :12].sum() == 0 and features[blank[0], 24, 26] == 0
+    good = ds.item_index("1")
+    assert features[good, :, :12].sum() > 0  # a coloured poster has hue
