@@ -95,7 +95,7 @@ def test_check_history_names_the_problem():
 
 def test_registry_answers_ability_questions_without_a_checkpoint():
     assert model_has("als", "fold_in") and model_has("als", "embeddings")
-    assert not model_has("popularity", "fold_in") and not model_has("no-such-model", "fold_in")
+    assert model_has("popularity", "fold_in") and not model_has("no-such-model", "fold_in")
     assert models_with("attention") == ["acf"]
     assert models_with("feature_view") == ["feature-mlp"]
     with pytest.raises(ParameterError, match="unknown ability 'fold-in'"):
