@@ -361,6 +361,8 @@ def cmd_bench(args) -> int:
     from engine.bench import format_report, run_bench, split_specs
 
     models = split_specs(args.models) if args.models is not None else None
+    if args.fold_in is not None or args.fold_in_latency:
+        return _bench_fold_in(args, models)
     report = run_bench(
         args.dataset,
         models=models,
@@ -376,6 +378,24 @@ def cmd_bench(args) -> int:
         print_json(report)
     else:
         print(format_report(report))
+    return 0
+
+
+def _bench_fold_in(args, models) -> int:
+    """``bench --fold-in FRACTION``: the fold-in bench (`engine.fold_in_bench`)."""
+    from engine.fold_in_bench import format_fold_in_report, run_fold_in_bench
+
+    if args.fold_in is None:
+        raise ParameterError("--fold-in-latency goes with --fold-in FRACTION")
+    for given, flag in ((args.memory, "--memory"), (args.seeds != 1, "--seeds"), (args.background_load, "--background-load")):
+        if given:
+            raise ParameterError(f"{flag} is not available with --fold-in")
+    report = run_fold_in_bench(args.dataset, args.fold_in, models=models, protocol=args.protocol, peers=not args.no_peers,
+                               latency=args.fold_in_latency, data_dir=args.data_dir, log=_err)
+    if args.json:
+        print_json(report)
+    else:
+        print(format_fold_in_report(report))
     return 0
 
 
@@ -600,6 +620,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--background-load", type=int, default=0, metavar="N",
                    help="run N busy processes beside the fits, to measure a shared machine (default 0); "
                    "threads: RECSYS_THREADS, OMP_WAIT_POLICY (see engine/threads.py)")
+    p.add_argument("--fold-in", default=None, metavar="FRACTION",
+                   help="hold this fraction of the users out of training, fold them in, and compare with the same "
+                   "users trained on (peer: implicit's ALS with recalculate_user)")
+    p.add_argument("--fold-in-latency", action="store_true",
+                   help="with --fold-in: also time one fold-in plus top-10 of a 20-item history, one thread (median ms)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 
