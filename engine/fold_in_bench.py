@@ -29,7 +29,7 @@ import numpy as np
 from engine.data import DataSplits
 from engine.data.split import Split
 from engine.errors import EngineError, ParameterError
-from engine.evaluation import evaluate
+from engine.evaluation import rank_targets, user_metrics
 from engine.experiment import build_model, check_protocol, get_dataset, make_splits
 from engine.models.base import Recommender
 from engine.models.registry import MODELS
@@ -40,6 +40,8 @@ METRICS = ("ndcg@10", "recall@10", "hr@10")
 LATENCY_HISTORY = 20
 LATENCY_HISTORIES = 100
 LATENCY_K = 10
+#: Resamples of the bootstrap interval of each NDCG ratio.
+BOOTSTRAP_RESAMPLES = 2000
 #: The peer, and the engine model it is matched with.
 PEER, PEER_MATCH = "implicit-als", "als"
 
@@ -129,15 +131,32 @@ def folded_rows(model: Recommender, histories: dict) -> Callable[[np.ndarray], n
     return rows
 
 
-def evaluate_users(model: Recommender, splits: DataSplits, users: np.ndarray, *, protocol: str) -> dict:
-    """The test metrics of `users` only (validation items excluded, as in every evaluation)."""
-    metrics = evaluate(model, splits.test, exclude=[splits.val], protocol=protocol, users=users)
-    return {m: metrics[m] for m in METRICS}
+def evaluate_users(model: Recommender, splits: DataSplits, users: np.ndarray, *, protocol: str) -> tuple[dict, np.ndarray]:
+    """The test metrics of `users` only (validation items excluded, as in every evaluation), and
+    each user's NDCG@10 in user order (for `ratio_interval`). The means are `evaluate`'s."""
+    result = rank_targets(model, splits.test, exclude=[splits.val], protocol=protocol, k=10, users=users)
+    per_user = user_metrics(result)
+    metrics = {"ndcg@10": per_user["ndcg"], "recall@10": per_user["recall"], "hr@10": per_user["hr"]}
+    return {m: float(metrics[m].mean()) for m in METRICS}, per_user["ndcg"]
+
+
+def ratio_interval(folded: np.ndarray, trained: np.ndarray, *, resamples: int = BOOTSTRAP_RESAMPLES,
+                   random_state: int = 0) -> list[float] | None:
+    """95% bootstrap interval of ``mean(folded) / mean(trained)`` over the same users, resampled
+    in pairs. With one test item per user most NDCGs are 0, and a hit more or less moves the
+    ratio of ~100 users by several percent: the interval says how far to trust it."""
+    rng = np.random.default_rng(random_state)
+    picks = rng.integers(0, len(folded), size=(resamples, len(folded)))
+    num, den = folded[picks].mean(1), trained[picks].mean(1)
+    ratios = num[den > 0] / den[den > 0]
+    if len(ratios) < resamples // 2:
+        return None
+    return [float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))]
 
 
 def evaluate_folded(
     rows: Callable[[np.ndarray], np.ndarray], splits: DataSplits, users: np.ndarray, *, protocol: str
-) -> dict:
+) -> tuple[dict, np.ndarray]:
     """`evaluate_users` for users whose score rows come from a fold-in."""
     return evaluate_users(_HeldOutView.over(splits.train, users, rows), splits, users, protocol=protocol)
 
@@ -186,9 +205,12 @@ def _ratio(a, b) -> float | None:
     return None if a is None or b is None or b == 0 else float(a) / float(b)
 
 
-def _ratios(folded: dict, trained: dict) -> dict:
-    return {"ndcg_ratio": _ratio(folded["ndcg@10"], trained["ndcg@10"]),
-            "recall_ratio": _ratio(folded["recall@10"], trained["recall@10"])}
+def _ratios(folded: tuple[dict, np.ndarray], trained: tuple[dict, np.ndarray]) -> dict:
+    """The two arms' metrics, their ratios, and the bootstrap interval of the NDCG ratio."""
+    (f, f_users), (t, t_users) = folded, trained
+    return {"fold_in_metrics": f, "in_training_metrics": t,
+            "ndcg_ratio": _ratio(f["ndcg@10"], t["ndcg@10"]), "recall_ratio": _ratio(f["recall@10"], t["recall@10"]),
+            "ndcg_ratio_ci95": ratio_interval(f_users, t_users)}
 
 
 def fold_in_row(name: str, splits: DataSplits, reduced: DataSplits, users: np.ndarray, *, protocol: str = "full",
@@ -206,16 +228,14 @@ def fold_in_row(name: str, splits: DataSplits, reduced: DataSplits, users: np.nd
     folding = build_model(base, params).fit(reduced.train, val=reduced.val)
     row["params"] = folding.get_params()
     start = time.perf_counter()
-    row["fold_in_metrics"] = evaluate_folded(folded_rows(folding, _histories(splits.train, users)), splits, users,
-                                             protocol=protocol)
+    folded = evaluate_folded(folded_rows(folding, _histories(splits.train, users)), splits, users, protocol=protocol)
     row["fold_in_seconds_per_user"] = (time.perf_counter() - start) / len(users)
     if latency_histories is not None:
         row["latency"] = fold_in_latency(folding, latency_histories)
-    log(f"fold-in bench: {name} folded in: ndcg@10 {row['fold_in_metrics']['ndcg@10']:.4f}; fitting with them ...")
+    log(f"fold-in bench: {name} folded in: ndcg@10 {folded[0]['ndcg@10']:.4f}; fitting with them ...")
     trained = build_model(base, params).fit(splits.train, val=splits.val)
-    row["in_training_metrics"] = evaluate_users(trained, splits, users, protocol=protocol)
+    row.update(_ratios(folded, evaluate_users(trained, splits, users, protocol=protocol)))
     row["fit_seconds"] = {"without": folding.fit_seconds_, "with": trained.fit_seconds_}
-    row.update(_ratios(row["fold_in_metrics"], row["in_training_metrics"]))
     return row
 
 
@@ -237,8 +257,7 @@ def peer_row(splits: DataSplits, reduced: DataSplits, users: np.ndarray, *, prot
     trained = cls.from_params(**params).fit(splits.train, val=splits.val)
     folded = evaluate_folded(rows, splits, users, protocol=protocol)
     in_training = evaluate_users(trained, splits, users, protocol=protocol)
-    return {"model": PEER, "source": "peer", "fold_in": True, "params": params, "fold_in_metrics": folded,
-            "in_training_metrics": in_training, **_ratios(folded, in_training)}
+    return {"model": PEER, "source": "peer", "fold_in": True, "params": params, **_ratios(folded, in_training)}
 
 
 # ---- the whole bench ---------------------------------------------------------------------------
@@ -348,10 +367,11 @@ def format_fold_in_report(report: dict) -> str:
         table_rows.append({
             "model": r["model"], "source": r["source"],
             "ndcg@10 folded": f["ndcg@10"], "ndcg@10 trained": t["ndcg@10"], "ndcg ratio": r["ndcg_ratio"],
+            "95% interval": "-" if not r.get("ndcg_ratio_ci95") else "{:.2f}-{:.2f}".format(*r["ndcg_ratio_ci95"]),
             "recall@10 folded": f["recall@10"], "recall@10 trained": t["recall@10"], "recall ratio": r["recall_ratio"],
             "latency ms": None if latency is None else latency["median_ms"], "note": r.get("note", ""),
         })
-    columns = ["model", "source", "ndcg@10 folded", "ndcg@10 trained", "ndcg ratio",
+    columns = ["model", "source", "ndcg@10 folded", "ndcg@10 trained", "ndcg ratio", "95% interval",
                "recall@10 folded", "recall@10 trained", "recall ratio"]
     if any(r.get("latency") for r in report["rows"]):
         columns.append("latency ms")

@@ -85,13 +85,27 @@ def test_folded_users_are_ranked_by_the_same_protocol(splits):
     users = fib.held_out_users(splits, 0.5)
     model = Popularity().fit(splits.train, val=splits.val)
     rows = fib.folded_rows(model, fib._histories(splits.train, users))
-    assert fib.evaluate_folded(rows, splits, users, protocol="full") == fib.evaluate_users(
-        model, splits, users, protocol="full")
+    from engine.evaluation import evaluate
+
+    folded, folded_users = fib.evaluate_folded(rows, splits, users, protocol="full")
+    trained, trained_users = fib.evaluate_users(model, splits, users, protocol="full")
+    assert folded == trained and (folded_users == trained_users).all() and len(folded_users) == len(users)
+    direct = evaluate(model, splits.test, exclude=[splits.val], users=users)
+    assert folded == {m: direct[m] for m in fib.METRICS}
     # The view serves only the held-out users: anything else is a bug in the bench, loudly.
     view = fib._HeldOutView.over(splits.train, users, rows)
     other = np.setdiff1d(np.arange(splits.train.n_users), users)[:1]
     with pytest.raises(EngineError, match="only the users that were held out"):
         view.score(other)
+
+
+def test_ratio_interval_brackets_the_ratio_of_means():
+    folded = np.array([0.0, 1.0, 0.5, 0.0, 0.3, 0.0, 1.0, 0.2])
+    trained = np.array([0.0, 1.0, 0.6, 0.2, 0.3, 0.0, 0.5, 0.2])
+    low, high = fib.ratio_interval(folded, trained)
+    assert low < folded.mean() / trained.mean() < high
+    assert fib.ratio_interval(folded, folded) == [1.0, 1.0]
+    assert fib.ratio_interval(folded, np.zeros(8)) is None  # no denominator: no interval
 
 
 def test_histories_are_the_users_training_rows(splits):
