@@ -60,16 +60,27 @@ def check_fraction(fraction) -> float:
     return value
 
 
-def held_out_users(splits: DataSplits, fraction: float, *, random_state: int = 0) -> np.ndarray:
-    """Sorted indices of ``round(fraction * n)`` users drawn (seeded) among the n users with test
-    items; at least one, and at least one such user left in training."""
+def held_out_groups(splits: DataSplits, fraction: float, *, groups: int = 1, random_state: int = 0) -> list[np.ndarray]:
+    """`groups` disjoint groups of ``round(fraction * n)`` users each (sorted indices), drawn
+    (seeded) among the n users with test items: consecutive slices of one permutation, so
+    group 0 is the same whatever `groups` is. Each group has at least one user and leaves at
+    least one such user in training; at most ``n // size`` groups fit."""
     fraction = check_fraction(fraction)
     candidates = splits.test.users()
     if len(candidates) < 2:
         raise EngineError(f"the fold-in bench needs at least 2 users with test items, this split has {len(candidates)}")
-    n = min(len(candidates) - 1, max(1, round(fraction * len(candidates))))
-    rng = np.random.default_rng(random_state)
-    return np.sort(rng.choice(candidates, size=n, replace=False))
+    size = min(len(candidates) - 1, max(1, round(fraction * len(candidates))))
+    most = len(candidates) // size
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or not 1 <= groups <= most:
+        raise ParameterError(f"--fold-in-groups must be a whole number from 1 to {most} (disjoint groups of "
+                             f"{size} users among {len(candidates)}), got {groups!r}")
+    order = np.random.default_rng(random_state).permutation(candidates)
+    return [np.sort(order[g * size : (g + 1) * size]) for g in range(groups)]
+
+
+def held_out_users(splits: DataSplits, fraction: float, *, random_state: int = 0) -> np.ndarray:
+    """The first group of `held_out_groups`."""
+    return held_out_groups(splits, fraction, random_state=random_state)[0]
 
 
 def without_users(split: Split, users: np.ndarray) -> Split:
@@ -131,13 +142,20 @@ def folded_rows(model: Recommender, histories: dict) -> Callable[[np.ndarray], n
     return rows
 
 
-def evaluate_users(model: Recommender, splits: DataSplits, users: np.ndarray, *, protocol: str) -> tuple[dict, np.ndarray]:
-    """The test metrics of `users` only (validation items excluded, as in every evaluation), and
-    each user's NDCG@10 in user order (for `ratio_interval`). The means are `evaluate`'s."""
+def evaluate_users(model: Recommender, splits: DataSplits, users: np.ndarray, *, protocol: str) -> dict[str, np.ndarray]:
+    """Each of `users`' (sorted) test metrics, by the one protocol (their training and validation
+    items excluded): ``{"ndcg@10": (n,), "recall@10": (n,), "hr@10": (n,)}``, whose means are
+    what `engine.evaluation.evaluate` reports for them."""
     result = rank_targets(model, splits.test, exclude=[splits.val], protocol=protocol, k=10, users=users)
     per_user = user_metrics(result)
-    metrics = {"ndcg@10": per_user["ndcg"], "recall@10": per_user["recall"], "hr@10": per_user["hr"]}
-    return {m: float(metrics[m].mean()) for m in METRICS}, per_user["ndcg"]
+    return {"ndcg@10": per_user["ndcg"], "recall@10": per_user["recall"], "hr@10": per_user["hr"]}
+
+
+def evaluate_folded(
+    rows: Callable[[np.ndarray], np.ndarray], splits: DataSplits, users: np.ndarray, *, protocol: str
+) -> dict[str, np.ndarray]:
+    """`evaluate_users` for users whose score rows come from a fold-in."""
+    return evaluate_users(_HeldOutView.over(splits.train, users, rows), splits, users, protocol=protocol)
 
 
 def ratio_interval(folded: np.ndarray, trained: np.ndarray, *, resamples: int = BOOTSTRAP_RESAMPLES,
@@ -152,13 +170,6 @@ def ratio_interval(folded: np.ndarray, trained: np.ndarray, *, resamples: int = 
     if len(ratios) < resamples // 2:
         return None
     return [float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))]
-
-
-def evaluate_folded(
-    rows: Callable[[np.ndarray], np.ndarray], splits: DataSplits, users: np.ndarray, *, protocol: str
-) -> tuple[dict, np.ndarray]:
-    """`evaluate_users` for users whose score rows come from a fold-in."""
-    return evaluate_users(_HeldOutView.over(splits.train, users, rows), splits, users, protocol=protocol)
 
 
 # ---- latency ---------------------------------------------------------------------------------
@@ -205,18 +216,28 @@ def _ratio(a, b) -> float | None:
     return None if a is None or b is None or b == 0 else float(a) / float(b)
 
 
-def _ratios(folded: tuple[dict, np.ndarray], trained: tuple[dict, np.ndarray]) -> dict:
-    """The two arms' metrics, their ratios, and the bootstrap interval of the NDCG ratio."""
-    (f, f_users), (t, t_users) = folded, trained
-    return {"fold_in_metrics": f, "in_training_metrics": t,
-            "ndcg_ratio": _ratio(f["ndcg@10"], t["ndcg@10"]), "recall_ratio": _ratio(f["recall@10"], t["recall@10"]),
-            "ndcg_ratio_ci95": ratio_interval(f_users, t_users)}
+def _pooled(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {m: np.concatenate([p[m] for p in parts]) for m in METRICS}
 
 
-def fold_in_row(name: str, splits: DataSplits, reduced: DataSplits, users: np.ndarray, *, protocol: str = "full",
+def _arms(folded: list[dict], trained: list[dict]) -> dict:
+    """Both arms pooled over the groups: their means, the ratios, and the NDCG ratio's interval."""
+    f, t = _pooled(folded), _pooled(trained)
+    fm, tm = ({m: float(a[m].mean()) for m in METRICS} for a in (f, t))
+    return {"fold_in_metrics": fm, "in_training_metrics": tm,
+            "ndcg_ratio": _ratio(fm["ndcg@10"], tm["ndcg@10"]), "recall_ratio": _ratio(fm["recall@10"], tm["recall@10"]),
+            "ndcg_ratio_ci95": ratio_interval(f["ndcg@10"], t["ndcg@10"])}
+
+
+def _reduced(splits: DataSplits, users: np.ndarray) -> DataSplits:
+    return DataSplits(*(without_users(s, users) for s in splits))
+
+
+def fold_in_row(name: str, splits: DataSplits, groups: list[np.ndarray], *, protocol: str = "full",
                 latency_histories: list[np.ndarray] | None = None, log: Log | None = None) -> dict:
-    """One engine model: fitted without `users` (folded in) and with them (in training); with
-    `latency_histories`, also the `fold_in_latency` of the model fitted without them."""
+    """One engine model: per group, fitted without its users, who are then folded in; and
+    once fitted on everyone (in training). With `latency_histories`, also the
+    `fold_in_latency` of the model fitted without the first group."""
     from engine.bench import parse_spec
 
     log = log or (lambda line: None)
@@ -225,39 +246,49 @@ def fold_in_row(name: str, splits: DataSplits, reduced: DataSplits, users: np.nd
     if not row["fold_in"]:
         row["note"] = f"{base} has no fold_in ability: not folded in"
         return row
-    folding = build_model(base, params).fit(reduced.train, val=reduced.val)
+    folded, fit_without, fold_seconds = [], [], 0.0
+    for g, users in enumerate(groups):
+        reduced = _reduced(splits, users)
+        folding = build_model(base, params).fit(reduced.train, val=reduced.val)
+        fit_without.append(folding.fit_seconds_)
+        start = time.perf_counter()
+        folded.append(evaluate_folded(folded_rows(folding, _histories(splits.train, users)), splits, users,
+                                      protocol=protocol))
+        fold_seconds += time.perf_counter() - start
+        if g == 0 and latency_histories is not None:
+            row["latency"] = fold_in_latency(folding, latency_histories)
+        log(f"fold-in bench: {name} group {g + 1}/{len(groups)} folded in: ndcg@10 {folded[-1]['ndcg@10'].mean():.4f}")
     row["params"] = folding.get_params()
-    start = time.perf_counter()
-    folded = evaluate_folded(folded_rows(folding, _histories(splits.train, users)), splits, users, protocol=protocol)
-    row["fold_in_seconds_per_user"] = (time.perf_counter() - start) / len(users)
-    if latency_histories is not None:
-        row["latency"] = fold_in_latency(folding, latency_histories)
-    log(f"fold-in bench: {name} folded in: ndcg@10 {folded[0]['ndcg@10']:.4f}; fitting with them ...")
+    row["fold_in_seconds_per_user"] = fold_seconds / sum(len(u) for u in groups)
+    log(f"fold-in bench: {name} with every user in training ...")
     trained = build_model(base, params).fit(splits.train, val=splits.val)
-    row.update(_ratios(folded, evaluate_users(trained, splits, users, protocol=protocol)))
-    row["fit_seconds"] = {"without": folding.fit_seconds_, "with": trained.fit_seconds_}
+    row.update(_arms(folded, [evaluate_users(trained, splits, users, protocol=protocol) for users in groups]))
+    row["fit_seconds"] = {"without": statistics.fmean(fit_without), "with": trained.fit_seconds_}
     return row
 
 
-def peer_row(splits: DataSplits, reduced: DataSplits, users: np.ndarray, *, protocol: str = "full",
-             als_spec: str = PEER_MATCH) -> dict:
+def peer_row(splits: DataSplits, groups: list[np.ndarray], *, protocol: str = "full", als_spec: str = PEER_MATCH) -> dict:
     """implicit's ALS (factors, iterations and seed of our `als_spec`, `engine.peers.peer_params`):
-    fitted without `users`, which it folds in with ``recalculate_user=True``, and with them."""
+    per group, fitted without its users, whom it folds in with ``recalculate_user=True``; and
+    once fitted on everyone."""
     from engine.bench import parse_spec
     from engine.peers import PEERS, peer_params
 
     cls, _ = PEERS[PEER]
     params = peer_params(PEER, build_model(*parse_spec(als_spec)).get_params())
-    folding = cls.from_params(**params).fit(reduced.train, val=reduced.val)
-    items = splits.train.subset(np.isin(splits.train.user_idx, users)).matrix(binary=True)
+    folded = []
+    for users in groups:
+        reduced = _reduced(splits, users)
+        folding = cls.from_params(**params).fit(reduced.train, val=reduced.val)
+        items = splits.train.matrix(binary=True)
 
-    def rows(batch: np.ndarray) -> np.ndarray:
-        return folding.recalculated_scores(items[batch])
+        def rows(batch: np.ndarray, folding=folding, items=items) -> np.ndarray:
+            return folding.recalculated_scores(items[batch])
 
+        folded.append(evaluate_folded(rows, splits, users, protocol=protocol))
     trained = cls.from_params(**params).fit(splits.train, val=splits.val)
-    folded = evaluate_folded(rows, splits, users, protocol=protocol)
-    in_training = evaluate_users(trained, splits, users, protocol=protocol)
-    return {"model": PEER, "source": "peer", "fold_in": True, "params": params, **_ratios(folded, in_training)}
+    in_training = [evaluate_users(trained, splits, users, protocol=protocol) for users in groups]
+    return {"model": PEER, "source": "peer", "fold_in": True, "params": params, **_arms(folded, in_training)}
 
 
 # ---- the whole bench ---------------------------------------------------------------------------
@@ -269,12 +300,13 @@ def run_fold_in_bench(
     protocol: str = "full",
     peers: bool = True,
     latency: bool = False,
+    groups: int = 1,
     random_state: int = 0,
     data_dir="data",
     log: Log | None = None,
 ) -> dict:
-    """The fold-in bench (see the module docstring): ``{"dataset", "fraction", "random_state",
-    "held_out_users", "split", "rows", "comparisons", "notes"}``.
+    """The fold-in bench (see the module docstring): ``{"dataset", "fraction", "groups",
+    "random_state", "held_out_users", "split", "rows", "comparisons", "notes"}``.
 
     Parameters
     ----------
@@ -282,9 +314,14 @@ def run_fold_in_bench(
     models : engine model names (``NAME[key=value,...]`` allowed; default: every registered model).
     peers : also fold the users into implicit's ALS (when ``als`` is among the models).
     latency : also time one fold-in plus top-10 of a 20-item history per model (`fold_in_latency`).
+    groups : disjoint groups of `fraction` of the users, each held out of its own fit in turn
+        (`held_out_groups`); the metrics pool every group's users. One group of 10% is ~100
+        users with one test item each, too few for a ratio within a few percent; 10 groups of
+        10% hold every test user out once, for 10 fits instead of 1.
     random_state : seed of the draw of the removed users (the models keep their own seeds).
     """
     from engine.bench import load_peers, parse_spec
+    from engine.errors import choices_hint
 
     log = log or (lambda line: None)
     check_protocol(protocol)
@@ -293,20 +330,19 @@ def run_fold_in_bench(
     for name in names:
         base, params = parse_spec(name)
         if base not in MODELS:
-            from engine.errors import choices_hint
-
             raise ParameterError(f"unknown model {base!r} for the fold-in bench{choices_hint(base, MODELS, limit=30)}")
         build_model(base, params)  # bad parameters fail before any fit
     dataset = get_dataset(dataset_spec_or_dataset, data_dir=data_dir)
     splits = make_splits(dataset)
-    users = held_out_users(splits, fraction, random_state=random_state)
-    reduced = DataSplits(*(without_users(s, users) for s in splits))
+    held = held_out_groups(splits, fraction, groups=groups, random_state=random_state)
     histories = latency_histories(splits.train) if latency else None  # before any fit: it may refuse
-    log(f"fold-in bench: {len(users)} of {len(splits.test.users())} test users held out of training")
+    n_held = sum(len(u) for u in held)
+    log(f"fold-in bench: {len(held)} group(s) of {len(held[0])} of {len(splits.test.users())} test users, "
+        "each held out of its own fit")
     rows, notes = [], []
     for name in names:
         log(f"fold-in bench: {name} on {dataset.name} ...")
-        rows.append(fold_in_row(name, splits, reduced, users, protocol=protocol, latency_histories=histories, log=log))
+        rows.append(fold_in_row(name, splits, held, protocol=protocol, latency_histories=histories, log=log))
         if "note" in rows[-1]:
             log(f"fold-in bench: {rows[-1]['note']}")
     als_spec = next((n for n in names if parse_spec(n)[0] == PEER_MATCH), None)
@@ -317,16 +353,17 @@ def run_fold_in_bench(
         else:
             log(f"fold-in bench: {PEER} (recalculate_user) ...")
             try:
-                rows.append(peer_row(splits, reduced, users, protocol=protocol, als_spec=als_spec))
+                rows.append(peer_row(splits, held, protocol=protocol, als_spec=als_spec))
             except (ImportError, EngineError) as exc:
                 notes.append(f"{PEER}: {exc}")
     return {
         "dataset": dataset.spec,
         "fraction": fraction,
+        "groups": len(held),
         "random_state": random_state,
         "protocol": protocol,
-        "held_out_users": len(users),
-        "split": {"train": len(splits.train), "train_without_held_out": len(reduced.train),
+        "held_out_users": n_held,
+        "split": {"train": len(splits.train), "train_without_first_group": len(_reduced(splits, held[0]).train),
                   "users": dataset.n_users, "items": dataset.n_items, "test_users": len(splits.test.users())},
         "rows": rows,
         "comparisons": peer_comparisons(rows),
@@ -355,7 +392,8 @@ def format_fold_in_report(report: dict) -> str:
     split = report["split"]
     lines = [
         f"{report['dataset']}: {report['held_out_users']} of {split['test_users']} test users held out of training "
-        f"(fraction {report['fraction']}, seed {report['random_state']}); {report['protocol']} ranking of their test items",
+        f"({report['groups']} group(s) of fraction {report['fraction']}, each held out of its own fit; seed "
+        f"{report['random_state']}); {report['protocol']} ranking of their test items",
     ]
     table_rows = []
     for r in report["rows"]:

@@ -55,6 +55,12 @@ def test_held_out_users_are_a_seeded_share_of_the_test_users(splits):
     assert not np.array_equal(users, fib.held_out_users(splits, 0.25, random_state=1))
     assert len(fib.held_out_users(splits, 0.001)) == 1  # at least one user
     assert len(fib.held_out_users(splits, 0.999)) == 39  # and one left to train on
+    groups = fib.held_out_groups(splits, 0.25, groups=4)
+    assert [len(g) for g in groups] == [10] * 4 and len(set(np.concatenate(groups).tolist())) == 40  # disjoint
+    np.testing.assert_array_equal(groups[0], users)  # the first group does not depend on how many follow
+    for bad in (0, 5, 1.5, True):
+        with pytest.raises(ParameterError, match="--fold-in-groups must be a whole number from 1 to 4"):
+            fib.held_out_groups(splits, 0.25, groups=bad)
 
 
 def test_held_out_users_are_never_in_training_and_the_ratio_is_of_the_two_ndcgs(tiny, splits, fits):
@@ -66,7 +72,7 @@ def test_held_out_users_are_never_in_training_and_the_ratio_is_of_the_two_ndcgs(
     for (_, train_without, val_without), (_, train_with, _) in zip(fits[::2], fits[1::2]):
         assert not train_without & held and not val_without & held
         assert held <= train_with
-    assert report["split"]["train_without_held_out"] == sum(~np.isin(splits.train.user_idx, list(held)))
+    assert report["split"]["train_without_first_group"] == sum(~np.isin(splits.train.user_idx, list(held)))
     for row in report["rows"]:
         folded, trained = row["fold_in_metrics"], row["in_training_metrics"]
         assert set(folded) == set(trained) == {"ndcg@10", "recall@10", "hr@10"}
@@ -78,6 +84,18 @@ def test_held_out_users_are_never_in_training_and_the_ratio_is_of_the_two_ndcgs(
     assert "10 of 40 test users held out" in text and "als[epochs=3,factors=4]" in text
 
 
+def test_groups_are_each_held_out_of_their_own_fit_and_pooled(tiny, splits, fits):
+    report = fib.run_fold_in_bench(tiny, 0.25, models=["als[epochs=2,factors=4]"], groups=3, peers=False)
+    groups = [set(g.tolist()) for g in fib.held_out_groups(splits, 0.25, groups=3)]
+    assert [name for name, _, _ in fits] == ["als"] * 4  # three without a group, one with everyone
+    for (_, train, val), group in zip(fits[:3], groups):
+        assert not train & group and not val & group and (set().union(*groups) - group) <= train
+    assert set().union(*groups) <= fits[3][1]
+    assert report["held_out_users"] == 30 and report["groups"] == 3
+    row = report["rows"][0]
+    assert row["ndcg_ratio"] == pytest.approx(row["fold_in_metrics"]["ndcg@10"] / row["in_training_metrics"]["ndcg@10"])
+
+
 def test_folded_users_are_ranked_by_the_same_protocol(splits):
     """Popularity folds in exactly (its scores ignore the history), so the fold-in arm of a model
     trained on everyone must score the users exactly as the direct evaluation does: same
@@ -87,11 +105,11 @@ def test_folded_users_are_ranked_by_the_same_protocol(splits):
     rows = fib.folded_rows(model, fib._histories(splits.train, users))
     from engine.evaluation import evaluate
 
-    folded, folded_users = fib.evaluate_folded(rows, splits, users, protocol="full")
-    trained, trained_users = fib.evaluate_users(model, splits, users, protocol="full")
-    assert folded == trained and (folded_users == trained_users).all() and len(folded_users) == len(users)
+    folded = fib.evaluate_folded(rows, splits, users, protocol="full")
+    trained = fib.evaluate_users(model, splits, users, protocol="full")
+    assert all((folded[m] == trained[m]).all() and len(folded[m]) == len(users) for m in fib.METRICS)
     direct = evaluate(model, splits.test, exclude=[splits.val], users=users)
-    assert folded == {m: direct[m] for m in fib.METRICS}
+    assert {m: float(folded[m].mean()) for m in fib.METRICS} == {m: direct[m] for m in fib.METRICS}
     # The view serves only the held-out users: anything else is a bug in the bench, loudly.
     view = fib._HeldOutView.over(splits.train, users, rows)
     other = np.setdiff1d(np.arange(splits.train.n_users), users)[:1]
@@ -185,7 +203,9 @@ def test_cli_fold_in_bench(tiny, capsys):
         (["--fold-in", "0"], "--fold-in must be a fraction"),
         (["--fold-in", "nan"], "--fold-in must be a fraction"),
         (["--fold-in", "-1"], "--fold-in must be a fraction"),
-        (["--fold-in-latency"], "--fold-in-latency goes with --fold-in"),
+        (["--fold-in-latency"], "--fold-in-latency and --fold-in-groups go with --fold-in"),
+        (["--fold-in-groups", "2"], "--fold-in-latency and --fold-in-groups go with --fold-in"),
+        (["--fold-in", "0.25", "--fold-in-groups", "9"], "--fold-in-groups must be a whole number from 1 to 4"),
         (["--fold-in", "0.2", "--seeds", "2"], "--seeds is not available with --fold-in"),
         (["--fold-in", "0.2", "--fold-in-latency"], "no user has 20 training items"),
     ]:
