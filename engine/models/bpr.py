@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from engine.data.sampling import NegativeSampler
 from engine.errors import EngineError
 from engine.models.base import Recommender, resolve_device
-from engine.models.fold_in import RidgeFoldIn
+from engine.models.fold_in import PairwiseFoldIn, RidgeFoldIn
 from engine.models.params import (
     BATCH_SIZE,
     DEVICE,
@@ -215,7 +215,8 @@ class SampledMF(RidgeFoldIn, Recommender):
     Progress events carry ``seconds`` of training including the validation checks, which are
     part of the fit when early stopping is on.
 
-    Fold-in: a ridge solve over the item factors, biases kept (`engine.models.fold_in`).
+    Fold-in: a ridge solve over the item factors, biases kept (`engine.models.fold_in`);
+    BPR overrides it with its own pairwise loss (`PairwiseFoldIn`).
     """
 
     has_embeddings = True
@@ -322,8 +323,11 @@ class SampledMF(RidgeFoldIn, Recommender):
         return self.user_factors_
 
 
-class BPR(SampledMF):
+class BPR(PairwiseFoldIn, SampledMF):
     """Bayesian Personalized Ranking: matrix factorisation with an item bias.
+
+    Fold-in: the user vector minimising this same pairwise loss over the history against
+    every other item, items frozen, λ = `regularization` (`engine.models.fold_in.PairwiseFoldIn`).
 
     For each observed (u, i) and each of `negatives` sampled unobserved items j, it minimises
     ``-log σ(x_ui - x_uj) + regularization (|p_u|² + |q_i|² + b_i² + |q_j|² + b_j²)``,
