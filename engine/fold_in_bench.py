@@ -42,6 +42,8 @@ LATENCY_HISTORIES = 100
 LATENCY_K = 10
 #: Resamples of the bootstrap interval of each NDCG ratio.
 BOOTSTRAP_RESAMPLES = 2000
+#: Row key of the pooled per-user fold-in NDCG@10 (for the our/peer interval; not reported).
+PER_USER = "_fold_in_ndcg_per_user"
 #: The peer, and the engine model it is matched with.
 PEER, PEER_MATCH = "implicit-als", "als"
 
@@ -226,7 +228,7 @@ def _arms(folded: list[dict], trained: list[dict]) -> dict:
     fm, tm = ({m: float(a[m].mean()) for m in METRICS} for a in (f, t))
     return {"fold_in_metrics": fm, "in_training_metrics": tm,
             "ndcg_ratio": _ratio(fm["ndcg@10"], tm["ndcg@10"]), "recall_ratio": _ratio(fm["recall@10"], tm["recall@10"]),
-            "ndcg_ratio_ci95": ratio_interval(f["ndcg@10"], t["ndcg@10"])}
+            "ndcg_ratio_ci95": ratio_interval(f["ndcg@10"], t["ndcg@10"]), PER_USER: f["ndcg@10"]}
 
 
 def _reduced(splits: DataSplits, users: np.ndarray) -> DataSplits:
@@ -365,15 +367,16 @@ def run_fold_in_bench(
         "held_out_users": n_held,
         "split": {"train": len(splits.train), "train_without_first_group": len(_reduced(splits, held[0]).train),
                   "users": dataset.n_users, "items": dataset.n_items, "test_users": len(splits.test.users())},
-        "rows": rows,
         "comparisons": peer_comparisons(rows),
+        "rows": [{k: v for k, v in row.items() if k != PER_USER} for row in rows],
         "notes": notes,
     }
 
 
 def peer_comparisons(rows: list[dict]) -> list[dict]:
     """Our ALS's fold-in NDCG@10 over implicit's ``recalculate_user`` one, on the same users (the
-    first ALS row: the one the peer's parameters were matched with)."""
+    first ALS row: the one the peer's parameters were matched with), with the ratio's paired
+    bootstrap interval when the rows carry their per-user NDCGs."""
     from engine.bench import parse_spec
 
     ours = next((r for r in rows if r["source"] == "engine" and parse_spec(r["model"])[0] == PEER_MATCH
@@ -382,7 +385,9 @@ def peer_comparisons(rows: list[dict]) -> list[dict]:
     if ours is None or peer is None:
         return []
     a, b = ours["fold_in_metrics"]["ndcg@10"], peer["fold_in_metrics"]["ndcg@10"]
-    return [{"engine": ours["model"], "peer": PEER, "engine_ndcg@10": a, "peer_ndcg@10": b, "ndcg_ratio": _ratio(a, b)}]
+    interval = ratio_interval(ours[PER_USER], peer[PER_USER]) if PER_USER in ours and PER_USER in peer else None
+    return [{"engine": ours["model"], "peer": PEER, "engine_ndcg@10": a, "peer_ndcg@10": b, "ndcg_ratio": _ratio(a, b),
+             "ndcg_ratio_ci95": interval}]
 
 
 def format_fold_in_report(report: dict) -> str:
@@ -417,7 +422,8 @@ def format_fold_in_report(report: dict) -> str:
         columns.append("note")
     lines.append(table(table_rows, columns))
     for c in report["comparisons"]:
+        interval = "" if not c.get("ndcg_ratio_ci95") else " (95% interval {:.2f}-{:.2f})".format(*c["ndcg_ratio_ci95"])
         lines.append(f"{c['engine']} fold-in / {c['peer']} recalculate_user, ndcg@10: "
-                     f"{c['engine_ndcg@10']:.4f} / {c['peer_ndcg@10']:.4f} = {c['ndcg_ratio']:.2f}")
+                     f"{c['engine_ndcg@10']:.4f} / {c['peer_ndcg@10']:.4f} = {c['ndcg_ratio']:.2f}{interval}")
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)

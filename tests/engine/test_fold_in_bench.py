@@ -163,6 +163,10 @@ def test_the_peer_folds_in_with_implicits_recalculate_user(tiny, splits, fits):
     (comparison,) = report["comparisons"]
     assert comparison["engine_ndcg@10"] == report["rows"][0]["fold_in_metrics"]["ndcg@10"]
     assert comparison["peer_ndcg@10"] == peer["fold_in_metrics"]["ndcg@10"]
+    low, high = comparison["ndcg_ratio_ci95"] or (0.0, float("inf"))
+    assert comparison["ndcg_ratio"] is None or low <= comparison["ndcg_ratio"] <= high
+    assert all(fib.PER_USER not in row for row in report["rows"])  # per-user arrays stay out of the report
+    json.dumps(report)
 
 
 def test_recalculated_scores_are_implicits_own_solve(splits):
