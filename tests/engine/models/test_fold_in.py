@@ -148,3 +148,19 @@ def test_bpr_fold_in_is_the_pairwise_solve_with_its_own_regularization():
     np.testing.assert_allclose(batched[-1], y @ expected + b, rtol=1e-6, atol=1e-6)
     for keep, row in zip(masks[:-1], batched[:-1]):
         assert np.corrcoef(row, model.score_folded(model.fold_in(history[keep])))[0, 1] > 0.999
+
+
+def test_autorec_fold_in_basis_is_cached_per_fit():
+    """The codes are encoded once per fit (a fold-in plus its top-k would encode them twice),
+    and a refit on other data folds in against the new codes, not the cached ones."""
+    model = make("autorec", factors=8, epochs=2).fit(SPLITS.train)
+    history = np.sort(model.seen_[2].indices)
+    first = model.score_folded(model.fold_in(history))
+    assert model._fold_in_basis()[0] is model._fold_in_basis()[0]
+    np.testing.assert_allclose(model._fold_in_basis()[0], model.item_embeddings(), rtol=1e-6, atol=1e-6)
+    model.epochs = 4  # refit the same instance with other settings
+    model.fit(SPLITS.train)
+    fresh = make("autorec", factors=8, epochs=4).fit(SPLITS.train)
+    np.testing.assert_allclose(model.score_folded(model.fold_in(history)), fresh.score_folded(fresh.fold_in(history)),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(first, fresh.score_folded(fresh.fold_in(history)))
