@@ -98,7 +98,7 @@ def test_ridge_fold_in_matches_direct_solves():
 
 # ---- every supported model of the registry, on the checkerboard of the contract tests -------
 SUPPORTED = [name for name in MODELS if supports_history(make(name))]
-NEWTON_STEP = {"neumf", "mlp", "attention-neumf", "bpr"}  # the torch-module and pairwise fold-ins
+NEWTON_STEP = {"gmf", "neumf", "mlp", "attention-neumf", "bpr"}  # the torch-module and pairwise fold-ins
 _FITTED: dict = {}
 
 
