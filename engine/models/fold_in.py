@@ -6,7 +6,7 @@ class derives ``fold_in``, ``score_folded``, ``recommend_folded`` and the batche
 ``fold_in_scores`` that "because you liked" (`engine.history_explain`) re-scores history
 variants with.
 
-- `RidgeFoldIn`: models scoring ``x_u · y_i + b_i`` (ALS, WARP, SVD, MF-ALS, ACF, GMF,
+- `RidgeFoldIn`: models scoring ``x_u · y_i + b_i`` (ALS, WARP, SVD, MF-ALS, ACF,
   AutoRec).
   The user is the implicit-ALS solve ``x = (YᵀC_uY + λI)⁻¹ YᵀC_u p_u`` over the model's item
   vectors (Hu et al. 2008). Exact for ALS (its own λ and alpha, and its rating confidences
@@ -17,7 +17,7 @@ variants with.
   method: the ridge solve ranks like a squared loss, and BPR's folded-in users kept 0.92 of
   their in-training NDCG@10 with it, 1.01 with this (ML-100k; docs/benchmarks.md, "Fold-in").
 - `NeuralFoldIn`: torch modules whose user enters only through ``nn.Embedding`` tables indexed
-  by user (NCF's MLP and NeuMF, attention NeuMF). The user's rows are fitted by Gauss-Newton on
+  by user (NCF's GMF, MLP and NeuMF, attention NeuMF). The user's rows are fitted by Gauss-Newton on
   the model's log loss (history as positives, a fixed sample of other items as negatives),
   everything else frozen.
 - Item2Vec (mean embedding) and ItemKNN (summed similarities) are exact and small enough to
