@@ -164,3 +164,18 @@ def test_autorec_fold_in_basis_is_cached_per_fit():
     np.testing.assert_allclose(model.score_folded(model.fold_in(history)), fresh.score_folded(fresh.fold_in(history)),
                                rtol=1e-5, atol=1e-6)
     assert not np.allclose(first, fresh.score_folded(fresh.fold_in(history)))
+
+
+def test_ridge_basis_and_gram_are_cached_per_fit():
+    """The float64 item vectors and their Gram matrix are made once per fitted state, and a
+    refit (new learned arrays) folds in against the new ones."""
+    model = make("als", factors=6, epochs=2, random_state=0).fit(SPLITS.train)
+    y, _ = model._fold_in_basis()
+    assert model._fold_in_basis()[0] is y and model._fold_in_gram(y) is model._fold_in_gram(y)
+    np.testing.assert_allclose(model._fold_in_gram(y), y.T @ y)
+    history = np.sort(model.seen_[1].indices)
+    model.random_state = 1
+    model.fit(SPLITS.train)
+    fresh = make("als", factors=6, epochs=2, random_state=1).fit(SPLITS.train)
+    np.testing.assert_allclose(model.fold_in(history).state, fresh.fold_in(history).state, atol=1e-10)
+    assert not np.allclose(model._fold_in_basis()[0], y)
