@@ -51,6 +51,7 @@ from engine.errors import AbilityError, ParameterError, UnknownIdError
 #: confidence slope. Chosen so that BPR's folded-in users rank like BPR itself (ML-100k, 30
 #: users, 20 epochs): top-10 overlap with the model's own top-10 0.67 and Spearman 0.90 over
 #: unseen items, against 0.37 / 0.76 for alpha = 0 (any λ) and 0.60-0.65 for alpha 10-100.
+#: (BPR itself now folds in by its own loss, `PairwiseFoldIn`; the constants serve the others.)
 FOLD_IN_REGULARIZATION = 3.0
 FOLD_IN_ALPHA = 30.0
 #: Fold-in of torch modules: Gauss-Newton iterations for the full history, L2 on the user
