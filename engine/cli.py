@@ -340,6 +340,8 @@ def cmd_bench(args) -> int:
     from engine.bench.runner import format_report, run_bench, split_specs
 
     models = split_specs(args.models) if args.models is not None else None
+    if args.fold_in is not None or args.fold_in_latency or args.fold_in_groups != 1:
+        return _bench_fold_in(args, models)
     report = run_bench(
         args.dataset,
         models=models,
@@ -355,6 +357,25 @@ def cmd_bench(args) -> int:
         print_json(report)
     else:
         print(format_report(report))
+    return 0
+
+
+def _bench_fold_in(args, models) -> int:
+    """``bench --fold-in FRACTION``: the fold-in bench (`engine.bench.fold_in`)."""
+    from engine.bench.fold_in import format_fold_in_report, run_fold_in_bench
+
+    if args.fold_in is None:
+        raise ParameterError("--fold-in-latency and --fold-in-groups go with --fold-in FRACTION")
+    for given, flag in ((args.memory, "--memory"), (args.seeds != 1, "--seeds"), (args.background_load, "--background-load")):
+        if given:
+            raise ParameterError(f"{flag} is not available with --fold-in")
+    report = run_fold_in_bench(args.dataset, args.fold_in, models=models, protocol=args.protocol, peers=not args.no_peers,
+                               latency=args.fold_in_latency, groups=args.fold_in_groups, data_dir=args.data_dir,
+                               log=_err)
+    if args.json:
+        print_json(report)
+    else:
+        print(format_fold_in_report(report))
     return 0
 
 
@@ -576,6 +597,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--background-load", type=int, default=0, metavar="N",
                    help="run N busy processes beside the fits, to measure a shared machine (default 0); "
                    "threads: RECSYS_THREADS, OMP_WAIT_POLICY (see engine/threads.py)")
+    p.add_argument("--fold-in", default=None, metavar="FRACTION",
+                   help="hold this fraction of the users out of training, fold them in, and compare with the same "
+                   "users trained on (peer: implicit's ALS with recalculate_user)")
+    p.add_argument("--fold-in-latency", action="store_true",
+                   help="with --fold-in: also time one fold-in plus top-10 of a 20-item history, one thread (median ms)")
+    p.add_argument("--fold-in-groups", type=int, default=1, metavar="G",
+                   help="with --fold-in: hold out G disjoint groups of users, each from its own fit, and pool them "
+                   "(default 1; 10 with --fold-in 0.1 holds every test user out once)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 

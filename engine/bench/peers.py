@@ -152,6 +152,24 @@ class ImplicitALS(_FactorPeer):
         self.item_factors_ = np.asarray(model.item_factors, np.float32)
         self._native = model
 
+    def recalculated_scores(self, user_items: sp.csr_matrix) -> np.ndarray:
+        """Scores (n, n_items) of n users folded in by implicit itself: its
+        ``recommend(userids, user_items, recalculate_user=True)`` over every item, nothing
+        filtered, which solves each user's factors from their row of `user_items` (binary, as in
+        `fit`) against the fitted item factors. The fold-in bench's peer."""
+        self._check_fitted()
+        rows = sp.csr_matrix(user_items, dtype=np.float32)
+        if rows.shape[1] != self.n_items_:
+            raise ParameterError(f"user_items has {rows.shape[1]} items, the model {self.n_items_}")
+        out = np.empty(rows.shape, np.float32)
+        if rows.shape[0] == 0:
+            return out
+        with _blas_single_thread():
+            ids, scores = self._native.recommend(np.arange(rows.shape[0]), rows, N=self.n_items_,
+                                                 filter_already_liked_items=False, recalculate_user=True)
+        np.put_along_axis(out, np.asarray(ids, np.int64), np.asarray(scores, np.float32), axis=1)
+        return out
+
 
 class ImplicitBPR(_FactorPeer):
     """implicit's `BayesianPersonalizedRanking` (CPU, Hogwild SGD), on the binary matrix.

@@ -59,8 +59,9 @@ class HistoryUnsupportedError(AbilityError):
 # ---- public API ---------------------------------------------------------------------------
 def supports_history(model) -> bool:
     """True when `model` can re-score a user from an arbitrary history (fitted or not): its
-    class declares the ``fold_in`` ability."""
-    return bool(model.has_fold_in)
+    class declares the ``fold_in`` ability, and its scores depend on that history (popularity
+    folds a user in trivially, so no history item ever explains its list)."""
+    return bool(model.has_fold_in and model.fold_in_uses_history)
 
 
 def because_you_liked(
@@ -271,8 +272,8 @@ def _item_indices(model, item_idx) -> np.ndarray:
 def _require(model) -> None:
     if not supports_history(model):
         raise HistoryUnsupportedError(
-            f"model {model.name!r} cannot re-score a user from a history, so it has no 'because you liked' explanation"
-            " (supported: models with the fold-in ability: factor, item-embedding, neighbour and NCF-style models)"
+            f"model {model.name!r} does not score a user from a history, so it has no 'because you liked' explanation"
+            " (supported: models whose fold-in uses the history: factor, item-embedding, neighbour and NCF-style models)"
         )
 
 

@@ -106,7 +106,7 @@ def recommend_for_picks(
     idx, scores = idx[keep], scores[keep]
     out = item_frame(dataset, idx, scores)
     because, because_id = [""] * len(idx), [""] * len(idx)
-    if explain and len(idx):
+    if explain and len(idx) and model.fold_in_uses_history:
         contrib = pick_contributions(model, picks.items, idx)  # (picks, recommendations)
         for t in range(len(idx)):
             best = int(np.argmax(contrib[:, t]))

@@ -69,6 +69,9 @@ class Recommender(ABC):
     #: Optional abilities (see the class docstring and `ABILITIES`).
     has_embeddings: ClassVar[bool] = False
     has_fold_in: ClassVar[bool] = False
+    #: False where a folded-in user's scores ignore the history (popularity): nothing for
+    #: "because you liked" to explain.
+    fold_in_uses_history: ClassVar[bool] = True
     has_attention: ClassVar[bool] = False
     has_feature_view: ClassVar[bool] = False
     #: The registry name of the model this one varies by one change (the bench reports the

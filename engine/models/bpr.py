@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from engine.models.fold_in import PairwiseFoldIn
 from engine.models.params import (
     BATCH_SIZE,
     DEVICE,
@@ -22,8 +23,11 @@ from engine.models.params import (
 from engine.models.sampled_mf import EVAL_EVERY, INIT_STD, PATIENCE, SampledMF, Triples
 
 
-class BPR(SampledMF):
+class BPR(PairwiseFoldIn, SampledMF):
     """Bayesian Personalized Ranking: matrix factorisation with an item bias.
+
+    Fold-in: the user vector minimising this same pairwise loss over the history against
+    every other item, items frozen, λ = `regularization` (`engine.models.fold_in.PairwiseFoldIn`).
 
     For each observed (u, i) and each of `negatives` sampled unobserved items j, it minimises
     ``-log σ(x_ui - x_uj) + regularization (|p_u|² + |q_i|² + b_i² + |q_j|² + b_j²)``,

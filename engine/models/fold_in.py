@@ -6,13 +6,18 @@ class derives ``fold_in``, ``score_folded``, ``recommend_folded`` and the batche
 ``fold_in_scores`` that "because you liked" (`engine.explain.history`) re-scores history
 variants with.
 
-- `RidgeFoldIn`: models scoring ``x_u · y_i + b_i`` (ALS, BPR, WARP, SVD, MF-ALS, ACF, GMF,
-  AutoRec). The user is the implicit-ALS solve ``x = (YᵀC_uY + λI)⁻¹ YᵀC_u p_u`` over the
-  model's item vectors (Hu et al. 2008). Exact for ALS (its own λ and alpha, and its rating
-  confidences with ``use_ratings``); for the others a ridge fold-in with `FOLD_IN_ALPHA` and λ
-  scaled to the item vectors (`FOLD_IN_REGULARIZATION`).
+- `RidgeFoldIn`: models scoring ``x_u · y_i + b_i`` (ALS, WARP, SVD, MF-ALS, ACF,
+  AutoRec).
+  The user is the implicit-ALS solve ``x = (YᵀC_uY + λI)⁻¹ YᵀC_u p_u`` over the model's item
+  vectors (Hu et al. 2008). Exact for ALS (its own λ and alpha, and its rating confidences
+  with ``use_ratings``); for the others a ridge fold-in with `FOLD_IN_ALPHA` and λ scaled to
+  the item vectors (`FOLD_IN_REGULARIZATION`).
+- `PairwiseFoldIn`: BPR. The user minimises BPR's own pairwise log loss over every (history
+  item, other item) pair, item factors and biases frozen (Rendle et al. 2009), by Newton's
+  method: the ridge solve ranks like a squared loss, and BPR's folded-in users kept 0.92 of
+  their in-training NDCG@10 with it, 1.01 with this (ML-100k; docs/benchmarks.md, "Fold-in").
 - `NeuralFoldIn`: torch modules whose user enters only through ``nn.Embedding`` tables indexed
-  by user (NCF's MLP and NeuMF, attention NeuMF). The user's rows are fitted by Gauss-Newton on
+  by user (NCF's GMF, MLP and NeuMF, attention NeuMF). The user's rows are fitted by Gauss-Newton on
   the model's log loss (history as positives, a fixed sample of other items as negatives),
   everything else frozen.
 - Item2Vec (mean embedding) and ItemKNN (summed similarities) are exact and small enough to
@@ -47,6 +52,7 @@ from engine.errors import AbilityError, ParameterError, UnknownIdError
 #: confidence slope. Chosen so that BPR's folded-in users rank like BPR itself (ML-100k, 30
 #: users, 20 epochs): top-10 overlap with the model's own top-10 0.67 and Spearman 0.90 over
 #: unseen items, against 0.37 / 0.76 for alpha = 0 (any λ) and 0.60-0.65 for alpha 10-100.
+#: (BPR itself now folds in by its own loss, `PairwiseFoldIn`; the constants serve the others.)
 FOLD_IN_REGULARIZATION = 3.0
 FOLD_IN_ALPHA = 30.0
 #: Fold-in of torch modules: Gauss-Newton iterations for the full history, L2 on the user
@@ -56,6 +62,10 @@ NEURAL_L2 = 0.1
 NEURAL_NEGATIVES = 4
 #: Unseen items sampled once per user as the negatives of the neural fold-in.
 NEURAL_NEGATIVE_SAMPLE = 200
+#: Pairwise fold-in: at most this many Newton iterations (it stops once a step is below
+#: `PAIRWISE_TOLERANCE`); the loss is convex and Newton from zero converges in 5-8.
+PAIRWISE_NEWTON_ITERATIONS = 12
+PAIRWISE_TOLERANCE = 1e-6
 #: At most this many floats in a stack of (variants x f x f) ridge systems.
 SOLVE_CHUNK_FLOATS = 8_000_000
 
@@ -167,15 +177,18 @@ def ridge_fold_in(
     return (x @ yj.T).numpy()
 
 
-def weighted_ridge_solve(y: np.ndarray, items: np.ndarray, extra: np.ndarray, regularization: float) -> np.ndarray:
+def weighted_ridge_solve(
+    y: np.ndarray, items: np.ndarray, extra: np.ndarray, regularization: float, gram: np.ndarray | None = None
+) -> np.ndarray:
     """One user's implicit-ALS solve with a confidence per history item.
 
     ``x = (YᵀY + Σ_i (c_i - 1) y_i y_iᵀ + λI)⁻¹ Σ_i c_i y_i`` with ``c_i - 1 = extra[i]``: the
-    user half-sweep of ALS for one row, solved exactly.
+    user half-sweep of ALS for one row, solved exactly. `gram` is ``YᵀY`` if already known.
     """
     y = np.asarray(y, np.float64)
     yh = y[items]
-    a = y.T @ y + regularization * np.eye(y.shape[1]) + (yh * extra[:, None]).T @ yh
+    gram = y.T @ y if gram is None else gram
+    a = gram + regularization * np.eye(y.shape[1]) + (yh * extra[:, None]).T @ yh
     return np.linalg.solve(a, ((1.0 + extra)[:, None] * yh).sum(0))
 
 
@@ -190,10 +203,25 @@ class RidgeFoldIn:
     has_fold_in = True
 
     def _fold_in_basis(self) -> tuple[np.ndarray, np.ndarray]:
-        """Item vectors ``y_i`` and biases ``b_i`` with ``score(u, i) = x_u · y_i + b_i + const_u``."""
-        y = np.asarray(self.item_factors_, np.float64)
-        bias = getattr(self, "item_bias_", None)
-        return y, np.zeros(len(y)) if bias is None else np.asarray(bias, np.float64)
+        """Item vectors ``y_i`` and biases ``b_i`` with ``score(u, i) = x_u · y_i + b_i + const_u``.
+
+        Converted once per fitted state: the cache holds the learned arrays it was made from
+        and is used only while they are still the model's (a refit assigns new ones)."""
+        src, bias_src = self.item_factors_, getattr(self, "item_bias_", None)
+        cache = self.__dict__.get("_fold_in_basis_cache")
+        if cache is None or cache[0] is not src or cache[1] is not bias_src:
+            y = np.asarray(src, np.float64)
+            bias = np.zeros(len(y)) if bias_src is None else np.asarray(bias_src, np.float64)
+            cache = self._fold_in_basis_cache = (src, bias_src, y, bias)
+        return cache[2], cache[3]
+
+    def _fold_in_gram(self, y: np.ndarray) -> np.ndarray:
+        """``YᵀY`` of the basis `y`, computed once per basis (an O(items x f²) product that
+        dominated a fold-in on a 9,066-item catalogue)."""
+        cache = self.__dict__.get("_fold_in_gram_cache")
+        if cache is None or cache[0] is not y:
+            cache = self._fold_in_gram_cache = (y, y.T @ y)
+        return cache[1]
 
     def _fold_in_ridge(self, y: np.ndarray) -> tuple[float, float]:
         """``(λ, alpha)`` of the ridge solve: λ scaled to the item vectors (see the constants)."""
@@ -206,7 +234,8 @@ class RidgeFoldIn:
     def _fold_in(self, items, ratings):
         y, _ = self._fold_in_basis()
         lam, alpha = self._fold_in_ridge(y)
-        return weighted_ridge_solve(y, items, self._fold_in_confidence(alpha, ratings, len(items)), lam)
+        extra = self._fold_in_confidence(alpha, ratings, len(items))
+        return weighted_ridge_solve(y, items, extra, lam, gram=self._fold_in_gram(y))
 
     def _score_folded(self, state, item_idx):
         y, bias = self._fold_in_basis()
@@ -218,6 +247,99 @@ class RidgeFoldIn:
         y, bias = self._fold_in_basis()
         lam, alpha = self._fold_in_ridge(y)
         return ridge_fold_in(y, hist, masks, targets, lam, alpha) + bias[targets][None, :]
+
+
+# ---- pairwise (BPR-loss) fold-in -------------------------------------------------------------
+def pairwise_newton(
+    y: np.ndarray, bias: np.ndarray, positive: np.ndarray, regularization: float, x: np.ndarray | None = None,
+    iterations: int = PAIRWISE_NEWTON_ITERATIONS,
+) -> np.ndarray:
+    """The user vector minimising BPR's loss with the items frozen, by Newton's method.
+
+    ``L(x) = mean_{i∈P, j∉P} -log σ(x·(y_i - y_j) + b_i - b_j) + (λ/2)|x|²`` over every pair of
+    a positive `i` (``positive`` is a boolean mask over the items) and another item `j`. The
+    Hessian ``Σ w_ij (y_i - y_j)(y_i - y_j)ᵀ`` is summed without forming the pairs:
+    ``Y_Pᵀ diag(r) Y_P + Y_Nᵀ diag(c) Y_N - Y_PᵀWY_N - (Y_PᵀWY_N)ᵀ`` with ``r``, ``c`` the row and
+    column sums of the pair weights W, so a step costs O(|P| · n_items · f). Starts from `x`
+    (zero by default); no positives gives zero.
+    """
+    f = y.shape[1]
+    x = np.zeros(f) if x is None else np.array(x, np.float64)
+    yp, yn, bp, bn = y[positive], y[~positive], bias[positive], bias[~positive]
+    pairs = len(yp) * len(yn)
+    if pairs == 0:
+        return np.zeros(f)
+    for _ in range(iterations):
+        miss, grad, hess = _pairwise_terms(yp, yn, bp, bn, regularization, x)
+        step = np.linalg.solve(hess, grad)
+        x = x - step
+        if np.abs(step).max() < PAIRWISE_TOLERANCE:
+            break
+    return x
+
+
+def _pairwise_terms(yp, yn, bp, bn, regularization: float, x: np.ndarray):
+    """Pair weights σ(-margin) (P, N), gradient and Hessian of the pairwise objective at `x`."""
+    pairs = len(yp) * len(yn)
+    margin = (yp @ x + bp)[:, None] - (yn @ x + bn)[None, :]
+    miss = 1.0 / (1.0 + np.exp(np.clip(margin, -50.0, 50.0)))
+    grad = regularization * x - (yp.T @ miss.sum(1) - yn.T @ miss.sum(0)) / pairs
+    w = miss * (1.0 - miss) / pairs
+    cross = yp.T @ (w @ yn)
+    hess = (yp * w.sum(1)[:, None]).T @ yp + (yn * w.sum(0)[:, None]).T @ yn - cross - cross.T
+    return miss, grad, hess + regularization * np.eye(len(x))
+
+
+def _pairwise_hessian(y, bias, positive, regularization: float, x: np.ndarray) -> np.ndarray:
+    if not positive.any() or positive.all():
+        return regularization * np.eye(y.shape[1])
+    return _pairwise_terms(y[positive], y[~positive], bias[positive], bias[~positive], regularization, x)[2]
+
+
+class PairwiseFoldIn(RidgeFoldIn):
+    """The fold-in of factor models trained by a ranking loss: mix in before `Recommender`.
+
+    The user vector minimises BPR's pairwise log loss over the history against every other
+    item (`pairwise_newton`), with the model's own ``regularization`` as λ (with BPR's two
+    negatives per positive, its per-pair L2 on the user is ``regularization/2 · |x|²``). WARP
+    keeps the ridge: on ML-100k's validation items this surrogate ranked its folded-in users
+    worse than the ridge did (docs/benchmarks.md, "Fold-in"). "Because you liked" variants take one
+    Newton step from the full history's vector ``x*`` with the full history's Hessian (the
+    influence-function leave-one-out of Beirami et al. 2017): only each variant's gradient at
+    ``x*`` differs, and all of them come from one (history x items) matrix of pair weights,
+    so a 100-item history's 100 variants cost about one Newton step. Scores are
+    ``x · y_i + b_i`` as in `RidgeFoldIn`.
+    """
+
+    def _fold_in_mask(self, items: np.ndarray) -> np.ndarray:
+        mask = np.zeros(self.n_items_, bool)
+        mask[items] = True
+        return mask
+
+    def _fold_in(self, items, ratings):
+        y, bias = self._fold_in_basis()
+        return pairwise_newton(y, bias, self._fold_in_mask(items), float(self.regularization))
+
+    def _fold_in_scores(self, user, hist, masks, targets):
+        y, bias = self._fold_in_basis()
+        lam = float(self.regularization)
+        x = pairwise_newton(y, bias, self._fold_in_mask(hist), lam)
+        m = np.asarray(masks, np.float64)  # (V, n): each variant's positives among the history
+        s = y @ x + bias
+        miss = 1.0 / (1.0 + np.exp(np.clip(s[hist][:, None] - s[None, :], -50.0, 50.0)))  # (n, items): σ(s_j - s_i)
+        # A variant's pairs are (i in it, j not in it): row weights of its positives and column
+        # weights of every item, with the variant's own items' columns taken out.
+        inside = m @ miss[:, hist].T  # (V, n): Σ over the variant's positives j of miss[i, j]
+        rows = m * (miss.sum(1)[None, :] - inside)
+        cols = m @ miss
+        cols[:, hist] *= 1.0 - m
+        kept = m.sum(1)
+        pairs = kept * (len(y) - kept)
+        grad = -(rows @ y[hist] - cols @ y) / np.maximum(pairs, 1.0)[:, None] + lam * x
+        hess = _pairwise_hessian(y, bias, self._fold_in_mask(hist), lam, x)
+        xv = x[None, :] - np.linalg.solve(hess, grad.T).T
+        xv[pairs == 0] = 0.0  # no positives: no pairs, the zero vector (as `pairwise_newton`)
+        return xv @ y[targets].T + bias[targets][None, :]
 
 
 # ---- Gauss-Newton fold-in of torch modules ---------------------------------------------------

@@ -18,6 +18,9 @@ class Popularity(Recommender):
         few ratings toward the global mean so a single 5-star vote does not top the list.
     prior : weight (in pseudo-ratings) of the global mean in the reputation variant.
 
+    Fold-in: exact and trivial - a new user's scores are the popularity scores whatever the
+    history (the history's items are left out of the list as for anyone).
+
     References
     ----------
     .. [1] Cremonesi, Koren & Turrin, "Performance of recommender algorithms on top-N
@@ -26,6 +29,8 @@ class Popularity(Recommender):
     """
 
     name = "popularity"
+    has_fold_in = True
+    fold_in_uses_history = False
     description = "Most popular items (count) or best Bayesian-average rating (reputation)"
     param_space = {
         "variant": Param("choice", choices=("count", "reputation"), help="rank by count or Bayesian-average rating"),
@@ -52,3 +57,12 @@ class Popularity(Recommender):
         if item_idx is None:
             return np.broadcast_to(self.item_scores_, (len(user_idx), self.n_items_))
         return self.item_scores_[item_idx]
+
+    def _fold_in(self, items, ratings):
+        return np.zeros(0, np.float32)  # nothing to learn: the scores do not depend on the history
+
+    def _score_folded(self, state, item_idx):
+        return self.item_scores_ if item_idx is None else self.item_scores_[item_idx]
+
+    def _fold_in_scores(self, user, hist, masks, targets):
+        return np.broadcast_to(self.item_scores_[targets], (len(masks), len(targets)))

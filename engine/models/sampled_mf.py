@@ -182,7 +182,8 @@ class SampledMF(RidgeFoldIn, Recommender):
     Epochs, validation, early stopping and the restore of the best factors are
     `engine.models.training.run_epochs`'s; progress events are the ones every model sends.
 
-    Fold-in: a ridge solve over the item factors, biases kept (`engine.models.fold_in`).
+    Fold-in: a ridge solve over the item factors, biases kept (`engine.models.fold_in`);
+    BPR overrides it with its own pairwise loss (`PairwiseFoldIn`).
     """
 
     has_embeddings = True

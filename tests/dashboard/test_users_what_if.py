@@ -89,6 +89,9 @@ def test_adding_items_is_offered_outside_the_history_only(trained_app, env):
     assert [t for t, _ in shown(at, "after")] == expected.after["title"].tolist()
 
 
-def test_models_without_fold_in_say_so(trained_app, env):
+def test_models_without_fold_in_say_so(trained_app, env, monkeypatch):
+    from engine.models.popularity import Popularity
+
+    monkeypatch.setattr(Popularity, "has_fold_in", False)  # every registered model folds in now
     at = pages.open_page(trained_app, PAGE, user=USER, models=ids(env, "popularity"))
     assert any("None of the chosen models can take in an edited history" in c.value for c in at.caption)

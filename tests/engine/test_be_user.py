@@ -102,7 +102,20 @@ def test_because_names_the_pick_whose_removal_hurts_most():
     assert (recommend_for_picks(model, DATASET, picks, k=4, explain=False)["because"] == "").all()
 
 
-@pytest.mark.parametrize("name", ["popularity", "feature-mlp"])
+def test_popularity_recommends_the_most_popular_unpicked_items_without_a_reason():
+    """Popularity folds in trivially: its list is the popularity ranking minus the picks, and
+    no pick is named as the reason (none changes a score)."""
+    model = fitted("popularity")
+    order = np.argsort(-model.item_scores_, kind="stable")
+    picks = Picks(order[[0, 2]].astype(np.int64), None)
+    frame = recommend_for_picks(model, DATASET, picks, k=3)
+    assert frame.index.tolist() == [int(i) for i in order[[1, 3, 4]]] or (
+        np.sort(model.item_scores_[frame.index]) == np.sort(model.item_scores_[order[[1, 3, 4]]])
+    ).all()  # ties may swap equally popular items
+    assert (frame["because"] == "").all()
+
+
+@pytest.mark.parametrize("name", ["feature-mlp"])
 def test_models_without_fold_in_say_so_in_one_line(name):
     model = fitted(name)
     with pytest.raises(AbilityError, match="cannot fold in a new user") as info:

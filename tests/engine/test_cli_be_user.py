@@ -66,7 +66,21 @@ def test_bad_picks_are_one_line(checkpoints, capsys, argv, needles):
     assert_one_line_error(code, err, *needles)
 
 
-def test_a_model_without_fold_in_says_so(checkpoints, capsys):
+def test_popularity_lists_the_most_popular_unpicked_items(checkpoints, capsys):
+    data, _, popularity = checkpoints
+    rec = run_json(capsys, "--data-dir", data, "recommend", "--checkpoint", popularity, "--items", "1", "-k", "3")
+    model, _, dataset = open_checkpoint(popularity, data_dir=data)
+    order = [str(dataset.item_ids[i]) for i in sorted(range(dataset.n_items), key=lambda i: -model.item_scores_[i])]
+    listed = [r["item_id"] for r in rec["recommendations"]]
+    assert "1" not in listed and sorted(model.item_scores_[[dataset.item_index(i) for i in listed]], reverse=True) == sorted(
+        model.item_scores_[[dataset.item_index(i) for i in order if i != "1"][:3]], reverse=True)
+    assert not any(r["because"] for r in rec["recommendations"])  # no pick changes a popularity score
+
+
+def test_a_model_without_fold_in_says_so(checkpoints, capsys, monkeypatch):
+    from engine.models.popularity import Popularity
+
+    monkeypatch.setattr(Popularity, "has_fold_in", False)  # every registered model folds in now
     data, _, popularity = checkpoints
     code, _, err = run(capsys, "--data-dir", data, "recommend", "--checkpoint", popularity, "--items", "1")
     assert_one_line_error(code, err, "'popularity'", "cannot fold in")

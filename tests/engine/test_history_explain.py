@@ -98,7 +98,7 @@ def test_ridge_fold_in_matches_direct_solves():
 
 # ---- every supported model of the registry, on the checkerboard of the contract tests -------
 SUPPORTED = [name for name in MODELS if supports_history(make(name))]
-NEWTON_STEP = {"neumf", "mlp", "attention-neumf"}  # the torch-module fold-in
+NEWTON_STEP = {"gmf", "neumf", "mlp", "attention-neumf", "bpr"}  # the torch-module and pairwise fold-ins
 # Models that read the history as a sequence: on the checkerboard every user's first items are
 # the two low-rated ones of the other block, so an other-block item early in a sequence
 # rightly predicts an own-block next item, and the set reasoning of the planted check below
@@ -134,10 +134,10 @@ def test_planted_item_is_the_top_contributor(name):
 def test_batched_equals_one_at_a_time(name):
     """The batched leave-one-out score drop equals re-scoring each reduced history separately.
 
-    Exact for every family but the torch-module fold-in, whose batched variants take one
-    Newton step from the full history's solution instead of being solved to convergence: a
-    ReLU network's solution can cross activation kinks that one step does not see, so there
-    only the ranking of the history items is required to agree.
+    Exact for every family but the torch-module and pairwise (BPR) fold-ins, whose batched
+    variants take one Newton step from the full history's solution instead of being solved to
+    convergence: a ReLU network's solution can cross activation kinks that one step does not
+    see, so there only the ranking of the history items is required to agree.
     """
     model = fitted(name)
     user = 3

@@ -95,8 +95,87 @@ def test_check_history_names_the_problem():
 
 def test_registry_answers_ability_questions_without_a_checkpoint():
     assert model_has("als", "fold_in") and model_has("als", "embeddings")
-    assert not model_has("popularity", "fold_in") and not model_has("no-such-model", "fold_in")
+    assert model_has("popularity", "fold_in") and not model_has("no-such-model", "fold_in")
     assert models_with("attention") == ["acf", "sasrec"]
     assert models_with("feature_view") == ["feature-mlp"]
     with pytest.raises(ParameterError, match="unknown ability 'fold-in'"):
         model_has("als", "fold-in")
+
+
+# ---- pairwise (BPR-loss) fold-in: BPR and WARP -------------------------------------------------
+def brute_pairwise_loss_grad(y, b, positive, lam, x):
+    """The BPR fold-in objective and its gradient over explicitly listed pairs."""
+    pos, neg = np.flatnonzero(positive), np.flatnonzero(~positive)
+    d = (y[pos][:, None, :] - y[neg][None, :, :]).reshape(-1, y.shape[1])
+    margin = d @ x + (b[pos][:, None] - b[neg][None, :]).ravel()
+    loss = np.mean(np.log1p(np.exp(-margin))) + lam / 2 * x @ x
+    grad = -(d * (1 / (1 + np.exp(margin)))[:, None]).mean(0) + lam * x
+    return loss, grad
+
+
+def test_pairwise_fold_in_minimises_the_bpr_loss():
+    from engine.models.fold_in import pairwise_newton
+
+    rng = np.random.default_rng(3)
+    y, b = rng.normal(size=(30, 5)), rng.normal(size=30) * 0.3
+    positive = np.zeros(30, bool)
+    positive[[1, 4, 9, 16]] = True
+    x = pairwise_newton(y, b, positive, 0.01)
+    loss, grad = brute_pairwise_loss_grad(y, b, positive, 0.01, x)
+    assert np.abs(grad).max() < 1e-8
+    for _ in range(5):  # and it is a minimum, not a saddle or a maximum
+        assert brute_pairwise_loss_grad(y, b, positive, 0.01, x + rng.normal(size=5) * 0.05)[0] > loss
+    assert (pairwise_newton(y, b, np.zeros(30, bool), 0.01) == 0).all()  # no positives: no pairs
+
+
+def test_bpr_fold_in_is_the_pairwise_solve_with_its_own_regularization():
+    from engine.models.fold_in import pairwise_newton
+
+    model = make("bpr", factors=6, epochs=3, regularization=0.02).fit(SPLITS.train)
+    history = np.sort(model.seen_[4].indices)
+    positive = np.zeros(model.n_items_, bool)
+    positive[history] = True
+    y, b = model.item_factors_.astype(np.float64), model.item_bias_.astype(np.float64)
+    expected = pairwise_newton(y, b, positive, 0.02)
+    np.testing.assert_allclose(model.fold_in(history).state, expected, atol=1e-10)
+    np.testing.assert_allclose(model.score_folded(model.fold_in(history)), y @ expected + b, rtol=1e-5, atol=1e-5)
+    # Variants: the full history is its own solve; leaving one out is one Newton step from it,
+    # which ranks the items as folding the rest in alone does.
+    masks = np.ones((len(history) + 1, len(history)), bool)
+    masks[np.arange(len(history)), np.arange(len(history))] = False
+    targets = np.arange(model.n_items_)
+    batched = model.fold_in_scores(history, masks, targets, user=4)
+    np.testing.assert_allclose(batched[-1], y @ expected + b, rtol=1e-6, atol=1e-6)
+    for keep, row in zip(masks[:-1], batched[:-1]):
+        assert np.corrcoef(row, model.score_folded(model.fold_in(history[keep])))[0, 1] > 0.999
+
+
+def test_autorec_fold_in_basis_is_cached_per_fit():
+    """The codes are encoded once per fit (a fold-in plus its top-k would encode them twice),
+    and a refit on other data folds in against the new codes, not the cached ones."""
+    model = make("autorec", factors=8, epochs=2).fit(SPLITS.train)
+    history = np.sort(model.seen_[2].indices)
+    first = model.score_folded(model.fold_in(history))
+    assert model._fold_in_basis()[0] is model._fold_in_basis()[0]
+    np.testing.assert_allclose(model._fold_in_basis()[0], model.item_embeddings(), rtol=1e-6, atol=1e-6)
+    model.epochs = 4  # refit the same instance with other settings
+    model.fit(SPLITS.train)
+    fresh = make("autorec", factors=8, epochs=4).fit(SPLITS.train)
+    np.testing.assert_allclose(model.score_folded(model.fold_in(history)), fresh.score_folded(fresh.fold_in(history)),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(first, fresh.score_folded(fresh.fold_in(history)))
+
+
+def test_ridge_basis_and_gram_are_cached_per_fit():
+    """The float64 item vectors and their Gram matrix are made once per fitted state, and a
+    refit (new learned arrays) folds in against the new ones."""
+    model = make("als", factors=6, epochs=2, random_state=0).fit(SPLITS.train)
+    y, _ = model._fold_in_basis()
+    assert model._fold_in_basis()[0] is y and model._fold_in_gram(y) is model._fold_in_gram(y)
+    np.testing.assert_allclose(model._fold_in_gram(y), y.T @ y)
+    history = np.sort(model.seen_[1].indices)
+    model.random_state = 1
+    model.fit(SPLITS.train)
+    fresh = make("als", factors=6, epochs=2, random_state=1).fit(SPLITS.train)
+    np.testing.assert_allclose(model.fold_in(history).state, fresh.fold_in(history).state, atol=1e-10)
+    assert not np.allclose(model._fold_in_basis()[0], y)

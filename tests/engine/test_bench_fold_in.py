@@ -1,0 +1,217 @@
+"""The fold-in bench: held-out users never trained on, the same protocol for both arms, the ratio."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.bench import fold_in as fib
+from engine.data import load_dataset
+from engine.errors import EngineError, ParameterError
+from engine.runs.experiment import make_splits
+from engine.models.base import Recommender
+from engine.models.popularity import Popularity
+from tests.engine.test_cli import run, write_tiny_movielens
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_tiny_movielens(tmp_path_factory.mktemp("fold_in_bench") / "movies")
+
+
+@pytest.fixture(scope="module")
+def splits(tiny):
+    return make_splits(load_dataset(tiny))
+
+
+@pytest.fixture
+def fits(monkeypatch):
+    """Every fit of the test as ``(model name, train users, val users)``."""
+    seen = []
+    original = Recommender.fit
+
+    def spy(self, train, *, val=None, callback=None):
+        seen.append((self.name, set(np.unique(train.user_idx).tolist()),
+                     set() if val is None else set(np.unique(val.user_idx).tolist())))
+        return original(self, train, val=val, callback=callback)
+
+    monkeypatch.setattr(Recommender, "fit", spy)
+    return seen
+
+
+@pytest.mark.parametrize("fraction", [0, 1, float("nan"), -1, 1.5, "abc", float("inf"), True])
+def test_bad_fraction_is_one_line(fraction):
+    with pytest.raises(ParameterError, match="--fold-in must be a fraction") as info:
+        fib.check_fraction(fraction)
+    assert "\n" not in str(info.value)
+
+
+def test_held_out_users_are_a_seeded_share_of_the_test_users(splits):
+    users = fib.held_out_users(splits, 0.25)
+    assert len(users) == 10 and set(users) <= set(splits.test.users().tolist())  # 40 test users
+    np.testing.assert_array_equal(users, fib.held_out_users(splits, 0.25))
+    assert not np.array_equal(users, fib.held_out_users(splits, 0.25, random_state=1))
+    assert len(fib.held_out_users(splits, 0.001)) == 1  # at least one user
+    assert len(fib.held_out_users(splits, 0.999)) == 39  # and one left to train on
+    groups = fib.held_out_groups(splits, 0.25, groups=4)
+    assert [len(g) for g in groups] == [10] * 4 and len(set(np.concatenate(groups).tolist())) == 40  # disjoint
+    np.testing.assert_array_equal(groups[0], users)  # the first group does not depend on how many follow
+    for bad in (0, 5, 1.5, True):
+        with pytest.raises(ParameterError, match="--fold-in-groups must be a whole number from 1 to 4"):
+            fib.held_out_groups(splits, 0.25, groups=bad)
+
+
+def test_held_out_users_are_never_in_training_and_the_ratio_is_of_the_two_ndcgs(tiny, splits, fits):
+    report = fib.run_fold_in_bench(tiny, 0.25, models=["popularity", "als[epochs=3,factors=4]"], peers=False)
+    held = set(fib.held_out_users(splits, 0.25).tolist())
+    assert report["held_out_users"] == len(held) == 10
+    # Each model: one fit without the held-out users (train and validation), then one with them.
+    assert [name for name, _, _ in fits] == ["popularity", "popularity", "als", "als"]
+    for (_, train_without, val_without), (_, train_with, _) in zip(fits[::2], fits[1::2]):
+        assert not train_without & held and not val_without & held
+        assert held <= train_with
+    assert report["split"]["train_without_first_group"] == sum(~np.isin(splits.train.user_idx, list(held)))
+    for row in report["rows"]:
+        folded, trained = row["fold_in_metrics"], row["in_training_metrics"]
+        assert set(folded) == set(trained) == {"ndcg@10", "recall@10", "hr@10"}
+        if trained["ndcg@10"] > 0:
+            assert row["ndcg_ratio"] == pytest.approx(folded["ndcg@10"] / trained["ndcg@10"])
+        if trained["recall@10"] > 0:
+            assert row["recall_ratio"] == pytest.approx(folded["recall@10"] / trained["recall@10"])
+    text = fib.format_fold_in_report(report)
+    assert "10 of 40 test users held out" in text and "als[epochs=3,factors=4]" in text
+
+
+def test_groups_are_each_held_out_of_their_own_fit_and_pooled(tiny, splits, fits):
+    report = fib.run_fold_in_bench(tiny, 0.25, models=["als[epochs=2,factors=4]"], groups=3, peers=False)
+    groups = [set(g.tolist()) for g in fib.held_out_groups(splits, 0.25, groups=3)]
+    assert [name for name, _, _ in fits] == ["als"] * 4  # three without a group, one with everyone
+    for (_, train, val), group in zip(fits[:3], groups):
+        assert not train & group and not val & group and (set().union(*groups) - group) <= train
+    assert set().union(*groups) <= fits[3][1]
+    assert report["held_out_users"] == 30 and report["groups"] == 3
+    row = report["rows"][0]
+    assert row["ndcg_ratio"] == pytest.approx(row["fold_in_metrics"]["ndcg@10"] / row["in_training_metrics"]["ndcg@10"])
+
+
+def test_folded_users_are_ranked_by_the_same_protocol(splits):
+    """Popularity folds in exactly (its scores ignore the history), so the fold-in arm of a model
+    trained on everyone must score the users exactly as the direct evaluation does: same
+    candidates (their training and validation items excluded), same metrics."""
+    users = fib.held_out_users(splits, 0.5)
+    model = Popularity().fit(splits.train, val=splits.val)
+    rows = fib.folded_rows(model, fib._histories(splits.train, users))
+    from engine.evaluation import evaluate
+
+    folded = fib.evaluate_folded(rows, splits, users, protocol="full")
+    trained = fib.evaluate_users(model, splits, users, protocol="full")
+    assert all((folded[m] == trained[m]).all() and len(folded[m]) == len(users) for m in fib.METRICS)
+    direct = evaluate(model, splits.test, exclude=[splits.val], users=users)
+    assert {m: float(folded[m].mean()) for m in fib.METRICS} == {m: direct[m] for m in fib.METRICS}
+    # The view serves only the held-out users: anything else is a bug in the bench, loudly.
+    view = fib._HeldOutView.over(splits.train, users, rows)
+    other = np.setdiff1d(np.arange(splits.train.n_users), users)[:1]
+    with pytest.raises(EngineError, match="only the users that were held out"):
+        view.score(other)
+
+
+def test_ratio_interval_brackets_the_ratio_of_means():
+    folded = np.array([0.0, 1.0, 0.5, 0.0, 0.3, 0.0, 1.0, 0.2])
+    trained = np.array([0.0, 1.0, 0.6, 0.2, 0.3, 0.0, 0.5, 0.2])
+    low, high = fib.ratio_interval(folded, trained)
+    assert low < folded.mean() / trained.mean() < high
+    assert fib.ratio_interval(folded, folded) == [1.0, 1.0]
+    assert fib.ratio_interval(folded, np.zeros(8)) is None  # no denominator: no interval
+
+
+def test_histories_are_the_users_training_rows(splits):
+    users = fib.held_out_users(splits, 0.25)
+    histories = fib._histories(splits.train, users)
+    seen = splits.train.matrix()
+    for user in users:
+        items, ratings = histories[int(user)]
+        np.testing.assert_array_equal(np.sort(items), seen[int(user)].indices)
+        np.testing.assert_allclose(ratings[np.argsort(items)], seen[int(user)].data)
+
+
+def test_a_model_without_fold_in_is_reported_not_fitted(tiny, fits, monkeypatch):
+    monkeypatch.setattr(Popularity, "has_fold_in", False)  # every registered model folds in now
+    report = fib.run_fold_in_bench(tiny, 0.25, models=["popularity"], peers=False)
+    (row,) = report["rows"]
+    assert row["fold_in"] is False and "no fold_in ability" in row["note"] and "fold_in_metrics" not in row
+    assert fits == []
+    assert "no fold_in ability" in fib.format_fold_in_report(report)
+
+
+def test_unknown_models_fail_before_any_fit(tiny, fits):
+    with pytest.raises(ParameterError, match="unknown model 'alss'.*als"):
+        fib.run_fold_in_bench(tiny, 0.25, models=["popularity", "alss"])
+    with pytest.raises(ParameterError, match="factors"):
+        fib.run_fold_in_bench(tiny, 0.25, models=["als[factors=-1]"])
+    assert fits == []
+
+
+def test_the_peer_folds_in_with_implicits_recalculate_user(tiny, splits, fits):
+    pytest.importorskip("implicit")
+    report = fib.run_fold_in_bench(tiny, 0.25, models=["als[epochs=3]"])
+    peer = report["rows"][-1]
+    assert peer["model"] == "implicit-als" and peer["source"] == "peer"
+    held = set(fib.held_out_users(splits, 0.25).tolist())
+    assert fits[-2][0] == "implicit-als" and not fits[-2][1] & held  # fitted without them first
+    (comparison,) = report["comparisons"]
+    assert comparison["engine_ndcg@10"] == report["rows"][0]["fold_in_metrics"]["ndcg@10"]
+    assert comparison["peer_ndcg@10"] == peer["fold_in_metrics"]["ndcg@10"]
+    low, high = comparison["ndcg_ratio_ci95"] or (0.0, float("inf"))
+    assert comparison["ndcg_ratio"] is None or low <= comparison["ndcg_ratio"] <= high
+    assert all(fib.PER_USER not in row for row in report["rows"])  # per-user arrays stay out of the report
+    json.dumps(report)
+
+
+def test_recalculated_scores_are_implicits_own_solve(splits):
+    pytest.importorskip("implicit")
+    from engine.bench.peers import ImplicitALS
+
+    model = ImplicitALS(factors=4, epochs=3, num_threads=1).fit(splits.train)
+    rows = splits.train.matrix(binary=True)[[0, 5, 9]]
+    scores = model.recalculated_scores(rows)
+    factors = model._native.recalculate_user(np.arange(3), rows)
+    np.testing.assert_allclose(scores, factors @ model.item_factors_.T, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ParameterError, match="items"):
+        model.recalculated_scores(rows[:, :3])
+
+
+def test_latency_histories_and_timing(splits):
+    histories = fib.latency_histories(splits.train, n=7, length=5)
+    seen = splits.train.matrix(binary=True)
+    assert len(histories) == 7 and all(len(h) == len(set(h.tolist())) == 5 for h in histories)
+    assert all(any(set(h.tolist()) <= set(seen[u].indices.tolist()) for u in range(seen.shape[0])) for h in histories)
+    with pytest.raises(EngineError, match="no user has 20 training items"):
+        fib.latency_histories(splits.train)
+    import torch
+
+    threads = torch.get_num_threads()
+    model = Popularity().fit(splits.train)
+    result = fib.fold_in_latency(model, histories)
+    assert result["histories"] == 7 and 0 < result["median_ms"] <= result["p90_ms"]
+    assert torch.get_num_threads() == threads  # the one-thread setting does not leak
+
+
+def test_cli_fold_in_bench(tiny, capsys):
+    code, out, err = run(capsys, "bench", "--dataset", tiny, "--models", "popularity", "--fold-in", "0.25", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["fraction"] == 0.25 and report["rows"][0]["model"] == "popularity"
+    for argv, words in [
+        (["--fold-in", "0"], "--fold-in must be a fraction"),
+        (["--fold-in", "nan"], "--fold-in must be a fraction"),
+        (["--fold-in", "-1"], "--fold-in must be a fraction"),
+        (["--fold-in-latency"], "--fold-in-latency and --fold-in-groups go with --fold-in"),
+        (["--fold-in-groups", "2"], "--fold-in-latency and --fold-in-groups go with --fold-in"),
+        (["--fold-in", "0.25", "--fold-in-groups", "9"], "--fold-in-groups must be a whole number from 1 to 4"),
+        (["--fold-in", "0.2", "--seeds", "2"], "--seeds is not available with --fold-in"),
+        (["--fold-in", "0.2", "--fold-in-latency"], "no user has 20 training items"),
+    ]:
+        code, out, err = run(capsys, "bench", "--dataset", tiny, "--models", "popularity", *argv)
+        assert code == 2 and out == "" and err.startswith("error: ") and err.count("\n") == 1 and words in err
