@@ -12,6 +12,7 @@ from engine.models.attention_neumf import AttentionNeuMF
 from engine.models.autorec import AutoRec
 from engine.models.base import ABILITIES, Recommender
 from engine.models.bpr import BPR
+from engine.models.ease import EASE
 from engine.models.feature_mlp import FeatureMLP
 from engine.models.item2vec import Item2Vec
 from engine.models.itemknn import ItemKNN
@@ -27,6 +28,7 @@ MODELS: dict[str, type[Recommender]] = {
         Popularity,
         ALS,
         ItemKNN,
+        EASE,
         SVD,
         MFALS,
         BPR,
