@@ -16,6 +16,7 @@ from engine.models.ease import EASE
 from engine.models.feature_mlp import FeatureMLP
 from engine.models.item2vec import Item2Vec
 from engine.models.itemknn import ItemKNN
+from engine.models.lightgcn import LightGCN
 from engine.models.mf_als import MFALS
 from engine.models.ncf import GMF, MLP, NeuMF
 from engine.models.popularity import Popularity
@@ -33,6 +34,7 @@ MODELS: dict[str, type[Recommender]] = {
         MFALS,
         BPR,
         WARP,
+        LightGCN,
         GMF,
         MLP,
         NeuMF,
