@@ -90,6 +90,8 @@ TERMS = {
     "training loss": "training-loss",
     "hyperparameters": "hyperparameters",
     "fold-in": "fold-in",
+    "ease": "ease",
+    "lightgcn": "light-gcn",
 }
 #: Recorded metric names (``attention.item_auc``) -> their `TERMS` key.
 _METRIC_ALIASES = {"attention.component_lift": "component lift", "attention.item_auc": "item auc",
