@@ -109,7 +109,8 @@ class LightGCN(RidgeFoldIn, NeuralRecommender):
     dot product of the final user and item embeddings. Training minimises BPR, ``-log σ(ŷ_ui -
     ŷ_uj)`` for each positive (u, i) and `negatives` sampled unseen items j, plus
     ``regularization / 2 · (|e_u|² + |e_i|² + |e_j|²)`` on the ego embeddings of the batch's
-    rows, divided by the batch size (the paper's eq. 15 and code), with Adam.
+    rows, divided by the batch size (the paper's eq. 15 and code; with several negatives their
+    mean counts as one), with Adam.
 
     The adjacency is a sparse torch tensor (two entries per interaction): propagation is
     `layers` sparse-dense products per mini-batch, never a dense users x items matrix.
@@ -137,6 +138,14 @@ class LightGCN(RidgeFoldIn, NeuralRecommender):
         `patience` checks without improvement (0: never).
     random_state : int
     device : "auto", "cpu" or "cuda"
+
+    Notes
+    -----
+    The paper trains with Adam at 0.001 for hundreds of epochs; defaults here were chosen on the
+    ML-100k validation split (seed 0, best of the checks every 5 epochs): learning rate 0.005
+    for 30 epochs 0.0611 (still rising), 0.01 for 100 epochs 0.0777 (at epoch 70), 0.02 for 60
+    epochs 0.0767; with 0.01 and 100 epochs, ``regularization`` 1e-3 reached 0.0729 and two
+    negatives per positive 0.0735, against 0.0777 for 1e-4 and one negative.
     """
 
     name = "lightgcn"
@@ -162,9 +171,9 @@ class LightGCN(RidgeFoldIn, NeuralRecommender):
         *,
         factors: int = 64,
         layers: int = 3,
-        learning_rate: float = 0.005,
+        learning_rate: float = 0.01,
         regularization: float = 1e-4,
-        epochs: int = 60,
+        epochs: int = 100,
         batch_size: int = 2048,
         negatives: int = 1,
         init_std: float = 0.1,
