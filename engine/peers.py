@@ -1,4 +1,5 @@
-"""The peers the bench compares against: implicit's ALS, BPR and cosine kNN, and LightFM's WARP.
+"""The peers the bench compares against: implicit's ALS, BPR and cosine kNN, LightFM's WARP, and
+Cornac's BPR, EASE, LightGCN and SASRec.
 
 Each peer is wrapped as a `Recommender` (not registered: they are yardsticks, not product
 models), so `engine.evaluation.evaluate` and the base class's `recommend` work on them as on
@@ -20,10 +21,36 @@ random_state    random_state          random_state                 random_state
 num_threads     num_threads           num_threads                  num_threads
 =============== ===================== ============================ =============================
 
+Cornac (``cornac``; each model's own names on the right):
+
+=============== ================= ================= ===================== =====================
+ours            Cornac BPR        Cornac EASE       Cornac LightGCN       Cornac SASRec
+=============== ================= ================= ===================== =====================
+factors         k                 -                 emb_size              embedding_dim
+epochs          max_iter          -                 num_epochs            n_epochs
+learning_rate   learning_rate     -                 learning_rate         learning_rate
+regularization  lambda_reg        -                 lambda_reg            -
+l2              -                 lamb              -                     -
+positive_only   -                 posB (True)       -                     -
+layers          -                 -                 num_layers            -
+batch_size      -                 -                 batch_size            batch_size
+max_len         -                 -                 -                     max_len
+blocks, heads   -                 -                 -                     num_blocks, num_heads
+dropout, loss   -                 -                 -                     dropout, loss
+random_state    seed              -                 seed                  seed
+num_threads     num_threads       -                 -                     -
+=============== ================= ================= ===================== =====================
+
+`peer_params` also copies ``l2`` (EASE), ``layers`` (LightGCN) and ``max_len`` (SASRec) from the
+matched model, so EASE is compared at the same λ. Cornac's LightGCN needs ``dgl``, which has no
+build for this project's torch: it is wrapped, but fails here with a one-line error (the bench
+lists it in its notes); its closest runnable Cornac model is BPR (LightGCN with no layers).
+Cornac's SASRec and LightGCN run on cuda when one is available, as they choose themselves.
+
 implicit's `CosineRecommender` has only ``K`` (neighbours per item, 20). Defaults are the
 libraries' own, except LightFM's epochs (its ``fit`` runs 1 by default; 30 here).
-`peer_params` copies only factors, epochs and the seed from the engine model a peer is
-matched with. ``num_threads = 0`` means as many threads as torch uses
+`peer_params` copies only factors, epochs and the seed (and the model-specific settings named
+above) from the engine model a peer is matched with. ``num_threads = 0`` means as many threads as torch uses
 (``torch.get_num_threads()``), so peers and our models run on the same cores. All peers see
 the binary user x item matrix (1 per observed pair). After `fit`, the library's own fitted
 object stays in ``_native`` (for tests; it is not saved).
