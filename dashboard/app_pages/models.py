@@ -165,6 +165,8 @@ model = st.selectbox(
     format_func=lambda name: f"{name} - {catalog[name]['description']}",
 )
 url_state.write("train", model)
+if glossary.has_help(model):  # the model's own glossary section, where it has one
+    st.caption(glossary.link(glossary.TERMS[glossary.term_key(model)], f"What is {model}?"))
 with st.form(f"models_train_form_{model}"):
     params = param_form(catalog[model], key=f"models_param_{model}")
     label = "Queue training" if busy else "Train"

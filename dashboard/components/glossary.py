@@ -93,6 +93,8 @@ TERMS = {
     "sasrec": "sasrec",
     "self-attention": "self-attention",
     "attention head": "attention-head",
+    "ease": "ease",
+    "lightgcn": "light-gcn",
 }
 #: Recorded metric names (``attention.item_auc``) -> their `TERMS` key.
 _METRIC_ALIASES = {"attention.component_lift": "component lift", "attention.item_auc": "item auc",

@@ -1,4 +1,5 @@
-"""The peers the bench compares against: implicit's ALS, BPR and cosine kNN, and LightFM's WARP.
+"""The peers the bench compares against: implicit's ALS, BPR and cosine kNN, LightFM's WARP, and
+Cornac's BPR, EASE, LightGCN and SASRec.
 
 Each peer is wrapped as a `Recommender` (not registered: they are yardsticks, not product
 models), so `engine.evaluation.evaluate` and the base class's `recommend` work on them as on
@@ -20,10 +21,36 @@ random_state    random_state          random_state                 random_state
 num_threads     num_threads           num_threads                  num_threads
 =============== ===================== ============================ =============================
 
+Cornac (``cornac``; each model's own names on the right):
+
+=============== ================= ================= ===================== =====================
+ours            Cornac BPR        Cornac EASE       Cornac LightGCN       Cornac SASRec
+=============== ================= ================= ===================== =====================
+factors         k                 -                 emb_size              embedding_dim
+epochs          max_iter          -                 num_epochs            n_epochs
+learning_rate   learning_rate     -                 learning_rate         learning_rate
+regularization  lambda_reg        -                 lambda_reg            -
+l2              -                 lamb              -                     -
+positive_only   -                 posB (True)       -                     -
+layers          -                 -                 num_layers            -
+batch_size      -                 -                 batch_size            batch_size
+max_len         -                 -                 -                     max_len
+blocks, heads   -                 -                 -                     num_blocks, num_heads
+dropout, loss   -                 -                 -                     dropout, loss
+random_state    seed              -                 seed                  seed
+num_threads     num_threads       -                 -                     -
+=============== ================= ================= ===================== =====================
+
+`peer_params` also copies ``l2`` (EASE), ``layers`` (LightGCN) and ``max_len`` (SASRec) from the
+matched model, so EASE is compared at the same λ. Cornac's LightGCN needs ``dgl``, which has no
+build for this project's torch: it is wrapped, but fails here with a one-line error (the bench
+lists it in its notes); its closest runnable Cornac model is BPR (LightGCN with no layers).
+Cornac's SASRec and LightGCN run on cuda when one is available, as they choose themselves.
+
 implicit's `CosineRecommender` has only ``K`` (neighbours per item, 20). Defaults are the
 libraries' own, except LightFM's epochs (its ``fit`` runs 1 by default; 30 here).
-`peer_params` copies only factors, epochs and the seed from the engine model a peer is
-matched with. ``num_threads = 0`` means as many threads as torch uses
+`peer_params` copies only factors, epochs and the seed (and the model-specific settings named
+above) from the engine model a peer is matched with. ``num_threads = 0`` means as many threads as torch uses
 (``torch.get_num_threads()``), so peers and our models run on the same cores. All peers see
 the binary user x item matrix (1 per observed pair). After `fit`, the library's own fitted
 object stays in ``_native`` (for tests; it is not saved).
@@ -321,16 +348,276 @@ class LightFMWARP(_FactorPeer):
         return self.item_bias_
 
 
+# ---- Cornac -------------------------------------------------------------------------------------
+def _cornac_dataset(seen: sp.csr_matrix, seed: int | None = None):
+    """The binary train matrix as a cornac ``Dataset`` whose user and item indices are ours.
+
+    Built from the index arrays directly (cornac's ``Dataset.build`` loops over the rows in
+    Python, which would count in the peer's fit time); the identity id maps make cornac know
+    every item, even one with no training interaction, as our models do.
+    """
+    data = _import("cornac.data", "cornac")
+    coo = seen.tocoo()
+    n_users, n_items = seen.shape
+    return data.Dataset(
+        num_users=n_users,
+        num_items=n_items,
+        uid_map={u: u for u in range(n_users)},
+        iid_map={i: i for i in range(n_items)},
+        uir_tuple=(coo.row.astype(np.int64), coo.col.astype(np.int64), np.ones(coo.nnz)),
+        seed=seed,
+    )
+
+
+def _report_once(callback) -> None:
+    """Cornac's fits take no callback: one event at the end, as for the other one-shot peers."""
+    if callback is not None:
+        callback({"epoch": 1, "epochs": 1, "loss": None, "seconds": 0.0})
+
+
+class CornacBPR(_FactorPeer):
+    """Cornac's `BPR` (Cython SGD, one triple at a time), on the binary matrix.
+
+    Scores are Cornac's ``score``: ``p_uᵀq_i + b_i``. With a seed Cornac trains on one thread
+    (its own rule, for reproducibility), so `num_threads` only counts without one.
+
+    References
+    ----------
+    .. [1] Rendle, Freudenthaler, Gantner & Schmidt-Thieme, "BPR: Bayesian Personalized Ranking
+       from Implicit Feedback", UAI 2009.
+    .. [2] Salah, Truong & Lauw, "Cornac: A Comparative Framework for Multimodal Recommender
+       Systems", JMLR 21(95), 2020.
+    """
+
+    name = "cornac-bpr"
+    description = "Cornac's BPR (peer)"
+    param_space = {
+        "factors": FACTORS,
+        "learning_rate": LEARNING_RATE,
+        "regularization": REGULARIZATION,
+        "epochs": EPOCHS,
+        "random_state": RANDOM_STATE,
+        "num_threads": THREADS,
+    }
+
+    def __init__(self, *, factors=10, learning_rate=0.001, regularization=0.01, epochs=100, random_state=0, num_threads=0):
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.epochs = epochs
+        self.random_state = random_state
+        self.num_threads = num_threads
+
+    def _fit(self, train, val, callback):
+        models = _import("cornac.models", "cornac")
+        model = models.BPR(
+            k=self.factors,
+            max_iter=self.epochs,
+            learning_rate=self.learning_rate,
+            lambda_reg=self.regularization,
+            num_threads=_threads(self.num_threads),
+            seed=self.random_state,
+            verbose=False,
+        )
+        model.fit(_cornac_dataset(self.seen_, self.random_state))
+        self.user_factors_ = np.asarray(model.u_factors, np.float32)
+        self.item_factors_ = np.asarray(model.i_factors, np.float32)
+        self.item_bias_ = np.asarray(model.i_biases, np.float32)
+        self._native = model
+        _report_once(callback)
+
+    def _item_bias(self):
+        return self.item_bias_
+
+
+class CornacEASE(Recommender):
+    """Cornac's `EASE` on the binary matrix: ``B`` from a general inverse of ``XᵀX + λI``.
+
+    Cornac's default ``posB=True`` then sets the negative weights to zero (not in the paper);
+    `positive_only` maps to it, kept at Cornac's default.
+
+    References
+    ----------
+    .. [1] Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019.
+    .. [2] Salah, Truong & Lauw, "Cornac: A Comparative Framework for Multimodal Recommender
+       Systems", JMLR 21(95), 2020.
+    """
+
+    name = "cornac-ease"
+    description = "Cornac's EASE (peer)"
+    param_space = {
+        "l2": Param("float", 0.01, 1e6, log=True, help="Cornac's lamb"),
+        "positive_only": Param("bool", help="Cornac's posB: drop negative weights"),
+    }
+
+    def __init__(self, *, l2=500.0, positive_only=True):
+        self.l2 = l2
+        self.positive_only = positive_only
+
+    def _fit(self, train, val, callback):
+        models = _import("cornac.models", "cornac")
+        model = models.EASE(lamb=self.l2, posB=self.positive_only, verbose=False)
+        model.fit(_cornac_dataset(self.seen_))
+        self.weights_ = np.asarray(model.B, np.float32)
+        self._native = model
+        _report_once(callback)
+
+    def _score(self, user_idx, item_idx):
+        if item_idx is None:
+            return np.asarray(self.seen_[user_idx] @ self.weights_)
+        return self._gather_pairs(user_idx, item_idx)
+
+
+class CornacLightGCN(_FactorPeer):
+    """Cornac's `LightGCN` (DGL message passing, BPR loss, Adam), on the binary matrix.
+
+    Cornac builds its graph with DGL, and DGL ships no build for this project's torch (2.13:
+    ``dgl`` 2.1 installs but fails to load its graphbolt library), so here the peer stops with
+    a one-line error and the bench lists it among its notes. Cornac trains for all `epochs`
+    (no early stopping unless asked) on cuda when one is available.
+
+    References
+    ----------
+    .. [1] He, Deng, Wang, Li, Zhang & Wang, "LightGCN: Simplifying and Powering Graph
+       Convolution Network for Recommendation", SIGIR 2020.
+    """
+
+    name = "cornac-lightgcn"
+    description = "Cornac's LightGCN (peer; needs dgl)"
+    param_space = {
+        "factors": FACTORS,
+        "layers": Param("int", 0, 8, help="Cornac's num_layers"),
+        "learning_rate": LEARNING_RATE,
+        "regularization": Param("float", 0.0, 1.0, help="Cornac's lambda_reg"),
+        "epochs": EPOCHS,
+        "batch_size": Param("int", 1, 1 << 20, log=True, help="positives per mini-batch"),
+        "random_state": RANDOM_STATE,
+    }
+
+    def __init__(self, *, factors=64, layers=3, learning_rate=0.001, regularization=1e-4, epochs=1000,
+                 batch_size=1024, random_state=0):
+        self.factors = factors
+        self.layers = layers
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    def _fit(self, train, val, callback):
+        models = _import("cornac.models", "cornac")
+        try:
+            importlib.import_module("dgl")
+        except Exception as exc:  # not installed, or installed without a build for this torch
+            raise EngineError(f"cornac-lightgcn needs dgl, which does not load here ({type(exc).__name__})") from None
+        model = models.LightGCN(
+            emb_size=self.factors,
+            num_epochs=self.epochs,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            num_layers=self.layers,
+            lambda_reg=self.regularization,
+            seed=self.random_state,
+        )
+        model.fit(_cornac_dataset(self.seen_, self.random_state))
+        self.user_factors_ = np.asarray(model.U, np.float32)
+        self.item_factors_ = np.asarray(model.V, np.float32)
+        self._native = model
+        _report_once(callback)
+
+
+class CornacSASRec(Recommender):
+    """Cornac's `SASRec`, each user's chronological train items as one session.
+
+    Cornac's SASRec is a next-item recommender: it learns from sessions and scores from a
+    history (``score(user, history_items)``). Each user's train interactions, in time order
+    (ties in the order of the source, as the split orders them), are one session; a user is
+    scored from the last `max_len` of them, which is what the leave-last-out protocol asks.
+    Scores come from Cornac's own ``score``, one user at a time.
+
+    References
+    ----------
+    .. [1] Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018.
+    """
+
+    name = "cornac-sasrec"
+    description = "Cornac's SASRec, one session per user (peer)"
+    param_space = {
+        "factors": FACTORS,
+        "max_len": Param("int", 1, 1000, help="history length the encoder sees"),
+        "blocks": Param("int", 1, 8, help="self-attention blocks"),
+        "heads": Param("int", 1, 16, help="attention heads"),
+        "dropout": Param("float", 0.0, 0.9, help="dropout rate"),
+        "loss": Param("choice", choices=("ce", "bce", "bpr"), help="Cornac's loss"),
+        "learning_rate": LEARNING_RATE,
+        "epochs": EPOCHS,
+        "batch_size": Param("int", 1, 1 << 20, log=True, help="sequences per mini-batch"),
+        "random_state": RANDOM_STATE,
+    }
+
+    def __init__(self, *, factors=100, max_len=50, blocks=2, heads=1, dropout=0.2, loss="ce", learning_rate=0.001,
+                 epochs=10, batch_size=512, random_state=0):
+        self.factors = factors
+        self.max_len = max_len
+        self.blocks = blocks
+        self.heads = heads
+        self.dropout = dropout
+        self.loss = loss
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    def _fit(self, train, val, callback):
+        models = _import("cornac.models", "cornac")
+        data = _import("cornac.data", "cornac")
+        order = np.lexsort((train.timestamp, train.user_idx))  # stable: ties keep the split's order
+        users, items = train.user_idx[order], train.item_idx[order]
+        rows = [(int(u), int(u), int(i), int(t)) for u, i, t in zip(users, items, np.arange(len(users)))]
+        dataset = data.SequentialDataset.build(
+            rows,
+            fmt="USIT",
+            global_uid_map={u: u for u in range(self.n_users_)},
+            global_sid_map={u: u for u in range(self.n_users_)},
+            global_iid_map={i: i for i in range(self.n_items_)},
+            seed=self.random_state,
+        )
+        model = models.SASRec(
+            embedding_dim=self.factors, max_len=self.max_len, num_blocks=self.blocks, num_heads=self.heads,
+            dropout=self.dropout, loss=self.loss, learning_rate=self.learning_rate, n_epochs=self.epochs,
+            batch_size=self.batch_size, seed=self.random_state, device="cuda" if torch.cuda.is_available() else "cpu",
+        )
+        model.fit(dataset)
+        starts = np.searchsorted(users, np.arange(self.n_users_ + 1))
+        self.history_ = items.astype(np.int64)  # every user's items in time order
+        self.history_start_ = starts.astype(np.int64)
+        self._native = model
+        _report_once(callback)
+
+    def _score(self, user_idx, item_idx):
+        if item_idx is not None:
+            return self._gather_pairs(user_idx, item_idx)
+        out = np.empty((len(user_idx), self.n_items_), np.float32)
+        for row, u in enumerate(user_idx):
+            history = self.history_[self.history_start_[u] : self.history_start_[u + 1]][-self.max_len :]
+            out[row] = self._native.score(int(u), history.tolist())
+        return out
+
+
 #: peer name -> (peer class, the engine model it is compared with)
 PEERS: dict[str, tuple[type[Recommender], str]] = {
     "implicit-als": (ImplicitALS, "als"),
     "implicit-bpr": (ImplicitBPR, "bpr"),
     "implicit-cosine": (ImplicitCosine, "itemknn"),
     "lightfm-warp": (LightFMWARP, "warp"),
+    "cornac-bpr": (CornacBPR, "bpr"),
+    "cornac-ease": (CornacEASE, "ease"),
+    "cornac-lightgcn": (CornacLightGCN, "lightgcn"),
+    "cornac-sasrec": (CornacSASRec, "sasrec"),
 }
 
 # The parameters a peer takes over from its engine model: "equal factors and iterations".
-MATCHED = ("factors", "epochs", "random_state")
+MATCHED = ("factors", "epochs", "random_state", "l2", "layers", "max_len")
 
 
 def peer_params(peer_name: str, engine_params: dict) -> dict:

@@ -1,4 +1,4 @@
-"""The benchmark: our models against the peers (implicit, LightFM) on the very same split.
+"""The benchmark: our models against the peers (implicit, LightFM, Cornac) on the very same split.
 
 Every row is one model fitted on the leave-last-out train split (validation given, as in
 ``train``) and evaluated on test with validation items excluded. Each peer is configured from

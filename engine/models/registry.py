@@ -15,9 +15,11 @@ from engine.models.autorec import AutoRec
 from engine.models.base import ABILITIES, Recommender
 from engine.models.bpr import BPR
 from engine.models.checkpoint import read_model_json
+from engine.models.ease import EASE
 from engine.models.feature_mlp import FeatureMLP
 from engine.models.item2vec import Item2Vec
 from engine.models.itemknn import ItemKNN
+from engine.models.lightgcn import LightGCN
 from engine.models.mf_als import MFALS
 from engine.models.ncf import GMF, MLP, NeuMF
 from engine.models.popularity import Popularity
@@ -31,10 +33,12 @@ MODELS: dict[str, type[Recommender]] = {
         Popularity,
         ALS,
         ItemKNN,
+        EASE,
         SVD,
         MFALS,
         BPR,
         WARP,
+        LightGCN,
         GMF,
         MLP,
         NeuMF,

@@ -174,7 +174,8 @@ def test_absent_peer_packages_are_one_note_and_ours_still_run(tiny, tmp_path, mo
     peers, _, problem = bench.load_peers()
     if problem or not peers:
         pytest.skip(problem or "engine.bench.peers defines no peers")
-    for name in [m for m in sys.modules if m.split(".")[0] in ("implicit", "lightfm")] + ["implicit", "lightfm"]:
+    libraries = ("implicit", "lightfm", "cornac")
+    for name in [m for m in sys.modules if m.split(".")[0] in libraries] + list(libraries):
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed: importing raises
     names = ",".join(["popularity", *peers])
     code = main(["--data-dir", str(tmp_path), "bench", "--dataset", tiny, "--models", names, "--json"])
@@ -183,7 +184,7 @@ def test_absent_peer_packages_are_one_note_and_ours_still_run(tiny, tmp_path, mo
     report = json.loads(out)
     assert [r["model"] for r in report["rows"]] == ["popularity"]
     assert report["notes"] and all("requirements-bench.txt" in n for n in report["notes"])
-    assert len(report["notes"]) <= 2  # one per missing package (implicit, lightfm), not one per peer
+    assert len(report["notes"]) <= 3  # one per missing package (implicit, lightfm, cornac), not one per peer
 
 
 def test_memory_runs_each_model_in_a_fresh_process(tiny, tmp_path):

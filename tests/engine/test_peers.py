@@ -89,10 +89,11 @@ def test_progress_events_are_relayed(cls_name):
 
 
 def test_peer_table_matches_engine_models():
-    assert set(PEERS) == {"implicit-als", "implicit-bpr", "implicit-cosine", "lightfm-warp"}
+    assert set(PEERS) == {"implicit-als", "implicit-bpr", "implicit-cosine", "lightfm-warp",
+                          "cornac-bpr", "cornac-ease", "cornac-lightgcn", "cornac-sasrec"}
     for name, (cls, match) in PEERS.items():
         assert cls.name == name and name not in MODELS
-        assert match in ("als", "bpr", "itemknn", "warp")
+        assert match in ("als", "bpr", "itemknn", "warp", "ease", "lightgcn", "sasrec")
 
 
 def test_peer_params_copies_factors_and_iterations():

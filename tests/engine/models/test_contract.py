@@ -358,7 +358,7 @@ def check_fold_in(model, history, tmp_path) -> None:
 
 #: Models whose fold-in is exact (the model's own user solve, mean, sum or sequence state): a training user's
 #: history folded in ranks the unseen items as the model ranks them for that user.
-EXACT_FOLD_IN = {"als", "item2vec", "itemknn", "sasrec"}
+EXACT_FOLD_IN = {"als", "ease", "item2vec", "itemknn", "sasrec"}
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if MODELS[n].has_fold_in])

@@ -88,4 +88,5 @@ def test_the_registry_and_the_pickers_offer_it_by_ability(registered, tmp_path, 
         at.run()
         assert not at.exception, at.exception
         offered[ability] = [o.split(" #")[0] for o in at.multiselect[0].options] if at.multiselect else []
-    assert offered == {"embeddings": ["puresvd"], "fold_in": ["puresvd"], "attention": []}
+    # Popularity folds in trivially (its scores ignore the picks), so both runs are offered there.
+    assert offered == {"embeddings": ["puresvd"], "fold_in": ["popularity", "puresvd"], "attention": []}
