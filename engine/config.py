@@ -12,8 +12,11 @@ DATA_DIR_VARIABLE = "RECSYS_DATA_DIR"
 PROJECT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
 
-def data_dir() -> Path:
-    """The folder for datasets, caches, checkpoints and the runs database: `RECSYS_DATA_DIR`
-    where it is set, else `PROJECT_DATA_DIR`."""
+def data_dir(folder=None) -> Path:
+    """The folder for datasets, caches, checkpoints and the runs database: `folder` where a
+    caller names one, else `RECSYS_DATA_DIR` where it is set, else `PROJECT_DATA_DIR`. Every
+    engine function taking ``data_dir=None`` resolves it here, so there is one default."""
+    if folder is not None:
+        return Path(folder)
     folder = os.environ.get(DATA_DIR_VARIABLE)
     return Path(folder) if folder else PROJECT_DATA_DIR

@@ -26,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from engine import config
 from engine.data import DataSplits
 from engine.data.split import Split
 from engine.errors import EngineError, ParameterError, choices_hint
@@ -304,7 +305,7 @@ def run_fold_in_bench(
     latency: bool = False,
     groups: int = 1,
     random_state: int = 0,
-    data_dir="data",
+    data_dir=None,
     log: Log | None = None,
 ) -> dict:
     """The fold-in bench (see the module docstring): ``{"dataset", "fraction", "groups",
@@ -322,6 +323,7 @@ def run_fold_in_bench(
         10% hold every test user out once, for 10 fits instead of 1.
     random_state : seed of the draw of the removed users (the models keep their own seeds).
     """
+    data_dir = config.data_dir(data_dir)
 
     log = log or (lambda line: None)
     check_protocol(protocol)

@@ -35,6 +35,7 @@ from typing import Callable
 
 import torch
 
+from engine import config
 from engine.bench.background_load import BackgroundLoad, check_count
 from engine.data import Dataset, DataSplits
 from engine.errors import EngineError, ParameterError, choices_hint
@@ -204,8 +205,9 @@ def peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
-def bench_one_process(dataset_spec: str, name: str, *, protocol: str = "full", data_dir="data") -> dict:
+def bench_one_process(dataset_spec: str, name: str, *, protocol: str = "full", data_dir=None) -> dict:
     """One row computed in this process from scratch, with the process's peak RSS (bench-one)."""
+    data_dir = config.data_dir(data_dir)
     dataset = get_dataset(dataset_spec, data_dir=data_dir)
     splits = make_splits(dataset)
     loaded = peak_rss_mb()  # what the data alone costs, to tell it apart from the model's share
@@ -294,7 +296,7 @@ def run_bench(
     reach: bool = True,
     seeds: int = 1,
     background_load: int = 0,
-    data_dir="data",
+    data_dir=None,
     log: Log | None = None,
 ) -> dict:
     """Run the benchmark: ``{"dataset", "protocol", "split", "seeds", "rows", "means", "ratios",
@@ -312,6 +314,7 @@ def run_bench(
     background_load : busy processes running during the fits (and the time-to-reach refits).
     log : receives one line per step (the CLI writes them to stderr).
     """
+    data_dir = config.data_dir(data_dir)
     log = log or (lambda line: None)
     check_protocol(protocol)
     if not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:

@@ -41,6 +41,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+from engine import config
 from engine.errors import DatasetError, choices_hint
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens/"
@@ -97,7 +98,7 @@ def download(
     if name not in DOWNLOADS:
         raise DatasetError(f"cannot download {name!r}{choices_hint(name, DOWNLOADS)}")
     entry = DOWNLOADS[name]
-    target = Path(to).expanduser() if to is not None else Path("data") / name
+    target = Path(to).expanduser() if to is not None else config.data_dir() / name
     if _is_complete(target, entry) and not force:
         return target
     if target.exists() and not target.is_dir():

@@ -24,6 +24,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import pandas as pd
 
+from engine import config
 from engine.data.dataset import Dataset, from_frames
 from engine.data.delimited import _UTF8, _check_header, _read_table, _require_dir, _require_file, _Table
 from engine.data.synthetic import synthetic_interactions
@@ -79,7 +80,7 @@ class DatasetFormat(NamedTuple):
     blurb: str = ""
 
 
-def load_dataset(spec: str, *, data_dir="data") -> Dataset:
+def load_dataset(spec: str, *, data_dir=None) -> Dataset:
     """Load a dataset from its spec string.
 
     Parameters
@@ -94,6 +95,7 @@ def load_dataset(spec: str, *, data_dir="data") -> Dataset:
         Unknown name (with the valid ones), missing folder or file, malformed line, a picture
         folder that does not exist.
     """
+    data_dir = config.data_dir(data_dir)
     spec = str(spec).strip()
     base, folder = split_spec(spec)
     if folder is not None:
@@ -111,10 +113,11 @@ def load_dataset(spec: str, *, data_dir="data") -> Dataset:
     return fmt.load(argument or None, spec)
 
 
-def spec_path(spec: str, *, data_dir="data") -> Path | None:
+def spec_path(spec: str, *, data_dir=None) -> Path | None:
     """The file or folder a spec reads (as `load_dataset` opens it, not resolved), or None
     for an unknown name or a format without one (``synthetic``, ``movielens-dslabs``). An
     attached picture folder is not it: see `engine.data.images.images_folder`."""
+    data_dir = config.data_dir(data_dir)
     name, _, argument = split_spec(spec)[0].partition(":")
     fmt = DATASETS.get(name)
     if fmt is None or fmt.argument not in ("DIR", "FILE"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import config
 from engine.data import Dataset, DataSplits, load_dataset
 from engine.errors import CheckpointError, EngineError, ParameterError
 from engine.runs.experiment import SPLIT_SETTINGS, evaluate_test, make_splits
@@ -58,13 +59,14 @@ def checkpoint_splits(dataset: Dataset, info: dict) -> DataSplits:
     return make_splits(dataset, recorded_split(info))
 
 
-def open_checkpoint(directory, *, data_dir="data", dataset: Dataset | None = None) -> tuple[Recommender, dict, Dataset]:
+def open_checkpoint(directory, *, data_dir=None, dataset: Dataset | None = None) -> tuple[Recommender, dict, Dataset]:
     """Load a checkpoint and the dataset it was trained on, refusing a changed dataset.
 
     `dataset` None reloads it from the spec recorded in ``model.json``; a caller that already
     holds the dataset (the dashboard caches it) passes it and it is checked the same way.
     Returns ``(model, info, dataset)``; ``info`` is the checkpoint's ``model.json``.
     """
+    data_dir = config.data_dir(data_dir)
     model, info = load_checkpoint(directory)
     if dataset is None:
         dataset = load_dataset(info["dataset"], data_dir=data_dir)
@@ -72,12 +74,13 @@ def open_checkpoint(directory, *, data_dir="data", dataset: Dataset | None = Non
     return model, info, dataset
 
 
-def evaluate_checkpoint(directory, *, protocol: str | None = None, data_dir="data") -> dict:
+def evaluate_checkpoint(directory, *, protocol: str | None = None, data_dir=None) -> dict:
     """Re-evaluate a saved model on the test split it was evaluated on when trained.
 
     `protocol` None reuses the one recorded in the checkpoint. Returns ``{"checkpoint", "model",
     "dataset", "protocol", "metrics"}``; ``"recorded"`` holds the metrics saved at training time.
     """
+    data_dir = config.data_dir(data_dir)
     model, info, dataset = open_checkpoint(directory, data_dir=data_dir)
     protocol = protocol or (info.get("split") or {}).get("protocol", "full")
     metrics = evaluate_test(model, checkpoint_splits(dataset, info), protocol=protocol)

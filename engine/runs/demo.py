@@ -22,6 +22,7 @@ from typing import Callable
 
 import pandas as pd
 
+from engine import config
 from engine.data.visual import generate_visual_synthetic
 from engine.runs.experiment import get_dataset, train_and_evaluate
 from engine.runs.store import RunsDB
@@ -93,7 +94,7 @@ def light_from_env() -> bool:
     return os.environ.get(LIGHT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def demo_plan(dataset: str = DEFAULT_DATASET, *, data_dir="data", light: bool | None = None,
+def demo_plan(dataset: str = DEFAULT_DATASET, *, data_dir=None, light: bool | None = None,
               interactions: int | None = None) -> list[DemoRun]:  # fmt: skip
     """The demo's runs, in order: the starter set on `dataset`, then the quick ACF on
     ``visual-synthetic``.
@@ -105,6 +106,7 @@ def demo_plan(dataset: str = DEFAULT_DATASET, *, data_dir="data", light: bool | 
     light : the light settings; None reads ``RECSYS_DEMO_LIGHT``.
     interactions : the dataset's size, to scale the estimate (None: as movielens-dslabs).
     """
+    data_dir = config.data_dir(data_dir)
     light = light_from_env() if light is None else light
     scale = 1.0 if not interactions else interactions / REFERENCE_INTERACTIONS
     runs = [
@@ -193,7 +195,7 @@ def latest_batch(jobs: list[dict]) -> list[dict]:
 def run_demo(
     dataset: str = DEFAULT_DATASET,
     *,
-    data_dir="data",
+    data_dir=None,
     light: bool | None = None,
     log: Callable[[str], None] | None = None,
     callback: Callable[[DemoRun], Callable | None] | None = None,
@@ -206,6 +208,7 @@ def run_demo(
     "seconds", "estimate_seconds"}``. A failing run stops the demo with its error; the runs
     before it stay recorded, so running the demo again resumes after them.
     """
+    data_dir = config.data_dir(data_dir)
     light = light_from_env() if light is None else light
     log = log or (lambda line: None)
     start = time.perf_counter()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from engine import config
 from engine.data import Dataset, DataSplits, leave_last_out, load_dataset, random_split
 from engine.errors import CheckpointError, ParameterError
 from engine.evaluation import evaluate, rating_metrics
@@ -31,8 +32,9 @@ SPLIT_SETTINGS = {"kind": "leave-last-out", "min_interactions": 3, "min_rating":
 RATING_SPLIT_SETTINGS = {"kind": "random", "test_fraction": 0.2, "random_state": 0}
 
 
-def get_dataset(dataset_spec_or_dataset, *, data_dir="data") -> Dataset:
+def get_dataset(dataset_spec_or_dataset, *, data_dir=None) -> Dataset:
     """A `Dataset` as given, or loaded from its spec string."""
+    data_dir = config.data_dir(data_dir)
     if isinstance(dataset_spec_or_dataset, Dataset):
         return dataset_spec_or_dataset
     return load_dataset(str(dataset_spec_or_dataset), data_dir=data_dir)
@@ -95,7 +97,7 @@ def train_and_evaluate(
     out=None,
     protocol: str = "full",
     callback: Callback | None = None,
-    data_dir="data",
+    data_dir=None,
     runs_db=None,
     quick: bool = False,
 ) -> dict:
@@ -125,6 +127,7 @@ def train_and_evaluate(
         metrics are the test metrics, plus ``"rmse"``/``"mae"`` for explicit models on datasets
         with ratings; ``checkpoint`` and ``run_id`` are None when not saved / not recorded.
     """
+    data_dir = config.data_dir(data_dir)
     check_protocol(protocol)
     # Everything that can refuse the results is asked before a long fit, not after it.
     db = None

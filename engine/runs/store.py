@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from engine import config
 from engine.data.dataset import Dataset
 from engine.errors import CheckpointError, EngineError
 from engine.models.base import Recommender
@@ -110,14 +111,16 @@ def _check_recorded(info: dict, directory: Path) -> None:
             raise CheckpointError(f"{where}: split setting {key!r} is not a finite number ({value!r})")
 
 
-def checkpoints_dir(data_dir="data") -> Path:
+def checkpoints_dir(data_dir=None) -> Path:
     """Where new checkpoints go: ``<data_dir>/checkpoints``."""
+    data_dir = config.data_dir(data_dir)
     return Path(data_dir) / "checkpoints"
 
 
-def check_checkpoints_dir(data_dir="data") -> Path:
+def check_checkpoints_dir(data_dir=None) -> Path:
     """`checkpoints_dir` if a new checkpoint can be written there (it exists or can be made);
     nothing is created. Called before a long fit, so a bad folder is one line, not a lost run."""
+    data_dir = config.data_dir(data_dir)
     parent = checkpoints_dir(data_dir)
     _check_creatable(parent, CheckpointError, f"cannot write checkpoints in {parent}")
     return parent
@@ -140,7 +143,7 @@ def _check_creatable(folder: Path, error: type[EngineError], what: str) -> None:
 _STAGING_SUFFIX = ".saving"
 
 
-def save_new_checkpoint(model: Recommender, data_dir="data", *, dataset: Dataset, split_settings: dict,
+def save_new_checkpoint(model: Recommender, data_dir=None, *, dataset: Dataset, split_settings: dict,
                         metrics: dict) -> Path:
     """Save a fitted model under a new, unique name in ``<data_dir>/checkpoints`` and return it.
 
@@ -150,6 +153,7 @@ def save_new_checkpoint(model: Recommender, data_dir="data", *, dataset: Dataset
     can never share (or overwrite) a folder, and a killed save leaves only a hidden temporary
     folder, which `clean_checkpoints` removes.
     """
+    data_dir = config.data_dir(data_dir)
     parent = checkpoints_dir(data_dir)
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -192,7 +196,7 @@ CHECKPOINT_FILES = frozenset({"model.json", "weights.pt"})
 STALE_SECONDS = 300
 
 
-def clean_checkpoints(data_dir="data", *, runs_db: "RunsDB | None" = None, min_age: float = STALE_SECONDS,
+def clean_checkpoints(data_dir=None, *, runs_db: "RunsDB | None" = None, min_age: float = STALE_SECONDS,
                       dry_run: bool = False) -> list[Path]:
     """Remove what interrupted saves left in ``<data_dir>/checkpoints``; return those folders.
 
@@ -208,6 +212,7 @@ def clean_checkpoints(data_dir="data", *, runs_db: "RunsDB | None" = None, min_a
     outside the checkpoints folder is touched. `dry_run` lists without removing. An unusable
     runs database raises `EngineError` before anything is removed.
     """
+    data_dir = config.data_dir(data_dir)
     parent = checkpoints_dir(data_dir)
     if parent.is_symlink() or not parent.is_dir():
         return []

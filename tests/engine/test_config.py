@@ -42,3 +42,19 @@ def test_dashboard_services_read_the_engine_default(tmp_path):
         assert proc.returncode == 0, proc.stderr
         dashboard, engine = proc.stdout.strip().split("|")
         assert dashboard == engine == env.get("RECSYS_DATA_DIR", str(ROOT / "data"))
+
+
+def test_library_functions_share_the_one_default(tmp_path, monkeypatch):
+    # Before, every library function defaulted to "data" relative to the working directory, a
+    # second default beside the CLI's and the dashboard's.
+    from engine.data.loaders import spec_path
+    from engine.runs.store import checkpoints_dir
+
+    folder = tmp_path / "elsewhere"
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(folder))
+    monkeypatch.chdir(tmp_path)
+    assert checkpoints_dir() == folder / "checkpoints"
+    assert spec_path("ml-100k") == folder / "ml-100k"
+    monkeypatch.delenv("RECSYS_DATA_DIR")
+    assert checkpoints_dir() == config.PROJECT_DATA_DIR / "checkpoints"
+    assert spec_path("ml-100k", data_dir=tmp_path) == tmp_path / "ml-100k"
