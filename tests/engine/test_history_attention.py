@@ -32,7 +32,7 @@ def test_strip_runs_oldest_to_newest_with_each_head(sasrec):
     assert list(frame.columns[: len(COLUMNS)]) == list(COLUMNS)
     assert head_columns(frame) == ["head 1", "head 2"]
     np.testing.assert_allclose(frame[["weight", "head 1", "head 2"]].sum(), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(frame["weight"], frame[["head 1", "head 2"]].mean(1), rtol=1e-5)
+    np.testing.assert_allclose(frame["weight"], frame[["head 1", "head 2"]].mean(axis=1), rtol=1e-5)
     expected = dict(sasrec.attention(user)["profile"])
     np.testing.assert_allclose(frame["weight"], [expected[i] for i in newest], rtol=1e-6)
 
