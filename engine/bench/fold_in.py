@@ -10,7 +10,7 @@ on the full training split, same parameters and seed: ``ratio = fold-in NDCG@10 
 NDCG@10`` says what folding in costs them.
 
 The peer is implicit's ALS: fitted without the removed users, it folds them in with its own
-``recommend(..., recalculate_user=True)`` (`engine.peers.ImplicitALS.recalculated_scores`).
+``recommend(..., recalculate_user=True)`` (`engine.bench.peers.ImplicitALS.recalculated_scores`).
 
 `fold_in_latency` times what a page pays per pick: one fold-in plus the top 10, one thread.
 
@@ -273,7 +273,7 @@ def fold_in_row(name: str, splits: DataSplits, groups: list[np.ndarray], *, prot
 
 
 def peer_row(splits: DataSplits, groups: list[np.ndarray], *, protocol: str = "full", als_spec: str = PEER_MATCH) -> dict:
-    """implicit's ALS (factors, iterations and seed of our `als_spec`, `engine.peers.peer_params`):
+    """implicit's ALS (factors, iterations and seed of our `als_spec`, `engine.bench.peers.peer_params`):
     per group, fitted without its users, whom it folds in with ``recalculate_user=True``; and
     once fitted on everyone."""
 

@@ -2,7 +2,7 @@
 
 The torch module (`LightGCNModule`) holds the ego embeddings and propagates them; the wrapper
 (`LightGCN`) builds the normalised adjacency from the sparse train matrix, trains the module
-with the shared loop of `engine.training` and scores with the propagated embeddings.
+with the shared loop of `engine.models.training` and scores with the propagated embeddings.
 
 References
 ----------
