@@ -144,21 +144,13 @@ class ImplicitALS(_FactorPeer):
     name = "implicit-als"
     description = "implicit's AlternatingLeastSquares (peer)"
     param_space = {
-        "factors": FACTORS,
-        "regularization": REGULARIZATION,
-        "alpha": Param("float", 0.0, 10_000.0, help="implicit's confidence c = alpha * r"),
-        "epochs": EPOCHS,
-        "random_state": RANDOM_STATE,
-        "num_threads": THREADS,
+        "factors": FACTORS.with_default(100),
+        "regularization": REGULARIZATION.with_default(0.01),
+        "alpha": Param("float", 0.0, 10_000.0, help="implicit's confidence c = alpha * r", default=1.0),
+        "epochs": EPOCHS.with_default(15),
+        "random_state": RANDOM_STATE.with_default(0),
+        "num_threads": THREADS.with_default(0),
     }
-
-    def __init__(self, *, factors=100, regularization=0.01, alpha=1.0, epochs=15, random_state=0, num_threads=0):
-        self.factors = factors
-        self.regularization = regularization
-        self.alpha = alpha
-        self.epochs = epochs
-        self.random_state = random_state
-        self.num_threads = num_threads
 
     def _fit(self, train, val, callback):
         als = _import("implicit.als", "implicit")
@@ -214,21 +206,13 @@ class ImplicitBPR(_FactorPeer):
     name = "implicit-bpr"
     description = "implicit's BayesianPersonalizedRanking (peer)"
     param_space = {
-        "factors": FACTORS,
-        "learning_rate": LEARNING_RATE,
-        "regularization": REGULARIZATION,
-        "epochs": EPOCHS,
-        "random_state": RANDOM_STATE,
-        "num_threads": THREADS,
+        "factors": FACTORS.with_default(100),
+        "learning_rate": LEARNING_RATE.with_default(0.01),
+        "regularization": REGULARIZATION.with_default(0.01),
+        "epochs": EPOCHS.with_default(100),
+        "random_state": RANDOM_STATE.with_default(0),
+        "num_threads": THREADS.with_default(0),
     }
-
-    def __init__(self, *, factors=100, learning_rate=0.01, regularization=0.01, epochs=100, random_state=0, num_threads=0):
-        self.factors = factors
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.epochs = epochs
-        self.random_state = random_state
-        self.num_threads = num_threads
 
     def _fit(self, train, val, callback):
         bpr = _import("implicit.bpr", "implicit")
@@ -265,11 +249,7 @@ class ImplicitCosine(Recommender):
 
     name = "implicit-cosine"
     description = "implicit's CosineRecommender, item kNN (peer)"
-    param_space = {"K": Param("int", 1, 100_000, help="neighbours kept per item"), "num_threads": THREADS}
-
-    def __init__(self, *, K=20, num_threads=0):
-        self.K = K
-        self.num_threads = num_threads
+    param_space = {"K": Param("int", 1, 100_000, help="neighbours kept per item", default=20), "num_threads": THREADS.with_default(0)}
 
     def _fit(self, train, val, callback):
         nn = _import("implicit.nearest_neighbours", "implicit")
@@ -304,21 +284,13 @@ class LightFMWARP(_FactorPeer):
     name = "lightfm-warp"
     description = "LightFM with the WARP loss (peer)"
     param_space = {
-        "factors": FACTORS,
-        "learning_rate": LEARNING_RATE,
-        "regularization": REGULARIZATION,
-        "epochs": EPOCHS,
-        "random_state": RANDOM_STATE,
-        "num_threads": THREADS,
+        "factors": FACTORS.with_default(10),
+        "learning_rate": LEARNING_RATE.with_default(0.05),
+        "regularization": REGULARIZATION.with_default(0.0),
+        "epochs": EPOCHS.with_default(30),
+        "random_state": RANDOM_STATE.with_default(0),
+        "num_threads": THREADS.with_default(0),
     }
-
-    def __init__(self, *, factors=10, learning_rate=0.05, regularization=0.0, epochs=30, random_state=0, num_threads=0):
-        self.factors = factors
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.epochs = epochs
-        self.random_state = random_state
-        self.num_threads = num_threads
 
     def _fit(self, train, val, callback):
         lightfm = _import("lightfm", "lightfm-next")
@@ -392,21 +364,13 @@ class CornacBPR(_FactorPeer):
     name = "cornac-bpr"
     description = "Cornac's BPR (peer)"
     param_space = {
-        "factors": FACTORS,
-        "learning_rate": LEARNING_RATE,
-        "regularization": REGULARIZATION,
-        "epochs": EPOCHS,
-        "random_state": RANDOM_STATE,
-        "num_threads": THREADS,
+        "factors": FACTORS.with_default(10),
+        "learning_rate": LEARNING_RATE.with_default(0.001),
+        "regularization": REGULARIZATION.with_default(0.01),
+        "epochs": EPOCHS.with_default(100),
+        "random_state": RANDOM_STATE.with_default(0),
+        "num_threads": THREADS.with_default(0),
     }
-
-    def __init__(self, *, factors=10, learning_rate=0.001, regularization=0.01, epochs=100, random_state=0, num_threads=0):
-        self.factors = factors
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.epochs = epochs
-        self.random_state = random_state
-        self.num_threads = num_threads
 
     def _fit(self, train, val, callback):
         models = _import("cornac.models", "cornac")
@@ -446,13 +410,9 @@ class CornacEASE(Recommender):
     name = "cornac-ease"
     description = "Cornac's EASE (peer)"
     param_space = {
-        "l2": Param("float", 0.01, 1e6, log=True, help="Cornac's lamb"),
-        "positive_only": Param("bool", help="Cornac's posB: drop negative weights"),
+        "l2": Param("float", 0.01, 1e6, log=True, help="Cornac's lamb", default=500.0),
+        "positive_only": Param("bool", help="Cornac's posB: drop negative weights", default=True),
     }
-
-    def __init__(self, *, l2=500.0, positive_only=True):
-        self.l2 = l2
-        self.positive_only = positive_only
 
     def _fit(self, train, val, callback):
         models = _import("cornac.models", "cornac")
@@ -485,24 +445,14 @@ class CornacLightGCN(_FactorPeer):
     name = "cornac-lightgcn"
     description = "Cornac's LightGCN (peer; needs dgl)"
     param_space = {
-        "factors": FACTORS,
-        "layers": Param("int", 0, 8, help="Cornac's num_layers"),
-        "learning_rate": LEARNING_RATE,
-        "regularization": Param("float", 0.0, 1.0, help="Cornac's lambda_reg"),
-        "epochs": EPOCHS,
-        "batch_size": Param("int", 1, 1 << 20, log=True, help="positives per mini-batch"),
-        "random_state": RANDOM_STATE,
+        "factors": FACTORS.with_default(64),
+        "layers": Param("int", 0, 8, help="Cornac's num_layers", default=3),
+        "learning_rate": LEARNING_RATE.with_default(0.001),
+        "regularization": Param("float", 0.0, 1.0, help="Cornac's lambda_reg", default=1e-4),
+        "epochs": EPOCHS.with_default(1000),
+        "batch_size": Param("int", 1, 1 << 20, log=True, help="positives per mini-batch", default=1024),
+        "random_state": RANDOM_STATE.with_default(0),
     }
-
-    def __init__(self, *, factors=64, layers=3, learning_rate=0.001, regularization=1e-4, epochs=1000,
-                 batch_size=1024, random_state=0):
-        self.factors = factors
-        self.layers = layers
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.random_state = random_state
 
     def _fit(self, train, val, callback):
         models = _import("cornac.models", "cornac")
@@ -543,30 +493,17 @@ class CornacSASRec(Recommender):
     name = "cornac-sasrec"
     description = "Cornac's SASRec, one session per user (peer)"
     param_space = {
-        "factors": FACTORS,
-        "max_len": Param("int", 1, 1000, help="history length the encoder sees"),
-        "blocks": Param("int", 1, 8, help="self-attention blocks"),
-        "heads": Param("int", 1, 16, help="attention heads"),
-        "dropout": Param("float", 0.0, 0.9, help="dropout rate"),
-        "loss": Param("choice", choices=("ce", "bce", "bpr"), help="Cornac's loss"),
-        "learning_rate": LEARNING_RATE,
-        "epochs": EPOCHS,
-        "batch_size": Param("int", 1, 1 << 20, log=True, help="sequences per mini-batch"),
-        "random_state": RANDOM_STATE,
+        "factors": FACTORS.with_default(100),
+        "max_len": Param("int", 1, 1000, help="history length the encoder sees", default=50),
+        "blocks": Param("int", 1, 8, help="self-attention blocks", default=2),
+        "heads": Param("int", 1, 16, help="attention heads", default=1),
+        "dropout": Param("float", 0.0, 0.9, help="dropout rate", default=0.2),
+        "loss": Param("choice", choices=("ce", "bce", "bpr"), help="Cornac's loss", default="ce"),
+        "learning_rate": LEARNING_RATE.with_default(0.001),
+        "epochs": EPOCHS.with_default(10),
+        "batch_size": Param("int", 1, 1 << 20, log=True, help="sequences per mini-batch", default=512),
+        "random_state": RANDOM_STATE.with_default(0),
     }
-
-    def __init__(self, *, factors=100, max_len=50, blocks=2, heads=1, dropout=0.2, loss="ce", learning_rate=0.001,
-                 epochs=10, batch_size=512, random_state=0):
-        self.factors = factors
-        self.max_len = max_len
-        self.blocks = blocks
-        self.heads = heads
-        self.dropout = dropout
-        self.loss = loss
-        self.learning_rate = learning_rate
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.random_state = random_state
 
     def _fit(self, train, val, callback):
         models = _import("cornac.models", "cornac")

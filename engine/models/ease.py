@@ -71,11 +71,8 @@ class EASE(Recommender):
     has_fold_in = True
     description = "EASE (Steck 2019): linear item-item weights in closed form, one matrix inverse"
     param_space = {
-        "l2": Param("float", 0.01, 1e6, log=True, help="λ: L2 penalty on the item-item weights"),
+        "l2": Param("float", 0.01, 1e6, log=True, help="λ: L2 penalty on the item-item weights", default=150.0),
     }
-
-    def __init__(self, *, l2: float = 150.0):
-        self.l2 = l2
 
     def _fit(self, train, val, callback):
         n = self.n_items_

@@ -153,48 +153,19 @@ class LightGCN(RidgeFoldIn, NeuralRecommender):
     description = "LightGCN (He et al. 2020): embeddings propagated over the user-item graph, BPR loss"
     has_embeddings = True
     param_space = {
-        "factors": P.FACTORS,
-        "layers": Param("int", 0, 8, help="propagation steps over the user-item graph (K)"),
-        "learning_rate": P.LEARNING_RATE,
-        "regularization": Param("float", 0.0, 1.0, help="L2 weight on the batch rows' ego embeddings"),
-        "epochs": P.EPOCHS,
-        "batch_size": P.BATCH_SIZE,
-        "negatives": P.NEGATIVES,
-        "init_std": INIT_STD,
-        "eval_every": EVAL_EVERY,
-        "patience": PATIENCE,
-        "random_state": P.RANDOM_STATE,
-        "device": P.DEVICE,
+        "factors": P.FACTORS.with_default(64),
+        "layers": Param("int", 0, 8, help="propagation steps over the user-item graph (K)", default=3),
+        "learning_rate": P.LEARNING_RATE.with_default(0.01),
+        "regularization": Param("float", 0.0, 1.0, help="L2 weight on the batch rows' ego embeddings", default=1e-4),
+        "epochs": P.EPOCHS.with_default(100),
+        "batch_size": P.BATCH_SIZE.with_default(2048),
+        "negatives": P.NEGATIVES.with_default(1),
+        "init_std": INIT_STD.with_default(0.1),
+        "eval_every": EVAL_EVERY.with_default(5),
+        "patience": PATIENCE.with_default(0),
+        "random_state": P.RANDOM_STATE.with_default(0),
+        "device": P.DEVICE.with_default("auto"),
     }
-
-    def __init__(
-        self,
-        *,
-        factors: int = 64,
-        layers: int = 3,
-        learning_rate: float = 0.01,
-        regularization: float = 1e-4,
-        epochs: int = 100,
-        batch_size: int = 2048,
-        negatives: int = 1,
-        init_std: float = 0.1,
-        eval_every: int = 5,
-        patience: int = 0,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.layers = layers
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.negatives = negatives
-        self.init_std = init_std
-        self.eval_every = eval_every
-        self.patience = patience
-        self.random_state = random_state
-        self.device = device
 
     def _build_module(self) -> LightGCNModule:
         return LightGCNModule(self.n_users_, self.n_items_, self.factors, self.layers, self.init_std)

@@ -33,13 +33,9 @@ class Popularity(Recommender):
     fold_in_uses_history = False
     description = "Most popular items (count) or best Bayesian-average rating (reputation)"
     param_space = {
-        "variant": Param("choice", choices=("count", "reputation"), help="rank by count or Bayesian-average rating"),
-        "prior": Param("float", 0.0, 10_000.0, help="pseudo-ratings at the global mean (reputation)"),
+        "variant": Param("choice", choices=("count", "reputation"), help="rank by count or Bayesian-average rating", default="count"),
+        "prior": Param("float", 0.0, 10_000.0, help="pseudo-ratings at the global mean (reputation)", default=10.0),
     }
-
-    def __init__(self, *, variant: str = "count", prior: float = 10.0):
-        self.variant = variant
-        self.prior = prior
 
     def _fit(self, train, val, callback):
         counts = np.bincount(train.item_idx, minlength=train.n_items).astype(np.float64)

@@ -75,54 +75,21 @@ class SASRec(NeuralRecommender):
     has_fold_in = True
     has_attention = True
     param_space = {
-        "factors": P.FACTORS,
-        "max_len": Param("int", 1, 1000, help="most recent training items a user is scored from"),
-        "n_blocks": Param("int", 1, 8, help="self-attention blocks"),
-        "n_heads": Param("int", 1, 16, help="attention heads per block (must divide factors)"),
-        "dropout": Param("float", 0.0, 0.9, help="dropout rate"),
-        "loss": Param("choice", choices=LOSSES, help="full softmax over the catalogue, or log loss with one sampled negative"),
-        "learning_rate": P.LEARNING_RATE,
-        "regularization": Param("float", 0.0, 1.0, help="L2 weight decay of every parameter"),
-        "epochs": P.EPOCHS,
-        "batch_size": P.BATCH_SIZE,
-        "eval_every": EVAL_EVERY,
-        "patience": PATIENCE,
-        "random_state": P.RANDOM_STATE,
-        "device": P.DEVICE,
+        "factors": P.FACTORS.with_default(64),
+        "max_len": Param("int", 1, 1000, help="most recent training items a user is scored from", default=50),
+        "n_blocks": Param("int", 1, 8, help="self-attention blocks", default=2),
+        "n_heads": Param("int", 1, 16, help="attention heads per block (must divide factors)", default=1),
+        "dropout": Param("float", 0.0, 0.9, help="dropout rate", default=0.2),
+        "loss": Param("choice", choices=LOSSES, help="full softmax over the catalogue, or log loss with one sampled negative", default="softmax"),
+        "learning_rate": P.LEARNING_RATE.with_default(0.003),
+        "regularization": Param("float", 0.0, 1.0, help="L2 weight decay of every parameter", default=0.0),
+        "epochs": P.EPOCHS.with_default(40),
+        "batch_size": P.BATCH_SIZE.with_default(128),
+        "eval_every": EVAL_EVERY.with_default(2),
+        "patience": PATIENCE.with_default(3),
+        "random_state": P.RANDOM_STATE.with_default(0),
+        "device": P.DEVICE.with_default("auto"),
     }
-
-    def __init__(
-        self,
-        *,
-        factors: int = 64,
-        max_len: int = 50,
-        n_blocks: int = 2,
-        n_heads: int = 1,
-        dropout: float = 0.2,
-        loss: str = "softmax",
-        learning_rate: float = 0.003,
-        regularization: float = 0.0,
-        epochs: int = 40,
-        batch_size: int = 128,
-        eval_every: int = 2,
-        patience: int = 3,
-        random_state: int = 0,
-        device: str = "auto",
-    ):
-        self.factors = factors
-        self.max_len = max_len
-        self.n_blocks = n_blocks
-        self.n_heads = n_heads
-        self.dropout = dropout
-        self.loss = loss
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.eval_every = eval_every
-        self.patience = patience
-        self.random_state = random_state
-        self.device = device
 
     def _check_params(self) -> None:
         if self.factors % self.n_heads:
