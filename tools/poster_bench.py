@@ -48,44 +48,17 @@ def make_posters(folder: Path, item_ids, seed: int = 0) -> None:
         image.save(folder / f"{item}.jpg", quality=85)
 
 
-def time_user_switch(spec: str, data_dir: Path, posters: Path, users=("15", "30", "73", "212", "388", "452")) -> dict:
-    """Seconds of the User explorer's script per user switch (the first user warms up)."""
-    import os
+def time_user_switch(spec: str, data_dir: Path, posters: Path) -> dict:
+    """Seconds of the User explorer's script per user switch with three lists of pictures
+    (popularity, ALS and BPR, light settings; `tools/user_switch.py`)."""
+    from user_switch import USERS, summary, time_user_switch as timed, train_runs
 
-    from streamlit.testing.v1 import AppTest
-
-    from engine.data.access import ALLOWED_ROOTS_ENV
-    from engine.runs.experiment import train_and_evaluate
-
-    os.environ["RECSYS_DATA_DIR"] = str(data_dir)
-    os.environ[ALLOWED_ROOTS_ENV] = str(posters.resolve())  # the dashboard reads pictures only from allowed folders
-    from dashboard.services import settings
-
-    settings.DATA_DIR = data_dir
-    runs = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        light = {"popularity": {}, "als": {"factors": 32, "epochs": 5}, "bpr": {"factors": 32, "epochs": 5}}
-        for name, params in light.items():
-            runs.append(str(train_and_evaluate(spec, name, params, data_dir=data_dir)["run_id"]))
-    app = Path(__file__).resolve().parents[1] / "dashboard" / "streamlit_app.py"
-    at = AppTest.from_file(str(app), default_timeout=300)
-    at.query_params.update({"dataset": spec, "models": ",".join(runs), "user": users[0]})
-    at.switch_page("app_pages/users.py").run()
-    assert not at.exception and not at.error, (at.exception, at.error)
-    seconds = []
-    for user in users[1:]:
-        at.text_input(key="users_user_id").input(user)
-        start = time.perf_counter()
-        at.run()
-        seconds.append(time.perf_counter() - start)
-        assert not at.exception and not at.error and at.query_params["user"] == user, (at.exception, at.error)
+    light = {"popularity": {}, "als": {"factors": 32, "epochs": 5}, "bpr": {"factors": 32, "epochs": 5}}
+    runs = train_runs(spec, data_dir, light)
+    seconds, at = timed(spec, data_dir, runs, users=USERS[:6], allowed_root=posters)
     pictures = sum(len(node.value) for node in at.image) + len(at.dataframe[0].value["poster"].dropna())
-    return {
-        "pictures_on_the_page": pictures,
-        "user_switch_seconds": [round(s, 2) for s in seconds],
-        "user_switch_median": round(float(np.median(seconds)), 2),
-    }
+    times = summary(seconds)
+    return {"pictures_on_the_page": pictures, "user_switch_seconds": times["each_s"], "user_switch_median": times["median_s"]}
 
 
 def main() -> int:
