@@ -23,7 +23,7 @@ st.title("Visual attention", help=glossary.help_for("acf"))
 spec = current_dataset_spec()
 with errors.friendly_errors():
     datasets.get_dataset(spec)
-if not attention.has_images(spec):
+if not datasets.has_images(spec):
     st.info(demo.attention_hint(spec), icon=":material/image_search:")
     st.stop()
 run = model_picker(

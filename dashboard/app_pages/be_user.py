@@ -8,7 +8,7 @@ pick, only when rating is switched on) and ``models`` (run ids), so a link repro
 import numpy as np
 import streamlit as st
 
-from dashboard.services import attention, be_user, checkpoints, datasets, embeddings, errors, explorer
+from dashboard.services import be_user, checkpoints, datasets, embeddings, errors, explorer
 from dashboard.components import glossary, url_state
 from dashboard.components.embedding_figure import MARK_COLOUR, build_figure
 from dashboard.components.pickers import model_picker
@@ -72,7 +72,7 @@ rate = st.toggle(
 )  # fmt: skip
 items = [int(order[n]) for n in st.session_state["be_user_picks"]]
 
-images = attention.has_images(spec)
+images = datasets.has_images(spec)
 ratings = None
 if items and (rate or images):
     row = st.columns(min(len(items), 5))

@@ -5,7 +5,7 @@ URL state: ``item`` (raw id), ``models`` (run ids), ``k``.
 
 import streamlit as st
 
-from dashboard.services import attention, datasets, errors, explorer
+from dashboard.services import datasets, errors, explorer
 from dashboard.components import glossary, url_state
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
@@ -64,7 +64,7 @@ if item_idx is None:
 
 # ---- the item and its neighbours ----------------------------------------------------------------
 meta = dataset.items.iloc[item_idx]
-images = attention.has_images(spec)
+images = datasets.has_images(spec)
 head = st.columns([1, 6]) if images else [None, st.container()]
 if images and (uri := explorer.poster(spec, item_idx)):
     head[0].image(uri, width=96)

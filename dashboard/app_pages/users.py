@@ -7,7 +7,7 @@ URL state: ``user`` (raw id), ``models`` (run ids), ``k``, ``activity`` (when no
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.services import attention, be_user, checkpoints, datasets, errors, explorer
+from dashboard.services import be_user, checkpoints, datasets, errors, explorer
 from dashboard.components import glossary, url_state
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
@@ -78,7 +78,7 @@ with errors.friendly_errors():
     # The split column follows the first run's recorded split; each list marks its own run's.
     history = explorer.user_history(runs[0]["checkpoint"], spec, user_idx)
     lists = [explorer.user_recommendations(run["checkpoint"], spec, user_idx, k) for run in runs]
-images = attention.has_images(spec)
+images = datasets.has_images(spec)
 test_titles = history.loc[history["split"] == "test", "title"].tolist()
 st.subheader(f"User {plain(url_user)}")
 st.caption(

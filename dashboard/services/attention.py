@@ -21,11 +21,6 @@ from dashboard.services import checkpoints, datasets, errors
 ATTENTION_VIEWS = {"raw": "Image", "overlay": "Attention overlay", "truth": "Ground-truth motif cells"}
 
 
-def has_images(spec: str) -> bool:
-    """Whether the dataset carries item pictures (a visual dataset, or ``+images:DIR``)."""
-    return datasets.has_images(spec)
-
-
 def has_attention_truth(spec: str) -> bool:
     return attention_lib.has_ground_truth(datasets.get_dataset(spec))
 

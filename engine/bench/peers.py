@@ -90,6 +90,16 @@ def _blas_single_thread():
     return _import("threadpoolctl", "threadpoolctl").threadpool_limits(1, "blas")
 
 
+def _fit_implicit(peer: Recommender, model, callback) -> None:
+    """Fit an implicit factor model on the peer's seen matrix and keep its factors (ALS, BPR)."""
+    with _blas_single_thread():
+        model.fit(peer.seen_.astype(np.float32), show_progress=False,
+                  callback=_implicit_callback(callback, peer.epochs))
+    peer.user_factors_ = np.asarray(model.user_factors, np.float32)
+    peer.item_factors_ = np.asarray(model.item_factors, np.float32)
+    peer._native = model
+
+
 def _implicit_callback(callback, epochs: int):
     if callback is None:
         return None
@@ -164,12 +174,7 @@ class ImplicitALS(_FactorPeer):
                 random_state=self.random_state,
                 num_threads=_threads(self.num_threads),
             )
-        with _blas_single_thread():
-            model.fit(self.seen_.astype(np.float32), show_progress=False,
-                      callback=_implicit_callback(callback, self.epochs))
-        self.user_factors_ = np.asarray(model.user_factors, np.float32)
-        self.item_factors_ = np.asarray(model.item_factors, np.float32)
-        self._native = model
+        _fit_implicit(self, model, callback)
 
     def recalculated_scores(self, user_items: sp.csr_matrix) -> np.ndarray:
         """Scores (n, n_items) of n users folded in by implicit itself: its
@@ -226,12 +231,7 @@ class ImplicitBPR(_FactorPeer):
                 random_state=self.random_state,
                 num_threads=_threads(self.num_threads),
             )
-        with _blas_single_thread():
-            model.fit(self.seen_.astype(np.float32), show_progress=False,
-                      callback=_implicit_callback(callback, self.epochs))
-        self.user_factors_ = np.asarray(model.user_factors, np.float32)
-        self.item_factors_ = np.asarray(model.item_factors, np.float32)
-        self._native = model
+        _fit_implicit(self, model, callback)
 
 
 class ImplicitCosine(Recommender):
