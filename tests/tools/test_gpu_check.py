@@ -131,6 +131,11 @@ def test_a_fit_past_its_share_stops_with_the_epochs_it_ran(small_splits):
     assert "ndcg@10" not in record and "fit_seconds" not in record
 
 
+def test_the_last_epoch_is_never_cut_whatever_the_share(small_splits):
+    record = gpu_check.fit_record("bpr", small_splits, params={"epochs": 1}, device="cpu", seconds=0.0)
+    assert record["status"] == "done" and record["epochs_run"] == 1 and 0.0 <= record["ndcg@10"] <= 1.0
+
+
 def test_a_failing_fit_is_recorded_and_fails_the_run(small_splits):
     record = gpu_check.fit_record("bpr", small_splits, params={"factors": 0}, device="cpu", seconds=60)
     assert record["status"].startswith("failed: ParameterError:") and "factors" in record["status"]
@@ -148,7 +153,7 @@ def test_epoch_summary_takes_the_median_and_keeps_stages_apart():
     ]
     summary = gpu_check.epoch_summary(events)
     assert summary["epochs_run"] == 3 and summary["seconds_per_epoch"] == 0.5
-    assert summary["first_epoch_seconds"] == 0.9 and summary["val_seconds_per_epoch"] == pytest.approx(0.2)
+    assert summary["first_epoch_seconds"] == summary["slowest_epoch_seconds"] == 0.9 and summary["val_seconds_per_epoch"] == pytest.approx(0.2)
     assert summary["stage_seconds_per_epoch"] == {"gmf": 0.9, "mlp": 0.5, "neumf": 0.2}
     assert gpu_check.epoch_summary([])["seconds_per_epoch"] is None
 
@@ -178,3 +183,18 @@ def test_the_budget_caps_each_step_and_shares_the_rest():
     assert budget.cap(gpu_check.TESTS_SHARE) == pytest.approx(80.0) and budget.fair_share(4) == pytest.approx(20.0)
     now[0] += 100
     assert budget.left() == 0.0 and budget.cap(0.5) == 0.0
+
+
+def test_without_the_cnn_packages_the_cnn_and_its_acf_fit_are_skipped_with_the_hint(tmp_path):
+    """What a GPU machine without the CNN's packages gives: the other fits still run."""
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "efficientnet_lite_pytorch.py").write_text('raise ImportError("simulated: not installed")\n')
+    out = tmp_path / "r.json"
+    proc = _run(tmp_path, "--device", "cpu", "--tiny", "--skip-tests", "--out", str(out), PYTHONPATH=str(fake))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["cnn"]["status"].startswith("skipped: the cnn extractor needs the packages efficientnet-lite-pytorch")
+    assert [r["model"] for r in report["fits"]] == DEVICE_MODELS
+    assert any(s.startswith("fit of acf[features=cnn]: CNN features skipped") for s in report["skipped"])
+    assert "GPU-only tests: --skip-tests" in report["skipped"]
