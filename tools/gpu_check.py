@@ -13,14 +13,16 @@ it runs, in this order, each step capped so that the later ones still get their 
    network's forward pass alone;
 3. a fit of every registered model that runs on a torch device (the models with a ``device``
    parameter; the registry is asked, no names are listed here) with ``--epochs`` epochs, then
-   ACF with the CNN features on the image dataset: seconds per epoch from the progress events,
-   validation seconds, fit seconds, peak GPU memory and test NDCG@10.
+   ACF with the CNN features on the image dataset: seconds per epoch from the progress events
+   (median, first, slowest), validation seconds, fit and test seconds, peak GPU memory and test
+   NDCG@10.
 
-Each step (and each fit) stops at its share of the budget and says so (it may overrun it by
-the batch or epoch in progress); nothing is silently left out. The JSON report (``--out``) is rewritten after every step, so a call killed at its
-limit still leaves what was measured; the Markdown tables for docs/benchmarks.md are printed on
-stdout at the end, progress on stderr. Exit code 0 when everything that ran passed, 1 when a
-fit or a test failed, 2 for bad input (``--device cuda`` without a GPU: one line).
+Each step (and each fit) stops at its share of the budget and says so (it may overrun it by the
+batch or epoch in progress); nothing is silently left out. The JSON report (``--out``) is
+rewritten after every step, so a call killed at its limit still leaves what was measured; the
+Markdown tables for docs/benchmarks.md are printed on stdout at the end, progress on stderr.
+Exit code 0 when everything that ran passed, 1 when a fit, the CNN or a test failed, 2 for bad
+input (``--device cuda`` without a GPU: one line).
 
 A standalone tool rather than a ``python -m engine bench`` option: it runs the test suite,
 which is not part of the engine, and it is a checklist for one device session, not a
@@ -296,9 +298,9 @@ def fit_record(name: str, splits, *, params: dict, device: str, seconds: float, 
 
 def epoch_summary(events: list[dict]) -> dict:
     """Per-epoch seconds from the progress events: the median (robust to a first epoch that
-    pays for warm-up), the first and the slowest epoch, and the validation seconds of the epochs that
-    validated. A pre-trained fit's stages (NeuMF: ``gmf``, ``mlp``, ``neumf``) are events too,
-    and get their own medians."""
+    pays for warm-up), the first and the slowest epoch, and the validation seconds of the
+    epochs that validated. A pre-trained fit's stages (NeuMF: ``gmf``, ``mlp``, ``neumf``) are
+    events too, and get their own medians."""
     seconds = [float(e["epoch_seconds"]) for e in events if "epoch_seconds" in e]
     validation = [float(e["val_seconds"]) for e in events if "val_seconds" in e]
     out = {
@@ -427,60 +429,68 @@ def _cell(value, digits: int = 4) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
-    return str(value)
+    return str(value).replace("|", "\\|")[:300]  # a status line must not break the table
 
 
 def markdown(report: dict) -> str:
     """The tables for docs/benchmarks.md, from a report as `run` builds it."""
     env = report.get("environment", {})
     where = env.get("gpu") or f"{env.get('cpus')} CPUs"
-    lines = [
-        f"GPU check on {where} (device {report['device']}), torch {env.get('torch')}, Python {env.get('python')};"
-        f" budget {report['budget_s']:.0f} s, used {report.get('elapsed_s', 0):.0f} s.",
-        "",
-    ]
-    data = report.get("dataset")
+    lines = [f"GPU check on {where} (device {report['device']}), torch {env.get('torch')}, Python {env.get('python')};"
+             f" budget {report['budget_s']:.0f} s, used {report.get('elapsed_s', 0):.0f} s.", ""]
+    lines += _fits_table(report) + _cnn_table(report) + _tests_table(report.get("tests"))
+    lines += _package_notes(env.get("packages") or {})
+    lines += [f"- skipped: {s}" for s in report.get("skipped", [])]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _fits_table(report: dict) -> list[str]:
+    data, image = report.get("dataset"), report.get("image_dataset") or {}
+    lines = []
     if data:
-        image = report.get("image_dataset") or {}
         lines += [f"Fits on `{data['spec']}` ({data['users']} users x {data['items']} items, {data['train']} training"
                   f" interactions; acf[features=cnn] on `{image.get('spec', '?')}`, {image.get('users')} x {image.get('items')}),"
                   f" epochs per fit: {report['epochs']}, default parameters otherwise. s/epoch is the median over epochs"
                   " (pre-training stages count as epochs); test NDCG@10 ranks every item.", ""]
-    fits = report.get("fits", [])
-    if fits:
-        lines += ["| model | epochs | s/epoch | slowest epoch s | validation s/epoch | fit s | test s | peak GPU MiB | test NDCG@10 | status |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-        for r in fits:
-            lines.append(
-                f"| {r['model']} | {r.get('epochs_run', 0)} | {_cell(r.get('seconds_per_epoch'))} | {_cell(r.get('slowest_epoch_seconds'))}"
-                f" | {_cell(r.get('val_seconds_per_epoch'))} | {_cell(r.get('fit_seconds'), 2)} | {_cell(r.get('test_seconds'), 2)}"
-                f" | {_cell(r.get('peak_gpu_mib'), 0)} | {_cell(r.get('ndcg@10'))} | {r['status']} |"
-            )
+    if report.get("fits"):
+        lines += ["| model | epochs | s/epoch | slowest epoch s | validation s/epoch | fit s | test s | peak GPU MiB"
+                  " | test NDCG@10 | status |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        lines += [f"| {r['model']} | {r.get('epochs_run', 0)} | {_cell(r.get('seconds_per_epoch'))}"
+                  f" | {_cell(r.get('slowest_epoch_seconds'))} | {_cell(r.get('val_seconds_per_epoch'))}"
+                  f" | {_cell(r.get('fit_seconds'), 2)} | {_cell(r.get('test_seconds'), 2)} | {_cell(r.get('peak_gpu_mib'), 0)}"
+                  f" | {_cell(r.get('ndcg@10'))} | {_cell(r['status'])} |" for r in report["fits"]]
         lines.append("")
+    return lines
+
+
+def _cnn_table(report: dict) -> list[str]:
     cnn = report.get("cnn")
-    if cnn:
-        image = report.get("image_dataset", {})
-        lines += [f"CNN features (EfficientNet-Lite0, 7x7x1280) of `{image.get('spec', '?')}`, batches of {cnn.get('batch_size')}:", "",
-                  "| images | seconds | images/s end to end | images/s forward pass only | status |", "|---:|---:|---:|---:|---|",
-                  f"| {_cell(cnn.get('images'))} | {_cell(cnn.get('seconds'), 2)} | {_cell(cnn.get('images_per_s'), 1)}"
-                  f" | {_cell(cnn.get('forward_images_per_s'), 1)} | {cnn['status']} |", ""]
-    tests = report.get("tests")
-    if tests:
-        lines += ["GPU-only tests (`skipif` without CUDA):", "",
-                  "| selected | passed | failed | errors | skipped | seconds | status |", "|---:|---:|---:|---:|---:|---:|---|",
-                  f"| {len(tests.get('selected', []))} | {tests.get('passed', '-')} | {tests.get('failed', '-')} | {tests.get('errors', '-')}"
-                  f" | {tests.get('skipped', '-')} | {_cell(tests.get('seconds'), 1)} | {tests['status']} |", ""]
-        lines += [f"- failed: `{f['test']}`: {f['message']}" for f in tests.get("failures", [])]
-    packages = env.get("packages") or {}
+    if not cnn:
+        return []
+    image = report.get("image_dataset", {})
+    return [f"CNN features (EfficientNet-Lite0, 7x7x1280) of `{image.get('spec', '?')}`, batches of {cnn.get('batch_size')}:", "",
+            "| images | seconds | images/s end to end | images/s forward pass only | status |", "|---:|---:|---:|---:|---|",
+            f"| {_cell(cnn.get('images'))} | {_cell(cnn.get('seconds'), 2)} | {_cell(cnn.get('images_per_s'), 1)}"
+            f" | {_cell(cnn.get('forward_images_per_s'), 1)} | {_cell(cnn['status'])} |", ""]
+
+
+def _tests_table(tests: dict | None) -> list[str]:
+    if not tests:
+        return []
+    return ["GPU-only tests (`skipif` without CUDA):", "",
+            "| selected | passed | failed | errors | skipped | seconds | status |", "|---:|---:|---:|---:|---:|---:|---|",
+            f"| {len(tests.get('selected', []))} | {_cell(tests.get('passed'))} | {_cell(tests.get('failed'))}"
+            f" | {_cell(tests.get('errors'))} | {_cell(tests.get('skipped'))} | {_cell(tests.get('seconds'), 1)}"
+            f" | {_cell(tests['status'])} |", ""] + [f"- failed: `{f['test']}`: {f['message']}" for f in tests.get("failures", [])]
+
+
+def _package_notes(packages: dict) -> list[str]:
+    """What differs from requirements.txt: the GPU machine brings its own packages."""
     missing = [n for n, v in packages.items() if v["installed"] is None]
     other = [f"{n} {v['installed']} (pinned {v['pinned']})" for n, v in packages.items()
              if v["installed"] is not None and v["installed"].split("+")[0] != v["pinned"]]
-    if missing:
-        lines.append(f"- not installed (requirements.txt): {', '.join(missing)}")
-    if other:
-        lines.append(f"- other versions than requirements.txt: {', '.join(other)}")
-    lines += [f"- skipped: {s}" for s in report.get("skipped", [])]
-    return "\n".join(lines).rstrip() + "\n"
+    return ([f"- not installed (requirements.txt): {', '.join(missing)}"] if missing else []) + (
+        [f"- other versions than requirements.txt: {', '.join(other)}"] if other else [])
 
 
 # ---- the run -------------------------------------------------------------------------------
