@@ -150,6 +150,66 @@ def test_bpr_fold_in_is_the_pairwise_solve_with_its_own_regularization():
         assert np.corrcoef(row, model.score_folded(model.fold_in(history[keep])))[0, 1] > 0.999
 
 
+def test_pairwise_sample_spreads_over_the_bias_order():
+    from engine.models.fold_in import pairwise_sample
+
+    bias = np.random.default_rng(0).normal(size=500)
+    sample = pairwise_sample(bias, 50)
+    assert len(sample) == 50 == len(np.unique(sample)) and (np.diff(sample) > 0).all()
+    assert {int(np.argmin(bias)), int(np.argmax(bias))} <= set(sample.tolist())  # both ends of the order
+    ranks = np.argsort(np.argsort(bias))[sample]  # evenly spaced in the bias order: every ~10th
+    assert np.abs(np.diff(np.sort(ranks)) - 499 / 49).max() <= 1
+    assert pairwise_sample(bias, 500) is None and pairwise_sample(bias[:40], 50) is None
+
+
+def test_pairwise_newton_from_a_sample_reaches_the_full_minimiser(monkeypatch):
+    """Starting on a sample of the other items changes the cost, not the answer: the steps on
+    the sample run first, and the result is the minimiser of the loss over every pair."""
+    from engine.models import fold_in
+    from engine.models.fold_in import pairwise_newton, pairwise_sample
+
+    rng = np.random.default_rng(4)
+    y, b = rng.normal(size=(400, 6)) * 0.7, rng.normal(size=400) * 0.3
+    positive = np.zeros(400, bool)
+    positive[rng.choice(400, 12, replace=False)] = True
+    sample = pairwise_sample(b, 60)
+    assert positive[sample].any()  # a sampled positive: its pairs must be left out, not counted
+    candidates = []
+    terms = fold_in._Pairs.terms
+
+    def recording(self, x, *, hessian=True):
+        candidates.append(len(self.yn))
+        return terms(self, x, hessian=hessian)
+
+    monkeypatch.setattr(fold_in._Pairs, "terms", recording)
+    exact = pairwise_newton(y, b, positive, 0.01)
+    assert set(candidates) == {400}
+    candidates.clear()
+    warm = pairwise_newton(y, b, positive, 0.01, sample=sample)
+    assert candidates[0] == 60 and candidates[-1] == 400  # sample first, every item last
+    np.testing.assert_allclose(warm, exact, atol=1e-9)
+    assert np.abs(brute_pairwise_loss_grad(y, b, positive, 0.01, warm)[1]).max() < 1e-8
+
+
+def test_bpr_fold_in_starts_on_a_sample_of_a_large_catalogue(monkeypatch):
+    """A catalogue above `PAIRWISE_SAMPLE` items: the model's fold-in starts on its sample (drawn
+    once per fit) and gives the full pairwise solve."""
+    from engine.models import fold_in
+    from engine.models.fold_in import pairwise_newton
+
+    model = make("bpr", factors=6, epochs=3, regularization=0.02).fit(SPLITS.train)
+    monkeypatch.setattr(fold_in, "PAIRWISE_SAMPLE", model.n_items_ // 3)
+    y, b = model._fold_in_basis()
+    sample = model._fold_in_sample(b)
+    assert len(sample) == model.n_items_ // 3 and model._fold_in_sample(b) is sample
+    history = np.sort(model.seen_[4].indices)
+    positive = np.zeros(model.n_items_, bool)
+    positive[history] = True
+    np.testing.assert_allclose(model.fold_in(history).state, pairwise_newton(y, b, positive, 0.02), atol=1e-9)
+    model.fit(SPLITS.train)  # a refit draws the sample from its own biases
+    assert model._fold_in_sample(model._fold_in_basis()[1]) is not sample
+
+
 def test_autorec_fold_in_basis_is_cached_per_fit():
     """The codes are encoded once per fit (a fold-in plus its top-k would encode them twice),
     and a refit on other data folds in against the new codes, not the cached ones."""
