@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -452,7 +453,8 @@ def _fit_in_side_python(python: str, seen: sp.csr_matrix, params: dict) -> tuple
     The exchange folder is a temporary one, removed whatever happens; the worker's one-line
     ``error: ...`` becomes the peer's error.
     """
-    if not os.access(python, os.X_OK) or os.path.isdir(python):
+    executable = shutil.which(os.path.expanduser(python))  # a path, or a name on PATH
+    if executable is None:
         raise EngineError(f"cornac-lightgcn: {GRAPH_PYTHON_VARIABLE}={python!r} is not an executable Python")
     coo = seen.tocoo()
     env = dict(os.environ)
@@ -461,7 +463,7 @@ def _fit_in_side_python(python: str, seen: sp.csr_matrix, params: dict) -> tuple
     with tempfile.TemporaryDirectory(prefix="cornac-graph-") as folder:
         cornac_graph_worker.save_inputs(folder, coo.row, coo.col, seen.shape, params)
         # -I: the worker sees neither this project (its torch is newer) nor PYTHONPATH.
-        proc = subprocess.run([python, "-I", cornac_graph_worker.__file__, folder],
+        proc = subprocess.run([executable, "-I", cornac_graph_worker.__file__, folder],
                               capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             lines = [line for line in proc.stderr.splitlines() if line.strip()] or ["no output"]

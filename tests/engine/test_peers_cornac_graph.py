@@ -156,10 +156,12 @@ def test_the_side_python_needs_no_cornac_here(side, monkeypatch):
     assert CornacLightGCN(factors=4, epochs=1).fit(SPLITS.train).item_factors_.shape == (SPLITS.train.n_items, 4)
 
 
-def test_a_side_python_that_is_not_there_is_named(monkeypatch, tmp_path):
+@pytest.mark.parametrize("where", ["no-python", "a-folder"])
+def test_a_side_python_that_is_not_one_is_named(monkeypatch, tmp_path, where):
+    (tmp_path / "a-folder").mkdir()
     monkeypatch.setitem(sys.modules, "dgl", None)
-    monkeypatch.setenv(GRAPH_PYTHON_VARIABLE, str(tmp_path / "no-python"))
-    with pytest.raises(EngineError, match=f"{GRAPH_PYTHON_VARIABLE}=.*no-python' is not an executable Python"):
+    monkeypatch.setenv(GRAPH_PYTHON_VARIABLE, str(tmp_path / where))
+    with pytest.raises(EngineError, match=f"{GRAPH_PYTHON_VARIABLE}=.*{where}' is not an executable Python"):
         CornacLightGCN(epochs=1).fit(SPLITS.train)
 
 
