@@ -38,13 +38,15 @@ max_len         -                 -                 -                     max_le
 blocks, heads   -                 -                 -                     num_blocks, num_heads
 dropout, loss   -                 -                 -                     dropout, loss
 random_state    seed              -                 seed                  seed
-num_threads     num_threads       -                 -                     -
+num_threads     num_threads       -                 torch/OpenMP threads  -
+                                                    of the side Python
 =============== ================= ================= ===================== =====================
 
 `peer_params` also copies ``l2`` (EASE), ``layers`` (LightGCN) and ``max_len`` (SASRec) from the
 matched model, so EASE is compared at the same λ. Cornac's LightGCN needs ``dgl``, which has no
-build for this project's torch: it is wrapped, but fails here with a one-line error (the bench
-lists it in its notes); its closest runnable Cornac model is BPR (LightGCN with no layers).
+build for this project's torch: it runs in a side Python with an older torch when
+``RECSYS_CORNAC_GRAPH_PYTHON`` names one (requirements-cornac-graph.txt; see `CornacLightGCN`),
+and fails with a one-line error otherwise (the bench lists it in its notes).
 Cornac's SASRec and LightGCN run on cuda when one is available, as they choose themselves.
 
 implicit's `CosineRecommender` has only ``K`` (neighbours per item, 20). Defaults are the
@@ -59,6 +61,10 @@ object stays in ``_native`` (for tests; it is not saved).
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
+import subprocess
+import tempfile
 import time
 import warnings
 
@@ -66,6 +72,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from engine.bench import cornac_graph_worker
 from engine.errors import EngineError, ParameterError, choices_hint
 from engine.models.base import Recommender
 from engine.models.params import EPOCHS, FACTORS, LEARNING_RATE, RANDOM_STATE, REGULARIZATION, Param
@@ -428,13 +435,62 @@ class CornacEASE(Recommender):
         return self._gather_pairs(user_idx, item_idx)
 
 
+GRAPH_PYTHON_VARIABLE = "RECSYS_CORNAC_GRAPH_PYTHON"
+GRAPH_REQUIREMENTS = "requirements-cornac-graph.txt"
+
+
+def _dgl_loads() -> bool:
+    try:
+        importlib.import_module("dgl")
+    except Exception:  # not installed, or installed without a build for this torch
+        return False
+    return True
+
+
+def _fit_in_side_python(python: str, seen: sp.csr_matrix, params: dict) -> tuple[np.ndarray, np.ndarray, float]:
+    """Cornac's LightGCN fitted by `cornac_graph_worker` under the interpreter `python`: ``(U, V, seconds)``.
+
+    The exchange folder is a temporary one, removed whatever happens; the worker's one-line
+    ``error: ...`` becomes the peer's error.
+    """
+    executable = shutil.which(os.path.expanduser(python))  # a path, or a name on PATH
+    if executable is None:
+        raise EngineError(f"cornac-lightgcn: {GRAPH_PYTHON_VARIABLE}={python!r} is not an executable Python")
+    coo = seen.tocoo()
+    env = dict(os.environ)
+    if params["threads"] > 0:
+        env["OMP_NUM_THREADS"] = str(params["threads"])  # DGL's sparse kernels use OpenMP, not torch's pool
+    with tempfile.TemporaryDirectory(prefix="cornac-graph-") as folder:
+        cornac_graph_worker.save_inputs(folder, coo.row, coo.col, seen.shape, params)
+        # -I: the worker sees neither this project (its torch is newer) nor PYTHONPATH.
+        proc = subprocess.run([executable, "-I", cornac_graph_worker.__file__, folder],
+                              capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            lines = [line for line in proc.stderr.splitlines() if line.strip()] or ["no output"]
+            errors = [line for line in lines if line.startswith("error: ")]
+            last = (errors or lines)[-1].strip().removeprefix("error: ")
+            raise EngineError(f"cornac-lightgcn failed under {GRAPH_PYTHON_VARIABLE} (exit {proc.returncode}): {last}")
+        return cornac_graph_worker.load_embeddings(folder)
+
+
 class CornacLightGCN(_FactorPeer):
     """Cornac's `LightGCN` (DGL message passing, BPR loss, Adam), on the binary matrix.
 
     Cornac builds its graph with DGL, and DGL ships no build for this project's torch (2.13:
-    ``dgl`` 2.1 installs but fails to load its graphbolt library), so here the peer stops with
-    a one-line error and the bench lists it among its notes. Cornac trains for all `epochs`
-    (no early stopping unless asked) on cuda when one is available.
+    ``dgl`` 2.1 installs but fails to load its graphbolt library). So the peer fits in this
+    process when ``dgl`` loads, and otherwise in a side interpreter with an older torch, the
+    Python named by ``RECSYS_CORNAC_GRAPH_PYTHON`` (set up from requirements-cornac-graph.txt):
+    `engine.bench.cornac_graph_worker` fits Cornac's LightGCN there on the exported training
+    pairs and saves Cornac's final ``U`` and ``V``. Either way the scores are Cornac's ``score``,
+    ``U[u] @ V.T``, computed per block of users like every factor peer. Without either, the fit
+    stops with a one-line error that the bench lists among its notes. Cornac trains for all
+    `epochs` (no early stopping unless asked; no validation data is given) on cuda when its torch
+    sees one. `num_threads` sets the side interpreter's torch and OpenMP threads (0: as many as
+    torch uses here); in this process Cornac uses torch's current setting.
+
+    ``fit_seconds_`` includes starting the side interpreter (a few seconds to import torch and
+    DGL); ``worker_fit_seconds_`` is Cornac's fit alone. ``_native`` is Cornac's model only when
+    it ran in this process (None otherwise).
 
     References
     ----------
@@ -452,27 +508,45 @@ class CornacLightGCN(_FactorPeer):
         "epochs": EPOCHS.with_default(1000),
         "batch_size": Param("int", 1, 1 << 20, log=True, help="positives per mini-batch", default=1024),
         "random_state": RANDOM_STATE.with_default(0),
+        "num_threads": THREADS.with_default(0),
     }
 
+    def _cornac_params(self) -> dict:
+        return {
+            "emb_size": self.factors,
+            "num_epochs": self.epochs,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "num_layers": self.layers,
+            "lambda_reg": self.regularization,
+            "seed": self.random_state,
+        }
+
     def _fit(self, train, val, callback):
-        models = _import("cornac.models", "cornac")
-        try:
-            importlib.import_module("dgl")
-        except Exception as exc:  # not installed, or installed without a build for this torch
-            raise EngineError(f"cornac-lightgcn needs dgl, which does not load here ({type(exc).__name__})") from None
-        model = models.LightGCN(
-            emb_size=self.factors,
-            num_epochs=self.epochs,
-            learning_rate=self.learning_rate,
-            batch_size=self.batch_size,
-            num_layers=self.layers,
-            lambda_reg=self.regularization,
-            seed=self.random_state,
-        )
-        model.fit(_cornac_dataset(self.seen_, self.random_state))
-        self.user_factors_ = np.asarray(model.U, np.float32)
-        self.item_factors_ = np.asarray(model.V, np.float32)
-        self._native = model
+        if _dgl_loads():
+            models = _import("cornac.models", "cornac")
+            model = models.LightGCN(**self._cornac_params())
+            start = time.perf_counter()
+            model.fit(_cornac_dataset(self.seen_, self.random_state))
+            self.worker_fit_seconds_ = time.perf_counter() - start
+            self.user_factors_ = np.asarray(model.U, np.float32)
+            self.item_factors_ = np.asarray(model.V, np.float32)
+            self._native = model
+        else:
+            python = os.environ.get(GRAPH_PYTHON_VARIABLE, "").strip()
+            if not python:
+                # Without Cornac here either, the bench requirements are missing altogether: say that
+                # first, in the same words as the other Cornac peers (one note for all of them).
+                _import("cornac.models", "cornac")
+                raise EngineError(
+                    f"cornac-lightgcn needs dgl, which does not load here: set {GRAPH_PYTHON_VARIABLE} to a Python "
+                    f"with {GRAPH_REQUIREMENTS} installed"
+                )
+            params = {**self._cornac_params(), "threads": _threads(self.num_threads)}
+            user_factors, item_factors, self.worker_fit_seconds_ = _fit_in_side_python(python, self.seen_, params)
+            self.user_factors_ = np.asarray(user_factors, np.float32)
+            self.item_factors_ = np.asarray(item_factors, np.float32)
+            self._native = None
         _report_once(callback)
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 
-from engine.errors import EngineError
 from engine.models.ease import EASE
-from engine.bench.peers import PEERS, CornacBPR, CornacEASE, CornacLightGCN, CornacSASRec, peer_params
+from engine.bench.peers import PEERS, CornacBPR, CornacEASE, CornacSASRec, peer_params
 from tests.engine.test_peers import SPLITS, _check_engine_tools
 
 USERS = np.array([0, 3, 17, 39])
@@ -48,14 +45,6 @@ def test_cornac_sasrec_scores_each_user_from_the_chronological_history():
         expected = model._native.score(int(u), history[-5:].tolist())
         np.testing.assert_allclose(model.score([u])[0], expected, rtol=1e-5, atol=1e-6)
     _check_engine_tools(model)
-
-
-def test_cornac_lightgcn_without_dgl_is_a_one_line_error(monkeypatch):
-    pytest.importorskip("cornac")
-    monkeypatch.setitem(sys.modules, "dgl", None)  # makes `import dgl` fail, as it does with torch 2.13
-    with pytest.raises(EngineError, match="cornac-lightgcn needs dgl") as info:
-        CornacLightGCN(epochs=1).fit(SPLITS.train)
-    assert "\n" not in str(info.value)
 
 
 def test_cornac_peers_take_their_engine_models_settings():
