@@ -65,6 +65,21 @@ def rss_from_status(text: str) -> int:
     return int(match[1]) * 1024
 
 
+def status_breakdown(text: str) -> dict:
+    """MB of the anonymous and file-backed parts of the RSS (``RssAnon``, ``RssFile``: library
+    code paged in counts as file-backed) and the number of threads, from a ``/proc/PID/status``
+    text; missing lines are left out."""
+    found = {}
+    for field, key in (("RssAnon", "anon_mb"), ("RssFile", "file_mb"), ("RssShmem", "shmem_mb")):
+        match = re.search(rf"^{field}:\s+(\d+)\s+kB\s*$", text, re.MULTILINE)
+        if match:
+            found[key] = round(int(match[1]) / 1024, 1)
+    match = re.search(r"^Threads:\s+(\d+)\s*$", text, re.MULTILINE)
+    if match:
+        found["threads"] = int(match[1])
+    return found
+
+
 def rss_bytes(pid: int) -> int:
     try:
         import psutil
@@ -80,6 +95,7 @@ class RssSampler:
         self.pid, self.every = pid, every
         self.samples: list[tuple[float, int]] = []
         self.marks: dict[str, int] = {}
+        self.breakdowns: dict[str, dict] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -99,6 +115,10 @@ class RssSampler:
         value = rss_bytes(self.pid)
         self.samples.append((time.monotonic(), value))
         self.marks[name] = value
+        try:
+            self.breakdowns[name] = status_breakdown(Path(f"/proc/{self.pid}/status").read_text())
+        except OSError:
+            pass
         return value
 
     def peak(self, since: float) -> int:
@@ -297,8 +317,9 @@ def main(argv=None) -> int:
         "server_log_errors": log_errors,
         "first_errors": [line for t in tallies for line in t.first_errors],
         "memory": memory_summary(before, rss.peak(0), round_end),
+        "breakdown": rss.breakdowns,
     })
-    print(json.dumps({k: v for k, v in results.items() if k not in ("first_errors", "rounds")}))
+    print(json.dumps({k: v for k, v in results.items() if k not in ("first_errors", "rounds", "probes")}))
     for line in results["first_errors"]:
         print("  " + line)
     for report in results.get("probes", []):
