@@ -86,7 +86,7 @@ def _malloc_trim():
 
 # glibc's mallopt parameters (malloc.h).
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8
-MMAP_THRESHOLD = 256 * 1024
+MMAP_THRESHOLD = 64 * 1024
 ARENA_MAX = 2
 
 
@@ -96,9 +96,10 @@ def tune_allocator() -> bool:
     Every script run is a new thread, and glibc gives threads their own heaps (up to 8 per core),
     each keeping what it once held; and after a large block is freed glibc raises its threshold
     for serving blocks from a fresh ``mmap`` (up to 32 MB), so the next per-session arrays and
-    figures come from the heaps and pin their pages. A fixed 256 KiB threshold sends them to
-    ``mmap`` (returned whole on ``free``), and two heaps in all keep the rest compact. False where
-    the C library has no ``mallopt``."""
+    figures come from the heaps and pin their pages. A fixed 64 KiB threshold sends them to
+    ``mmap`` (returned whole on ``free``; 256 KiB until the load measured in docs/benchmarks.md
+    still left a class's medium blocks - table columns, figure JSON - among the long-lived ones),
+    and two heaps in all keep the rest compact. False where the C library has no ``mallopt``."""
     mallopt = _libc_function("mallopt")
     if mallopt is None:
         return False
