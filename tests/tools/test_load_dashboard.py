@@ -115,3 +115,10 @@ def test_the_allocator_figures_are_read():
         assert glibc["heap_mb"] >= glibc["in_use_mb"] > 0 and glibc["mmapped_blocks"] >= 0
     pymalloc = memory_probe._pymalloc()
     assert pymalloc["arenas"] >= 1 and 0 < pymalloc["in_use_mb"] <= pymalloc["arenas_mb"]
+
+
+def test_the_load_starts_the_server_as_the_class_launcher_does_unless_told_otherwise():
+    assert load_dashboard.server_environment({"PATH": "/bin"}) == {"PYTHONMALLOC": "malloc"}
+    assert load_dashboard.server_environment({"PATH": "/bin"}, plain=True) == {}
+    # An allocator chosen in the environment reaches the server unchanged (nothing added).
+    assert load_dashboard.server_environment({"PYTHONMALLOC": "pymalloc"}) == {}
