@@ -86,7 +86,7 @@ def _malloc_trim():
 
 # glibc's mallopt parameters (malloc.h).
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8
-MMAP_THRESHOLD = 256 * 1024
+MMAP_THRESHOLD = 64 * 1024
 ARENA_MAX = 2
 
 
@@ -96,13 +96,34 @@ def tune_allocator() -> bool:
     Every script run is a new thread, and glibc gives threads their own heaps (up to 8 per core),
     each keeping what it once held; and after a large block is freed glibc raises its threshold
     for serving blocks from a fresh ``mmap`` (up to 32 MB), so the next per-session arrays and
-    figures come from the heaps and pin their pages. A fixed 256 KiB threshold sends them to
-    ``mmap`` (returned whole on ``free``), and two heaps in all keep the rest compact. False where
-    the C library has no ``mallopt``."""
+    figures come from the heaps and pin their pages. A fixed 64 KiB threshold sends them to
+    ``mmap`` (returned whole on ``free``; 256 KiB until the load measured in docs/benchmarks.md
+    still left a class's medium blocks - table columns, figure JSON - among the long-lived ones),
+    and two heaps in all keep the rest compact. False where the C library has no ``mallopt``."""
     mallopt = _libc_function("mallopt")
     if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_ARENA_MAX, ARENA_MAX))
+
+
+def forget_session_state(session) -> None:
+    """Give a closed session an empty state, so that what it held can be freed even while
+    something still holds the session itself.
+
+    Streamlit 1.67's runtime loop keeps the last session it sent messages to in its loop variable
+    (``Runtime._loop_coroutine``'s ``active_session_info``) until another session connects: once a
+    class has left, the last tab's closed session - its widgets' options and their
+    ``format_func`` closures, its page's values: 12-20 MB on the Embeddings page - stayed alive
+    for good (found with `tools/memory_probe.py`'s referrer chains). Its state is replaced
+    rather than cleared: ``SessionState.clear`` keeps the widgets' metadata. Messages still
+    queued for the closed tab go too. A script still running in the closed session keeps the old
+    state until it ends."""
+    state = getattr(session, "_session_state", None)
+    if state is not None:
+        session._session_state = type(state)()
+    queue = getattr(session, "_browser_queue", None)
+    if queue is not None:
+        queue.clear()
 
 
 class SessionCleanup:
@@ -121,10 +142,14 @@ class SessionCleanup:
         return [info.session.id for info in manager.list_sessions() if not manager.is_active_session(info.session.id)]
 
     def close_due(self) -> int:
-        """Close the sessions whose reconnect window has passed (event loop only)."""
+        """Close the sessions whose reconnect window has passed, and empty what each held
+        (event loop only)."""
         due = self.window.update(self.kept_session_ids())
         for session_id in due:
+            info = self.runtime._session_mgr.get_session_info(session_id)
             self.runtime.close_session(session_id)
+            if info is not None:
+                forget_session_state(info.session)
         return len(due)
 
     def sweep(self, timeout: float = 30.0) -> int:

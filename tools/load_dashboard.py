@@ -2,8 +2,9 @@
 
     python tools/load_dashboard.py [--sessions 12] [--minutes 5] [--data-dir DIR] [--json out.json]
 
-Starts the real app (``streamlit run``, as `tests/e2e/harness.py` does) over a data folder (by
-default the light demo trained into a temporary folder), then drives `--sessions` headless
+Starts the real app (``streamlit run``, as `tests/e2e/harness.py` does, with the settings of the
+class server's launcher ``python -m dashboard``: ``PYTHONMALLOC=malloc``; ``--plain-streamlit``
+leaves them out) over a data folder (by default the light demo trained into a temporary folder), then drives `--sessions` headless
 Chromium contexts at once (one browser, one context per session: separate tabs with their own
 Streamlit session) for `--minutes`. Each session tours the pages through the sidebar, in a
 loop: Data, Models, User explorer (and switches to another user), Similar items, Embeddings,
@@ -65,6 +66,21 @@ def rss_from_status(text: str) -> int:
     return int(match[1]) * 1024
 
 
+def status_breakdown(text: str) -> dict:
+    """MB of the anonymous and file-backed parts of the RSS (``RssAnon``, ``RssFile``: library
+    code paged in counts as file-backed) and the number of threads, from a ``/proc/PID/status``
+    text; missing lines are left out."""
+    found = {}
+    for field, key in (("RssAnon", "anon_mb"), ("RssFile", "file_mb"), ("RssShmem", "shmem_mb")):
+        match = re.search(rf"^{field}:\s+(\d+)\s+kB\s*$", text, re.MULTILINE)
+        if match:
+            found[key] = round(int(match[1]) / 1024, 1)
+    match = re.search(r"^Threads:\s+(\d+)\s*$", text, re.MULTILINE)
+    if match:
+        found["threads"] = int(match[1])
+    return found
+
+
 def rss_bytes(pid: int) -> int:
     try:
         import psutil
@@ -80,6 +96,7 @@ class RssSampler:
         self.pid, self.every = pid, every
         self.samples: list[tuple[float, int]] = []
         self.marks: dict[str, int] = {}
+        self.breakdowns: dict[str, dict] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -99,6 +116,10 @@ class RssSampler:
         value = rss_bytes(self.pid)
         self.samples.append((time.monotonic(), value))
         self.marks[name] = value
+        try:
+            self.breakdowns[name] = status_breakdown(Path(f"/proc/{self.pid}/status").read_text())
+        except OSError:
+            pass
         return value
 
     def peak(self, since: float) -> int:
@@ -130,6 +151,17 @@ class ServerProbe:
                     continue
             time.sleep(0.5)
         return {"mark": name, "error": f"no {path.name} within {timeout:.0f} s"}
+
+
+def server_environment(environ, plain: bool = False) -> dict:
+    """What the server's environment adds to this process's: the settings `python -m dashboard`
+    (the class server's launcher) starts Streamlit with, unless `plain` or already set here."""
+    from dashboard.__main__ import launch_command
+
+    if plain:
+        return {}
+    _, env = launch_command([], environ)
+    return {key: value for key, value in env.items() if environ.get(key) != value}
 
 
 def memory_summary(before: int, peak: int, end: int, tolerance: float = 0.10) -> dict:
@@ -241,6 +273,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=1,
                         help="loads one after the other, each measured (default: %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--plain-streamlit", action="store_true",
+                        help="start the server as `streamlit run` does, without the launcher's settings "
+                             "(`python -m dashboard`: PYTHONMALLOC=malloc)")
     parser.add_argument("--probe", action="store_true",
                         help="run the server under tools/memory_probe.py and add its reports (slower: tracemalloc)")
     args = parser.parse_args(argv)
@@ -248,11 +283,13 @@ def main(argv=None) -> int:
     executable, work, data_dir = tool_setup(parser, args.data_dir, "load_dashboard_")
     timeout_ms = args.page_timeout * 1000
 
-    launcher, env, probe = None, None, None
+    launcher, probe = None, None
+    env = server_environment(os.environ, plain=args.plain_streamlit)
     if args.probe:
         launcher = [sys.executable, str(ROOT / "tools" / "memory_probe.py")]
-        env = {"RECSYS_PROBE_DIR": str(work / "probe"), "RECSYS_PROBE_TRIM": "1"}
-    results: dict = {"sessions": args.sessions, "minutes": args.minutes, "data_dir": str(data_dir), "rounds": []}
+        env.update({"RECSYS_PROBE_DIR": str(work / "probe"), "RECSYS_PROBE_TRIM": "1"})
+    results: dict = {"sessions": args.sessions, "minutes": args.minutes, "data_dir": str(data_dir), "rounds": [],
+                     "python_allocator": env.get("PYTHONMALLOC", os.environ.get("PYTHONMALLOC", "pymalloc"))}
     tallies = []
     with StreamlitServer(data_dir, work / "server.log", env=env, launcher=launcher) as server:
         if args.probe:
@@ -297,8 +334,9 @@ def main(argv=None) -> int:
         "server_log_errors": log_errors,
         "first_errors": [line for t in tallies for line in t.first_errors],
         "memory": memory_summary(before, rss.peak(0), round_end),
+        "breakdown": rss.breakdowns,
     })
-    print(json.dumps({k: v for k, v in results.items() if k not in ("first_errors", "rounds")}))
+    print(json.dumps({k: v for k, v in results.items() if k not in ("first_errors", "rounds", "probes")}))
     for line in results["first_errors"]:
         print("  " + line)
     for report in results.get("probes", []):

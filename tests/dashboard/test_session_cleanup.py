@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import gc
 import sys
+import weakref
 from types import SimpleNamespace
 
 import pytest
@@ -45,15 +47,50 @@ def test_sessions_are_closed_before_streamlit_hides_them(ttl):
     assert timing(120) == (15.0, 90.0)
 
 
+class Labels:
+    """A page's large array (weakly referable, so a test can see it freed)."""
+
+    def __init__(self):
+        self.data = bytearray(1 << 20)
+
+    def __getitem__(self, index):
+        return self.data[index]
+
+
+def real_session(session_id):
+    """A stand-in AppSession holding Streamlit's real state and message queue, filled the way a
+    page fills them: a value, a widget whose ``format_func`` closes over a large array, a
+    queued message."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
+    from streamlit.runtime.state.common import WidgetMetadata
+    from streamlit.runtime.state.session_state import SessionState
+
+    state = SessionState()
+    labels = Labels()
+    state._new_session_state["emb_user"] = "15"
+    state._new_widget_state.widget_metadata["w1"] = WidgetMetadata(
+        id="w1", deserializer=lambda v: labels[:1], serializer=lambda v: v, value_type="int_array_value"
+    )
+    queue = ForwardMsgQueue()
+    message = ForwardMsg()
+    message.delta.new_element.markdown.body = "x" * 1000
+    message.metadata.delta_path[:] = [0, 0]
+    queue.enqueue(message)
+    return SimpleNamespace(id=session_id, _session_state=state, _browser_queue=queue)
+
+
 class FakeRuntime:
     """The parts of `streamlit.runtime.Runtime` the cleanup uses, with sessions kept or active."""
 
     def __init__(self, active, kept):
         self.active, self.kept, self.closed = set(active), set(kept), []
         self.on_loop = []
+        self.sessions = {i: real_session(i) for i in self.active | self.kept}
         self._session_mgr = SimpleNamespace(
-            list_sessions=lambda: [SimpleNamespace(session=SimpleNamespace(id=i)) for i in sorted(self.active | self.kept)],
+            list_sessions=lambda: [SimpleNamespace(session=self.sessions[i]) for i in sorted(self.active | self.kept)],
             is_active_session=lambda i: i in self.active,
+            get_session_info=lambda i: SimpleNamespace(session=self.sessions[i]) if i in self.active | self.kept else None,
         )
 
     def _get_async_objs(self):
@@ -81,6 +118,28 @@ def test_the_sweep_closes_only_kept_sessions_past_their_window_then_trims_once()
     assert cleanup.sweep() == 0 and released == [1] and cleanup.closed == 2
 
 
+def test_a_closed_session_keeps_nothing_of_its_state_and_an_active_one_everything():
+    """Streamlit's runtime loop may hold a closed session for good (the last one it flushed):
+    its state must not stay with it."""
+    clock = Clock()
+    rt = FakeRuntime(active=["tab1"], kept=["gone"])
+    gone, tab1 = rt.sessions["gone"], rt.sessions["tab1"]
+    metadata = gone._session_state._new_widget_state.widget_metadata["w1"]
+    gone_labels = weakref.ref(metadata.deserializer.__closure__[0].cell_contents)
+    del metadata
+    cleanup = SessionCleanup(rt, ReconnectWindow(grace=90, clock=clock), release=lambda: True)
+    cleanup.sweep()
+    clock.now = 91
+    assert cleanup.sweep() == 1 and rt.closed == ["gone"]
+    gc.collect()
+    assert gone_labels() is None  # the widget's closure and the array it holds are freed
+    assert "emb_user" not in gone._session_state._new_session_state
+    assert not gone._session_state._new_widget_state.widget_metadata
+    assert gone._browser_queue.is_empty()
+    assert tab1._session_state._new_session_state["emb_user"] == "15" and not tab1._browser_queue.is_empty()
+    assert "w1" in tab1._session_state._new_widget_state.widget_metadata
+
+
 def test_a_failing_sweep_is_logged_and_closes_nothing(caplog):
     rt = FakeRuntime(active=[], kept=["x"])
     rt._session_mgr.list_sessions = lambda: 1 / 0
@@ -98,8 +157,13 @@ def test_streamlit_still_has_what_the_cleanup_reads():
     assert "self._session_mgr" in open(sys.modules[Runtime.__module__].__file__).read()
     for name in ("close_session", "_get_async_objs"):
         assert callable(getattr(Runtime, name))
-    for name in ("list_sessions", "is_active_session"):
+    for name in ("list_sessions", "is_active_session", "get_session_info"):
         assert callable(getattr(WebsocketSessionManager, name))
+    # What `forget_session_state` replaces: the session's own state and its message queue.
+    from streamlit.runtime.app_session import AppSession
+
+    source = open(sys.modules[AppSession.__module__].__file__).read()
+    assert "self._session_state = SessionState()" in source and "self._browser_queue = ForwardMsgQueue()" in source
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")

@@ -57,3 +57,68 @@ def test_the_probe_answers_a_signal_with_a_report_and_the_growth_since_the_first
     grown = sum(g["mb"] for g in second["growth_since_first"] if __file__ in g["where"])
     assert 3.5 < grown < 8, second["growth_since_first"][:3]
     assert len(kept) == 4096
+
+
+def test_the_rss_breakdown_reads_anonymous_and_file_backed_parts_and_threads():
+    status = STATUS + "RssFile:\t  81234 kB\nRssShmem:\t 0 kB\nThreads:\t12\n"
+    assert load_dashboard.status_breakdown(status) == {
+        "anon_mb": 781.2, "file_mb": 79.3, "shmem_mb": 0.0, "threads": 12,
+    }
+    assert load_dashboard.status_breakdown("Name:\tzombie\n") == {}
+
+
+class _Holder:
+    pass
+
+
+def test_the_referrer_chain_leads_from_a_root_to_a_kept_object():
+    import memory_probe
+
+    kept = _Holder()
+    holder = _Holder()
+    holder.inner = {"session": [kept]}
+    memory_probe._TEST_ROOT = holder  # a module global: a root
+    try:
+        chain = memory_probe.referrer_chain(kept)
+    finally:
+        del memory_probe._TEST_ROOT
+    assert chain is not None and chain[0] == "module memory_probe"
+    assert chain[-1].endswith("_Holder") and chain[-2] == "list of 1" and chain[-3].startswith("dict (1 keys: session")
+
+
+def test_an_ended_thread_is_not_a_root_but_what_holds_it_is():
+    """A finished thread object is alive only through its referrers: the chain goes past it."""
+    import threading
+
+    import memory_probe
+
+    kept = _Holder()
+    thread = threading.Thread(target=lambda: None, name="ScriptRunner.scriptThread")
+    thread.start()
+    thread.join()
+    thread.ctx = kept
+    memory_probe._TEST_ROOT = [thread]
+    try:
+        chain = memory_probe.referrer_chain(kept)
+    finally:
+        del memory_probe._TEST_ROOT
+    assert chain is not None and chain[0] == "module memory_probe"
+    assert "Thread ScriptRunner.scriptThread (ended)" in chain
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallinfo2")
+def test_the_allocator_figures_are_read():
+    import memory_probe
+
+    glibc = memory_probe._glibc()
+    if glibc:  # glibc 2.33 or later
+        assert glibc["heap_mb"] >= glibc["in_use_mb"] > 0 and glibc["mmapped_blocks"] >= 0
+    pymalloc = memory_probe._pymalloc()
+    assert pymalloc["arenas"] >= 1 and 0 < pymalloc["in_use_mb"] <= pymalloc["arenas_mb"]
+
+
+def test_the_load_starts_the_server_as_the_class_launcher_does_unless_told_otherwise():
+    assert load_dashboard.server_environment({"PATH": "/bin"}) == {"PYTHONMALLOC": "malloc"}
+    assert load_dashboard.server_environment({"PATH": "/bin"}, plain=True) == {}
+    # An allocator chosen in the environment reaches the server unchanged (nothing added).
+    assert load_dashboard.server_environment({"PYTHONMALLOC": "pymalloc"}) == {}
