@@ -48,7 +48,7 @@ class Adagrad:
             self._mark = torch.zeros(len(param), dtype=torch.bool, device=param.device)
             self._slot = torch.zeros(len(param), dtype=torch.long, device=param.device)
         else:
-            # Reused every step: allocating two table-sized tensors per batch costs page faults.
+            # Reused every step rather than two table-sized allocations per batch.
             self._grad, self._denom = torch.zeros_like(param), torch.empty_like(param)
 
     def step(self, *parts: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -83,9 +83,10 @@ class Adagrad:
 
 #: A table with more rows than this many times the rows one batch updates in it is updated
 #: lazily. Both ways give bit-identical factors; only the cost differs: the dense update makes
-#: ~6 passes over the whole table per batch, the lazy one sorts and gathers the batch's rows,
-#: which costs more below ~1.5x and less above (docs/benchmarks.md, "BPR/WARP at scale"). At
-#: 8 x all sampled rows, the old threshold, a 10M dataset's user table took the dense path.
+#: ~6 passes over the whole table per batch, the lazy one finds, gathers and scatters the
+#: batch's rows, which costs more below ~1.5x and less above (docs/benchmarks.md, "BPR/WARP at
+#: scale"). At 8 x all sampled rows, the old threshold, a 10M dataset's user table took the
+#: dense path.
 LAZY_ROWS = 2
 
 
