@@ -10,8 +10,8 @@ How a user is re-scored from an arbitrary history is the model's own ``fold_in``
 implicit-ALS user solve with its own λ and alpha, Hu et al. 2008, what implicit's ``explain``
 uses), item2vec (the mean embedding) and itemknn (summed similarities: contributions are the
 similarities themselves); a ridge fold-in over the item vectors for the other factor models
-(BPR, WARP, SVD, MF-ALS, GMF, AutoRec, ACF); and for torch modules with user embedding tables
-(NeuMF, MLP, attention NeuMF) a Gauss-Newton fold-in on the model's log loss for the full
+(WARP, SVD, MF-ALS, AutoRec, ACF), BPR's own pairwise loss; and for torch modules with user
+embedding tables (GMF, NeuMF, MLP, attention NeuMF) a Gauss-Newton fold-in on the model's log loss for the full
 history, from which each variant takes one Newton step (approximate leave-one-out). Models
 without the ability (popularity, the feature-rich MLP, whose users are described by side
 features) have no "because you liked".
