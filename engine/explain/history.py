@@ -44,8 +44,6 @@ from engine.models.fold_in import (  # noqa: F401
     FOLD_IN_ALPHA,
     FOLD_IN_REGULARIZATION,
     NEURAL_L2,
-    NEURAL_NEGATIVE_SAMPLE,
-    NEURAL_NEGATIVES,
     NEURAL_NEWTON_ITERATIONS,
     SOLVE_CHUNK_FLOATS,
     ridge_fold_in,

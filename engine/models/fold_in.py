@@ -57,18 +57,13 @@ from engine.errors import AbilityError, ParameterError, UnknownIdError
 #: (BPR itself now folds in by its own loss, `PairwiseFoldIn`; the constants serve the others.)
 FOLD_IN_REGULARIZATION = 3.0
 FOLD_IN_ALPHA = 30.0
-#: Fold-in of torch modules (`NeuralFoldIn`): Gauss-Newton iterations, L2 on the user vector
-#: (``λ = NEURAL_L2 + NEURAL_L2_PER_ITEM / |history|``), the negatives' total weight per unit of
-#: positive weight (None: the model's own ``negatives``), and how many negatives (0: every item
-#: outside the history; otherwise a seeded sample of this many). Chosen on ML-100k validation
-#: items of held-out GMF users (docs/benchmarks.md, "Fold-in"): every unseen item at the model's
-#: own ratio kept 0.94 of in-training NDCG@10 at λ 0.1 and 1.01 at 0.05, against 0.89 for the
-#: former 200 sampled negatives at a total of 4; λ scaled with the history did no better.
+#: Fold-in of torch modules (`NeuralFoldIn`): Gauss-Newton evaluations at most, and the L2 on
+#: the user vector. Chosen on ML-100k validation items of held-out GMF users (docs/benchmarks.md,
+#: "Fold-in"): every unseen item as a negative at the model's own ratio kept 0.94 of in-training
+#: NDCG@10 at λ 0.1 and 1.01 at 0.05, against 0.89 for the former 200 sampled negatives at a
+#: total of 4; λ scaled with the history did no better.
 NEURAL_NEWTON_ITERATIONS = 16
 NEURAL_L2 = 0.05
-NEURAL_L2_PER_ITEM = 0.0
-NEURAL_NEGATIVES = None
-NEURAL_NEGATIVE_SAMPLE = 0
 #: The neural fold-in stops once a Newton step is below this (in every coordinate).
 NEURAL_TOLERANCE = 1e-5
 #: Pairwise fold-in: at most this many Newton iterations (it stops once a step is below
@@ -477,7 +472,7 @@ class NeuralFoldIn:
     def _fold_in_negatives(self) -> float:
         """``r``: the negatives' total weight per unit of positive weight (the model's own
         sampled negatives per positive)."""
-        return float(NEURAL_NEGATIVES if NEURAL_NEGATIVES is not None else getattr(self, "negatives", 4))
+        return float(getattr(self, "negatives", 4))
 
     def _fold_in(self, items, ratings):
         fold = _NeuralFold(self, None, items)
@@ -526,9 +521,6 @@ class _NeuralFold:
         if user is not None:
             excluded[model.seen_[user].indices] = True
         negatives = np.flatnonzero(~excluded)
-        if NEURAL_NEGATIVE_SAMPLE and len(negatives) > NEURAL_NEGATIVE_SAMPLE:
-            rng = np.random.default_rng(0 if user is None else user)
-            negatives = np.sort(rng.choice(negatives, size=NEURAL_NEGATIVE_SAMPLE, replace=False))
         self.n_hist, self.n_neg = len(hist), len(negatives)
         self.neg_total = model._fold_in_negatives()
         self.cand = torch.from_numpy(np.concatenate([hist, negatives]).astype(np.int64)).to(self.device)
@@ -556,10 +548,6 @@ class _NeuralFold:
             (jac,) = torch.autograd.grad(logits.sum(), rows)
         return logits.detach().double(), jac.double()
 
-    def l2(self, kept: torch.Tensor) -> torch.Tensor:
-        """λ of variants with `kept` positives each."""
-        return NEURAL_L2 + NEURAL_L2_PER_ITEM / torch.clamp(kept, min=1.0)
-
     def weights_labels(self, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Candidate weights and labels (V, C) of the variants `m` (V, n) over the history."""
         f64 = dict(device=self.device, dtype=torch.float64)
@@ -576,7 +564,7 @@ class _NeuralFold:
         point evaluated is returned."""
         ones = torch.ones(1, self.n_hist, device=self.device, dtype=torch.float64)
         w, y = self.weights_labels(ones)
-        w, y, lam = w[0], y[0], self.l2(ones.sum(1))[0]
+        w, y, lam = w[0], y[0], NEURAL_L2
         best, best_loss, step = self.start, math.inf, None
         x = self.start
         for _ in range(NEURAL_NEWTON_ITERATIONS):
@@ -600,10 +588,9 @@ class _NeuralFold:
         """Scores (V, T) of `targets` after one Newton step from `x` per variant of `masks`."""
         m = torch.from_numpy(np.asarray(masks, bool)).to(self.device).double()
         weights, labels = self.weights_labels(m)
-        lam = self.l2(m.sum(1))
         logits, jac = self.logits_and_jacobian(x)
         prob = torch.sigmoid(logits)
-        grad = (weights * (prob - labels)) @ jac + lam[:, None] * x  # (V, d)
+        grad = (weights * (prob - labels)) @ jac + NEURAL_L2 * x  # (V, d)
         curv = prob * (1 - prob)
         n = self.n_hist
         # The negatives' weights are the same in every variant: their curvature is summed once.
@@ -617,7 +604,7 @@ class _NeuralFold:
         for s in range(0, v, step):
             rows = slice(s, min(v, s + step))
             pos = weights[rows, :n] * curv[:n]
-            hess = shared + torch.einsum("vc,cd,ce->vde", pos, jac[:n], jac[:n]) + lam[rows, None, None] * self.eye
+            hess = shared + torch.einsum("vc,cd,ce->vde", pos, jac[:n], jac[:n]) + NEURAL_L2 * self.eye
             xv = x[None, :] - torch.linalg.solve(hess, grad[rows])
             with torch.no_grad():
                 out[rows] = self.batch_logits(xv, tgt).cpu().numpy()

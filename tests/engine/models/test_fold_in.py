@@ -254,7 +254,7 @@ def neural_objective(model, history, x):
     positive = torch.zeros(model.n_items_, dtype=torch.bool)
     positive[torch.as_tensor(history)] = True
     bce = torch.nn.functional.binary_cross_entropy_with_logits
-    lam = fi.NEURAL_L2 + fi.NEURAL_L2_PER_ITEM / len(history)
+    lam = fi.NEURAL_L2
     return (bce(logits[positive], torch.ones(len(history), dtype=torch.float64))
             + model.negatives * bce(logits[~positive], torch.zeros(int((~positive).sum()), dtype=torch.float64))
             + lam / 2 * x @ x)
