@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from engine.data.titles import natural_title
 from engine.errors import DatasetError, UnknownIdError, choices_hint, quoted
 
 INTERACTION_COLUMNS = ("user_idx", "item_idx", "rating", "timestamp")
@@ -123,12 +124,14 @@ class Dataset:
             ) from None
 
     def find_item(self, raw_id_or_title) -> int:
-        """Index of an item given its raw id or its exact title (case-insensitive)."""
+        """Index of an item given its raw id or its exact title (case-insensitive; MovieLens's own
+        "Matrix, The" finds the "The Matrix" the loaders show, `engine.data.titles`)."""
         key = str(raw_id_or_title)
         if key in self._item_index:
             return self._item_index[key]
-        lowered = self.items["title"].astype(str).str.lower()
-        hits = np.flatnonzero(lowered.to_numpy() == key.strip().lower())
+        lowered = self.items["title"].astype(str).str.lower().to_numpy()
+        wanted = {key.strip().lower(), natural_title(key.strip()).lower()}
+        hits = np.flatnonzero(np.isin(lowered, list(wanted)))
         if len(hits):
             return int(hits[0])
         raise UnknownIdError(

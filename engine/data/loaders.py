@@ -28,6 +28,7 @@ from engine import config
 from engine.data.dataset import Dataset, from_frames
 from engine.data.delimited import _UTF8, _check_header, _read_table, _require_dir, _require_file, _Table
 from engine.data.synthetic import synthetic_interactions
+from engine.data.titles import natural_title
 from engine.data.images import attach_images, images_folder, split_spec
 from engine.data.visual import load_visual, load_visual_synthetic
 from engine.errors import DatasetError, choices_hint
@@ -143,6 +144,11 @@ def _title_year(titles: pd.Series) -> pd.Series:
     return pd.to_numeric(titles.astype(str).str.extract(_TITLE_YEAR, expand=False), errors="coerce")
 
 
+def _natural_titles(titles: pd.Series) -> pd.Series:
+    """MovieLens titles with their trailing articles back in front (`engine.data.titles`)."""
+    return titles.astype(str).map(natural_title)
+
+
 def _require_rows(df: pd.DataFrame, path: Path) -> None:
     if len(df) == 0:
         raise DatasetError(f"{path.name}: no interactions in the file")
@@ -172,6 +178,7 @@ def load_movielens_dslabs(_argument, spec: str) -> Dataset:
         }
     )
     items = df[["movieId", "title", "genres", "year"]].rename(columns={"movieId": "item_id"})
+    items["title"] = _natural_titles(items["title"])
     return from_frames(spec, ratings, items.drop_duplicates("item_id"))
 
 
@@ -199,7 +206,7 @@ def load_ml100k(path: Path, spec: str) -> Dataset:
     items = pd.DataFrame(
         {
             "item_id": raw["item_id"],
-            "title": raw["title"],
+            "title": _natural_titles(raw["title"]),
             "genres": _join_flags(flags, genres),
             "year": year,
             "release_date": raw["release_date"],
@@ -294,6 +301,7 @@ def _read_ml1m_movies(path: Path) -> pd.DataFrame:
         genres.append(genre.strip())
     items = pd.DataFrame({"item_id": ids, "title": titles, "genres": genres})
     items["year"] = _title_year(items["title"])
+    items["title"] = _natural_titles(items["title"])
     return items
 
 
@@ -305,8 +313,9 @@ def load_ml_latest(path: Path, spec: str) -> Dataset:
     """MovieLens "latest" CSV format: ml-latest(-small), ml-20m, ml-25m, ml-32m.
 
     ``ratings.csv`` (userId,movieId,rating,timestamp) and ``movies.csv`` (movieId,title,genres
-    with ``A|B|C``). The year is parsed from the title's trailing ``(1995)``; titles keep their
-    text. Explicit dtypes keep ML-32M's 32 million ratings at about 20 bytes each.
+    with ``A|B|C``). The year is parsed from the title's trailing ``(1995)``; a trailing article
+    moves back in front ("Matrix, The (1999)" -> "The Matrix (1999)", `engine.data.titles`).
+    Explicit dtypes keep ML-32M's 32 million ratings at about 20 bytes each.
     """
     fmt = spec.partition(":")[0]
     _require_dir(path, fmt, _ML_LATEST_NEEDS)
@@ -322,6 +331,7 @@ def load_ml_latest(path: Path, spec: str) -> Dataset:
     items = _read_table(path / "movies.csv", _Table(movie_columns, ("id", "str", "str"), ",", header=True))
     items = items.rename(columns={"movieId": "item_id"})
     items["year"] = _title_year(items["title"])
+    items["title"] = _natural_titles(items["title"])
     return from_frames(spec, ratings, items)
 
 

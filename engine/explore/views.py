@@ -172,7 +172,7 @@ def because_text(dataset: Dataset, reasons: Sequence[tuple[int, float]]) -> str:
     """``"because you liked A; B; C"`` from ``(history_item_idx, contribution)`` pairs, in the
     given order; empty when there are none. Items with a contribution <= 0 are left out: they
     did not push the recommendation up. Semicolons, because titles hold commas
-    (``"Godfather, The"``)."""
+    (``"Good, the Bad and the Ugly"``)."""
     titles = [dataset.title(i) for i, value in reasons if value > 0]
     return f"because you liked {'; '.join(titles)}" if titles else ""
 
