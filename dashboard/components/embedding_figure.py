@@ -12,6 +12,13 @@ LOG_SCALE = {"popularity", "activity"}  # long-tailed counts: a log colour scale
 MARK_COLOUR = "crimson"
 
 
+def count_ticks(largest: float) -> np.ndarray:
+    """Colour-bar ticks for a count drawn on a log scale: 0, 1, 3, 10, 30, 100, ... up to
+    `largest`, so the bar reads in ratings rather than in logarithms."""
+    steps = [m * 10**e for e in range(15) for m in (1, 3)]
+    return np.array([0] + [t for t in steps if t <= max(largest, 1)], np.int64)
+
+
 def palette(n: int) -> list[str]:
     colours = plotly.colors.qualitative.Plotly + plotly.colors.qualitative.Alphabet
     return [colours[i % len(colours)] for i in range(n)]
@@ -72,11 +79,14 @@ def build_figure(coords, labels, values, colour: str, marks: list[dict], axis_ti
     else:
         numeric = np.asarray(values, np.float64)
         known = np.isfinite(numeric)
-        shown = np.log10(1 + numeric) if colour in LOG_SCALE else numeric
-        title = f"log10(1 + {colour})" if colour in LOG_SCALE else colour
-        marker = {"size": size, "color": shown[known], "colorscale": "Viridis", "opacity": 0.75,
-                  "colorbar": {"title": {"text": title, "side": "right"}, "thickness": 12, "x": 1.0,
-                               "xanchor": "left"}}  # fmt: skip
+        bar = {"title": {"text": colour, "side": "right"}, "thickness": 12, "x": 1.0, "xanchor": "left"}
+        shown = numeric
+        if colour in LOG_SCALE:
+            shown = np.log10(1 + numeric)
+            ticks = count_ticks(numeric[known].max() if known.any() else 0)
+            bar.update(title={"text": f"{colour} (log scale)", "side": "right"}, tickvals=np.log10(1 + ticks).tolist(),
+                       ticktext=[f"{t:,}" for t in ticks])  # fmt: skip
+        marker = {"size": size, "color": shown[known], "colorscale": "Viridis", "opacity": 0.75, "colorbar": bar}
         fig.add_trace(points(known, name=colour, marker=marker, showlegend=False))
         if (~known).any():
             fig.add_trace(points(~known, name=f"unknown {colour}", marker={"size": size, "color": "lightgrey"}))

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from dashboard.components.embedding_figure import count_ticks
 from tests.dashboard import pages
 
 PAGE = "app_pages/embeddings.py"
@@ -98,7 +99,11 @@ def test_url_state_reopens_the_view_and_colour_options(trained_app):
     at.run()
     traces = chart(at)["data"]
     assert len(traces) == 1 and traces[0]["type"] == "scattergl"
-    assert traces[0]["marker"]["colorbar"]["title"]["text"] == "log10(1 + popularity)"
+    bar = traces[0]["marker"]["colorbar"]
+    # a log colour scale that reads in counts, not in logarithms
+    assert bar["title"]["text"] == "popularity (log scale)"
+    assert bar["ticktext"][:4] == ["0", "1", "3", "10"]
+    assert np.allclose(bar["tickvals"][:4], np.log10(1 + np.array([0, 1, 3, 10])))
     assert at.query_params["projection"] == "pca-2d" and at.query_params["color"] == "popularity"
     assert "k" not in at.query_params
 
@@ -220,3 +225,11 @@ def test_hostile_numbers_in_the_url_fall_back_before_computing(trained_app, monk
     at = open_page(trained_app, models=str(run_of(None, "bpr")["id"]), **query)
     assert not at.exception, at.exception
     assert asked == [expected]
+
+
+@pytest.mark.parametrize("largest", [0, 1, 2, 5, 30, 341, 2400])
+def test_count_ticks_reach_the_largest_count_in_1_3_10_steps(largest):
+    ticks = count_ticks(largest).tolist()
+    assert ticks[:2] == [0, 1] and ticks == sorted(set(ticks))
+    assert ticks[-1] <= max(largest, 1) < ticks[-1] * 10 / 3 + 1  # the top tick is within one step of the top
+    assert all(str(t)[0] in "13" and set(str(t)[1:]) <= {"0"} for t in ticks[1:])
