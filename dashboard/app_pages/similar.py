@@ -75,9 +75,11 @@ with head[1]:
 
 # Rank and similarity come first, at fixed narrow widths: after a wide title column, three
 # tables side by side cut the similarity at their right edge, leaving "0" of "0.934" in view.
+# The title takes the room that is left (a medium one cut "Star Wars: Episode V - The Empire
+# Strikes Back" to "Star Wars: Episode V - The Empire"); the genres, read last, may scroll.
 CONFIG = {
     "rank": st.column_config.NumberColumn("#", width=40),
-    "title": st.column_config.TextColumn("title", width="medium"),
+    "title": st.column_config.TextColumn("title", width="large"),
     "poster": st.column_config.ImageColumn("", width="small"),
     "year": st.column_config.NumberColumn("year", format="%d"),
     "score": st.column_config.NumberColumn("similarity", format="%.3f", width=80,
