@@ -10,6 +10,8 @@ What it times, each from the user's action to the view rendered in headless Chro
 - user switch: on the User explorer with three models already loaded, typing another user id
   (+ Enter) until all three recommendation lists on screen have changed ("lists"), and until
   the page is idle including the "because you liked" explanations ("idle").
+- a pick on Be the user: with three models' lists on screen, choosing one more title in "Items
+  you like" until all three lists on screen have changed ("lists") and until the page is idle.
 - PCA: opening the Embeddings page of a model by URL, and switching 2D -> 3D on the page.
 - UMAP of the ~9k items: the first time (with its progress box), again from the in-memory
   cache, and after restarting the app (read from the disk cache, model loaded again).
@@ -58,6 +60,18 @@ LISTS_SHOWN = """([user, before]) => {
   });
 }"""
 LIST_TEXTS = """() => [...document.querySelectorAll('[class*="st-key-users_list_"]')].map(l => l.innerText)"""
+# The same for Be the user's lists: all redrawn by this run, each with new text.
+PICK_LISTS = """(before) => {
+  const lists = [...document.querySelectorAll('[class*="st-key-be_user_list_"]')];
+  if (lists.length < before.length || lists.length === 0) return false;
+  return lists.every((l, i) => {
+    const now = l.innerText;
+    return l.querySelector('[data-stale="true"]') === null && now.length > 0 && now !== before[i];
+  });
+}"""
+PICK_TEXTS = """() => [...document.querySelectorAll('[class*="st-key-be_user_list_"]')].map(l => l.innerText)"""
+FIRST_PICK = "260"  # Star Wars: Episode IV - A New Hope, in the link; then one title at a time:
+PICKS = ["Toy Story", "The Matrix", "Fargo", "Jurassic Park", "Pulp Fiction", "Forrest Gump"]
 # True once the Embeddings caption names the projection (e.g. "; UMAP 2D ") and Plotly has
 # drawn it: the 2D chart's x-axis title starts with `axis` ("PC1", "UMAP 1"); a 3D chart has its
 # WebGL scene (whose axis titles are not in the DOM).
@@ -140,6 +154,31 @@ def measure_user_switch(page, url: str, models: str) -> list[dict]:
     return out
 
 
+def measure_picks(page, url: str, models: str) -> list[dict]:
+    """Each further title picked on Be the user, until the three lists have changed and until
+    the page is idle (the first pick warms up: the models load then)."""
+    page.goto(f"{url}/be_user?{urlencode({'models': models, 'picks': FIRST_PICK})}")
+    wait_for_title(page, "Be the user", timeout_ms=120_000)
+    page.wait_for_function(PICK_LISTS, arg=[""] * 3, polling="raf", timeout=300_000)
+    wait_idle(page)
+    box = page.get_by_test_id("stMain").get_by_role("combobox", name="Items you like")
+    out = []
+    for n, title in enumerate(PICKS):
+        box.click()
+        box.fill(title)
+        option = page.get_by_role("option", name=title, exact=True)
+        option.wait_for(timeout=60_000)
+        before = page.evaluate(PICK_TEXTS)
+        start = time.perf_counter()
+        option.click()
+        page.wait_for_function(PICK_LISTS, arg=before, polling="raf", timeout=120_000)
+        lists = time.perf_counter() - start
+        wait_idle(page)
+        if n:  # the first one warms up
+            out.append({"pick": title, "lists_s": lists, "idle_s": time.perf_counter() - start})
+    return out
+
+
 def click_radio(page, label: str):
     return lambda: page.get_by_test_id("stMain").locator("label", has_text=label).filter(visible=True).first.click()
 
@@ -205,6 +244,10 @@ def main(argv=None) -> int:
             results["user_switch"] = switches
             print("user switch, 3 models (lists changed / page idle):",
                   ", ".join(f"{s['lists_s']:.2f}/{s['idle_s']:.2f}" for s in switches), "s", flush=True)
+            picks = measure_picks(page, server.url, three)
+            results["be_user_pick"] = picks
+            print("be the user, one more pick, 3 models (lists changed / page idle):",
+                  ", ".join(f"{p['lists_s']:.2f}/{p['idle_s']:.2f}" for p in picks), "s", flush=True)
             emb = measure_embeddings(page, server.url, ids["als"])
             results["embeddings"] = emb
             for name, value in emb.items():
@@ -226,6 +269,8 @@ def main(argv=None) -> int:
         "startup_median_s": statistics.median(s["rendered_s"] for s in starts) if starts else None,
         "user_switch_lists_median_s": statistics.median(lists),
         "user_switch_idle_median_s": statistics.median(s["idle_s"] for s in results["user_switch"]),
+        "be_user_pick_lists_median_s": statistics.median(p["lists_s"] for p in results["be_user_pick"]),
+        "be_user_pick_idle_median_s": statistics.median(p["idle_s"] for p in results["be_user_pick"]),
     }
     print(json.dumps(results["summary"]))
     if args.json:
