@@ -67,9 +67,9 @@ class Adagrad:
         g = torch.zeros((len(rows),) + self.param.shape[1:], dtype=self.param.dtype, device=self.param.device)
         g.index_add_(0, inverse, grads)
         sum_sq = self.sum_sq.index_select(0, rows).addcmul_(g, g)
-        self.sum_sq.index_copy_(0, rows, sum_sq)
+        _copy_rows(self.sum_sq, rows, sum_sq)
         param = self.param.index_select(0, rows).addcdiv_(g, sum_sq.sqrt_().add_(self.eps), value=-self.learning_rate)
-        self.param.index_copy_(0, rows, param)
+        _copy_rows(self.param, rows, param)
 
     def _touched(self, every: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``torch.unique(every, return_inverse=True)``: the distinct rows, sorted, and where
@@ -79,6 +79,17 @@ class Adagrad:
         self._mark.index_fill_(0, rows, False)
         self._slot.index_copy_(0, rows, torch.arange(len(rows), device=rows.device))
         return rows, self._slot.index_select(0, every)
+
+
+def _copy_rows(table: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> None:
+    """``table.index_copy_(0, rows, values)``, moving each row as 16-byte elements where the
+    rows allow it: index_copy_ costs per element, not per row, so the same bytes in 4x fewer
+    elements cost ~40% less (the lazy update's two scatters were ~10% of a BPR batch at 10M)."""
+    row_bytes = table[0].numel() * table.element_size() if len(table) else 0
+    wide = row_bytes % 16 == 0 and table.storage_offset() * table.element_size() % 16 == 0
+    if wide and table.dim() == 2 and table.is_contiguous() and values.is_contiguous():
+        table, values = table.view(torch.complex128), values.view(torch.complex128)  # a bit copy, no arithmetic
+    table.index_copy_(0, rows, values)
 
 
 #: A table with more rows than this many times the rows one batch updates in it is updated
@@ -259,8 +270,11 @@ class SampledMF(RidgeFoldIn, Recommender):
         def step(epoch: int) -> float:
             # Sampling in user order (as the positives come) keeps the binary searches in cache.
             neg = sampler.sample(users_np, self.n_negatives(), rng)
-            order = rng.permutation(len(users_np))
-            users_t, items_t, neg_t = (torch.from_numpy(a[order]).to(device) for a in (users_np, items_np, neg))
+            # torch's index_select shuffles these arrays in about half the time of numpy's a[order].
+            order = torch.from_numpy(rng.permutation(len(users_np)))
+            users_t, items_t, neg_t = (
+                torch.from_numpy(a).index_select(0, order).to(device) for a in (users_np, items_np, neg)
+            )
             total = torch.zeros((), dtype=torch.float64, device=device)
             for s in range(0, len(users_t), batch_size):
                 batch = slice(s, s + batch_size)

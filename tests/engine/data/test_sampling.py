@@ -129,3 +129,21 @@ def test_cuda_sampling_stays_on_device(ml100k_sampler):
     neg = sampler.sample(users, 4, torch.Generator(device="cuda").manual_seed(0))
     assert neg.device.type == "cuda"
     _assert_no_positive(train, train.user_idx, neg.cpu().numpy())
+
+
+def test_numpy_draw_is_the_rank_th_unseen_item():
+    # The numpy path draws a rank per negative from the seeded generator and maps it to that
+    # rank's unseen item (the search runs in torch): check the mapping against a plain loop,
+    # so a seed keeps giving the same negatives whatever does the search.
+    rng = np.random.default_rng(3)
+    dense = rng.random((40, 30)) < 0.4
+    dense[0] = True  # a user who has seen everything
+    sampler = NegativeSampler(sp.csr_matrix(dense.astype(np.float32)))
+    users = np.tile(np.arange(40), 5)
+    neg = sampler.sample(users, 3, np.random.default_rng(11))
+    allowed = 30 - dense.sum(1)[users]
+    rank = np.random.default_rng(11).integers(0, np.maximum(allowed, 1)[:, None], size=(len(users), 3), dtype=np.int64)
+    expected = np.array([[np.flatnonzero(~dense[u])[r] if allowed[i] else NO_NEGATIVE for r in rank[i]]
+                         for i, u in enumerate(users)])
+    assert isinstance(neg, np.ndarray) and neg.dtype == np.int64
+    assert np.array_equal(neg, expected)

@@ -133,16 +133,17 @@ def test_adagrad_by_hand_and_lazy_equals_dense():
     torch.testing.assert_close(dense.param[[2, 4]], start[[2, 4]], rtol=0, atol=0)
 
 
-def test_lazy_and_dense_steps_stay_bit_identical_when_the_touched_rows_change():
+@pytest.mark.parametrize("width", [4, 3, 64])  # 16-byte rows are scattered as wide elements, 12-byte ones not
+def test_lazy_and_dense_steps_stay_bit_identical_when_the_touched_rows_change(width):
     """The dense step reuses its gradient buffer and the lazy one a row mask: a step must not
     carry a gradient into the next, whatever rows the next one touches."""
     gen = torch.Generator().manual_seed(2)
-    start = torch.randn(50, 4, generator=gen)
+    start = torch.randn(50, width, generator=gen)
     dense, lazy = Adagrad(start.clone(), 0.1, lazy=False), Adagrad(start.clone(), 0.1, lazy=True)
     untouched = torch.ones(50, dtype=torch.bool)
     for _ in range(6):
         rows = torch.randint(0, 40, (12,), generator=gen)  # repeats within and across the parts
-        grad = torch.randn(12, 4, generator=gen)
+        grad = torch.randn(12, width, generator=gen)
         untouched[rows] = False
         for opt in (dense, lazy):
             opt.step((rows[:5], grad[:5]), (rows[5:], grad[5:]))
