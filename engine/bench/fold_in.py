@@ -7,7 +7,10 @@ training interactions (`Recommender.fold_in`, ratings given) and ranked on their
 the one protocol (`engine.evaluation.evaluate`: every item but the user's training and
 validation items is a candidate). The same users are evaluated the same way under a second fit
 on the full training split, same parameters and seed: ``ratio = fold-in NDCG@10 / in-training
-NDCG@10`` says what folding in costs them.
+NDCG@10`` says what folding in costs them. That cost has two parts, told apart by folding the
+same users into the second fit too (the one that trained on them): ``same_fit_ndcg_ratio`` is
+the fold-in's own cost with the item side unchanged (1 for an exact fold-in), and what is left,
+``ndcg_ratio / same_fit_ndcg_ratio``, is what the items lose by being trained without the users.
 
 The two arms are two different fits, so each model's training randomness is in the ratio on top
 of the test noise of a few hundred users. With ``seeds=n`` every fit (with and without the users,
@@ -290,6 +293,15 @@ def _arms(folded: list[dict], trained: list[dict]) -> dict:
             "ndcg_ratio_ci95": ratio_interval(f["ndcg@10"], t["ndcg@10"]), PER_USER: f["ndcg@10"]}
 
 
+def _same_fit(same: dict[str, np.ndarray], trained: dict[str, np.ndarray]) -> dict:
+    """The users folded into the fit that trained on them, against that fit's own scores of them:
+    the fold-in's own cost, the item side unchanged. The full ratio is this one times what the
+    items lose by being trained without the users (``ndcg_ratio / same_fit_ndcg_ratio``)."""
+    mean = {m: float(same[m].mean()) for m in METRICS}
+    return {"same_fit_fold_in_metrics": mean, "same_fit_ndcg_ratio": _ratio(mean["ndcg@10"], trained["ndcg@10"].mean()),
+            "same_fit_ndcg_ratio_ci95": ratio_interval(same["ndcg@10"], trained["ndcg@10"])}
+
+
 def _reduced(splits: DataSplits, users: np.ndarray) -> DataSplits:
     return DataSplits(*(without_users(s, users) for s in splits))
 
@@ -297,8 +309,8 @@ def _reduced(splits: DataSplits, users: np.ndarray) -> DataSplits:
 def fold_in_row(name: str, splits: DataSplits, groups: list[np.ndarray], *, seeds: int = 1, protocol: str = "full",
                 latency_histories: list[np.ndarray] | None = None, log: Log | None = None) -> dict:
     """One engine model: per group and seed, fitted without the group's users, who are then
-    folded in; and once per seed fitted on everyone (in training). Each user's metrics are
-    averaged over the seeds. With `latency_histories`, also the `fold_in_latency` of the first
+    folded in; and once per seed fitted on everyone (in training), into which they are also
+    folded (``same_fit_*``). Each user's metrics are averaged over the seeds. With `latency_histories`, also the `fold_in_latency` of the first
     model fitted without the first group."""
 
     log = log or (lambda line: None)
@@ -325,13 +337,18 @@ def fold_in_row(name: str, splits: DataSplits, groups: list[np.ndarray], *, seed
     row["params"] = build_model(*parse_spec(specs[0])).get_params()
     row["fold_in_seconds_per_user"] = fold_seconds / (len(specs) * sum(len(u) for u in groups))
     log(f"fold-in bench: {name} with every user in training ...")
-    in_training, fit_with = [], []
+    in_training, same_fit, fit_with = [], [], []
     for spec in specs:
         trained = build_model(*parse_spec(spec)).fit(splits.train, val=splits.val)
         fit_with.append(trained)
         in_training.append([evaluate_users(trained, splits, users, protocol=protocol) for users in groups])
+        same_fit.append([evaluate_folded(folded_rows(trained, _histories(splits.train, users)), splits, users,
+                                         protocol=protocol) for users in groups])
     row["seeds"] = _seeds_of(fit_with)
-    row.update(_arms(folded, [_seed_mean([per_seed[g] for per_seed in in_training]) for g in range(len(groups))]))
+    in_training = [_seed_mean([per_seed[g] for per_seed in in_training]) for g in range(len(groups))]
+    row.update(_arms(folded, in_training))
+    row.update(_same_fit(_pooled([_seed_mean([per_seed[g] for per_seed in same_fit]) for g in range(len(groups))]),
+                         _pooled(in_training)))
     row["fit_seconds"] = {"without": statistics.fmean(fit_without),
                           "with": statistics.fmean(f.fit_seconds_ for f in fit_with)}
     return row
@@ -494,10 +511,13 @@ def format_fold_in_report(report: dict) -> str:
             "model": r["model"], "source": r["source"], "seeds": _seed_range(r.get("seeds")),
             "ndcg@10 folded": f["ndcg@10"], "ndcg@10 trained": t["ndcg@10"], "ndcg ratio": r["ndcg_ratio"],
             "95% interval": "-" if not r.get("ndcg_ratio_ci95") else "{:.2f}-{:.2f}".format(*r["ndcg_ratio_ci95"]),
+            "same-fit ratio": r.get("same_fit_ndcg_ratio"),
             "recall@10 folded": f["recall@10"], "recall@10 trained": t["recall@10"], "recall ratio": r["recall_ratio"],
             "latency ms": None if latency is None else latency["median_ms"], "note": r.get("note", ""),
         })
-    columns = ["model", "source", *(["seeds"] if len(seeds) > 1 else []), "ndcg@10 folded", "ndcg@10 trained", "ndcg ratio", "95% interval",
+    same_fit = any("same_fit_ndcg_ratio" in r for r in report["rows"])
+    columns = ["model", "source", *(["seeds"] if len(seeds) > 1 else []), "ndcg@10 folded", "ndcg@10 trained",
+               "ndcg ratio", "95% interval", *(["same-fit ratio"] if same_fit else []),
                "recall@10 folded", "recall@10 trained", "recall ratio"]
     if any(r.get("latency") for r in report["rows"]):
         columns.append("latency ms")
@@ -508,6 +528,9 @@ def format_fold_in_report(report: dict) -> str:
         interval = "" if not c.get("ndcg_ratio_ci95") else " (95% interval {:.2f}-{:.2f})".format(*c["ndcg_ratio_ci95"])
         lines.append(f"{c['engine']} fold-in / {c['peer']} recalculate_user, ndcg@10: "
                      f"{c['engine_ndcg@10']:.4f} / {c['peer_ndcg@10']:.4f} = {c['ndcg_ratio']:.2f}{interval}")
+    if same_fit:
+        lines.append("same-fit ratio: the users folded into the fit that trained on them, over that fit's own NDCG@10 "
+                     "(the fold-in's own cost; the rest of the ratio is the items trained without them)")
     cold = report.get("cold_items")
     if cold:
         lines.append(f"items no one else trained (no learned factors once a group is held out): "

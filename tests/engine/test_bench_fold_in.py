@@ -328,3 +328,39 @@ def test_the_report_counts_the_cold_items(tiny):
     report = fib.run_fold_in_bench(tiny, 0.25, models=["popularity"], peers=False)
     assert report["cold_items"]["history_rows"] > 0 and report["cold_items"]["users"] == 10
     assert "items no one else trained" in fib.format_fold_in_report(report)
+
+
+# ---- the fold-in's own cost: the users folded into the fit that trained on them ---------------
+def test_same_fit_arm_folds_the_users_into_the_fit_that_trained_them(splits, monkeypatch):
+    groups = fib.held_out_groups(splits, 0.25, groups=2)
+    held = set(np.concatenate(groups).tolist())
+    trained_on, folded_into = {}, []
+    fit, fold_in = Recommender.fit, Recommender.fold_in
+
+    def spy_fit(self, train, *, val=None, callback=None):
+        trained_on[id(self)] = held <= set(np.unique(train.user_idx).tolist())
+        return fit(self, train, val=val, callback=callback)
+
+    def spy_fold_in(self, items, ratings=None):
+        folded_into.append(trained_on[id(self)])
+        return fold_in(self, items, ratings)
+
+    monkeypatch.setattr(Recommender, "fit", spy_fit)
+    monkeypatch.setattr(Recommender, "fold_in", spy_fold_in)
+    row = fib.fold_in_row(ALS, splits, groups, seeds=2)
+    # Each held-out user is folded in once per seed into a fit without them, once into one with them.
+    assert folded_into.count(False) == folded_into.count(True) == 2 * len(held)
+    assert row["same_fit_ndcg_ratio"] == pytest.approx(
+        row["same_fit_fold_in_metrics"]["ndcg@10"] / row["in_training_metrics"]["ndcg@10"])
+    low, high = row["same_fit_ndcg_ratio_ci95"]
+    assert low <= row["same_fit_ndcg_ratio"] <= high
+
+
+def test_an_exact_fold_in_costs_nothing_in_the_same_fit(tiny, splits):
+    """Popularity's fold-in is exact (its scores ignore the history): the same-fit arm is the
+    in-training arm, user by user, so its ratio is 1 with no width."""
+    report = fib.run_fold_in_bench(tiny, 0.25, models=["popularity"], groups=2, peers=False)
+    (row,) = report["rows"]
+    assert row["same_fit_fold_in_metrics"] == row["in_training_metrics"]
+    assert row["same_fit_ndcg_ratio"] == 1.0 and row["same_fit_ndcg_ratio_ci95"] == [1.0, 1.0]
+    assert "same-fit ratio" in fib.format_fold_in_report(report)
