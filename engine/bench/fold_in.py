@@ -254,8 +254,9 @@ def _seeds_of(fits: list[Recommender]) -> list[int] | None:
 def cold_items(splits: DataSplits, groups: list[np.ndarray]) -> dict:
     """How many of the held-out users' items no one else trained: items whose only training rows
     are the held-out group's, so a model fitted without the group has no learned factors for
-    them (they stay at their initial values) while the in-training fit has. A structural cost of
-    folding in, the same for every model: ``{"history_rows", "history_rows_cold",
+    them (they stay at their initial values). The in-training fit has them for a history item;
+    a cold test item is trained there only if another held-out user has it in their history.
+    A structural cost of folding in, the same for every model: ``{"history_rows", "history_rows_cold",
     "users_with_cold_history", "test_items", "test_items_cold", "users"}``, summed over the
     groups (each group against its own reduced training split)."""
     totals = dict.fromkeys(("history_rows", "history_rows_cold", "users_with_cold_history", "test_items",
@@ -310,8 +311,9 @@ def fold_in_row(name: str, splits: DataSplits, groups: list[np.ndarray], *, seed
                 latency_histories: list[np.ndarray] | None = None, log: Log | None = None) -> dict:
     """One engine model: per group and seed, fitted without the group's users, who are then
     folded in; and once per seed fitted on everyone (in training), into which they are also
-    folded (``same_fit_*``). Each user's metrics are averaged over the seeds. With `latency_histories`, also the `fold_in_latency` of the first
-    model fitted without the first group."""
+    folded (``same_fit_*``). Each user's metrics are averaged over the seeds. With
+    `latency_histories`, also the `fold_in_latency` of the first model fitted without the first
+    group."""
 
     log = log or (lambda line: None)
     base, params = parse_spec(name)
