@@ -366,12 +366,12 @@ def _bench_fold_in(args, models) -> int:
 
     if args.fold_in is None:
         raise ParameterError("--fold-in-latency and --fold-in-groups go with --fold-in FRACTION")
-    for given, flag in ((args.memory, "--memory"), (args.seeds != 1, "--seeds"), (args.background_load, "--background-load")):
+    for given, flag in ((args.memory, "--memory"), (args.background_load, "--background-load")):
         if given:
             raise ParameterError(f"{flag} is not available with --fold-in")
     report = run_fold_in_bench(args.dataset, args.fold_in, models=models, protocol=args.protocol, peers=not args.no_peers,
-                               latency=args.fold_in_latency, groups=args.fold_in_groups, data_dir=args.data_dir,
-                               log=_err)
+                               latency=args.fold_in_latency, groups=args.fold_in_groups, seeds=args.seeds,
+                               data_dir=args.data_dir, log=_err)
     if args.json:
         print_json(report)
     else:
@@ -593,7 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", choices=("full", "sampled"), default="full")
     p.add_argument("--no-peers", action="store_true")
     p.add_argument("--memory", action="store_true", help="train each model in a fresh process and report its peak RSS")
-    p.add_argument("--seeds", type=int, default=1, help="fit seeded models with seeds 0..N-1 and report mean ± sd (default 1)")
+    p.add_argument("--seeds", type=int, default=1, help="fit seeded models with seeds 0..N-1 and report mean ± sd (default 1); with --fold-in, "
+                   "each user's metrics are averaged over the seeds before the ratios")
     p.add_argument("--background-load", type=int, default=0, metavar="N",
                    help="run N busy processes beside the fits, to measure a shared machine (default 0); "
                    "threads: RECSYS_THREADS, OMP_WAIT_POLICY (see engine/threads.py)")

@@ -7,7 +7,15 @@ training interactions (`Recommender.fold_in`, ratings given) and ranked on their
 the one protocol (`engine.evaluation.evaluate`: every item but the user's training and
 validation items is a candidate). The same users are evaluated the same way under a second fit
 on the full training split, same parameters and seed: ``ratio = fold-in NDCG@10 / in-training
-NDCG@10`` says what folding in costs them.
+NDCG@10`` says what folding in costs them. That cost has two parts, told apart by folding the
+same users into the second fit too (the one that trained on them): ``same_fit_ndcg_ratio`` is
+the fold-in's own cost with the item side unchanged (1 for an exact fold-in), and what is left,
+``ndcg_ratio / same_fit_ndcg_ratio``, is what the items lose by being trained without the users.
+
+The two arms are two different fits, so each model's training randomness is in the ratio on top
+of the test noise of a few hundred users. With ``seeds=n`` every fit (with and without the users,
+the peer's too) is made with seeds 0 .. n-1 and each user's metrics are averaged over the seeds
+before the ratio and its interval are taken.
 
 The peer is implicit's ALS: fitted without the removed users, it folds them in with its own
 ``recommend(..., recalculate_user=True)`` (`engine.bench.peers.ImplicitALS.recalculated_scores`).
@@ -32,7 +40,7 @@ from engine.data.split import Split
 from engine.errors import EngineError, ParameterError, choices_hint
 from engine.evaluation import rank_targets, user_metrics
 from engine.bench.peers import PEERS, peer_params
-from engine.bench.runner import load_peers, parse_spec
+from engine.bench.runner import MAX_SEEDS, load_peers, parse_spec, seeded_specs
 from engine.runs.experiment import build_model, check_protocol, get_dataset, make_splits
 from engine.models.base import Recommender
 from engine.models.registry import MODELS
@@ -217,6 +225,57 @@ def fold_in_latency(model: Recommender, histories: list[np.ndarray], *, k: int =
     return {"median_ms": statistics.median(times), "p90_ms": float(np.percentile(times, 90)), "histories": len(times)}
 
 
+# ---- seeds ---------------------------------------------------------------------------------
+def check_seeds(seeds) -> int:
+    """`seeds` as a whole number from 1 to `MAX_SEEDS`, or a one-line error."""
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or not 1 <= seeds <= MAX_SEEDS:
+        raise ParameterError(f"--seeds must be a whole number from 1 to {MAX_SEEDS}, got {seeds!r}")
+    return int(seeds)
+
+
+def _seed_specs(name: str, seeds: int) -> list[str]:
+    """`name` once per seed 0 .. seeds-1 (``random_state`` set), or once for a model without a
+    ``random_state`` or with one seed (its default seed, 0 for every registered model)."""
+    return [spec for spec, _ in seeded_specs(name, seeds, {})]
+
+
+def _seed_mean(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Each user's metrics averaged over the fits of several seeds (same users, same order)."""
+    return {m: np.mean([p[m] for p in parts], axis=0) for m in METRICS}
+
+
+def _seeds_of(fits: list[Recommender]) -> list[int] | None:
+    """The ``random_state`` of each fit, or None for a model that has none."""
+    states = [f.get_params().get("random_state") for f in fits]
+    return None if any(s is None for s in states) else [int(s) for s in states]
+
+
+# ---- cold items ------------------------------------------------------------------------------
+def cold_items(splits: DataSplits, groups: list[np.ndarray]) -> dict:
+    """How many of the held-out users' items no one else trained: items whose only training rows
+    are the held-out group's, so a model fitted without the group has no learned factors for
+    them (they stay at their initial values). The in-training fit has them for a history item;
+    a cold test item is trained there only if another held-out user has it in their history.
+    A structural cost of folding in, the same for every model: ``{"history_rows", "history_rows_cold",
+    "users_with_cold_history", "test_items", "test_items_cold", "users"}``, summed over the
+    groups (each group against its own reduced training split)."""
+    totals = dict.fromkeys(("history_rows", "history_rows_cold", "users_with_cold_history", "test_items",
+                            "test_items_cold", "users"), 0)
+    for users in groups:
+        trained = np.zeros(splits.train.n_items, dtype=bool)
+        trained[without_users(splits.train, users).item_idx] = True
+        history = splits.train.subset(np.isin(splits.train.user_idx, users))
+        test = splits.test.subset(np.isin(splits.test.user_idx, users))
+        cold_rows = ~trained[history.item_idx]
+        totals["history_rows"] += len(history)
+        totals["history_rows_cold"] += int(cold_rows.sum())
+        totals["users_with_cold_history"] += len(np.unique(history.user_idx[cold_rows]))
+        totals["test_items"] += len(test)
+        totals["test_items_cold"] += int((~trained[test.item_idx]).sum())
+        totals["users"] += len(users)
+    return totals
+
+
 # ---- one row ---------------------------------------------------------------------------------
 def _ratio(a, b) -> float | None:
     return None if a is None or b is None or b == 0 else float(a) / float(b)
@@ -235,15 +294,26 @@ def _arms(folded: list[dict], trained: list[dict]) -> dict:
             "ndcg_ratio_ci95": ratio_interval(f["ndcg@10"], t["ndcg@10"]), PER_USER: f["ndcg@10"]}
 
 
+def _same_fit(same: dict[str, np.ndarray], trained: dict[str, np.ndarray]) -> dict:
+    """The users folded into the fit that trained on them, against that fit's own scores of them:
+    the fold-in's own cost, the item side unchanged. The full ratio is this one times what the
+    items lose by being trained without the users (``ndcg_ratio / same_fit_ndcg_ratio``)."""
+    mean = {m: float(same[m].mean()) for m in METRICS}
+    return {"same_fit_fold_in_metrics": mean, "same_fit_ndcg_ratio": _ratio(mean["ndcg@10"], trained["ndcg@10"].mean()),
+            "same_fit_ndcg_ratio_ci95": ratio_interval(same["ndcg@10"], trained["ndcg@10"])}
+
+
 def _reduced(splits: DataSplits, users: np.ndarray) -> DataSplits:
     return DataSplits(*(without_users(s, users) for s in splits))
 
 
-def fold_in_row(name: str, splits: DataSplits, groups: list[np.ndarray], *, protocol: str = "full",
+def fold_in_row(name: str, splits: DataSplits, groups: list[np.ndarray], *, seeds: int = 1, protocol: str = "full",
                 latency_histories: list[np.ndarray] | None = None, log: Log | None = None) -> dict:
-    """One engine model: per group, fitted without its users, who are then folded in; and
-    once fitted on everyone (in training). With `latency_histories`, also the
-    `fold_in_latency` of the model fitted without the first group."""
+    """One engine model: per group and seed, fitted without the group's users, who are then
+    folded in; and once per seed fitted on everyone (in training), into which they are also
+    folded (``same_fit_*``). Each user's metrics are averaged over the seeds. With
+    `latency_histories`, also the `fold_in_latency` of the first model fitted without the first
+    group."""
 
     log = log or (lambda line: None)
     base, params = parse_spec(name)
@@ -251,47 +321,68 @@ def fold_in_row(name: str, splits: DataSplits, groups: list[np.ndarray], *, prot
     if not row["fold_in"]:
         row["note"] = f"{base} has no fold_in ability: not folded in"
         return row
+    specs = _seed_specs(name, seeds)
     folded, fit_without, fold_seconds = [], [], 0.0
     for g, users in enumerate(groups):
-        reduced = _reduced(splits, users)
-        folding = build_model(base, params).fit(reduced.train, val=reduced.val)
-        fit_without.append(folding.fit_seconds_)
-        start = time.perf_counter()
-        folded.append(evaluate_folded(folded_rows(folding, _histories(splits.train, users)), splits, users,
-                                      protocol=protocol))
-        fold_seconds += time.perf_counter() - start
-        if g == 0 and latency_histories is not None:
-            row["latency"] = fold_in_latency(folding, latency_histories)
-        log(f"fold-in bench: {name} group {g + 1}/{len(groups)} folded in: ndcg@10 {folded[-1]['ndcg@10'].mean():.4f}")
-    row["params"] = folding.get_params()
-    row["fold_in_seconds_per_user"] = fold_seconds / sum(len(u) for u in groups)
+        reduced, histories, per_seed = _reduced(splits, users), _histories(splits.train, users), []
+        for s, spec in enumerate(specs):
+            folding = build_model(*parse_spec(spec)).fit(reduced.train, val=reduced.val)
+            fit_without.append(folding.fit_seconds_)
+            start = time.perf_counter()
+            per_seed.append(evaluate_folded(folded_rows(folding, histories), splits, users, protocol=protocol))
+            fold_seconds += time.perf_counter() - start
+            if g == 0 and s == 0 and latency_histories is not None:
+                row["latency"] = fold_in_latency(folding, latency_histories)
+        folded.append(_seed_mean(per_seed))
+        log(f"fold-in bench: {name} group {g + 1}/{len(groups)} folded in ({len(specs)} fit(s)): "
+            f"ndcg@10 {folded[-1]['ndcg@10'].mean():.4f}")
+    row["params"] = build_model(*parse_spec(specs[0])).get_params()
+    row["fold_in_seconds_per_user"] = fold_seconds / (len(specs) * sum(len(u) for u in groups))
     log(f"fold-in bench: {name} with every user in training ...")
-    trained = build_model(base, params).fit(splits.train, val=splits.val)
-    row.update(_arms(folded, [evaluate_users(trained, splits, users, protocol=protocol) for users in groups]))
-    row["fit_seconds"] = {"without": statistics.fmean(fit_without), "with": trained.fit_seconds_}
+    in_training, same_fit, fit_with = [], [], []
+    for spec in specs:
+        trained = build_model(*parse_spec(spec)).fit(splits.train, val=splits.val)
+        fit_with.append(trained)
+        in_training.append([evaluate_users(trained, splits, users, protocol=protocol) for users in groups])
+        same_fit.append([evaluate_folded(folded_rows(trained, _histories(splits.train, users)), splits, users,
+                                         protocol=protocol) for users in groups])
+    row["seeds"] = _seeds_of(fit_with)
+    in_training = [_seed_mean([per_seed[g] for per_seed in in_training]) for g in range(len(groups))]
+    row.update(_arms(folded, in_training))
+    row.update(_same_fit(_pooled([_seed_mean([per_seed[g] for per_seed in same_fit]) for g in range(len(groups))]),
+                         _pooled(in_training)))
+    row["fit_seconds"] = {"without": statistics.fmean(fit_without),
+                          "with": statistics.fmean(f.fit_seconds_ for f in fit_with)}
     return row
 
 
-def peer_row(splits: DataSplits, groups: list[np.ndarray], *, protocol: str = "full", als_spec: str = PEER_MATCH) -> dict:
+def peer_row(splits: DataSplits, groups: list[np.ndarray], *, seeds: int = 1, protocol: str = "full",
+             als_spec: str = PEER_MATCH) -> dict:
     """implicit's ALS (factors, iterations and seed of our `als_spec`, `engine.bench.peers.peer_params`):
-    per group, fitted without its users, whom it folds in with ``recalculate_user=True``; and
-    once fitted on everyone."""
+    per group and seed, fitted without the group's users, whom it folds in with
+    ``recalculate_user=True``; and once per seed fitted on everyone. Same seeds as our ALS."""
 
     cls, _ = PEERS[PEER]
-    params = peer_params(PEER, build_model(*parse_spec(als_spec)).get_params())
+    seeded = [peer_params(PEER, build_model(*parse_spec(spec)).get_params()) for spec in _seed_specs(als_spec, seeds)]
+    items = splits.train.matrix(binary=True)
     folded = []
     for users in groups:
-        reduced = _reduced(splits, users)
-        folding = cls.from_params(**params).fit(reduced.train, val=reduced.val)
-        items = splits.train.matrix(binary=True)
+        reduced, per_seed = _reduced(splits, users), []
+        for params in seeded:
+            folding = cls.from_params(**params).fit(reduced.train, val=reduced.val)
 
-        def rows(batch: np.ndarray, folding=folding, items=items) -> np.ndarray:
-            return folding.recalculated_scores(items[batch])
+            def rows(batch: np.ndarray, folding=folding) -> np.ndarray:
+                return folding.recalculated_scores(items[batch])
 
-        folded.append(evaluate_folded(rows, splits, users, protocol=protocol))
-    trained = cls.from_params(**params).fit(splits.train, val=splits.val)
-    in_training = [evaluate_users(trained, splits, users, protocol=protocol) for users in groups]
-    return {"model": PEER, "source": "peer", "fold_in": True, "params": params, **_arms(folded, in_training)}
+            per_seed.append(evaluate_folded(rows, splits, users, protocol=protocol))
+        folded.append(_seed_mean(per_seed))
+    in_training = []
+    for params in seeded:
+        trained = cls.from_params(**params).fit(splits.train, val=splits.val)
+        in_training.append([evaluate_users(trained, splits, users, protocol=protocol) for users in groups])
+    in_training = [_seed_mean([per_seed[g] for per_seed in in_training]) for g in range(len(groups))]
+    return {"model": PEER, "source": "peer", "fold_in": True, "params": seeded[0],
+            "seeds": [p.get("random_state") for p in seeded], **_arms(folded, in_training)}
 
 
 # ---- the whole bench ---------------------------------------------------------------------------
@@ -304,12 +395,13 @@ def run_fold_in_bench(
     peers: bool = True,
     latency: bool = False,
     groups: int = 1,
+    seeds: int = 1,
     random_state: int = 0,
     data_dir=None,
     log: Log | None = None,
 ) -> dict:
-    """The fold-in bench (see the module docstring): ``{"dataset", "fraction", "groups",
-    "random_state", "held_out_users", "split", "rows", "comparisons", "notes"}``.
+    """The fold-in bench (see the module docstring): ``{"dataset", "fraction", "groups", "seeds",
+    "random_state", "held_out_users", "split", "cold_items", "rows", "comparisons", "notes"}``.
 
     Parameters
     ----------
@@ -321,19 +413,25 @@ def run_fold_in_bench(
         (`held_out_groups`); the metrics pool every group's users. One group of 10% is ~100
         users with one test item each, too few for a ratio within a few percent; 10 groups of
         10% hold every test user out once, for 10 fits instead of 1.
-    random_state : seed of the draw of the removed users (the models keep their own seeds).
+    seeds : fit every model that has a ``random_state`` (and the peer) with seeds 0 .. seeds-1,
+        with and without the users, and average each user's metrics over the seeds before the
+        ratios and intervals: the ratio compares two fits, so one seed's training noise is in it.
+        One seed is each model's default seed (0).
+    random_state : seed of the draw of the removed users (not of the models: see `seeds`).
     """
     data_dir = config.data_dir(data_dir)
 
     log = log or (lambda line: None)
     check_protocol(protocol)
     fraction = check_fraction(fraction)
+    seeds = check_seeds(seeds)
     names = list(models) if models else list(MODELS)
     for name in names:
         base, params = parse_spec(name)
         if base not in MODELS:
             raise ParameterError(f"unknown model {base!r} for the fold-in bench{choices_hint(base, MODELS, limit=30)}")
         build_model(base, params)  # bad parameters fail before any fit
+        _seed_specs(name, seeds)  # and a spec that sets random_state along with --seeds
     dataset = get_dataset(dataset_spec_or_dataset, data_dir=data_dir)
     splits = make_splits(dataset)
     held = held_out_groups(splits, fraction, groups=groups, random_state=random_state)
@@ -344,7 +442,7 @@ def run_fold_in_bench(
     rows, notes = [], []
     for name in names:
         log(f"fold-in bench: {name} on {dataset.name} ...")
-        rows.append(fold_in_row(name, splits, held, protocol=protocol, latency_histories=histories, log=log))
+        rows.append(fold_in_row(name, splits, held, seeds=seeds, protocol=protocol, latency_histories=histories, log=log))
         if "note" in rows[-1]:
             log(f"fold-in bench: {rows[-1]['note']}")
     als_spec = next((n for n in names if parse_spec(n)[0] == PEER_MATCH), None)
@@ -355,18 +453,20 @@ def run_fold_in_bench(
         else:
             log(f"fold-in bench: {PEER} (recalculate_user) ...")
             try:
-                rows.append(peer_row(splits, held, protocol=protocol, als_spec=als_spec))
+                rows.append(peer_row(splits, held, seeds=seeds, protocol=protocol, als_spec=als_spec))
             except (ImportError, EngineError) as exc:
                 notes.append(f"{PEER}: {exc}")
     return {
         "dataset": dataset.spec,
         "fraction": fraction,
         "groups": len(held),
+        "seeds": list(range(seeds)),
         "random_state": random_state,
         "protocol": protocol,
         "held_out_users": n_held,
         "split": {"train": len(splits.train), "train_without_first_group": len(_reduced(splits, held[0]).train),
                   "users": dataset.n_users, "items": dataset.n_items, "test_users": len(splits.test.users())},
+        "cold_items": cold_items(splits, held),
         "comparisons": peer_comparisons(rows),
         "rows": [{k: v for k, v in row.items() if k != PER_USER} for row in rows],
         "notes": notes,
@@ -390,14 +490,18 @@ def peer_comparisons(rows: list[dict]) -> list[dict]:
 
 
 def format_fold_in_report(report: dict) -> str:
-    """The fold-in bench as an aligned table, the our/peer comparison, then the notes."""
+    """The fold-in bench as an aligned table, the our/peer comparison, the cold items, then the notes."""
 
     split = report["split"]
+    seeds = report.get("seeds", [0])
     lines = [
         f"{report['dataset']}: {report['held_out_users']} of {split['test_users']} test users held out of training "
         f"({report['groups']} group(s) of fraction {report['fraction']}, each held out of its own fit; seed "
         f"{report['random_state']}); {report['protocol']} ranking of their test items",
     ]
+    if len(seeds) > 1:
+        lines.append(f"every fit with model seeds {_seed_range(seeds)} (with and without the users, the peer's too); "
+                     "each user's metrics averaged over the seeds before the ratios and intervals")
     table_rows = []
     for r in report["rows"]:
         if not r.get("fold_in"):
@@ -406,13 +510,16 @@ def format_fold_in_report(report: dict) -> str:
         f, t = r["fold_in_metrics"], r["in_training_metrics"]
         latency = r.get("latency")
         table_rows.append({
-            "model": r["model"], "source": r["source"],
+            "model": r["model"], "source": r["source"], "seeds": _seed_range(r.get("seeds")),
             "ndcg@10 folded": f["ndcg@10"], "ndcg@10 trained": t["ndcg@10"], "ndcg ratio": r["ndcg_ratio"],
             "95% interval": "-" if not r.get("ndcg_ratio_ci95") else "{:.2f}-{:.2f}".format(*r["ndcg_ratio_ci95"]),
+            "same-fit ratio": r.get("same_fit_ndcg_ratio"),
             "recall@10 folded": f["recall@10"], "recall@10 trained": t["recall@10"], "recall ratio": r["recall_ratio"],
             "latency ms": None if latency is None else latency["median_ms"], "note": r.get("note", ""),
         })
-    columns = ["model", "source", "ndcg@10 folded", "ndcg@10 trained", "ndcg ratio", "95% interval",
+    same_fit = any("same_fit_ndcg_ratio" in r for r in report["rows"])
+    columns = ["model", "source", *(["seeds"] if len(seeds) > 1 else []), "ndcg@10 folded", "ndcg@10 trained",
+               "ndcg ratio", "95% interval", *(["same-fit ratio"] if same_fit else []),
                "recall@10 folded", "recall@10 trained", "recall ratio"]
     if any(r.get("latency") for r in report["rows"]):
         columns.append("latency ms")
@@ -423,5 +530,20 @@ def format_fold_in_report(report: dict) -> str:
         interval = "" if not c.get("ndcg_ratio_ci95") else " (95% interval {:.2f}-{:.2f})".format(*c["ndcg_ratio_ci95"])
         lines.append(f"{c['engine']} fold-in / {c['peer']} recalculate_user, ndcg@10: "
                      f"{c['engine_ndcg@10']:.4f} / {c['peer_ndcg@10']:.4f} = {c['ndcg_ratio']:.2f}{interval}")
+    if same_fit:
+        lines.append("same-fit ratio: the users folded into the fit that trained on them, over that fit's own NDCG@10 "
+                     "(the fold-in's own cost; the rest of the ratio is the items trained without them)")
+    cold = report.get("cold_items")
+    if cold:
+        lines.append(f"items no one else trained (no learned factors once a group is held out): "
+                     f"{cold['history_rows_cold']} of {cold['history_rows']} history rows "
+                     f"({cold['users_with_cold_history']} users), {cold['test_items_cold']} of {cold['test_items']} test items")
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)
+
+
+def _seed_range(seeds: list[int] | None) -> str:
+    """``[0, 1, 2]`` -> ``"0-2"``; a model without a seed (fitted once) -> ``"-"``."""
+    if not seeds:
+        return "-"
+    return str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"

@@ -210,8 +210,157 @@ def test_cli_fold_in_bench(tiny, capsys):
         (["--fold-in-latency"], "--fold-in-latency and --fold-in-groups go with --fold-in"),
         (["--fold-in-groups", "2"], "--fold-in-latency and --fold-in-groups go with --fold-in"),
         (["--fold-in", "0.25", "--fold-in-groups", "9"], "--fold-in-groups must be a whole number from 1 to 4"),
-        (["--fold-in", "0.2", "--seeds", "2"], "--seeds is not available with --fold-in"),
+        (["--fold-in", "0.2", "--seeds", "0"], "--seeds must be a whole number from 1 to 100"),
         (["--fold-in", "0.2", "--fold-in-latency"], "no user has 20 training items"),
     ]:
         code, out, err = run(capsys, "bench", "--dataset", tiny, "--models", "popularity", *argv)
         assert code == 2 and out == "" and err.startswith("error: ") and err.count("\n") == 1 and words in err
+
+
+# ---- seeds -----------------------------------------------------------------------------------
+ALS = "als[epochs=2,factors=4]"
+
+
+def _one_seed(spec: str, seed: int) -> str:
+    return spec[:-1] + f",random_state={seed}]"
+
+
+def test_seeds_average_each_users_metrics_over_the_fits_of_each_seed(splits):
+    """Two seeds give, user by user, the mean of two one-seed runs with seeds 0 and 1 (both arms)."""
+    groups = fib.held_out_groups(splits, 0.25, groups=2)
+    both = fib.fold_in_row(ALS, splits, groups, seeds=2)
+    first, second = (fib.fold_in_row(_one_seed(ALS, s), splits, groups) for s in (0, 1))
+    assert not np.array_equal(first[fib.PER_USER], second[fib.PER_USER])  # the seed matters here
+    np.testing.assert_allclose(both[fib.PER_USER], (first[fib.PER_USER] + second[fib.PER_USER]) / 2)
+    for arm in ("fold_in_metrics", "in_training_metrics"):
+        for m in fib.METRICS:
+            assert both[arm][m] == pytest.approx((first[arm][m] + second[arm][m]) / 2)
+    assert both["ndcg_ratio"] == pytest.approx(both["fold_in_metrics"]["ndcg@10"] / both["in_training_metrics"]["ndcg@10"])
+    assert both["seeds"] == [0, 1] and first["seeds"] == [0] and second["seeds"] == [1]
+    # One seed is the model's default seed (0): the same fits as naming random_state=0.
+    np.testing.assert_array_equal(fib.fold_in_row(ALS, splits, groups)[fib.PER_USER], first[fib.PER_USER])
+
+
+def test_seeds_fit_every_arm_once_per_seed_and_unseeded_models_once(tiny, fits, monkeypatch):
+    states = []
+    original = Recommender.fit
+
+    def spy(self, train, *, val=None, callback=None):
+        states.append((self.name, self.get_params().get("random_state")))
+        return original(self, train, val=val, callback=callback)
+
+    monkeypatch.setattr(Recommender, "fit", spy)
+    report = fib.run_fold_in_bench(tiny, 0.25, models=["popularity", ALS], groups=2, seeds=3, peers=False)
+    # popularity has no seed: one fit per group and one with everyone; ALS: each of those per seed.
+    assert states == [("popularity", None)] * 3 + [("als", s) for s in (0, 1, 2)] * 3
+    assert report["seeds"] == [0, 1, 2]
+    assert [row["seeds"] for row in report["rows"]] == [None, [0, 1, 2]]
+    text = fib.format_fold_in_report(report)
+    assert "model seeds 0-2" in text and "averaged over the seeds" in text
+    assert "model seeds" not in fib.format_fold_in_report(fib.run_fold_in_bench(tiny, 0.25, models=["popularity"],
+                                                                                peers=False))
+
+
+def test_the_peer_takes_the_same_seeds(splits):
+    pytest.importorskip("implicit")
+    groups = fib.held_out_groups(splits, 0.25, groups=2)
+    both = fib.peer_row(splits, groups, seeds=2, als_spec=ALS)
+    first, second = (fib.peer_row(splits, groups, als_spec=_one_seed(ALS, s)) for s in (0, 1))
+    assert both["seeds"] == [0, 1] and first["params"]["random_state"] == 0 and second["params"]["random_state"] == 1
+    np.testing.assert_allclose(both[fib.PER_USER], (first[fib.PER_USER] + second[fib.PER_USER]) / 2)
+    assert both["in_training_metrics"]["ndcg@10"] == pytest.approx(
+        (first["in_training_metrics"]["ndcg@10"] + second["in_training_metrics"]["ndcg@10"]) / 2)
+
+
+@pytest.mark.parametrize("seeds", [0, -1, 101, 1.5, True, "2"])
+def test_bad_seeds_are_one_line(tiny, fits, seeds):
+    with pytest.raises(ParameterError, match="--seeds must be a whole number from 1 to 100"):
+        fib.run_fold_in_bench(tiny, 0.25, models=["popularity"], seeds=seeds)
+    assert fits == []
+
+
+def test_a_spec_with_its_own_seed_and_seeds_fails_before_any_fit(tiny, fits):
+    with pytest.raises(ParameterError, match="sets random_state; with --seeds"):
+        fib.run_fold_in_bench(tiny, 0.25, models=["popularity", "als[random_state=3]"], seeds=2)
+    assert fits == []
+
+
+def test_cli_fold_in_bench_with_seeds(tiny, capsys):
+    code, out, err = run(capsys, "bench", "--dataset", tiny, "--models", ALS, "--fold-in", "0.25", "--seeds", "2",
+                         "--no-peers", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["seeds"] == [0, 1] and report["rows"][0]["seeds"] == [0, 1]
+    code, out, err = run(capsys, "bench", "--dataset", tiny, "--models", ALS, "--fold-in", "0.25", "--seeds", "2",
+                         "--no-peers")
+    assert code == 0 and "model seeds 0-1" in out
+
+
+# ---- cold items ------------------------------------------------------------------------------
+def test_cold_items_are_the_held_out_users_items_no_one_else_trained(tmp_path):
+    """Many items and few ratings each: some items are rated only inside a held-out group."""
+    sparse = make_splits(load_dataset(write_tiny_movielens(tmp_path / "sparse", n_items=200)))
+    groups = fib.held_out_groups(sparse, 0.25, groups=2)
+    cold = fib.cold_items(sparse, groups)
+    expected = dict.fromkeys(cold, 0)
+    for users in groups:
+        held = set(users.tolist())
+        trained = {int(i) for u, i in zip(sparse.train.user_idx, sparse.train.item_idx) if u not in held}
+        cold_users = set()
+        for u, i in zip(sparse.train.user_idx, sparse.train.item_idx):
+            if u in held:
+                expected["history_rows"] += 1
+                if int(i) not in trained:
+                    expected["history_rows_cold"] += 1
+                    cold_users.add(int(u))
+        expected["users_with_cold_history"] += len(cold_users)
+        for u, i in zip(sparse.test.user_idx, sparse.test.item_idx):
+            if u in held:
+                expected["test_items"] += 1
+                expected["test_items_cold"] += int(int(i) not in trained)
+        expected["users"] += len(users)
+    assert cold == expected
+    assert 0 < cold["history_rows_cold"] < cold["history_rows"] and cold["test_items_cold"] > 0
+    assert fib.cold_items(sparse, groups[:1])["users"] == len(groups[0])
+
+
+def test_the_report_counts_the_cold_items(tiny):
+    report = fib.run_fold_in_bench(tiny, 0.25, models=["popularity"], peers=False)
+    assert report["cold_items"]["history_rows"] > 0 and report["cold_items"]["users"] == 10
+    assert "items no one else trained" in fib.format_fold_in_report(report)
+
+
+# ---- the fold-in's own cost: the users folded into the fit that trained on them ---------------
+def test_same_fit_arm_folds_the_users_into_the_fit_that_trained_them(splits, monkeypatch):
+    groups = fib.held_out_groups(splits, 0.25, groups=2)
+    held = set(np.concatenate(groups).tolist())
+    trained_on, folded_into = {}, []
+    fit, fold_in = Recommender.fit, Recommender.fold_in
+
+    def spy_fit(self, train, *, val=None, callback=None):
+        trained_on[id(self)] = held <= set(np.unique(train.user_idx).tolist())
+        return fit(self, train, val=val, callback=callback)
+
+    def spy_fold_in(self, items, ratings=None):
+        folded_into.append(trained_on[id(self)])
+        return fold_in(self, items, ratings)
+
+    monkeypatch.setattr(Recommender, "fit", spy_fit)
+    monkeypatch.setattr(Recommender, "fold_in", spy_fold_in)
+    row = fib.fold_in_row(ALS, splits, groups, seeds=2)
+    # Each held-out user is folded in once per seed into a fit without them, once into one with them.
+    assert folded_into.count(False) == folded_into.count(True) == 2 * len(held)
+    assert row["same_fit_ndcg_ratio"] == pytest.approx(
+        row["same_fit_fold_in_metrics"]["ndcg@10"] / row["in_training_metrics"]["ndcg@10"])
+    low, high = row["same_fit_ndcg_ratio_ci95"]
+    assert low <= row["same_fit_ndcg_ratio"] <= high
+
+
+def test_an_exact_fold_in_costs_nothing_in_the_same_fit(tiny, splits):
+    """Popularity's fold-in is exact (its scores ignore the history): the same-fit arm is the
+    in-training arm, user by user, so its ratio is 1 with no width."""
+    report = fib.run_fold_in_bench(tiny, 0.25, models=["popularity"], groups=2, peers=False)
+    (row,) = report["rows"]
+    assert row["same_fit_fold_in_metrics"] == row["in_training_metrics"]
+    assert row["same_fit_ndcg_ratio"] == 1.0 and row["same_fit_ndcg_ratio_ci95"] == [1.0, 1.0]
+    assert "same-fit ratio" in fib.format_fold_in_report(report)
