@@ -150,6 +150,10 @@ def test_4_an_uploaded_csv_stays_picked_on_the_next_page(tour_page, tmp_path):
     main = page.get_by_test_id("stMain")
     main.get_by_text("Load a CSV file").click()
     main.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(csv))
+    # The upload re-runs the page (the column pickers appear): a click during that run can be
+    # lost, as the full suite once showed; a user sees the pickers first too.
+    expect(main.get_by_role("combobox", name="user column")).to_be_visible()
+    wait_for_app_run(page)
     main.get_by_role("button", name="Load this dataset").click()
     # Loaded once the link names the upload (the app re-runs with the new dataset): a user
     # waits for that too before moving on.
