@@ -40,7 +40,7 @@ from engine.data.split import Split
 from engine.errors import EngineError, ParameterError, choices_hint
 from engine.evaluation import rank_targets, user_metrics
 from engine.bench.peers import PEERS, peer_params
-from engine.bench.runner import MAX_SEEDS, load_peers, parse_spec, seeded_specs
+from engine.bench.runner import check_seeds, load_peers, parse_spec, seeded_specs
 from engine.runs.experiment import build_model, check_protocol, get_dataset, make_splits
 from engine.models.base import Recommender
 from engine.models.registry import MODELS
@@ -226,13 +226,6 @@ def fold_in_latency(model: Recommender, histories: list[np.ndarray], *, k: int =
 
 
 # ---- seeds ---------------------------------------------------------------------------------
-def check_seeds(seeds) -> int:
-    """`seeds` as a whole number from 1 to `MAX_SEEDS`, or a one-line error."""
-    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or not 1 <= seeds <= MAX_SEEDS:
-        raise ParameterError(f"--seeds must be a whole number from 1 to {MAX_SEEDS}, got {seeds!r}")
-    return int(seeds)
-
-
 def _seed_specs(name: str, seeds: int) -> list[str]:
     """`name` once per seed 0 .. seeds-1 (``random_state`` set), or once for a model without a
     ``random_state`` or with one seed (its default seed, 0 for every registered model)."""
@@ -242,6 +235,11 @@ def _seed_specs(name: str, seeds: int) -> list[str]:
 def _seed_mean(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Each user's metrics averaged over the fits of several seeds (same users, same order)."""
     return {m: np.mean([p[m] for p in parts], axis=0) for m in METRICS}
+
+
+def _groups_over_seeds(per_seed: list[list[dict[str, np.ndarray]]]) -> list[dict[str, np.ndarray]]:
+    """``per_seed[seed][group]`` -> one entry per group, its users' metrics averaged over the seeds."""
+    return [_seed_mean(list(groups)) for groups in zip(*per_seed)]
 
 
 def _seeds_of(fits: list[Recommender]) -> list[int] | None:
@@ -347,9 +345,9 @@ def fold_in_row(name: str, splits: DataSplits, groups: list[np.ndarray], *, seed
         same_fit.append([evaluate_folded(folded_rows(trained, _histories(splits.train, users)), splits, users,
                                          protocol=protocol) for users in groups])
     row["seeds"] = _seeds_of(fit_with)
-    in_training = [_seed_mean([per_seed[g] for per_seed in in_training]) for g in range(len(groups))]
+    in_training = _groups_over_seeds(in_training)
     row.update(_arms(folded, in_training))
-    row.update(_same_fit(_pooled([_seed_mean([per_seed[g] for per_seed in same_fit]) for g in range(len(groups))]),
+    row.update(_same_fit(_pooled(_groups_over_seeds(same_fit)),
                          _pooled(in_training)))
     row["fit_seconds"] = {"without": statistics.fmean(fit_without),
                           "with": statistics.fmean(f.fit_seconds_ for f in fit_with)}
@@ -380,7 +378,7 @@ def peer_row(splits: DataSplits, groups: list[np.ndarray], *, seeds: int = 1, pr
     for params in seeded:
         trained = cls.from_params(**params).fit(splits.train, val=splits.val)
         in_training.append([evaluate_users(trained, splits, users, protocol=protocol) for users in groups])
-    in_training = [_seed_mean([per_seed[g] for per_seed in in_training]) for g in range(len(groups))]
+    in_training = _groups_over_seeds(in_training)
     return {"model": PEER, "source": "peer", "fold_in": True, "params": seeded[0],
             "seeds": [p.get("random_state") for p in seeded], **_arms(folded, in_training)}
 

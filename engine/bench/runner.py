@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from engine import config
@@ -112,6 +113,13 @@ def parse_spec(spec: str) -> tuple[str, dict]:
 #: Every seed is one more fit of every seeded model: beyond this, a number is a typo, not a plan
 #: (``--seeds 2**63`` would otherwise build a list of that many fits before the first one).
 MAX_SEEDS = 100
+
+
+def check_seeds(seeds) -> int:
+    """`seeds` as a whole number from 1 to `MAX_SEEDS`, or a one-line error."""
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or not 1 <= seeds <= MAX_SEEDS:
+        raise ParameterError(f"--seeds must be a whole number from 1 to {MAX_SEEDS}, got {seeds!r}")
+    return int(seeds)
 
 
 def seeded_specs(name: str, seeds: int, peers: dict) -> list[tuple[str, int | None]]:
@@ -317,8 +325,7 @@ def run_bench(
     data_dir = config.data_dir(data_dir)
     log = log or (lambda line: None)
     check_protocol(protocol)
-    if not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
-        raise ParameterError(f"seeds must be a whole number from 1 to {MAX_SEEDS}, got {seeds!r}")
+    seeds = check_seeds(seeds)
     check_count(background_load)
     dataset = get_dataset(dataset_spec_or_dataset, data_dir=data_dir)
     splits = make_splits(dataset)

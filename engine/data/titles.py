@@ -29,7 +29,8 @@ def _front(text: str) -> str:
     if match is None:
         return text
     article = match["article"]
-    return f"{article}{'' if article.endswith(chr(39)) else ' '}{match['body']}"
+    space = "" if article.endswith("'") else " "  # "L'Avventura", not "L' Avventura"
+    return article + space + match["body"]
 
 
 def natural_title(title: str) -> str:
