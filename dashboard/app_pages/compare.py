@@ -3,11 +3,11 @@
 URL state: ``metrics`` (charted metric names), ``a`` and ``b`` (the two run ids compared per user).
 """
 
-import plotly.express as px
 import streamlit as st
 
 from dashboard.services import checkpoints, datasets, errors, explorer
 from dashboard.components import glossary, url_state
+from dashboard.components.charts import overlap_histogram, ranked_bars, ranked_order
 from dashboard.components.pickers import MODELS_PAGE, empty_page, model_picker
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.text import code, plain
@@ -55,15 +55,17 @@ if chosen != url_state.read_list("metrics"):
 left, right = st.columns([3, 2])
 with left:
     if chosen:
-        long = table.melt(id_vars=["run"], value_vars=chosen, var_name="metric", value_name="value").dropna()
-        fig = px.bar(long, x="run", y="value", color="metric", barmode="group", labels={"run": ""})
-        st.plotly_chart(fig, key="compare_metrics_chart")
+        st.markdown(f"**{', '.join(chosen)}**, best run on top")
+        metric_chart = ranked_bars(table, "run", chosen)
+        st.plotly_chart(metric_chart, key="compare_metrics_chart")
     else:
         st.info("Pick at least one metric to chart.")
 with right:
+    st.markdown("**Fit time**, in the same order")
+    order = ranked_order(table, chosen[0]) if chosen else None
     timed = table.dropna(subset=["fit_seconds"])
-    fig = px.bar(timed, x="run", y="fit_seconds", labels={"run": "", "fit_seconds": "fit seconds"})
-    st.plotly_chart(fig, key="compare_fit_chart")
+    fit_chart = ranked_bars(timed, "run", ["fit_seconds"], order=order, value_label="seconds", text_format=".2f")
+    st.plotly_chart(fit_chart, key="compare_fit_chart")
 
 # ---- one setting over seeds --------------------------------------------------------------------
 seeded = explorer.seed_summary(spec)
@@ -111,10 +113,7 @@ c1, c2, c3 = st.columns(3)
 c1.metric("Mean top-10 overlap", f"{overlap['overlap'].mean():.0%}", help=glossary.help_for("top-k overlap"))
 c2.metric("Users with nothing in common", f"{(overlap['overlap'] == 0).mean():.0%}")
 c3.metric("Users with identical sets", f"{(overlap['overlap'] == 1).mean():.0%}")
-st.plotly_chart(
-    px.histogram(overlap, x="overlap", nbins=11, labels={"overlap": "top-10 overlap (share of items in common)"}),
-    key="compare_overlap_chart",
-)
+st.plotly_chart(overlap_histogram(overlap["overlap"], 10), key="compare_overlap_chart")
 
 st.markdown(f"**The {LISTED} users they disagree on most** (open one in the User explorer)")
 listed = overlap.head(LISTED)

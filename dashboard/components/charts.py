@@ -44,3 +44,44 @@ def epoch_curve(table, y: str, title: str, span: list[float], color: str | None 
     fig = px.line(table, x="epoch", y=y, color=color, markers=True, title=title, range_x=span,
                   range_y=from_zero(table[y]))  # fmt: skip
     return tight(fig)
+
+
+#: Height of one run's row in a horizontal bar chart, and the room for the axes and legend.
+ROW_HEIGHT = 34
+AXES_HEIGHT = 90
+
+
+def ranked_order(table, column: str, label: str = "run") -> list[str]:
+    """The `label`s of `table` from the highest `column` to the lowest."""
+    return table.sort_values(column, ascending=False, kind="stable")[label].tolist()
+
+
+def ranked_bars(table, label: str, values: list[str], *, order: list[str] | None = None, value_label: str = "",
+                text_format: str = ".3f"):
+    """Horizontal bars, one row per `label` and one bar per column of `values`, each with its
+    number printed at its end. Rows run best first from the top (`ranked_order` of the first
+    column) unless `order` gives them: read across, run names stay whole where a vertical
+    chart's tilted labels were cut, and "which run is best" is the top row."""
+    present = set(table[label])
+    order = [run for run in (order or ranked_order(table, values[0], label)) if run in present]
+    long = table.melt(id_vars=[label], value_vars=values, var_name="metric", value_name="value").dropna()
+    fig = px.bar(long, x="value", y=label, color="metric", barmode="group", orientation="h",
+                 text_auto=text_format, category_orders={label: order, "metric": values[::-1]},
+                 labels={label: "", "value": value_label})  # fmt: skip
+    # Plotly stacks a group's bars from the bottom: the metrics go in reversed so the first is
+    # on top of each group, and the legend is reversed back to list it first too.
+    fig.update_traces(textposition="outside", cliponaxis=False)
+    fig.update_layout(legend_title_text="", legend_traceorder="reversed", showlegend=len(values) > 1)
+    fig.update_xaxes(range=from_zero(long["value"]))  # room for the printed numbers
+    rows = len(order) * max(1.0, len(values) / 2)
+    return tight(fig, height=int(AXES_HEIGHT + ROW_HEIGHT * rows))
+
+
+def overlap_histogram(shares, k: int):
+    """How many users share each fraction of two top-`k` lists: one bar per possible count
+    (0, 1/k, ..., 1), labelled in percent to match the page's "mean overlap" figure."""
+    fig = px.histogram(x=shares, labels={"x": f"share of the two top-{k} lists in common"})
+    fig.update_traces(xbins={"start": -0.5 / k, "end": 1 + 0.5 / k, "size": 1 / k})
+    fig.update_xaxes(tickformat=".0%", dtick=0.1 if k >= 10 else 1 / k, range=[-0.5 / k, 1 + 0.5 / k])
+    fig.update_yaxes(title_text="users")
+    return tight(fig, height=280)

@@ -19,3 +19,31 @@ def test_epoch_curve_spans_the_planned_run_with_one_line_per_phase():
     assert list(fig.layout.yaxis.range) == [0.0, 0.9 * 1.15]
     assert [trace.name for trace in fig.data] == ["a", "b"] and fig.data[0].mode == "lines+markers"
     assert fig.layout.margin.t == 40  # room for the title (`tight`)
+
+
+def test_ranked_bars_put_the_best_run_on_top_and_follow_a_given_order():
+    from dashboard.components.charts import ranked_bars
+
+    table = pd.DataFrame({"run": ["a", "b", "c"], "ndcg": [0.02, 0.05, 0.03], "hr": [0.04, 0.01, 0.05]})
+    fig = ranked_bars(table, "run", ["ndcg", "hr"])
+    assert list(fig.layout.yaxis.categoryarray)[::-1] == ["b", "c", "a"]  # read from the top
+    # The first metric is drawn last, so that it is the top bar of each group (and first in the legend).
+    assert [t.name for t in fig.data] == ["hr", "ndcg"] and fig.layout.legend.traceorder == "reversed"
+    assert {t.orientation for t in fig.data} == {"h"}
+    assert dict(zip(fig.data[0].y, fig.data[0].x)) == {"a": 0.04, "b": 0.01, "c": 0.05}
+    # A given order wins; runs missing from the table are left out of it.
+    timed = table[table["run"] != "c"]
+    fig = ranked_bars(timed, "run", ["hr"], order=["c", "a", "b"])
+    assert list(fig.layout.yaxis.categoryarray)[::-1] == ["a", "b"] and not fig.layout.showlegend
+    assert list(fig.layout.xaxis.range) == [0.0, 0.04 * 1.15]  # room for the printed numbers
+    assert fig.layout.height > 0
+
+
+def test_overlap_histogram_has_one_bar_per_possible_share_in_percent():
+    from dashboard.components.charts import overlap_histogram
+
+    fig = overlap_histogram(pd.Series([0.0, 0.1, 0.1, 1.0]), 10)
+    bins = fig.data[0].xbins
+    assert bins.size == 0.1 and bins.start < 0 < bins.start + bins.size  # 0 in the first bar's middle
+    assert bins.end > 1 > bins.end - bins.size
+    assert fig.layout.xaxis.tickformat == ".0%" and fig.layout.yaxis.title.text == "users"

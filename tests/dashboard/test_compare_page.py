@@ -30,7 +30,15 @@ def values(array) -> list:
 
 
 def bars(trace) -> dict:
-    return dict(zip(values(trace["x"]), values(trace["y"])))
+    """{run: value} of a horizontal bar trace."""
+    assert trace["orientation"] == "h"
+    return dict(zip(values(trace["y"]), values(trace["x"])))
+
+
+def rows_top_down(figure) -> list[str]:
+    """The runs of a horizontal bar chart as they read from the top (Plotly lists them from
+    the bottom)."""
+    return list(figure["layout"]["yaxis"]["categoryarray"])[::-1]
 
 
 def test_table_has_one_row_per_run_with_recorded_metrics(trained_app, env):
@@ -56,9 +64,12 @@ def test_bar_charts_of_metrics_and_fit_time(trained_app, env):
     runs = {f"{m} #{r['id']}": r for m, r in env["runs"].items()}
     assert bars(metric_chart["data"][0]) == pytest.approx({k: r["metrics"]["ndcg@10"] for k, r in runs.items()})
     assert bars(fit_chart["data"][0]) == pytest.approx({k: r["fit_seconds"] for k, r in runs.items()})
+    # Best NDCG@10 on top, and the fit times in the same row order.
+    best_first = sorted(runs, key=lambda k: -runs[k]["metrics"]["ndcg@10"])
+    assert rows_top_down(metric_chart) == rows_top_down(fit_chart) == best_first
     at.multiselect(key="compare_metrics").select("hr@10").run()
     assert at.query_params["metrics"] == "ndcg@10,hr@10"
-    assert [b["name"] for b in figures(at)[0]["data"]] == ["ndcg@10", "hr@10"]
+    assert [b["name"] for b in figures(at)[0]["data"]] == ["hr@10", "ndcg@10"]  # the first drawn last: on top
 
 
 def test_users_two_runs_disagree_on_with_links(trained_app, env):
