@@ -89,9 +89,10 @@ else:
             entry = data["profile"][i]
             grid = {"overlay": entry["beta"], "truth": entry["truth"]}.get(view)
             with col:
-                # Image captions are Markdown too: a title is shown as text.
-                st.image(attention.attention_image(spec, entry["item"], grid), caption=plain(entry["title"]) + liked_mark(entry))
+                # The bar above the picture, so a row's bars line up whatever its captions'
+                # lengths; captions are Markdown too: a title is shown as text.
                 st.progress(min(1.0, entry["alpha"] / top), text=f"α = {entry['alpha']:.3f}")
+                st.image(attention.attention_image(spec, entry["item"], grid), caption=plain(entry["title"]) + liked_mark(entry))
 
 st.subheader(f"Top-{TOP_K} recommendations")
 recs = data["recommendations"]
