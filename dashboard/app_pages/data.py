@@ -7,6 +7,7 @@ from dashboard.services import datasets, errors, uploads
 from dashboard.components import glossary
 from dashboard.components.charts import log_ticks, tight
 from dashboard.components.first_run import first_run_panel
+from dashboard.components.genre_tags import genre_column, with_genre_tags
 from dashboard.components.sidebar import current_dataset_spec, switch_dataset
 from dashboard.text import code
 
@@ -84,4 +85,9 @@ st.subheader("Items")
 query = st.text_input("Search titles", key="data_item_search", placeholder="e.g. Star Wars")
 shown = items[items["title"].str.contains(query, case=False, regex=False)] if query else items
 st.caption(f"{len(shown):,} of {len(items):,} items")
-st.dataframe(shown, hide_index=True, key="data_items_table")
+st.dataframe(
+    with_genre_tags(shown, datasets.genres(spec)),
+    hide_index=True,
+    column_config={"genres": genre_column(datasets.genres(spec))},
+    key="data_items_table",
+)

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard.services import datasets, errors, explorer
 from dashboard.components import glossary, url_state
+from dashboard.components.genre_tags import genre_column, with_genre_tags
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.text import plain
@@ -71,7 +72,8 @@ if images and (uri := explorer.poster(spec, item_idx)):
 with head[1]:
     st.subheader(plain(meta["title"]))
     year = "" if meta["year"] != meta["year"] else f"{int(meta['year'])} · "  # NaN != NaN: unknown year
-    st.caption(f"{year}{plain(meta['genres'] or 'no genres')} · item id {plain(url_item)}")
+    genres = with_genre_tags(dataset.items.iloc[[item_idx]], datasets.genres(spec))["genres"].iloc[0]
+    st.caption(f"{year}{plain(', '.join(genres) or 'no genres')} · item id {plain(url_item)}")
 
 # Rank and similarity come first, at fixed narrow widths: after a wide title column, three
 # tables side by side cut the similarity at their right edge, leaving "0" of "0.934" in view.
@@ -84,6 +86,7 @@ CONFIG = {
     "year": st.column_config.NumberColumn("year", format="%d"),
     "score": st.column_config.NumberColumn("similarity", format="%.3f", width=80,
                                          help=glossary.help_for("cosine similarity")),
+    "genres": genre_column(datasets.genres(spec)),
 }
 columns = st.columns(len(runs))
 for column, run in zip(columns, runs):
@@ -94,7 +97,7 @@ for column, run in zip(columns, runs):
         if images:
             frame.insert(1, "poster", [explorer.poster(spec, i) for i in frame.index])
         st.dataframe(
-            frame,
+            with_genre_tags(frame, datasets.genres(spec)),
             hide_index=True,
             column_order=["rank", "score", *(["poster"] if images else []), "title", "year", "genres"],
             column_config=CONFIG,

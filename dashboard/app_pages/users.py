@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard.services import be_user, checkpoints, datasets, errors, explorer
 from dashboard.components import glossary, url_state
+from dashboard.components.genre_tags import genre_column, with_genre_tags
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.text import plain
@@ -146,7 +147,7 @@ for column, run, (items, scores), shared_here in zip(st.columns(len(runs)), runs
         slots.append((slot, run, frame))
 
 st.markdown("**History**")
-shown = history.copy()
+shown = with_genre_tags(history, datasets.genres(spec))
 if images:
     posters = [explorer.poster(spec, i) if n < HISTORY_POSTERS else None for n, i in enumerate(shown.index)]
     shown.insert(0, "poster", posters)
@@ -158,6 +159,7 @@ st.dataframe(
         "poster": st.column_config.ImageColumn("", width="small"),
         "title": st.column_config.TextColumn("title", width="large"),
         "year": st.column_config.NumberColumn("year", format="%d"),
+        "genres": genre_column(datasets.genres(spec)),
         "date": st.column_config.DatetimeColumn("date", format="YYYY-MM-DD"),
         "split": st.column_config.TextColumn(
             "split", help="Where leave-last-out put it: train, validation, test. " + glossary.help_for("leave-last-out")

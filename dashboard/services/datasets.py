@@ -121,3 +121,9 @@ def dataset_views(spec: str) -> dict[str, pd.DataFrame]:
 def item_table(spec: str) -> pd.DataFrame:
     """Items with their interaction counts, most popular first (`engine.data.stats.item_table`)."""
     return stats.item_table(get_dataset(spec))
+
+
+@st.cache_data(max_entries=8)
+def genres(spec: str) -> list[str]:
+    """The catalogue's genres, sorted (`Dataset.genre_names`): what the tables' genre tags show."""
+    return get_dataset(spec).genre_names
