@@ -12,13 +12,14 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from engine.config import data_dir
+from engine.config import PROJECT_DATA_DIR, data_dir
 from engine.errors import EngineError, ParameterError
 from engine.text_tables import format_value, table
 
@@ -413,8 +414,16 @@ def cmd_demo(args) -> int:
         print(f"; {len(result['skipped'])} were already there" if result["skipped"] else "")
     else:
         print(f"nothing to train: the demo's {len(result['skipped'])} quick runs are already in {args.data_dir}")
-    print(f"open the dashboard with RECSYS_DATA_DIR={args.data_dir} streamlit run dashboard/streamlit_app.py")
+    print(f"open the dashboard: {dashboard_command(args.data_dir)}")
     return 0
+
+
+def dashboard_command(folder) -> str:
+    """The command that opens the dashboard on `folder`: the README's `python -m dashboard`,
+    with the folder named only where it is not the project's default."""
+    if Path(folder).resolve() == PROJECT_DATA_DIR.resolve():
+        return "python -m dashboard"
+    return f"RECSYS_DATA_DIR={shlex.quote(str(folder))} python -m dashboard"
 
 
 # ---- explanations --------------------------------------------------------------------------

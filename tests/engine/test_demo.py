@@ -120,6 +120,8 @@ def test_cli_demo_trains_quick_runs_once(tmp_path, monkeypatch, capsys):
     code, out, err = run_cli(capsys, "--data-dir", str(tmp_path), "demo", "--dataset", TINY)
     assert code == 0, err
     assert "nothing to train" in out and err.count("not trained again") == 6
+    # It ends with the README's command for the dashboard, on this folder.
+    assert out.strip().splitlines()[-1] == f"open the dashboard: RECSYS_DATA_DIR={tmp_path} python -m dashboard"
     assert len(RunsDB(tmp_path / "runs.sqlite").list()) == 6
 
 
@@ -176,3 +178,11 @@ def test_runs_files_from_before_quick_runs_still_read_and_take_quick_runs(old_ru
     new = db.record(model="bpr", dataset="d", params={}, metrics={}, quick=True)
     runs = db.list().set_index("id")["quick"]
     assert runs.to_dict() == {1: False, new: True}
+
+
+def test_the_dashboard_command_names_only_a_folder_other_than_the_default(tmp_path):
+    from engine.cli import dashboard_command
+    from engine.config import PROJECT_DATA_DIR
+
+    assert dashboard_command(PROJECT_DATA_DIR) == "python -m dashboard"
+    assert dashboard_command(tmp_path / "my data") == f"RECSYS_DATA_DIR='{tmp_path / 'my data'}' python -m dashboard"
