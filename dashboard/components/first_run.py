@@ -29,7 +29,7 @@ def first_run_panel(spec: str) -> None:
         return
     with st.container(border=True, key="first_run_panel"):
         if progress["active"]:
-            _progress(spec)
+            demo_progress(spec)
         else:
             st.markdown(f"**Start here.** Nothing is trained on {code(spec)} yet, so the other pages have nothing "
                         "to show.")
@@ -61,7 +61,10 @@ def demo_button(spec: str, *, key: str) -> None:
         st.rerun()
 
 
-def _progress(spec: str) -> None:
+def demo_progress(spec: str) -> None:
+    """The demo's progress bar, redrawn every second; the whole page reruns when it ends, so
+    that what the runs made shows up."""
+
     @st.fragment(run_every=1.0)
     @guarded("the demo's progress")
     def poll() -> None:

@@ -7,6 +7,7 @@ from typing import Callable
 import streamlit as st
 
 from dashboard.components import url_state
+from dashboard.components.first_run import demo_button, demo_progress
 from dashboard.services import checkpoints, demo, explorer, runs_in_use, training
 
 MODELS_PAGE = "app_pages/models.py"
@@ -58,13 +59,18 @@ def model_picker(
 
 
 def empty_page(spec: str, need: str) -> None:
-    """Say that `spec` has no `need` yet and what to press where (the demo on the Data page
-    while `spec` has no run at all, else the Models page), with a link there; stop the page."""
+    """Say that `spec` has no `need` yet and what to press, then stop the page. While `spec` has
+    no run at all the demo's button is right here (and its progress while it runs, after which
+    the page fills itself in); otherwise a link to the Models page, to train the one missing."""
     text, page = demo.empty_page_hint(spec, need)
     if page == MODELS_PAGE:
         st.info(text, icon=":material/info:")
         st.page_link(MODELS_PAGE, label="Go to Models", icon=":material/model_training:")
     else:
         st.info(text, icon=":material/rocket_launch:")
-        st.page_link(page, label="Go to Data", icon=":material/table_chart:")
+        with st.container(border=True, key="empty_page_demo"):
+            if demo.demo_progress(spec)["active"]:
+                demo_progress(spec)
+            else:
+                demo_button(spec, key="empty_page_prepare")
     st.stop()

@@ -63,20 +63,17 @@ def starter_models() -> list[str]:
 
 
 def empty_page_hint(spec: str, need: str) -> tuple[str, str]:
-    """What an empty page says, and which page it links to: ``(text, page)``.
-
-    While the demo is being prepared, the page fills in when its run finishes; with no run on
-    `spec` yet, the way in is the demo on the Data page; otherwise training the model that is
-    missing on the Models page.
+    """What an empty page says, and the way in: ``(text, DATA_PAGE)`` where the demo is the way
+    (no run on `spec` yet, or the demo being prepared: the page shows its button or progress, as
+    the Data page does), ``(text, MODELS_PAGE)`` where the model missing is to be trained there.
     """
     missing = f"This page needs {need}, and {code(spec)} has none yet."
     state = demo_progress(spec)
     if state["active"]:
-        return (f"{missing} The demo is being prepared ({state['finished']} of {state['total']} runs done, "
-                "progress on the Data page): open this page again when it is ready.", DATA_PAGE)  # fmt: skip
+        return f"{missing} The demo is being prepared: this page fills in when its runs finish.", DATA_PAGE
     if checkpoints.runs_table(spec).empty:
-        return (f"{missing} Press **Prepare the demo** on the Data page: quick runs of every kind of model, "
-                f"{about(demo.total_seconds(demo_todo(spec)[0]))}.", DATA_PAGE)  # fmt: skip
+        return (f"{missing} Press **Prepare the demo** below (the same button as on the Data page): this page "
+                "fills in when its runs finish.", DATA_PAGE)  # fmt: skip
     return f"{missing} Train one on the Models page.", MODELS_PAGE
 
 

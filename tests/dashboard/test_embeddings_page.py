@@ -47,11 +47,11 @@ def run_of(at, model: str) -> dict:
     return next(r for r in checkpoints.loadable_runs("movielens-dslabs") if r["model"] == model)
 
 
-def test_empty_state_links_to_models(app):
+def test_empty_state_offers_the_demo(app):
     at = open_page(app)
     assert not at.exception
     assert "model with embeddings" in at.info[0].value and "Prepare the demo" in at.info[0].value
-    assert at.get("page_link")[0].proto.label == "Go to Data"
+    assert at.button(key="empty_page_prepare").label == "Prepare the demo"
     assert not at.get("plotly_chart")
 
 

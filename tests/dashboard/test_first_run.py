@@ -85,15 +85,31 @@ def test_picker_lists_the_ready_datasets_with_a_description_each(app, data_dir):
 
 
 @pytest.mark.parametrize("page", ["users", "similar", "embeddings", "explain", "compare"])
-def test_empty_pages_say_to_prepare_the_demo_on_the_data_page(app, page):
+def test_empty_pages_offer_the_demo_right_there(app, page, fresh_jobs):
     at = app()
     at.switch_page(f"app_pages/{page}.py")
     at.run()
     assert not at.exception
     assert "`movielens-dslabs` has none yet" in at.info[0].value
-    assert "Press **Prepare the demo** on the Data page" in at.info[0].value
-    links = at.get("page_link")  # the Data page is the default page: its URL path is empty
-    assert [(link.proto.label, link.proto.page) for link in links] == [("Go to Data", "")]
+    assert "Press **Prepare the demo** below" in at.info[0].value
+    # The Data page's button itself, with what it trains: no trip to the Data page first.
+    offer = next(m.value for m in at.markdown if "**Prepare the demo** trains" in m.value)
+    assert "quick runs of popularity, als, bpr, itemknn, feature-mlp on `movielens-dslabs`" in offer
+    assert at.button(key="empty_page_prepare").label == "Prepare the demo"
+
+
+def test_the_demo_pressed_on_an_empty_page_fills_that_page_in(app, light, fresh_jobs):
+    at = app()
+    at.switch_page("app_pages/users.py")
+    at.run()
+    at.button(key="empty_page_prepare").click().run()
+    assert not at.exception
+    assert "being prepared: this page fills in" in at.info[0].value
+    assert "of 6 runs done" in at.get("progress")[0].proto.text and "empty_page_prepare" not in [b.key for b in at.button]
+    assert manager().wait(300)
+    at.run()  # what the progress fragment's rerun does when the last run ends
+    assert not at.exception and not at.info
+    assert at.subheader[0].value.startswith("User ")  # the page itself, on the demo's runs
 
 
 def test_attention_on_a_dataset_without_images_says_to_pick_visual_synthetic(app):

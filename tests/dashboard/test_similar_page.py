@@ -80,10 +80,10 @@ def test_unknown_item_is_an_error_and_the_picker_is_the_way_out(trained_app, env
     assert not at.exception and len(at.error) == 0 and len(at.dataframe) == 1
 
 
-def test_no_capable_runs_is_an_info_with_a_link(app):
+def test_no_capable_runs_is_an_info_with_the_demo_button(app):
     at = open_page(app, item="1")
     assert len(at.info) == 1 and "item embeddings" in at.info[0].value and "Prepare the demo" in at.info[0].value
-    assert [link.proto.label for link in at.get("page_link")] == ["Go to Data"]
+    assert at.button(key="empty_page_prepare").label == "Prepare the demo"
     assert len(at.dataframe) == 0
 
 

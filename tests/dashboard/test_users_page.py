@@ -212,11 +212,10 @@ def test_unknown_user_is_an_error_with_the_way_out(trained_app, env):
     assert not at.exception and len(at.error) == 0 and len(at.dataframe) == 1 and len(lists(at)) == 1
 
 
-def test_no_runs_is_an_info_with_a_link(app):
+def test_no_runs_is_an_info_with_the_demo_button(app):
     at = open_page(app, user="15")
     assert len(at.info) == 1 and "Prepare the demo" in at.info[0].value
-    links = at.get("page_link")
-    assert [link.proto.label for link in links] == ["Go to Data"]
+    assert at.button(key="empty_page_prepare").label == "Prepare the demo"
     assert len(at.dataframe) == 0 and len(at.error) == 0
 
 
