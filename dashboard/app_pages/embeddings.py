@@ -94,8 +94,9 @@ url_state.write("color", colour)
 url_state.write("k", k if colour == "cluster" else None)
 
 user_id = st.text_input(
-    "Highlight a user (raw id)", value=url_state.read("user", ""), key="emb_user",
-    help="Their history and the model's top-10 recommendations are marked (item view), or their point (user view).",
+    "Highlight a user", value=url_state.read("user", ""), key="emb_user", placeholder="a user id, e.g. 15",
+    help="The user's id as in the dataset (the User explorer shows it). Their history and the model's top-10 "
+    "recommendations are marked (item view), or their point (user view).",
 ).strip()  # fmt: skip
 url_state.write("user", user_id or None)
 
