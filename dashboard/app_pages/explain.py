@@ -15,9 +15,11 @@ from dashboard.text import plain
 
 st.title("Explain")
 st.caption(
-    "Why does the model score this item for this user? SHAP (exact Shapley values against a "
-    "summary of training pairs) and LIME (a local linear surrogate) on named features; the "
-    "embeddings stand for what the model learned about the user and the item."
+    "Why does the model give this item this score for this user? Two methods share the score out "
+    "among the inputs it sees (such as the item's popularity and genres, the user's activity and "
+    "favourite genres, and two embeddings that stand for what the model learned about the user and "
+    "the item): SHAP splits it fairly (Shapley values), LIME fits a simple straight-line model "
+    "around this one pair. Red bars push the score up, blue ones down."
 )
 
 spec = current_dataset_spec()
