@@ -4,11 +4,11 @@ import streamlit as st
 
 from dashboard.services import datasets, errors, explorer, permissions, runs_in_use, training
 from dashboard.components import glossary, url_state
-from dashboard.components.charts import epoch_curve
 from dashboard.components.first_run import demo_button
 from dashboard.components.forms import param_form
 from dashboard.components.page_errors import guarded
 from dashboard.components.sidebar import current_dataset_spec
+from dashboard.components.training_curves import training_curves
 from dashboard.text import code, plain
 
 ACTIVE = ("queued", "running")
@@ -54,28 +54,23 @@ def job_text(job: dict) -> str:
 
 
 def curves(job: dict) -> None:
-    table = training.job_history(job["events"])
-    if table.empty:
-        return
-    color = "phase" if table["phase"].nunique() > 1 else None
-    # Both curves span the whole planned run, so they also show how far training has got.
-    planned = max([e.get("epochs") or 0 for e in job["events"]] + [int(table["epoch"].max())])
-    span = [0.5, planned + 0.5]
-    left, right = st.columns(2)
-    with left:
-        loss = table.dropna(subset=["loss"])
-        if loss.empty:
-            st.caption("This model reports no training loss.")
-        else:
-            fig = epoch_curve(loss, "loss", "Training loss", span, color)
-            st.plotly_chart(fig, key=f"models_loss_{job['id']}")
-    with right:
-        ndcg = table.dropna(subset=["val_ndcg@10"])
-        if ndcg.empty:
-            st.caption("No validation NDCG@10 yet (it is computed every few epochs where the model has it).")
-        else:
-            fig = epoch_curve(ndcg, "val_ndcg@10", "Validation NDCG@10", span, color)
-            st.plotly_chart(fig, key=f"models_ndcg_{job['id']}")
+    training_curves(job["events"], key=f"models_job_{job['id']}", live=job["status"] in ACTIVE)
+
+
+def how_it_ended(stop) -> str:
+    """One plain sentence on how a finished fit ended, from what its checkpoint recorded."""
+    ran = f"all {stop.last_epoch} epochs" if not stop.stopped_early else f"{stop.last_epoch} of {stop.planned_epochs} epochs"
+    if stop.kept_epoch is None:
+        return (f"Training ran {ran} and kept the last epoch's weights"
+                + (": this model watches validation NDCG@10 but does not pick an epoch by it." if stop.checks else "."))
+    text = f"Validation NDCG@10 peaked at epoch {stop.kept_epoch}, and the model kept the weights of that epoch; "
+    if stop.stopped_early and stop.checks_after_kept:
+        checks = ("at the next validation check" if stop.checks_after_kept == 1
+                  else f"for {stop.checks_after_kept} validation checks in a row")
+        return text + f"training stopped at epoch {stop.last_epoch} because it did not improve {checks}."
+    if stop.stopped_early:
+        return text + f"training ended at epoch {stop.last_epoch} of {stop.planned_epochs}."
+    return text + f"training ran all {stop.last_epoch} epochs."
 
 
 @st.fragment(run_every=1.0 if busy else None)
@@ -135,9 +130,11 @@ def jobs_panel() -> None:
                 + ("" if ndcg is None else f": test NDCG@10 {ndcg:.3f}"),
                 icon=":material/check_circle:",
             )
+            # Its curves are kept with the run: "How it trained" under the run picker draws them.
         elif last["status"] == "cancelled":
             st.warning(f"{last['model']} training was cancelled; nothing was saved.", icon=":material/cancel:")
-        curves(last)
+        if last["status"] != "done":
+            curves(last)
     if len(jobs) > 1:
         st.dataframe(
             training.jobs_table(jobs),
@@ -254,3 +251,17 @@ if st.session_state.get("models_confirm_delete") == run_id:
     if no.button("Keep it", key="models_delete_no"):
         st.session_state.pop("models_confirm_delete", None)
         st.rerun()
+
+# ---- how the chosen run trained: its curves, kept in its checkpoint ------------------------------
+if chosen.checkpoint == "ok":  # a missing checkpoint: the picker already says so
+    st.subheader(f"How {plain(chosen.model)} #{run_id} trained")
+    curve = training.run_curve(run_id)
+    if curve is None:
+        st.caption("Learning curves are kept for runs trained from now on; this run is older.")
+    elif not curve.has_epochs:
+        st.caption("Fitted in one step: no epochs to plot.")
+    else:
+        training_curves(curve.events, key=f"models_run_{run_id}", kept_epoch=curve.kept_epoch)
+        st.caption(how_it_ended(curve.stopping()))
+        st.caption(glossary.links_line(["epoch", "training loss", "validation", "early stopping"],
+                                       lead="What the curves mean:"))

@@ -1,0 +1,42 @@
+"""A fit's training curves: the loss and the validation NDCG@10 per epoch, side by side.
+
+One drawing for a job still training (the Models page's live curves, from its progress events)
+and for a finished run (the curves kept in its checkpoint), so the two read the same.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.components.charts import epoch_curve
+from dashboard.services import training
+
+
+def training_curves(events: list[dict], *, key: str, kept_epoch: int | None = None, live: bool = False) -> None:
+    """Draw the curves of `events` (progress events: ``epoch``, ``epochs``, ``loss``,
+    ``val_ndcg@10``, ``phase``/``stage``) in two columns, one line per phase or stage where
+    there are several (an explicit model's ranking and rating fits, NeuMF's stages), and the
+    `kept_epoch` marked on both. `key` makes the charts' keys unique on the page; `live` says
+    the fit is still running (a curve not there yet may still come)."""
+    table = training.job_history(events)
+    if table.empty:
+        return
+    color = "phase" if table["phase"].nunique() > 1 else None
+    # Both curves span the whole planned run, so a live one also shows how far training has got.
+    planned = max([e.get("epochs") or 0 for e in events] + [int(table["epoch"].max())])
+    span = [min(0.5, kept_epoch - 0.5) if kept_epoch is not None else 0.5, planned + 0.5]
+    left, right = st.columns(2)
+    with left:
+        loss = table.dropna(subset=["loss"])
+        if loss.empty:
+            st.caption("This model reports no training loss.")
+        else:
+            st.plotly_chart(epoch_curve(loss, "loss", "Training loss", span, color, kept_epoch), key=f"{key}_loss")
+    with right:
+        ndcg = table.dropna(subset=["val_ndcg@10"])
+        if ndcg.empty:
+            st.caption("No validation NDCG@10 yet (it is computed every few epochs where the model has it)."
+                       if live else "No validation NDCG@10 was recorded in this fit.")
+        else:
+            fig = epoch_curve(ndcg, "val_ndcg@10", "Validation NDCG@10", span, color, kept_epoch)
+            st.plotly_chart(fig, key=f"{key}_ndcg")
