@@ -37,6 +37,10 @@ def from_zero(values) -> list[float] | None:
     return [0.0, max(float(values.max()) * 1.15, 1e-3)]
 
 
+#: Axis, legend and hover words of the training curves: the table's column names are code.
+CURVE_LABELS = {"loss": "loss", "val_ndcg@10": "NDCG@10", "phase": "fit"}
+
+
 def epoch_curve(table, y: str, title: str, span: list[float], color: str | None = None,
                 kept_epoch: int | None = None):
     """A training curve: `y` per epoch of `table` (one line per `color` group), markers on the
@@ -44,7 +48,7 @@ def epoch_curve(table, y: str, title: str, span: list[float], color: str | None 
     got) and y from zero (`from_zero`). `kept_epoch`, where given, is marked by a dashed
     vertical line labelled "kept: epoch N" (the weights the run kept)."""
     fig = px.line(table, x="epoch", y=y, color=color, markers=True, title=title, range_x=span,
-                  range_y=from_zero(table[y]))  # fmt: skip
+                  range_y=from_zero(table[y]), labels=CURVE_LABELS)  # fmt: skip
     if kept_epoch is not None:
         # The label on the side with more room, so it is not cut at the plot's edge.
         side = "right" if kept_epoch <= (span[0] + span[1]) / 2 else "left"

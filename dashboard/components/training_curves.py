@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard.components.charts import epoch_curve
 from dashboard.services import training
+from dashboard.text import plain
 
 
 def training_curves(events: list[dict], *, key: str, kept_epoch: int | None = None, live: bool = False) -> None:
@@ -40,3 +41,11 @@ def training_curves(events: list[dict], *, key: str, kept_epoch: int | None = No
         else:
             fig = epoch_curve(ndcg, "val_ndcg@10", "Validation NDCG@10", span, color, kept_epoch)
             st.plotly_chart(fig, key=f"{key}_ndcg")
+    stages = [phase for phase in dict.fromkeys(table["phase"]) if phase not in (training.SAVED_PHASE, training.RATING_PHASE)]
+    if len(stages) > 1 and not live:  # a staged fit names its stages (NeuMF: its towers, then the whole model)
+        st.caption(f"One line per stage of this fit: the earlier stages train parts of the model first, the last "
+                   f"one ({plain(stages[-1])}) trains the model that is kept.")
+    if training.RATING_PHASE in set(table["phase"]):
+        st.caption(f"Two fits: **{training.SAVED_PHASE}** is the model saved and ranked on the held-out items; "
+                   f"**{training.RATING_PHASE}** is a second fit on a random 80/20 split of the ratings, scored by RMSE "
+                   "and MAE (an easier split, so its validation NDCG@10 is not comparable).")

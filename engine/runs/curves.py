@@ -19,8 +19,9 @@ from engine.runs.store import CURVE_KEY
 
 #: What an event keeps: small numbers a chart or a sentence uses, never the model or the data.
 CURVE_FIELDS = ("epoch", "epochs", "phase", "stage", "loss", "val_ndcg@10", "epoch_seconds", "val_seconds")
-#: The events of the fit that made the saved model (explicit models also fit on a rating split).
-SAVED_PHASE = "ranking"
+#: The events of the fit that made the saved model, and of an explicit model's second fit on a
+#: random split of the ratings (`engine.runs.experiment.rating_errors`).
+SAVED_PHASE, RATING_PHASE = "ranking", "rating"
 _NUMBER_FIELDS = ("loss", "val_ndcg@10", "epoch_seconds", "val_seconds")
 
 
