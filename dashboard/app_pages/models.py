@@ -8,7 +8,7 @@ from dashboard.components.first_run import demo_button
 from dashboard.components.forms import param_form
 from dashboard.components.page_errors import guarded
 from dashboard.components.sidebar import current_dataset_spec
-from dashboard.components.training_curves import training_curves
+from dashboard.components.training_curves import run_curves, training_curves
 from dashboard.text import code, plain
 
 ACTIVE = ("queued", "running")
@@ -55,22 +55,6 @@ def job_text(job: dict) -> str:
 
 def curves(job: dict) -> None:
     training_curves(job["events"], key=f"models_job_{job['id']}", live=job["status"] in ACTIVE)
-
-
-def how_it_ended(stop) -> str:
-    """One plain sentence on how a finished fit ended, from what its checkpoint recorded."""
-    ran = f"all {stop.last_epoch} epochs" if not stop.stopped_early else f"{stop.last_epoch} of {stop.planned_epochs} epochs"
-    if stop.kept_epoch is None:
-        return (f"Training ran {ran} and kept the last epoch's weights"
-                + (": this model watches validation NDCG@10 but does not pick an epoch by it." if stop.checks else "."))
-    text = f"Validation NDCG@10 peaked at epoch {stop.kept_epoch}, and the model kept the weights of that epoch; "
-    if stop.stopped_early and stop.checks_after_kept:
-        checks = ("at the next validation check" if stop.checks_after_kept == 1
-                  else f"for {stop.checks_after_kept} validation checks in a row")
-        return text + f"training stopped at epoch {stop.last_epoch} because it did not improve {checks}."
-    if stop.stopped_early:
-        return text + f"training ended at epoch {stop.last_epoch} of {stop.planned_epochs}."
-    return text + f"training ran all {stop.last_epoch} epochs."
 
 
 @st.fragment(run_every=1.0 if busy else None)
@@ -255,13 +239,4 @@ if st.session_state.get("models_confirm_delete") == run_id:
 # ---- how the chosen run trained: its curves, kept in its checkpoint ------------------------------
 if chosen.checkpoint == "ok":  # a missing checkpoint: the picker already says so
     st.subheader(f"How {plain(chosen.model)} #{run_id} trained")
-    curve = training.run_curve(run_id)
-    if curve is None:
-        st.caption("Learning curves are kept for runs trained from now on; this run is older.")
-    elif not curve.has_epochs:
-        st.caption("Fitted in one step: no epochs to plot.")
-    else:
-        training_curves(curve.events, key=f"models_run_{run_id}", kept_epoch=curve.kept_epoch)
-        st.caption(how_it_ended(curve.stopping()))
-        st.caption(glossary.links_line(["epoch", "training loss", "validation", "early stopping"],
-                                       lead="What the curves mean:"))
+    run_curves(training.run_curve(run_id), key=f"models_run_{run_id}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.components import glossary
 from dashboard.components.charts import epoch_curve
 from dashboard.services import training
 from dashboard.text import plain
@@ -49,3 +50,40 @@ def training_curves(events: list[dict], *, key: str, kept_epoch: int | None = No
         st.caption(f"Two fits: **{training.SAVED_PHASE}** is the model saved and ranked on the held-out items; "
                    f"**{training.RATING_PHASE}** is a second fit on a random 80/20 split of the ratings, scored by RMSE "
                    "and MAE (an easier split, so its validation NDCG@10 is not comparable).")
+
+
+def run_curves(curve, *, key: str) -> None:
+    """A finished run's curves (`dashboard.services.training.run_curve`), the epoch it kept
+    marked, and one sentence on how its training ended; one caption instead where there is
+    nothing to draw (a fit in one step, or a checkpoint saved before curves were kept)."""
+    if curve is None:
+        st.caption("Learning curves are kept for runs trained from now on; this run is older.")
+    elif not curve.has_epochs:
+        st.caption("Fitted in one step: no epochs to plot.")
+    else:
+        training_curves(curve.events, key=key, kept_epoch=curve.kept_epoch)
+        st.caption(how_it_ended(curve.stopping()))
+        st.caption(glossary.links_line(["epoch", "training loss", "validation", "early stopping"],
+                                       lead="What the curves mean:"))
+
+
+def how_it_ended(stop) -> str:
+    """One plain sentence on how a finished fit ended, from what its checkpoint recorded."""
+    ran = epochs_ran(stop)
+    if stop.kept_epoch is None:
+        return (f"Training ran {ran} and kept the last epoch's weights"
+                + (": this model watches validation NDCG@10 but does not pick an epoch by it." if stop.checks else "."))
+    text = f"Validation NDCG@10 peaked at epoch {stop.kept_epoch}, and the model kept the weights of that epoch; "
+    if stop.stopped_early and stop.checks_after_kept:
+        checks = ("at the next validation check" if stop.checks_after_kept == 1
+                  else f"for {stop.checks_after_kept} validation checks in a row")
+        return text + f"training stopped at epoch {stop.last_epoch} because it did not improve {checks}."
+    if stop.stopped_early:
+        return text + f"training ended at epoch {stop.last_epoch} of {stop.planned_epochs}."
+    return text + f"training ran {ran}."
+
+
+def epochs_ran(stop) -> str:
+    if stop.stopped_early:
+        return f"{stop.last_epoch} of {stop.planned_epochs} epochs"
+    return "its one epoch" if stop.last_epoch == 1 else f"all {stop.last_epoch} epochs"
