@@ -138,3 +138,25 @@ def test_stopping_reads_the_last_stage_of_the_saved_fit():
     assert (stop.last_epoch, stop.planned_epochs, stop.checks, stop.checks_after_kept) == (6, 10, 3, 2)
     assert stop.stopped_early
     assert TrainingCurve([], None).stopping() is None
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_models_kept_epoch_is_a_validated_epoch_of_its_events(name):
+    """The registry's contract, on the contract test's fixture: `kept_epoch` is numbered as the
+    progress events, so the Models page's marker lands on a validated point of the curve (and,
+    in a fit of one stage, on its best one)."""
+    from tests.engine.models.test_contract import SPLITS, make
+
+    seen = []
+    model = make(name).fit(SPLITS.train, val=SPLITS.val, callback=seen.append)
+    kept = model.kept_epoch
+    if kept is None:
+        return
+    checks = {}
+    for event in seen:
+        if event.get("val_ndcg@10") is not None:
+            checks.setdefault(event.get("stage"), {})[event["epoch"]] = event["val_ndcg@10"]
+    assert any(kept in stage for stage in checks.values()), (kept, checks)
+    if len(checks) == 1:
+        (scores,) = checks.values()
+        assert scores[kept] == max(scores.values())
