@@ -4,11 +4,11 @@ import streamlit as st
 
 from dashboard.services import datasets, errors, explorer, permissions, runs_in_use, training
 from dashboard.components import glossary, url_state
-from dashboard.components.charts import epoch_curve
 from dashboard.components.first_run import demo_button
 from dashboard.components.forms import param_form
 from dashboard.components.page_errors import guarded
 from dashboard.components.sidebar import current_dataset_spec
+from dashboard.components.training_curves import run_curves, training_curves
 from dashboard.text import code, plain
 
 ACTIVE = ("queued", "running")
@@ -54,28 +54,7 @@ def job_text(job: dict) -> str:
 
 
 def curves(job: dict) -> None:
-    table = training.job_history(job["events"])
-    if table.empty:
-        return
-    color = "phase" if table["phase"].nunique() > 1 else None
-    # Both curves span the whole planned run, so they also show how far training has got.
-    planned = max([e.get("epochs") or 0 for e in job["events"]] + [int(table["epoch"].max())])
-    span = [0.5, planned + 0.5]
-    left, right = st.columns(2)
-    with left:
-        loss = table.dropna(subset=["loss"])
-        if loss.empty:
-            st.caption("This model reports no training loss.")
-        else:
-            fig = epoch_curve(loss, "loss", "Training loss", span, color)
-            st.plotly_chart(fig, key=f"models_loss_{job['id']}")
-    with right:
-        ndcg = table.dropna(subset=["val_ndcg@10"])
-        if ndcg.empty:
-            st.caption("No validation NDCG@10 yet (it is computed every few epochs where the model has it).")
-        else:
-            fig = epoch_curve(ndcg, "val_ndcg@10", "Validation NDCG@10", span, color)
-            st.plotly_chart(fig, key=f"models_ndcg_{job['id']}")
+    training_curves(job["events"], key=f"models_job_{job['id']}", live=job["status"] in ACTIVE)
 
 
 @st.fragment(run_every=1.0 if busy else None)
@@ -135,9 +114,11 @@ def jobs_panel() -> None:
                 + ("" if ndcg is None else f": test NDCG@10 {ndcg:.3f}"),
                 icon=":material/check_circle:",
             )
+            # Its curves are kept with the run: "How it trained" under the run picker draws them.
         elif last["status"] == "cancelled":
             st.warning(f"{last['model']} training was cancelled; nothing was saved.", icon=":material/cancel:")
-        curves(last)
+        if last["status"] != "done":
+            curves(last)
     if len(jobs) > 1:
         st.dataframe(
             training.jobs_table(jobs),
@@ -254,3 +235,8 @@ if st.session_state.get("models_confirm_delete") == run_id:
     if no.button("Keep it", key="models_delete_no"):
         st.session_state.pop("models_confirm_delete", None)
         st.rerun()
+
+# ---- how the chosen run trained: its curves, kept in its checkpoint ------------------------------
+if chosen.checkpoint == "ok":  # a missing checkpoint: the picker already says so
+    st.subheader(f"How {plain(chosen.model)} #{run_id} trained")
+    run_curves(training.run_curve(run_id), key=f"models_run_{run_id}")

@@ -37,12 +37,30 @@ def from_zero(values) -> list[float] | None:
     return [0.0, max(float(values.max()) * 1.15, 1e-3)]
 
 
-def epoch_curve(table, y: str, title: str, span: list[float], color: str | None = None):
+def epoch_step(width: float, ticks: int = 10) -> int:
+    """A round step between epoch ticks giving at most about `ticks` of them, never below one:
+    Plotly's own ticks on a short run read 0.6, 0.8, 1, 1.2 (there is no epoch 1.2)."""
+    return next((s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if s * ticks >= width), 10000)
+
+
+#: Axis, legend and hover words of the training curves: the table's column names are code.
+CURVE_LABELS = {"loss": "loss", "val_ndcg@10": "NDCG@10", "phase": "fit"}
+
+
+def epoch_curve(table, y: str, title: str, span: list[float], color: str | None = None,
+                kept_epoch: int | None = None):
     """A training curve: `y` per epoch of `table` (one line per `color` group), markers on the
     points, x over the whole planned run (`span`, so the curve also shows how far training has
-    got) and y from zero (`from_zero`)."""
+    got) and y from zero (`from_zero`). `kept_epoch`, where given, is marked by a dashed
+    vertical line labelled "kept: epoch N" (the weights the run kept)."""
     fig = px.line(table, x="epoch", y=y, color=color, markers=True, title=title, range_x=span,
-                  range_y=from_zero(table[y]))  # fmt: skip
+                  range_y=from_zero(table[y]), labels=CURVE_LABELS)  # fmt: skip
+    fig.update_xaxes(tick0=0, dtick=epoch_step(span[1] - span[0]))
+    if kept_epoch is not None:
+        # The label on the side with more room, so it is not cut at the plot's edge.
+        side = "right" if kept_epoch <= (span[0] + span[1]) / 2 else "left"
+        fig.add_vline(x=kept_epoch, line_dash="dash", line_color="grey", line_width=1.5,
+                      annotation_text=f"kept: epoch {kept_epoch}", annotation_position=f"top {side}")  # fmt: skip
     return tight(fig)
 
 

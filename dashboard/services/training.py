@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from engine.errors import EngineError
+from engine.errors import CheckpointError, EngineError
 from engine.explore import run_tables
+from engine.runs.curves import RATING_PHASE, SAVED_PHASE, TrainingCurve, read_curve  # noqa: F401 - the curves' phases
 from engine.runs.jobs import JobManager, history, job_table, may_touch, one_line
 from engine.models.registry import describe_models
 from engine.runs.store import clean_checkpoints
@@ -94,8 +95,29 @@ def clear_finished_jobs() -> int:
     return job_manager().clear_finished()
 
 
-job_history = history  # a job's events as a table (epoch, phase, loss, val_ndcg@10, seconds)
+job_history = history  # progress events as a table (epoch, phase, loss, val_ndcg@10, seconds)
 jobs_table = job_table  # snapshots as one row per job, for the jobs list
+
+
+def run_curve(run_id: int) -> TrainingCurve | None:
+    """The learning curves run `run_id`'s checkpoint kept (`engine.runs.curves.read_curve`:
+    read from its model.json, no weights loaded), or None for a checkpoint saved before curves
+    were kept. Cached per version of the file, so a checkpoint replaced in place is read again;
+    a run or checkpoint gone, or a corrupt one, is one `st.error` line, and the page stops."""
+    with errors.friendly_errors():
+        checkpoint = store.runs_db().get(int(run_id))["checkpoint"]
+        if not checkpoint:
+            raise CheckpointError(f"run #{int(run_id)} saved no checkpoint")
+        try:
+            version = (Path(checkpoint) / "model.json").stat().st_mtime_ns
+        except OSError:
+            raise CheckpointError(f"checkpoint {checkpoint} is missing (removed since the runs table was read)") from None
+        return _run_curve(str(checkpoint), version)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _run_curve(checkpoint: str, version: int) -> TrainingCurve | None:
+    return read_curve(checkpoint)
 
 
 def runs_overview(spec: str) -> pd.DataFrame:

@@ -199,9 +199,15 @@ class ACF(RidgeFoldIn, Recommender):
                 self, module, self._examples(train), self._batch_loss, settings, val=val, callback=callback
             )
             self.epochs_trained_ = result.epochs_run
+            self.best_epoch_ = result.best_epoch
             self._freeze(module, profile)
         finally:
             del self._live, self._unseen
+
+    @property
+    def kept_epoch(self) -> int | None:
+        self._check_fitted()
+        return vars(self).get("best_epoch_")  # absent in checkpoints saved before it was kept
 
     def _features(self, train: Split, device) -> np.ndarray | None:
         """Standardised component features (n_items, 49, <= MAX_INPUT_DIM), or None."""

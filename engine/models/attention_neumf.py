@@ -315,6 +315,7 @@ class AttentionNeuMF(NeuralFoldIn, NeuralRecommender):
                       random_state=self.random_state, device=self.device)
         total = 2 * self.epochs
         gmf, mlp, offset = pretrain_towers(self, train, val, callback, total, **shared)
+        self.pretrain_epochs_ = offset
         self.module_.load_pretrained(gmf.cpu(), mlp.cpu(), self.alpha)
         settings = self.train_settings(weight_decay=self.regularization, eval_start=True,
                                        learning_rate=FINE_TUNE_LR_SCALE * self.learning_rate)

@@ -173,6 +173,15 @@ class Recommender(ABC):
     def is_fitted(self) -> bool:
         return hasattr(self, "seen_")
 
+    @property
+    def kept_epoch(self) -> int | None:
+        """The epoch whose weights this fitted model holds, numbered as in the progress events
+        of its fit, where validation picked it among the epochs trained (early stopping keeps
+        the best one); None where the fit kept its last state, ran in one step, or had no
+        validation split. A model whose fit picks its epoch by validation overrides this."""
+        self._check_fitted()
+        return None
+
     def _check_fitted(self) -> None:
         if not self.is_fitted:
             raise NotFittedError(f"model {self.name!r} is not fitted: call fit() or load a checkpoint first")

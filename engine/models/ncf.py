@@ -246,6 +246,7 @@ class NeuMF(_NCFRecommender):
         shared = {k: v for k, v in self.get_params().items() if k not in ("pretrain", "alpha")}
         total = 2 * self.epochs
         gmf, mlp, offset = pretrain_towers(self, train, val, callback, total, **shared)
+        self.pretrain_epochs_ = offset
         self.module_ = NCF.fuse(gmf, mlp, self.alpha)
         staged = _staged(callback, "neumf", offset, total)
         # The fused start is a candidate too: fine-tuning keeps it unless validation improves.

@@ -108,9 +108,16 @@ class NeuralRecommender(Recommender):
         device = resolve_device(self.device)
         with seeded(self.random_state, device):
             self.module_ = self._build_module()
+        self.pretrain_epochs_ = 0  # a staged fit (NeuMF's pre-training) sets how many it ran first
         result = self._train(train, val, callback)
         self.epochs_trained_ = result.epochs_run
         self.best_epoch_ = result.best_epoch
+
+    @property
+    def kept_epoch(self) -> int | None:
+        # `best_epoch_` counts the last stage's epochs; its events count on from the pre-training's.
+        self._check_fitted()
+        return None if self.best_epoch_ is None else self.pretrain_epochs_ + self.best_epoch_
 
     def _stage(self, cls: type["NeuralRecommender"], **params) -> "NeuralRecommender":
         """A `cls` model on this fit's data with a freshly built module, for a stage that this

@@ -16,6 +16,7 @@ from engine.evaluation import evaluate, rating_metrics
 from engine.explain.attention import attention_fidelity, has_ground_truth
 from engine.models.base import Callback, Recommender
 from engine.models.registry import get_model_class
+from engine.runs.curves import RATING_PHASE, SAVED_PHASE, CurveRecorder
 from engine.runs.store import (
     RunsDB,
     check_checkpoint_target,
@@ -142,19 +143,22 @@ def train_and_evaluate(
     model = build_model(model_name, params, device=device)
     splits = make_splits(dataset)
 
-    model.fit(splits.train, val=splits.val, callback=_phase(callback, "ranking"))
+    # Every run keeps its learning curves, listened to or not (a model that validates only for
+    # a listener, as ALS, then validates every run: a diagnostic of the curve, not of the fit).
+    recorder = CurveRecorder(callback)
+    model.fit(splits.train, val=splits.val, callback=_phase(recorder, SAVED_PHASE))
     metrics = dict(evaluate_test(model, splits, protocol=protocol))
     if model.explicit and dataset.has_ratings:
-        metrics.update(rating_errors(model_name, model.get_params(), dataset, callback=_phase(callback, "rating")))
+        metrics.update(rating_errors(model_name, model.get_params(), dataset, callback=_phase(recorder, RATING_PHASE)))
 
     checkpoint = None
     split_settings = {**SPLIT_SETTINGS, "protocol": protocol}
+    saved = {"dataset": dataset, "split_settings": split_settings, "metrics": metrics,
+             "curve": recorder.record(model.kept_epoch)}
     if out is None:
-        checkpoint = save_new_checkpoint(
-            model, data_dir, dataset=dataset, split_settings=split_settings, metrics=metrics
-        )
+        checkpoint = save_new_checkpoint(model, data_dir, **saved)
     elif out is not False:
-        checkpoint = save_checkpoint(model, Path(out), dataset=dataset, split_settings=split_settings, metrics=metrics)
+        checkpoint = save_checkpoint(model, Path(out), **saved)
     run_id = None
     if db is not None:
         try:

@@ -22,6 +22,7 @@ from engine.data import Dataset
 from engine.errors import EngineError
 from engine.models.base import Cancelled
 from engine.models.registry import get_model_class
+from engine.runs.curves import history  # noqa: F401  (a job's events as the curves' table)
 from engine.runs.experiment import train_and_evaluate
 from engine.threads import use_in_this_thread
 
@@ -135,26 +136,6 @@ def progress(status: str, events: list[dict]) -> float:
     return 0.0
 
 
-def history(events: list[dict]) -> pd.DataFrame:
-    """A job's events as a table for curves: ``epoch, phase, loss, val_ndcg@10, seconds``.
-
-    Events without an epoch (other progress) are left out; a missing value is NaN.
-    """
-    rows = [
-        {
-            "epoch": int(e["epoch"]),
-            # A staged fit (NeuMF's GMF and MLP pre-trained side by side) gets a curve per stage.
-            "phase": e.get("stage") or e.get("phase", "ranking"),
-            "loss": _number(e.get("loss")),
-            "val_ndcg@10": _number(e.get("val_ndcg@10")),
-            "seconds": _number(e.get("seconds")),
-        }
-        for e in events
-        if e.get("epoch") is not None
-    ]
-    return pd.DataFrame(rows, columns=["epoch", "phase", "loss", "val_ndcg@10", "seconds"])
-
-
 def job_table(snapshots: list[dict]) -> pd.DataFrame:
     """One row per job snapshot: ``job, model, dataset, status, progress, run, ndcg@10, error``."""
     rows = []
@@ -173,10 +154,6 @@ def job_table(snapshots: list[dict]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["job", "model", "dataset", "status", "progress", "run", "ndcg@10", "error"])
-
-
-def _number(value) -> float:
-    return float("nan") if value is None else float(value)
 
 
 class JobManager:

@@ -41,10 +41,14 @@ DEFAULT_RUNS_DB = "data/runs.sqlite"
 
 # Keys `save_checkpoint` adds to model.json next to what `Recommender.save` writes.
 DATASET_KEY, FINGERPRINT_KEY, SPLIT_KEY, METRICS_KEY = "dataset", "dataset_fingerprint", "split", "metrics"
+#: The learning curves of the fit and the epoch it kept (`engine.runs.curves`); absent in
+#: checkpoints saved before curves were kept.
+CURVE_KEY = "training_curve"
 
 
 # ---- checkpoints ---------------------------------------------------------------------------
-def save_checkpoint(model: Recommender, directory, *, dataset: Dataset, split_settings: dict, metrics: dict) -> Path:
+def save_checkpoint(model: Recommender, directory, *, dataset: Dataset, split_settings: dict, metrics: dict,
+                    curve: dict | None = None) -> Path:
     """Save a fitted model with what is needed to reproduce its evaluation.
 
     Parameters
@@ -52,6 +56,8 @@ def save_checkpoint(model: Recommender, directory, *, dataset: Dataset, split_se
     dataset : the dataset it was trained on (its spec and fingerprint are recorded).
     split_settings : how the evaluation split was made (e.g. ``{"kind": "leave-last-out"}``).
     metrics : the test metrics of this model.
+    curve : the fit's learning curves (`engine.runs.curves.CurveRecorder.record`), kept under
+        `CURVE_KEY`; None writes no curve.
 
     Returns the checkpoint directory. The write is atomic: a failure leaves no partial directory.
     An existing checkpoint at `directory` is replaced; any other non-empty directory is refused
@@ -64,6 +70,8 @@ def save_checkpoint(model: Recommender, directory, *, dataset: Dataset, split_se
         SPLIT_KEY: dict(split_settings),
         METRICS_KEY: dict(metrics),
     }
+    if curve is not None:
+        metadata[CURVE_KEY] = curve
     return model.save(directory, metadata=metadata)
 
 
@@ -144,7 +152,7 @@ _STAGING_SUFFIX = ".saving"
 
 
 def save_new_checkpoint(model: Recommender, data_dir=None, *, dataset: Dataset, split_settings: dict,
-                        metrics: dict) -> Path:
+                        metrics: dict, curve: dict | None = None) -> Path:
     """Save a fitted model under a new, unique name in ``<data_dir>/checkpoints`` and return it.
 
     The name is ``<dataset>-<model>-<UTC time>-<random hex>``. The checkpoint is written whole
@@ -161,7 +169,7 @@ def save_new_checkpoint(model: Recommender, data_dir=None, *, dataset: Dataset, 
         raise CheckpointError(f"cannot create the checkpoints folder {parent}: {exc.strerror or exc}") from None
     stem = f"{_slug(dataset.spec.split(':', 1)[0])}-{_slug(model.name)}"
     staging = parent / f".{stem}.{secrets.token_hex(8)}{_STAGING_SUFFIX}"
-    save_checkpoint(model, staging, dataset=dataset, split_settings=split_settings, metrics=metrics)
+    save_checkpoint(model, staging, dataset=dataset, split_settings=split_settings, metrics=metrics, curve=curve)
     final = None
     try:
         final = _claim_name(parent, stem)

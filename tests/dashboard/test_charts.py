@@ -21,6 +21,21 @@ def test_epoch_curve_spans_the_planned_run_with_one_line_per_phase():
     assert fig.layout.margin.t == 40  # room for the title (`tight`)
 
 
+def test_epoch_curve_ticks_whole_epochs_and_marks_the_kept_one():
+    table = pd.DataFrame({"epoch": [1], "val_ndcg@10": [0.01]})
+    one = epoch_curve(table, "val_ndcg@10", "Validation NDCG@10", [0.5, 1.5], kept_epoch=1)
+    assert (one.layout.xaxis.tick0, one.layout.xaxis.dtick) == (0, 1)  # not 0.6, 0.8, 1, 1.2
+    assert one.layout.yaxis.title.text == "NDCG@10"  # words, not the column name val_ndcg@10
+    (line,) = one.layout.shapes
+    assert (line.x0, line.x1, line.line.dash) == (1, 1, "dash")
+    (label,) = one.layout.annotations
+    assert label.text == "kept: epoch 1" and label.xanchor == "left"  # right of the line: room there
+    long = epoch_curve(table, "val_ndcg@10", "Validation NDCG@10", [0.5, 40.5], kept_epoch=35)
+    assert long.layout.xaxis.dtick == 5
+    assert long.layout.annotations[0].xanchor == "right"  # near the right edge: written to the left
+    assert not epoch_curve(table, "val_ndcg@10", "Validation NDCG@10", [0.5, 1.5]).layout.shapes
+
+
 def test_ranked_bars_put_the_best_run_on_top_and_follow_a_given_order():
     from dashboard.components.charts import ranked_bars
 
