@@ -117,7 +117,9 @@ class NeuralRecommender(Recommender):
     def kept_epoch(self) -> int | None:
         # `best_epoch_` counts the last stage's epochs; its events count on from the pre-training's.
         self._check_fitted()
-        return None if self.best_epoch_ is None else self.pretrain_epochs_ + self.best_epoch_
+        best = vars(self).get("best_epoch_")
+        # Checkpoints saved before the offset was kept count from 0, as their events did not say.
+        return None if best is None else vars(self).get("pretrain_epochs_", 0) + best
 
     def _stage(self, cls: type["NeuralRecommender"], **params) -> "NeuralRecommender":
         """A `cls` model on this fit's data with a freshly built module, for a stage that this

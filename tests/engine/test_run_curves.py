@@ -160,3 +160,13 @@ def test_every_models_kept_epoch_is_a_validated_epoch_of_its_events(name):
     if len(checks) == 1:
         (scores,) = checks.values()
         assert scores[kept] == max(scores.values())
+
+
+def test_a_neural_checkpoint_saved_before_the_stage_offset_still_answers_its_kept_epoch(tmp_path):
+    from engine.runs.store import load_checkpoint
+
+    result, _ = train(tmp_path, "gmf", {"factors": 4, "epochs": 3, "batch_size": 256})
+    model = load_checkpoint(result["checkpoint"])[0]
+    expected = model.kept_epoch
+    del model.pretrain_epochs_  # what a checkpoint written before the offset was recorded lacks
+    assert model.kept_epoch == expected == model.best_epoch_
