@@ -87,8 +87,6 @@ class SASRec(NeuralRecommender):
         "loss": Param("choice", choices=LOSSES, help="full softmax over the catalogue, or log loss with one sampled negative", default="softmax"),
         "learning_rate": P.LEARNING_RATE.with_default(0.003),
         "regularization": Param("float", 0.0, 1.0, help="L2 weight decay of every parameter", default=0.0),
-        "window_stride": Param("int", 0, 1000, help="SWEEP", default=0),
-        "window_once": Param("int", 0, 1, help="SWEEP", default=1),
         "epochs": P.EPOCHS.with_default(40),
         "batch_size": P.BATCH_SIZE.with_default(32),
         "eval_every": EVAL_EVERY.with_default(2),
@@ -114,7 +112,7 @@ class SASRec(NeuralRecommender):
 
     def _train(self, train: Split, val: Split | None, callback: Callback | None) -> TrainResult:
         settings = self.train_settings(weight_decay=self.regularization)
-        seq, target, owner = training_windows(self.history_indptr_, self.history_items_, self.max_len, self.window_stride or None, bool(self.window_once))
+        seq, target, owner = training_windows(self.history_indptr_, self.history_items_, self.max_len)
         if self.loss == "softmax":
             def examples(rng: EpochRandom):
                 device = rng.torch.device
@@ -274,26 +272,26 @@ def last_items(indptr: np.ndarray, items: np.ndarray, max_len: int) -> np.ndarra
     return out
 
 
-def training_windows(indptr: np.ndarray, items: np.ndarray, max_len: int, stride: int | None = None, once: bool = True):
+def training_windows(indptr: np.ndarray, items: np.ndarray, max_len: int):
     """The training examples: ``(inputs, targets, owner)``, one row per window.
 
-    A user's transitions (input ``s_t``, target ``s_{t+1}``) are cut from their end into windows
-    of `max_len` positions, each window ending `stride` transitions before the next newer one
-    (default `max_len`: no overlap). SWEEP VERSION.
+    A user's sequence ``s_1 .. s_n`` is cut from its end into windows of `max_len` inputs, each
+    with its next items as targets (input ``s_t``, target ``s_{t+1}``); consecutive windows
+    share one item so every transition is trained on exactly once. Rows are left-padded with
+    0 (inputs and targets alike), items shifted by one; `owner` is each row's user.
     """
-    stride = max_len if stride is None else stride
     n_users = len(indptr) - 1
     transitions = np.maximum(np.diff(indptr) - 1, 0)
     if not transitions.any():
         raise ParameterError("no user has two training items: SASRec needs sequences to learn from")
-    windows = np.where(transitions > 0, 1 + -(-np.maximum(transitions - max_len, 0) // stride), 0)
-    owner = np.repeat(np.arange(n_users, dtype=np.int64), windows)
-    k = np.arange(len(owner)) - np.repeat(np.cumsum(windows) - windows, windows)  # 0 = newest window
-    end = transitions[owner] - 1 - k * stride
-    t = end[:, None] - np.arange(max_len - 1, -1, -1)[None, :]  # the transition in each slot
-    real = t >= 0
-    trained = real if not once else real & ((t > (end - stride)[:, None]) | (k == windows[owner] - 1)[:, None])
-    start = indptr[owner][:, None] + t
-    inputs = np.where(real, items[np.where(real, start, 0)] + 1, PAD)
-    targets = np.where(trained, items[np.where(real, start + 1, 0)] + 1, PAD)
-    return inputs.astype(np.int64), targets.astype(np.int64), owner
+    windows = -(-transitions // max_len)
+    first_row = np.cumsum(windows) - windows
+    user = np.repeat(np.arange(n_users), transitions)  # one entry per transition s_t -> s_{t+1}
+    t = np.arange(len(user)) - np.repeat(np.cumsum(transitions) - transitions, transitions)
+    back = transitions[user] - 1 - t  # 0 for the newest transition of its user
+    row, col = first_row[user] + back // max_len, max_len - 1 - back % max_len
+    inputs = np.full((int(windows.sum()), max_len), PAD, np.int64)
+    targets = np.full_like(inputs, PAD)
+    inputs[row, col] = items[indptr[user] + t] + 1
+    targets[row, col] = items[indptr[user] + t + 1] + 1
+    return inputs, targets, np.repeat(np.arange(n_users, dtype=np.int64), windows)
