@@ -7,7 +7,8 @@ seconds of the fit (this process, one thread). The test split is scored only wit
 
     python tools/sasrec_sweep.py --dataset movielens-dslabs --seed 0 --set batch_size=32
 
-The sweep and its figures: docs/benchmarks.md, "Batch size: optimizer steps per epoch".
+The sweeps and their figures: docs/benchmarks.md, "Batch size: optimizer steps per epoch" and
+"Windows, length, learning rate and dropout on movielens-dslabs".
 """
 
 import argparse

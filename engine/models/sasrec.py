@@ -57,8 +57,9 @@ class SASRec(NeuralRecommender):
 
     The defaults (loss, learning rate, epochs, `max_len`, `factors`) were picked on the
     validation split of ML-100k, the batch size on the validation splits of ML-100k and
-    movielens-dslabs over seeds 0-2 (`tools/sasrec_sweep.py`); the sweeps are in
-    docs/benchmarks.md.
+    movielens-dslabs over seeds 0-2 (`tools/sasrec_sweep.py`); on movielens-dslabs's validation
+    no other `max_len`, learning rate, dropout, head count, weight decay or window overlap
+    beat them. The sweeps are in docs/benchmarks.md.
 
     Notes
     -----
@@ -279,6 +280,10 @@ def training_windows(indptr: np.ndarray, items: np.ndarray, max_len: int):
     with its next items as targets (input ``s_t``, target ``s_{t+1}``); consecutive windows
     share one item so every transition is trained on exactly once. Rows are left-padded with
     0 (inputs and targets alike), items shifted by one; `owner` is each row's user.
+
+    The windows do not overlap on purpose: overlapping ones (a window every `max_len // 2`
+    transitions, training each target once with the longer context or in every window) scored
+    lower on movielens-dslabs's validation split (docs/benchmarks.md, "SASRec").
     """
     n_users = len(indptr) - 1
     transitions = np.maximum(np.diff(indptr) - 1, 0)
