@@ -3,7 +3,7 @@
 import plotly.express as px
 import streamlit as st
 
-from dashboard.services import datasets, errors, uploads
+from dashboard.services import datasets, errors, explorer, uploads
 from dashboard.components import glossary
 from dashboard.components.charts import log_ticks, tight
 from dashboard.components.first_run import first_run_panel
@@ -85,9 +85,19 @@ st.subheader("Items")
 query = st.text_input("Search titles", key="data_item_search", placeholder="e.g. Star Wars")
 shown = items[items["title"].str.contains(query, case=False, regex=False)] if query else items
 st.caption(f"{len(shown):,} of {len(items):,} items")
+table = with_genre_tags(shown, datasets.genres(spec))
+if datasets.has_images(spec):  # the first rows' pictures (most popular first, or the search's hits)
+    dataset = datasets.get_dataset(spec)
+    table.insert(0, "poster", [explorer.poster(spec, dataset.item_index(i)) if n < explorer.TABLE_POSTERS else None
+                               for n, i in enumerate(table["item_id"])])  # fmt: skip
 st.dataframe(
-    with_genre_tags(shown, datasets.genres(spec)),
+    table,
     hide_index=True,
-    column_config={"genres": genre_column(datasets.genres(spec))},
+    column_config={
+        "genres": genre_column(datasets.genres(spec)),
+        "poster": st.column_config.ImageColumn("", width="small"),
+        # A file without genres or years (a CSV upload) gets no column of blanks and "None"s.
+        **{column: None for column in ("genres", "year") if not items[column].dropna().astype(str).str.strip().any()},
+    },
     key="data_items_table",
 )

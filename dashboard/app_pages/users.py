@@ -15,7 +15,6 @@ from dashboard.components.sidebar import current_dataset_spec
 from dashboard.text import plain
 
 K_CHOICES = (5, 10, 20, 50)
-HISTORY_POSTERS = 50  # posters for the newest items only: each is a few kB in the page
 HELD_OUT_BADGES = {"test": ":green-badge[held-out test item]", "validation": ":blue-badge[validation item]"}
 DEFAULT_LEVEL = "medium"
 WAY_OUT = "Type another user id above or press Surprise me."
@@ -149,7 +148,7 @@ for column, run, (items, scores), shared_here in zip(st.columns(len(runs)), runs
 st.markdown("**History**")
 shown = with_genre_tags(history, datasets.genres(spec))
 if images:
-    posters = [explorer.poster(spec, i) if n < HISTORY_POSTERS else None for n, i in enumerate(shown.index)]
+    posters = [explorer.poster(spec, i) if n < explorer.TABLE_POSTERS else None for n, i in enumerate(shown.index)]
     shown.insert(0, "poster", posters)
 st.dataframe(
     shown,

@@ -108,6 +108,10 @@ def attention_heads(frame: pd.DataFrame) -> list[str]:
     return history_attention_lib.head_columns(frame)
 
 
+#: Pictures for the first rows of a long table only (a history, the item table): each is a few kB in the page.
+TABLE_POSTERS = 50
+
+
 @st.cache_data(max_entries=4096, show_spinner=False)
 def poster(spec: str, item_idx: int) -> str | None:
     """The item's thumbnail as a small data URI (a neutral placeholder for an item without a

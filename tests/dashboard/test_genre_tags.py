@@ -37,6 +37,7 @@ def test_data_page_items_show_genres_as_coloured_tags(app):
     # Every genre of the dataset, in one fixed order: a genre has the same colour in every table.
     assert [o["value"] for o in config["type_config"]["options"]] == ds.genre_names
     assert {o["color"] for o in config["type_config"]["options"]} == {"auto"} and config["disabled"]
+    assert not config.get("hidden") and not json.loads(table.proto.columns).get("year", {}).get("hidden")
 
 
 def test_similar_items_tables_and_caption_read_genres_as_words(trained_app):

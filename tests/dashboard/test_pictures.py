@@ -196,3 +196,23 @@ def test_visual_attention_on_real_pictures_without_ground_truth(make, pictures_d
 def test_visual_attention_without_pictures_points_to_the_item_pictures_box(app):
     at = pages.open_page(app, "app_pages/attention.py")
     assert "attach a folder of item pictures in the sidebar's **Item pictures** box" in at.info[0].value
+
+
+def test_data_page_item_table_shows_pictures_for_its_first_rows(make, ds):
+    from dashboard.services.explorer import TABLE_POSTERS
+
+    at = make().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table.columns[0] == "poster"
+    for item_id, uri in zip(table["item_id"][:TABLE_POSTERS], table["poster"][:TABLE_POSTERS]):
+        item = ds.item_index(item_id)
+        assert uri == placeholder() if ds.items["image"].iat[item] == "" else is_picture(uri)
+    assert table["poster"][TABLE_POSTERS:].isna().all()  # the rest stay text: a few kB each
+
+
+def test_data_page_hides_the_genres_and_years_a_csv_does_not_have(make):
+    import json
+
+    config = json.loads(make().run().dataframe[0].proto.columns)
+    assert config["genres"]["hidden"] and config["year"]["hidden"]  # this CSV has neither (MovieLens: test_genre_tags)
