@@ -10,8 +10,8 @@ import streamlit as st
 
 from engine.errors import CheckpointError, EngineError
 from engine.explore import run_tables
-from engine.runs.curves import RATING_PHASE, SAVED_PHASE, TrainingCurve, read_curve  # noqa: F401 - the curves' phases
-from engine.runs.jobs import JobManager, history, job_table, may_touch, one_line
+from engine.runs.curves import RATING_PHASE, SAVED_PHASE, TrainingCurve, history, read_curve  # noqa: F401 - the curves' phases
+from engine.runs.jobs import JobManager, job_table, may_touch, one_line
 from engine.models.registry import describe_models
 from engine.runs.store import clean_checkpoints
 

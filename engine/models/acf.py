@@ -204,11 +204,6 @@ class ACF(RidgeFoldIn, Recommender):
         finally:
             del self._live, self._unseen
 
-    @property
-    def kept_epoch(self) -> int | None:
-        self._check_fitted()
-        return vars(self).get("best_epoch_")  # absent in checkpoints saved before it was kept
-
     def _features(self, train: Split, device) -> np.ndarray | None:
         """Standardised component features (n_items, 49, <= MAX_INPUT_DIM), or None."""
         dataset = train.dataset

@@ -178,9 +178,10 @@ class Recommender(ABC):
         """The epoch whose weights this fitted model holds, numbered as in the progress events
         of its fit, where validation picked it among the epochs trained (early stopping keeps
         the best one); None where the fit kept its last state, ran in one step, or had no
-        validation split. A model whose fit picks its epoch by validation overrides this."""
+        validation split. A fit that picks its epoch by validation sets ``best_epoch_`` (absent
+        in checkpoints saved before it was kept); a staged fit overrides this to count on."""
         self._check_fitted()
-        return None
+        return vars(self).get("best_epoch_")
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:

@@ -115,10 +115,9 @@ class NeuralRecommender(Recommender):
 
     @property
     def kept_epoch(self) -> int | None:
-        # `best_epoch_` counts the last stage's epochs; its events count on from the pre-training's.
-        self._check_fitted()
-        best = vars(self).get("best_epoch_")
-        # Checkpoints saved before the offset was kept count from 0, as their events did not say.
+        # `best_epoch_` counts the last stage's epochs; its events count on from the pre-training's
+        # (checkpoints saved before the offset was kept count from 0, as their events did not say).
+        best = super().kept_epoch
         return None if best is None else vars(self).get("pretrain_epochs_", 0) + best
 
     def _stage(self, cls: type["NeuralRecommender"], **params) -> "NeuralRecommender":

@@ -293,11 +293,6 @@ class SampledMF(RidgeFoldIn, Recommender):
         if result.best_epoch is not None:
             self.best_epoch_ = result.best_epoch
 
-    @property
-    def kept_epoch(self) -> int | None:
-        self._check_fitted()
-        return vars(self).get("best_epoch_")  # absent where no validation split chose the weights
-
     def _set_factors(self, f: Factors) -> None:
         self.user_factors_ = f.user.cpu().numpy().copy()
         self.item_factors_ = f.item.cpu().numpy().copy()

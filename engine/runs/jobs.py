@@ -22,7 +22,6 @@ from engine.data import Dataset
 from engine.errors import EngineError
 from engine.models.base import Cancelled
 from engine.models.registry import get_model_class
-from engine.runs.curves import history  # noqa: F401  (a job's events as the curves' table)
 from engine.runs.experiment import train_and_evaluate
 from engine.threads import use_in_this_thread
 

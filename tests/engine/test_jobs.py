@@ -9,8 +9,9 @@ import pytest
 from engine.errors import ParameterError
 from engine.runs.experiment import train_and_evaluate
 from engine.runs.jobs import (
-    CANCELLED, DONE, FAILED, JobManager, check_params, history, job_table, one_line, progress,
+    CANCELLED, DONE, FAILED, JobManager, check_params, job_table, one_line, progress,
 )
+from engine.runs.curves import history
 from engine.runs.store import RunsDB
 
 DATA = "synthetic:60x40x700"
