@@ -108,7 +108,7 @@ def _ratio(method: str) -> str:
 
 def conclusion(verdict) -> str:
     """What to conclude, in words; the verdict (engine.explain.shap_lime.agreement_verdict) picks which."""
-    shared = ", ".join(f"**{plain(name)}**" for name in verdict.shared)
+    shared = ", ".join(f"**{plain(explain_figures.feature_words(name))}**" for name in verdict.shared)
     if verdict.verdict == "agree":
         return (f"Both methods rank {shared} among the top 3, and removing those features lowers the score more "
                 "than chance: the model's score for this pair rests mostly on them.")

@@ -7,10 +7,13 @@ and the x range leaves room for the value printed beside each bar instead of cli
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import numpy as np
 import plotly.graph_objects as go
+
+from dashboard.services.explain import ITEM_EMBEDDING, USER_EMBEDDING
 
 POSITIVE, NEGATIVE, TOTAL = "#d6604d", "#4393c3", "#878787"
 #: Feature labels: characters per line and lines at most (longer values end in "...").
@@ -28,10 +31,45 @@ def wrap_label(text: str, width: int = LABEL_WIDTH, lines: int = LABEL_LINES) ->
     return "<br>".join(part.replace("| ", "|") for part in parts)
 
 
+#: The engine's feature names in words a student reads without a glossary (engine.data.features,
+#: engine.explain.shap_lime); a name not listed is shown with its underscores as spaces.
+FEATURE_WORDS = {
+    "popularity": "item popularity", "year": "item year", "genres": "item genres",
+    "activity": "user activity", "mean_rating": "user's average rating", "genre_affinity": "user's genres",
+    "age": "user age", "gender": "user gender", "occupation": "user occupation", "zip": "user zip code",
+    USER_EMBEDDING: "learned user vector", ITEM_EMBEDDING: "learned item vector",
+}  # fmt: skip
+#: What a count feature counts (its value is a bare number).
+UNITS = {"popularity": "users", "activity": "items"}
+SHARE = re.compile(r"(\S[^,]*?) (\d+(?:\.\d+)?)(?=,|$)")
+
+
+def feature_words(feature: str) -> str:
+    """`feature` in plain words: ``"popularity"`` -> ``"item popularity"``."""
+    return FEATURE_WORDS.get(feature, feature.replace("_", " "))
+
+
+def value_words(feature: str, value: str) -> str:
+    """A feature's value as people read it: ``"338 users"``, ``"Comedy, Drama"``, genre shares
+    as percentages (``"Drama 59%, Comedy 33%"``)."""
+    if feature in UNITS and value.replace(".", "", 1).isdigit():
+        return f"{value} {UNITS[feature]}"
+    if feature == "genres":
+        return value.replace("|", ", ")
+    if feature == "genre_affinity":
+        return SHARE.sub(lambda m: f"{m[1]} {float(m[2]):.0%}", value)
+    return value
+
+
 def feature_label(feature: str, values: dict) -> str:
-    """``"feature = value"`` for the y axis (just the feature where the value is unknown)."""
+    """``"item popularity: 338 users"`` for the y axis; a learned vector is named by whose it is
+    (``"learned vector of Forrest Gump"``); just the words where the value is unknown."""
     value = str(values.get(feature, ""))
-    return wrap_label(f"{feature} = {value}" if value else feature)
+    if not value:
+        return wrap_label(feature_words(feature))
+    if feature in (USER_EMBEDDING, ITEM_EMBEDDING):
+        return wrap_label(f"learned vector of {value}")
+    return wrap_label(f"{feature_words(feature)}: {value_words(feature, value)}")
 
 
 def _padded_range(low: float, high: float) -> list[float]:
@@ -114,7 +152,7 @@ def shap_beeswarm(long, order: list[str]) -> go.Figure:
         part = long[long["feature"] == feature]
         fig.add_trace(
             go.Scattergl(
-                x=part["shap"], y=rank + rng.uniform(-0.3, 0.3, len(part)), mode="markers", name=feature,
+                x=part["shap"], y=rank + rng.uniform(-0.3, 0.3, len(part)), mode="markers", name=feature_words(feature),
                 marker={"size": 5, "opacity": 0.6}, text=part["value"],
                 hovertemplate="%{text}: %{x:+.3f}<extra></extra>",
             )  # fmt: skip
@@ -122,7 +160,7 @@ def shap_beeswarm(long, order: list[str]) -> go.Figure:
     fig.update_layout(
         title={"text": "SHAP value per pair", "x": 0, "xanchor": "left", "font": {"size": 14}},
         showlegend=False, height=90 + ROW_HEIGHT * len(order), margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        yaxis={"tickvals": list(range(len(order))), "ticktext": [wrap_label(f) for f in order],
+        yaxis={"tickvals": list(range(len(order))), "ticktext": [wrap_label(feature_words(f)) for f in order],
                "autorange": "reversed", "automargin": True},
         xaxis={"title": {"text": "contribution to the score", "font": {"size": 12}}, "zeroline": True,
                "automargin": True},
@@ -135,7 +173,7 @@ def mean_abs_bars(mean_abs) -> go.Figure:
     means = [float(v) for v in mean_abs["mean_abs"]]
     fig = go.Figure(
         go.Bar(
-            orientation="h", y=[wrap_label(f) for f in mean_abs["feature"]], x=means, marker_color=TOTAL,
+            orientation="h", y=[wrap_label(feature_words(f)) for f in mean_abs["feature"]], x=means, marker_color=TOTAL,
             text=[f"{v:.3f}" for v in means], textposition="outside", cliponaxis=False,
             hovertemplate="%{y}: %{x:.3f}<extra></extra>",
         )  # fmt: skip

@@ -10,6 +10,7 @@ import streamlit as st
 from engine.explain import reports
 from engine.explain import shap_lime as explain_lib
 from engine.explore import query
+from engine.explain.shap_lime import ITEM_EMBEDDING, USER_EMBEDDING  # noqa: F401 (the figures name them)
 
 from dashboard.services import checkpoints, datasets, errors
 

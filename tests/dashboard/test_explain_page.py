@@ -82,7 +82,9 @@ def test_default_pair_matches_the_engine(explain_app, engine_side):
     np.testing.assert_allclose(values(shap_trace["x"])[:-1], list(expected.contributions.values()), atol=1e-6)
     assert shap_trace["base"] == pytest.approx(expected.base_value, abs=1e-6)
     assert shap_trace["y"][-1] == "prediction"
-    assert shap_trace["y"][0].startswith(list(expected.contributions)[0])
+    from dashboard.components.explain_figures import feature_words
+
+    assert shap_trace["y"][0].startswith(feature_words(list(expected.contributions)[0]))
     # The last bar prints the prediction the title states (not the sum of the contributions).
     prediction = f"{expected.prediction:.3f}"
     assert shap_trace["text"][-1] == prediction and prediction in charts[0]["layout"]["title"]["text"]
@@ -138,7 +140,10 @@ def test_global_summary(explain_app, engine_side):
     assert len(swarm["data"]) == len(explainer.features)  # one strip per feature
     assert all(len(values(t["x"])) == 50 for t in swarm["data"])
     means = values(bars["data"][0]["x"])
-    assert means == sorted(means, reverse=True) and set(bars["data"][0]["y"]) == set(explainer.features)
+    from dashboard.components.explain_figures import feature_words
+
+    assert means == sorted(means, reverse=True)
+    assert set(bars["data"][0]["y"]) == {feature_words(f) for f in explainer.features}
     assert any("50 test pairs" in c.value for c in at.caption)
 
 
@@ -198,3 +203,18 @@ def test_lime_bars_leave_room_for_values_on_both_sides():
     # A negative weight's value is printed left of its bar: inside the plot, not over the labels.
     assert low < -0.069 - 0.3 and high > 1.25 + 0.3
     assert layout["yaxis"]["automargin"] is True
+
+
+def test_features_are_named_in_plain_words_with_their_units():
+    from dashboard.components.explain_figures import feature_label, mean_abs_bars, shap_waterfall
+
+    labels = shap_waterfall(EXPLANATION).to_plotly_json()["data"][0]["y"]
+    assert labels[1] == "item popularity: 213 users"
+    assert labels[2] == "user's average rating"  # no value known: the words alone
+    assert labels[0].replace("<br>", " ").startswith("item genres: Adventure, Animation,")  # no "|" between genres
+    shares = {"genre_affinity": "Drama 0.59, Comedy 0.33, Thriller 0.26"}
+    assert feature_label("genre_affinity", shares).replace("<br>", " ") == "user's genres: Drama 59%, Comedy 33%, Thriller 26%"
+    assert feature_label("user embedding", {"user embedding": "user 555"}) == "learned vector of user 555"
+    assert feature_label("activity", {"activity": "73"}) == "user activity: 73 items"
+    bars = mean_abs_bars({"feature": ["item embedding", "occupation"], "mean_abs": [0.3, 0.1]})
+    assert list(bars.to_plotly_json()["data"][0]["y"]) == ["learned item vector", "user occupation"]

@@ -163,8 +163,10 @@ def test_explain_says_what_to_conclude_from_shap_and_lime(explain_app, engine_si
     assert message.startswith(CONCLUSION_OPENINGS[expected.verdict]), (expected, message)
     assert ("Why they can disagree" in message) == (not expected.agree)
     assert "](glossary?term=when-shap-and-lime-disagree#when-shap-and-lime-disagree)" in message
-    for name in expected.shared:
-        assert f"**{name}**" in message
+    from dashboard.components.explain_figures import feature_words
+
+    for name in expected.shared:  # named in words, as on the charts
+        assert f"**{feature_words(name)}**" in message
     helps = {m.label: m.proto.help for m in at.metric}
     assert LINK.search(helps["SHAP deletion ratio"]).group(1) == "deletion-ratio"
     assert LINK.search(helps["Top-3 overlap"]).group(1) == "top-3-overlap"
