@@ -1,8 +1,9 @@
 """Embeddings: a model's item (or user) embeddings projected to 2D or 3D with PCA, UMAP or t-SNE.
 
 State in the URL: ``models`` (the run), ``points`` (items/users), ``projection`` (e.g.
-``umap-2d``), ``color``, ``k`` (clusters), ``user`` (raw id to highlight) and, when changed from
-their defaults, ``neighbors``/``min_dist`` (UMAP) and ``perplexity`` (t-SNE).
+``umap-2d``), ``color``, ``genre`` (the one coloured), ``k`` (clusters), ``user`` (raw id to
+highlight) and, when changed from their defaults, ``min`` (fewest interactions of an item
+shown), ``neighbors``/``min_dist`` (UMAP) and ``perplexity`` (t-SNE).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dashboard.text import plain
 
 METHODS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 COLOURS = {
-    "items": {"genre": "Genre (first listed)", "popularity": "Popularity", "year": "Year",
+    "items": {"genre": "A genre", "popularity": "Popularity", "year": "Year",
               "cluster": "k-means cluster"},  # fmt: skip
     "users": {"activity": "Activity", "cluster": "k-means cluster"},
 }
@@ -29,6 +30,9 @@ PARAMS = {
     "umap": {"n_neighbors": ("neighbors", 15), "min_dist": ("min_dist", 0.1)},
     "tsne": {"perplexity": ("perplexity", 30.0)},
 }
+#: Items with fewer interactions are hidden by default: their vectors barely moved from where
+#: training started, and thousands of them crowd the middle of the map (the Settings change it).
+MIN_INTERACTIONS = 5
 NEIGHBOURS = 5
 MAX_INSPECT = 20
 GALLERY_WIDTH = 72  # pixels: pictures of the selected items, a row of them
@@ -62,17 +66,28 @@ method = controls[1].radio(
 )  # fmt: skip
 dims = controls[2].radio("Dimensions", [2, 3], index=[2, 3].index(dims0), format_func=lambda d: f"{d}D",
                          horizontal=True, key="emb_dims")  # fmt: skip
-colour_names = COLOURS[what]
+genres = embeddings.genre_choices(spec) if what == "items" else []
+colour_names = {c: n for c, n in COLOURS[what].items() if c != "genre" or genres}
 colour0 = url_state.read_choice("color", colour_names, next(iter(colour_names)))
 colour = controls[3].selectbox(
     "Colour by", list(colour_names), index=list(colour_names).index(colour0), format_func=colour_names.get,
     key=f"emb_colour_{what}",
 )  # fmt: skip
 
+table = embeddings.embedding_point_table(spec, what)
 params = {}
 with st.expander("Settings", expanded=False):
     k0 = url_state.read_choice("k", range(2, 31), 8)
     k = st.slider("Clusters (k-means, in the original space)", 2, 30, k0, key="emb_k")
+    if what == "items":
+        most = int(max(1, min(50, table["popularity"].max())))
+        fewest0 = min(MIN_INTERACTIONS, most)
+        fewest = st.slider(
+            "Show items with at least this many interactions", 1, most, url_state.read_int("min", fewest0, 1, most),
+            key="emb_min", help="Items chosen by few users keep vectors close to where training started: "
+            "thousands of them crowd the middle of the map. 1 shows every item.",
+        )  # fmt: skip
+        url_state.write("min", fewest, fewest0)
     for name, (url_name, default) in PARAMS.get(method, {}).items():
         if isinstance(default, int):
             start = url_state.read_int(url_name, default, 2, 200)
@@ -93,14 +108,22 @@ url_state.write("projection", f"{method}-{dims}d")
 url_state.write("color", colour)
 url_state.write("k", k if colour == "cluster" else None)
 
-user_id = st.text_input(
+user_col, genre_col = st.columns(2) if colour == "genre" else (st.container(), None)
+if genre_col is not None:
+    genre = genre_col.selectbox(
+        "Genre", genres, index=genres.index(url_state.read_choice("genre", genres, genres[0])), key="emb_genre",
+        help="Its items are coloured, the others drawn pale: do the model's vectors put a genre's films together?",
+    )  # fmt: skip
+    url_state.write("genre", genre, genres[0])
+else:
+    url_state.write("genre", None)
+user_id = user_col.text_input(
     "Highlight a user", value=url_state.read("user", ""), key="emb_user", placeholder="a user id, e.g. 15",
     help="The user's id as in the dataset (the User explorer shows it). Their history and the model's top-10 "
     "recommendations are marked (item view), or their point (user view).",
 ).strip()  # fmt: skip
 url_state.write("user", user_id or None)
 
-table = embeddings.embedding_point_table(spec, what)
 key = embeddings.projection_key(run["checkpoint"], what, method, dims, params)
 n_points = len(table)
 if method != "pca" and not embeddings.projection_on_disk(key):
@@ -133,8 +156,11 @@ coords = result["coords"]
 if colour == "cluster":
     with errors.friendly_errors():
         values = embeddings.embedding_clusters(run["checkpoint"], spec, what, k, key)
+elif colour == "genre":
+    values = embeddings.genre_colours(spec, genre)
 else:
     values = table[colour].to_numpy()
+shown = table["popularity"].to_numpy() >= fewest if what == "items" else None
 labels = table["label"].to_numpy().astype(str)
 
 highlight = embeddings.embedding_user_marks(run["checkpoint"], spec, user_id) if user_id else None
@@ -145,13 +171,18 @@ if evr is not None:
     axis_titles = [f"PC{i + 1} ({v:.1%})" for i, v in enumerate(evr)]
 else:
     axis_titles = [f"{METHODS[method]} {i + 1}" for i in range(dims)]
-fig = build_figure(coords, labels, values, colour, marks, axis_titles)
+fig = build_figure(coords, labels, values, colour, marks, axis_titles, shown)
 
 if evr is not None:
     parts = ", ".join(f"PC{i + 1} {v:.1%}" for i, v in enumerate(evr))
     st.markdown(f"**Explained variance:** the {dims} axes keep {evr.sum():.1%} of the variance ({parts}).")
 where = "read from the disk cache" if result["from_cache"] else f"computed in {result['seconds']:.2f} s"
-st.caption(f"{n_points:,} {what} of {plain(run['label'])}; {METHODS[method]} {dims}D {where}. Hover for names.")
+if shown is not None and not shown.all():
+    drawn = (f"{int(shown.sum()):,} of {n_points:,} {what} shown, those with at least {fewest} interactions (the"
+             " others have barely trained vectors; Settings shows them)")  # fmt: skip
+else:
+    drawn = f"{n_points:,} {what}"
+st.caption(f"{drawn}; {plain(run['label'])}, {METHODS[method]} {dims}D {where}. Hover for names.")
 
 if dims == 2:
     event = st.plotly_chart(fig, key="emb_chart", on_select="rerun", selection_mode=("points", "box", "lasso"))

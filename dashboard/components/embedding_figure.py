@@ -7,9 +7,13 @@ import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
 
+from dashboard.services.embeddings import OTHER_GENRES
+
 CATEGORICAL = {"genre", "cluster"}
 LOG_SCALE = {"popularity", "activity"}  # long-tailed counts: a log colour scale shows the body
 MARK_COLOUR = "crimson"
+#: The items outside the coloured genre: a pale background the genre stands out from.
+BACKGROUND = {"color": "#c8c8c8", "opacity": 0.5}
 
 
 def count_ticks(largest: float) -> np.ndarray:
@@ -47,17 +51,21 @@ def user_marks(user_id: str, what: str, dims: int, marks: dict) -> list[dict]:
     ]  # fmt: skip
 
 
-def build_figure(coords, labels, values, colour: str, marks: list[dict], axis_titles: list[str]) -> go.Figure:
+def build_figure(coords, labels, values, colour: str, marks: list[dict], axis_titles: list[str],
+                 shown=None) -> go.Figure:
     """WebGL scatter (2D) or 3D scatter of `coords`, coloured by `values`, with highlight traces.
 
     Every trace carries the point index as customdata, so a selection maps back to points
     whichever trace it hits. A numeric colour has its colour bar on the right; the legend (the
-    highlights) then lies flat above the plot, so the two never overlap.
+    highlights) then lies flat above the plot, so the two never overlap. `shown` (a boolean mask)
+    keeps only some points in the coloured layer; the highlights are drawn whatever it says.
+    A genre's points (values `OTHER_GENRES` for the rest) are drawn over a pale background.
     """
     dims = coords.shape[1]
     trace = go.Scattergl if dims == 2 else go.Scatter3d
     size = 5 if dims == 2 else 2.5
     idx = np.arange(len(coords))
+    shown = np.ones(len(coords), bool) if shown is None else np.asarray(shown, bool)
 
     def points(sel, **kwargs):
         xyz = {"x": coords[sel, 0], "y": coords[sel, 1]}
@@ -71,25 +79,30 @@ def build_figure(coords, labels, values, colour: str, marks: list[dict], axis_ti
     fig = go.Figure()
     legend = {"itemsizing": "constant"}
     if colour in CATEGORICAL:
-        cats, counts = np.unique(values, return_counts=True)
+        other = shown & (np.asarray(values, object) == OTHER_GENRES)
+        if other.any():  # underneath the genre, pale
+            fig.add_trace(points(other, name=OTHER_GENRES, marker={"size": size, **BACKGROUND}))
+        cats, counts = np.unique(np.asarray(values)[shown & ~other], return_counts=True)
         cats = cats[np.argsort(-counts, kind="stable")]
         for cat, col in zip(cats, palette(len(cats))):
             name = f"cluster {cat}" if colour == "cluster" else str(cat)
-            fig.add_trace(points(values == cat, name=name, marker={"size": size, "color": col, "opacity": 0.75}))
+            opacity = 0.9 if other.any() else 0.75  # one genre over the pale rest: strong
+            fig.add_trace(points(shown & (values == cat), name=name, marker={"size": size, "color": col, "opacity": opacity}))
     else:
         numeric = np.asarray(values, np.float64)
         known = np.isfinite(numeric)
         bar = {"title": {"text": colour, "side": "right"}, "thickness": 12, "x": 1.0, "xanchor": "left"}
-        shown = numeric
+        scale = numeric
         if colour in LOG_SCALE:
-            shown = np.log10(1 + numeric)
+            scale = np.log10(1 + numeric)
             ticks = count_ticks(numeric[known].max() if known.any() else 0)
             bar.update(title={"text": f"{colour} (log scale)", "side": "right"}, tickvals=np.log10(1 + ticks).tolist(),
                        ticktext=[f"{t:,}" for t in ticks])  # fmt: skip
-        marker = {"size": size, "color": shown[known], "colorscale": "Viridis", "opacity": 0.75, "colorbar": bar}
-        fig.add_trace(points(known, name=colour, marker=marker, showlegend=False))
-        if (~known).any():
-            fig.add_trace(points(~known, name=f"unknown {colour}", marker={"size": size, "color": "lightgrey"}))
+        coloured = shown & known
+        marker = {"size": size, "color": scale[coloured], "colorscale": "Viridis", "opacity": 0.75, "colorbar": bar}
+        fig.add_trace(points(coloured, name=colour, marker=marker, showlegend=False))
+        if (shown & ~known).any():
+            fig.add_trace(points(shown & ~known, name=f"unknown {colour}", marker={"size": size, "color": "lightgrey"}))
         legend.update(orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom")
     for mark in marks:
         sel = np.zeros(len(coords), bool)

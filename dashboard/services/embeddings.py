@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.explore import projection as projections
+from engine.explore.projection import OTHER_GENRES  # noqa: F401 (the figure draws them pale)
 from engine.explore import views as explore
 from engine.explore import query
 from engine.errors import EngineError, UnknownIdError
@@ -107,6 +108,19 @@ def embedding_neighbours(checkpoint: str, spec: str, what: str, index, k: int = 
 def embedding_point_table(spec: str, what: str) -> pd.DataFrame:
     """What the points can be coloured by and named with (`engine.explore.projection.point_table`)."""
     return projections.point_table(datasets.get_dataset(spec), what)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def genre_choices(spec: str) -> list[str]:
+    """The genres a map can be coloured by, the one to offer first leading
+    (`engine.explore.projection.genres_by_size`); empty for a catalogue without genres."""
+    return projections.genres_by_size(datasets.get_dataset(spec))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def genre_colours(spec: str, genre: str) -> np.ndarray:
+    """Each item's colour label for `genre` (`engine.explore.projection.genre_labels`)."""
+    return projections.genre_labels(datasets.get_dataset(spec), genre)
 
 
 def embedding_user_marks(checkpoint: str, spec: str, raw_id: str, k: int = 10) -> dict | None:

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from engine.data.dataset import Dataset
-from engine.errors import EngineError, ParameterError
+from engine.errors import EngineError, ParameterError, choices_hint
 from engine.npy_cache import save_npy_atomic
 
 METHODS = ("pca", "umap", "tsne")
@@ -376,19 +376,38 @@ def kmeans_labels(embeddings, k: int = 8, *, random_state: int = 0) -> np.ndarra
 
 def point_table(dataset: Dataset, what: str) -> pd.DataFrame:
     """What the points of an embedding map can be coloured by and named with, one row per item
-    or user: items ``label`` (title, with the year), ``genre`` (the first one), ``popularity``,
-    ``year``; users ``label`` (raw id), ``activity`` (interactions)."""
+    or user: items ``label`` (title, with the year), ``popularity``, ``year``; users ``label``
+    (raw id), ``activity`` (interactions). Genres are coloured one at a time (`genre_labels`)."""
     if what == "users":
         activity = np.bincount(dataset.interactions["user_idx"].to_numpy(), minlength=dataset.n_users)
         return pd.DataFrame({"label": [f"user {u}" for u in dataset.user_ids], "activity": activity})
-    first = dataset.items["genres"].fillna("").astype(str).str.split("|").str[0]
     year = pd.to_numeric(dataset.items["year"], errors="coerce")
     titles = dataset.items["title"].astype(str)
     # "Toy Story (1995)": tells remakes apart; ml-100k titles already carry the year.
     labels = [t if y != y or f"({int(y)})" in t else f"{t} ({int(y)})" for t, y in zip(titles, year)]
-    return pd.DataFrame({
-        "label": labels,
-        "genre": first.replace({"": "(none)", "(no genres listed)": "(none)"}).to_numpy(),
-        "popularity": dataset.item_popularity(),
-        "year": year.to_numpy(),
-    })  # fmt: skip
+    return pd.DataFrame({"label": labels, "popularity": dataset.item_popularity(), "year": year.to_numpy()})
+
+
+#: The label of the items without the coloured genre (`genre_labels`).
+OTHER_GENRES = "other items"
+#: A genre held by more of the catalogue than this is not the first one offered: colouring half
+#: the map shows little of where a genre sits.
+DEFAULT_GENRE_SHARE = 1 / 3
+
+
+def genres_by_size(dataset: Dataset) -> list[str]:
+    """The catalogue's genres, the most frequent first; the first of them held by at most
+    `DEFAULT_GENRE_SHARE` of the items leads (a map coloured by it shows where that genre
+    sits; Drama, on half of MovieLens, would colour half the map)."""
+    counts = dataset.genre_matrix().sum(0)
+    order = [dataset.genre_names[j] for j in np.argsort(-counts, kind="stable")]
+    small = [g for g, c in zip(order, np.sort(counts)[::-1]) if c <= DEFAULT_GENRE_SHARE * dataset.n_items]
+    return small[:1] + [g for g in order if g not in small[:1]]
+
+
+def genre_labels(dataset: Dataset, genre: str) -> np.ndarray:
+    """(n_items,) object: `genre` for the items that have it, `OTHER_GENRES` for the rest."""
+    if genre not in dataset.genre_names:
+        raise ParameterError(f"unknown genre {genre!r}{choices_hint(genre, dataset.genre_names)}")
+    has = dataset.genre_matrix()[:, dataset.genre_names.index(genre)] > 0
+    return np.where(has, genre, OTHER_GENRES).astype(object)

@@ -64,11 +64,18 @@ def test_pca_of_a_trained_model(trained_app):
     spec = chart(at)
     traces = spec["data"]
     assert all(t["type"] == "scattergl" for t in traces)
-    assert sum(n_points(t) for t in traces) == 9066  # every movie, once
-    # Coloured by first genre: one trace per genre, hover names are titles.
-    names = {t["name"] for t in traces}
-    assert {"Drama", "Comedy"} <= names
-    assert any("Toy Story (1995)" in t["text"] for t in traces)
+    from dashboard.services import datasets
+
+    ds = datasets.get_dataset("movielens-dslabs")
+    popularity = ds.item_popularity()
+    # Items chosen by fewer than 5 users are left out (their vectors barely trained), and the caption says so.
+    assert sum(n_points(t) for t in traces) == (popularity >= 5).sum() < 9066
+    assert any(f"{(popularity >= 5).sum():,} of 9,066 items shown" in c.value for c in at.caption)
+    # One genre coloured over the pale rest: Thriller leads (Drama and Comedy each hold over a third).
+    assert [t["name"] for t in traces] == ["other items", "Thriller"]
+    thriller = ds.genre_matrix()[:, ds.genre_names.index("Thriller")] > 0
+    assert sorted(values(traces[1]["customdata"])) == np.flatnonzero(thriller & (popularity >= 5)).tolist()
+    assert any("Heat (1995)" in t["text"] for t in traces)  # hover names are titles
     # The explained variance shown is the one of the model's own item embeddings.
     from dashboard.services import checkpoints
 
@@ -82,6 +89,21 @@ def test_pca_of_a_trained_model(trained_app):
     np.testing.assert_allclose(shown, expected, atol=0.0006)
     assert spec["layout"]["xaxis"]["title"]["text"].startswith("PC1 (")
     assert at.query_params["projection"] == "pca-2d" and at.query_params["color"] == "genre"
+
+
+def test_any_genre_and_every_item_can_be_shown(trained_app):
+    at = open_page(trained_app, genre="Horror")
+    assert at.selectbox(key="emb_genre").value == "Horror"
+    at.slider(key="emb_min").set_value(1).run()
+    assert not at.exception, at.exception
+    traces = chart(at)["data"]
+    assert sum(n_points(t) for t in traces) == 9066  # every movie, once
+    from dashboard.services import datasets
+
+    ds = datasets.get_dataset("movielens-dslabs")
+    horror = ds.genre_matrix()[:, ds.genre_names.index("Horror")] > 0
+    assert [t["name"] for t in traces] == ["other items", "Horror"] and n_points(traces[1]) == horror.sum()
+    assert at.query_params["genre"] == "Horror" and at.query_params["min"] == "1"
 
 
 def test_url_state_reopens_the_view_and_colour_options(trained_app):

@@ -231,6 +231,19 @@ def test_up_to_the_point_limit_projects_and_the_default_holds_the_shipped_datase
         project(points, "umap", 2)
 
 
+def test_the_first_genre_offered_covers_at_most_a_third_of_the_items():
+    import pandas as pd
+
+    from engine.data import from_frames
+
+    # Drama on 4 of 6 items, Horror on 2, Comedy on 1: Horror leads, then by size.
+    genres = ["Drama|Horror", "Drama|Horror", "Drama", "Drama|Comedy", "Western", "Western"]
+    items = pd.DataFrame({"item_id": range(6), "title": list("abcdef"), "genres": genres, "year": 2000})
+    ratings = pd.DataFrame({"user_id": ["u"] * 6, "item_id": range(6)})
+    ds = from_frames("toy", ratings, items)
+    assert projection.genres_by_size(ds) == ["Horror", "Drama", "Western", "Comedy"]
+
+
 def test_point_table_labels_genres_and_activity():
     import pandas as pd
 
@@ -247,7 +260,11 @@ def test_point_table_labels_genres_and_activity():
     table = projection.point_table(ds, "items")
     # The year is added where the title lacks it; "no genres" reads the same as an empty one.
     assert table["label"].tolist() == ["Toy Story (1995)", "Heat (1995)"]
-    assert table["genre"].tolist() == ["Animation", "(none)"]
     assert table["popularity"].tolist() == [1, 2]
+    # Genres are coloured one at a time; "no genres" is not a genre.
+    assert projection.genres_by_size(ds) == ["Animation", "Comedy"]
+    assert projection.genre_labels(ds, "Comedy").tolist() == ["Comedy", projection.OTHER_GENRES]
+    with pytest.raises(ParameterError, match=r"^unknown genre 'Comdy' \(did you mean 'Comedy'\?"):
+        projection.genre_labels(ds, "Comdy")
     users = projection.point_table(ds, "users")
     assert users["label"].tolist() == ["user a", "user b"] and users["activity"].tolist() == [2, 1]
