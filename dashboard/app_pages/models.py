@@ -14,6 +14,7 @@ from dashboard.text import code, plain
 ACTIVE = ("queued", "running")
 #: The runs table's first metrics (hr@10 equals recall@10 under leave-one-out: one is enough).
 KEY_METRICS = ("ndcg@10", "hr@10", "mrr", "auc", "coverage@10")
+BAR_METRICS = ("ndcg@10", "hr@10")
 
 spec = current_dataset_spec()
 st.title("Models")
@@ -179,6 +180,8 @@ st.dataframe(
         "fit_seconds": st.column_config.NumberColumn("fit time", format="%.1f s"),
         "params": st.column_config.TextColumn("params", width="medium"),
         **glossary.metric_columns(metric_columns),
+        # The headline ranking metrics as bars: the longest is the best run.
+        **glossary.metric_bar_columns(runs, [m for m in BAR_METRICS if m in metric_columns]),
     },
 )
 st.caption(glossary.links_line(metric_columns))

@@ -214,3 +214,17 @@ def metric_columns(columns, *, fmt: str = "%.4f") -> dict:
     return {
         c: st.column_config.NumberColumn(c, format=fmt, help=help_for(c) if has_help(c) else None) for c in columns
     }
+
+
+def metric_bar_columns(table, columns, *, fmt: str = "%.4f") -> dict:
+    """``column_config`` entries drawing each metric of `columns` as a bar with its number, the
+    column's best run at full length: for higher-is-better metrics, where a reader looks for
+    the longest bar before reading decimals. Tooltips as `metric_columns`."""
+    out = {}
+    for c in columns:
+        best = float(table[c].max()) if len(table) and table[c].notna().any() else 0.0
+        out[c] = st.column_config.ProgressColumn(
+            c, format=fmt, min_value=0.0, max_value=best if best > 0 else 1.0, help=help_for(c) if has_help(c) else None
+        )
+    return out
+

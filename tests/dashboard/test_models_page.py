@@ -203,6 +203,20 @@ def test_runs_table_puts_the_metrics_before_the_params(trained_app):
     assert "dataset" not in order  # every row is the current dataset
 
 
+def test_headline_metrics_are_bars_full_for_the_best_run(trained_app):
+    import json
+
+    at = models_page(trained_app)
+    table = next(d for d in at.dataframe if "params" in d.value.columns)
+    config = json.loads(table.proto.columns)
+    for metric in ("ndcg@10", "hr@10"):
+        bar = config[metric]
+        assert bar["type_config"]["type"] == "progress"
+        assert bar["type_config"]["max_value"] == pytest.approx(table.value[metric].max())
+        assert bar["type_config"]["min_value"] == 0 and "help" in bar  # the glossary's tooltip stays
+    assert config["mrr"]["type_config"]["type"] == "number"  # the others stay numbers
+
+
 def test_training_panel_follows_the_current_dataset_only(app, fresh_jobs):
     other = "synthetic:2000x1000x100000"  # big enough to be still running while the page is checked
     job = manager().submit(other, "bpr", {"factors": 4, "epochs": 1000, "eval_every": 1000})
