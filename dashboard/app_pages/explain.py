@@ -65,11 +65,12 @@ shap_exp, lime_exp = result["shap"], result["lime"]
 st.subheader("SHAP", help=glossary.help_for("shap"))
 st.plotly_chart(explain_figures.shap_waterfall(shap_exp), key="explain_waterfall")
 error = abs(shap_exp["base_value"] + sum(shap_exp["contributions"].values()) - shap_exp["prediction"])
-st.caption(f"{shap_exp['seconds']:.2f} s; base value + contributions = prediction (error {error:.1e})")
+st.caption(f"From the model's average score over typical pairs, each bar adds one feature's share; they sum to"
+           f" this pair's score (error {error:.1e}). {shap_exp['seconds']:.2f} s.")
 
 st.subheader("LIME", help=glossary.help_for("lime"))
 st.plotly_chart(explain_figures.lime_bars(lime_exp), key="explain_lime")
-st.caption(f"{lime_exp['seconds']:.2f} s; weights of a linear model fitted to perturbed copies of the pair")
+st.caption(f"Weights of a straight-line model fitted to random variations of this pair. {lime_exp['seconds']:.2f} s.")
 
 agree, deletion = result["agreement"], result["deletion"]
 cols = st.columns(4)

@@ -105,7 +105,7 @@ def shap_waterfall(explanation: dict) -> go.Figure:
             orientation="h",
             base=base,
             measure=["relative"] * len(names) + ["total"],
-            y=[feature_label(n, explanation["values"]) for n in names] + ["prediction"],
+            y=[feature_label(n, explanation["values"]) for n in names] + ["this pair's score"],
             x=contributions + [0.0],
             text=[f"{c:+.3f}" for c in contributions] + [f"{prediction:.3f}"],
             textposition="outside",
@@ -119,7 +119,7 @@ def shap_waterfall(explanation: dict) -> go.Figure:
     )
     fig.add_vline(x=base, line={"color": TOTAL, "width": 1, "dash": "dot"})  # where every bar starts from
     low, high = min(path.min(), prediction), max(path.max(), prediction)
-    return _layout(fig, f"base {base:.3f} → prediction {prediction:.3f}", len(names) + 1,
+    return _layout(fig, f"average score {base:.3f} → this pair's {prediction:.3f}", len(names) + 1,
                    _padded_range(low, high), "score")  # fmt: skip
 
 
@@ -140,7 +140,7 @@ def lime_bars(explanation: dict) -> go.Figure:
         )
     )
     surrogate = explanation.get("surrogate_prediction", float("nan"))
-    title = f"surrogate {surrogate:.3f}, model {float(explanation['prediction']):.3f}"
+    title = f"LIME's straight line gives {surrogate:.3f} here, the model {float(explanation['prediction']):.3f}"
     return _layout(fig, title, len(names), _padded_range(min(0.0, *weights), max(0.0, *weights)), "weight")
 
 

@@ -81,7 +81,7 @@ def test_default_pair_matches_the_engine(explain_app, engine_side):
     assert shap_trace["type"] == "waterfall"
     np.testing.assert_allclose(values(shap_trace["x"])[:-1], list(expected.contributions.values()), atol=1e-6)
     assert shap_trace["base"] == pytest.approx(expected.base_value, abs=1e-6)
-    assert shap_trace["y"][-1] == "prediction"
+    assert shap_trace["y"][-1] == "this pair's score"
     from dashboard.components.explain_figures import feature_words
 
     assert shap_trace["y"][0].startswith(feature_words(list(expected.contributions)[0]))
