@@ -18,8 +18,8 @@ if wanted in sections:
     section = sections[wanted]
     with st.container(border=True, key="glossary_term"):
         # Bold, not a heading: a second heading would repeat the section's anchor.
-        st.markdown(f"**{section.heading}**\n\n{section.body}")
+        glossary.render(f"**{section.heading}**\n\n{section.body}")
         st.caption("The whole glossary follows.")
 elif wanted:
     st.warning(f"The glossary has no entry {plain(repr(wanted))}; the whole glossary follows.", icon=":material/help:")
-st.markdown(glossary.text())
+glossary.render(glossary.text())

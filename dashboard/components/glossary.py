@@ -150,6 +150,23 @@ def text() -> str:
     return _read(GLOSSARY, GLOSSARY.stat().st_mtime)[0]
 
 
+#: A picture of the glossary on a line of its own: ``![what it shows](glossary/NAME.png)``, a
+#: file of docs/glossary/ (drawn by tools/glossary_figures.py).
+PICTURE = re.compile(r"^!\[([^\]\n]*)\]\((glossary/[\w.-]+\.png)\)[ \t]*$", re.MULTILINE)
+
+
+def render(markdown: str) -> None:
+    """Show glossary Markdown with its pictures. ``st.markdown`` cannot load a file beside
+    docs/glossary.md (GitHub can), so each picture line is shown with ``st.image`` (its
+    description as the alt text) and the text around it with ``st.markdown``."""
+    parts = PICTURE.split(markdown)  # text, description, path, text, description, path, ..., text
+    for start in range(0, len(parts), 3):
+        if parts[start].strip():
+            st.markdown(parts[start])
+        if start + 2 < len(parts):
+            st.image(str(GLOSSARY.parent / parts[start + 2]), alt=parts[start + 1])
+
+
 def sections() -> dict[str, Section]:
     """Anchor -> section of the glossary."""
     return _read(GLOSSARY, GLOSSARY.stat().st_mtime)[1]

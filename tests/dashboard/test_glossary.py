@@ -111,6 +111,39 @@ def test_glossary_page_renders_every_section_of_the_file(app):
     assert not at.warning
 
 
+def pictures_of(markdown: str) -> list[str]:
+    return [m.group(2) for m in glossary.PICTURE.finditer(markdown)]
+
+
+def test_every_picture_is_drawn_by_the_figure_script_and_committed(tmp_path):
+    import importlib.util
+
+    from PIL import Image
+
+    referenced = pictures_of(glossary.text())
+    assert len(referenced) >= 4 and "![" not in glossary.PICTURE.sub("", glossary.text())  # every image line matched
+    spec = importlib.util.spec_from_file_location("glossary_figures", glossary.GLOSSARY.parents[1] / "tools" / "glossary_figures.py")
+    figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figures)
+    assert sorted(f"glossary/{name}" for name in figures.FIGURES) == sorted(referenced)
+    for path in referenced:  # committed, and a picture a page column can hold
+        width, height = Image.open(glossary.GLOSSARY.parent / path).size
+        assert 300 <= width <= 1000 and height < width
+    written = figures.draw_all(tmp_path)  # the script runs and draws them all
+    assert [p.name for p in written] == list(figures.FIGURES) and all(Image.open(p).size[0] > 300 for p in written)
+
+
+def test_glossary_page_shows_the_pictures_between_the_text(app):
+    at = pages.open_page(app, PAGE)
+    images = at.image
+    assert len(images) == len(pictures_of(glossary.text()))
+    shown = "\n".join(m.value for m in at.markdown)
+    assert "![" not in shown and "## Leave-last-out" in shown
+    # A term with a picture shows it in the box on top too.
+    at = pages.open_page(app, PAGE, term="ndcg")
+    assert len(at.image) == len(images) + 1
+
+
 def test_term_link_shows_that_section_first(app):
     at = pages.open_page(app, PAGE, term="deletion-ratio")
     first = at.markdown[0].value

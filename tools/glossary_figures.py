@@ -1,0 +1,182 @@
+"""Draw the glossary's pictures: docs/glossary/*.png, shown by docs/glossary.md and the Glossary page.
+
+Each picture is a schematic of one idea (the split, a hit's worth by rank, early stopping, causal
+self-attention), drawn from a few fixed numbers, so a student can look before reading. Run it
+after changing one and commit the PNGs:
+
+    python tools/glossary_figures.py            # writes docs/glossary/
+    python tools/glossary_figures.py --out DIR  # somewhere else
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no window
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import FancyBboxPatch  # noqa: E402
+
+OUT = Path(__file__).resolve().parents[1] / "docs" / "glossary"
+#: The app's colours: training blue, validation amber, the held-out test item green (as its
+#: badge on the User explorer), what is not used grey.
+TRAIN, VALIDATION, TEST, MUTED, INK = "#4c78a8", "#f2a541", "#3a9d5d", "#c9c9c9", "#31333f"
+DPI = 110
+
+
+def _style(ax) -> None:
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(colors=INK, labelsize=9)
+    ax.yaxis.label.set_color(INK)
+    ax.xaxis.label.set_color(INK)
+
+
+def leave_last_out(path: Path) -> None:
+    """Three users' histories in time order: the last item is the test item, the one before it
+    the validation item, the rest training; a user with fewer than 3 items trains only."""
+    users = [("user A", 9), ("user B", 5), ("user C", 2)]
+    fig, ax = plt.subplots(figsize=(7.2, 2.3), dpi=DPI)
+    for row, (name, n) in enumerate(users):
+        y = len(users) - 1 - row
+        ax.text(-0.3, y, name, ha="right", va="center", fontsize=10, color=INK)
+        for t in range(n):
+            colour = TRAIN
+            if n >= 3 and t == n - 1:
+                colour = TEST
+            elif n >= 3 and t == n - 2:
+                colour = VALIDATION
+            ax.add_patch(FancyBboxPatch((t + 0.08, y - 0.32), 0.84, 0.64, boxstyle="round,pad=0,rounding_size=0.12",
+                                        facecolor=colour, edgecolor="white"))  # fmt: skip
+        if n < 3:
+            ax.text(n + 0.2, y, "fewer than 3 items: training only", va="center", fontsize=9, color=INK, style="italic")
+    ax.annotate("", xy=(9.3, -0.75), xytext=(0, -0.75), arrowprops={"arrowstyle": "->", "color": INK})
+    ax.text(9.35, -0.75, "time", va="center", fontsize=9, color=INK)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in (TRAIN, VALIDATION, TEST)]
+    ax.legend(handles, ["training", "validation (when to stop)", "test (the metrics)"], loc="upper center",
+              bbox_to_anchor=(0.5, 1.22), ncol=3, frameon=False, fontsize=9)  # fmt: skip
+    ax.set_xlim(-1.6, 10)
+    ax.set_ylim(-1.0, len(users) - 0.4)
+    ax.axis("off")
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def ndcg_discount(path: Path) -> None:
+    """What one hit is worth at each rank of the top 10: 1 / log2(rank + 1) for NDCG, 1 for HR."""
+    ranks = list(range(1, 11))
+    worth = [1 / math.log2(r + 1) for r in ranks]
+    fig, ax = plt.subplots(figsize=(7.2, 2.6), dpi=DPI)
+    bars = ax.bar(ranks, worth, color=TRAIN, width=0.7, label="NDCG@10: 1 / log2(rank + 1)")
+    ax.plot([0.5, 10.5], [1, 1], color=TEST, linewidth=2, label="HR@10: 1 anywhere in the top 10")
+    for bar, w in zip(bars, worth):
+        ax.text(bar.get_x() + bar.get_width() / 2, w + 0.03, f"{w:.2f}", ha="center", fontsize=8, color=INK)
+    ax.bar([11.5], [0], width=0.7)
+    ax.text(11.5, 0.05, "rank 11+\n0", ha="center", fontsize=8, color=INK)
+    ax.set_xticks(ranks)
+    ax.set_xlim(0.4, 12.2)
+    ax.set_ylim(0, 1.25)
+    ax.set_xlabel("rank of the held-out item in the user's list")
+    ax.set_ylabel("what the hit is worth")
+    ax.legend(loc="center right", bbox_to_anchor=(1.0, 0.62), frameon=False, fontsize=9)  # below the HR line
+    _style(ax)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def early_stopping(path: Path) -> None:
+    """An illustrative fit: training loss keeps falling, validation NDCG@10 (checked every 2
+    epochs) peaks at epoch 8, three checks in a row do not beat it, training stops at 14 and
+    the weights of epoch 8 are kept."""
+    epochs = list(range(1, 15))
+    loss = [0.9 * 0.86**e + 0.12 for e in epochs]
+    checks = [2, 4, 6, 8, 10, 12, 14]
+    val = [0.020, 0.031, 0.037, 0.041, 0.0395, 0.0385, 0.037]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.6, 2.6), dpi=DPI)
+    left.plot(epochs, loss, color="#8a8a8a", marker="o", markersize=3)
+    left.set_title("training loss: keeps falling", fontsize=10, color=INK, loc="left")
+    left.set_xlabel("epoch")
+    right.plot(checks, val, color=TRAIN, marker="o", markersize=4)
+    right.axvline(8, color=TEST, linestyle="--", linewidth=1.5)
+    right.text(8.2, 0.0215, "kept: epoch 8", color=TEST, fontsize=9)
+    right.axvspan(9, 14.4, color=MUTED, alpha=0.35, linewidth=0)
+    right.text(11.7, 0.0255, "3 checks\nwithout a\nnew best:\nstop", ha="center", fontsize=8, color=INK)
+    right.set_title("validation NDCG@10: peaks, then falls", fontsize=10, color=INK, loc="left")
+    right.set_xlabel("epoch")
+    right.set_ylim(0.015, 0.045)
+    for ax in (left, right):
+        ax.set_xticks([2, 4, 6, 8, 10, 12, 14])
+        ax.set_xlim(0.5, 14.5)
+        _style(ax)
+    fig.tight_layout()
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def causal_attention(path: Path) -> None:
+    """Causal self-attention over a history of 6 items: each position mixes itself and the
+    items before it (weights summing to 1 along a row), never the later ones; the last row is
+    the strip the User explorer shows."""
+    n = 6
+    weights = [[0.0] * n for _ in range(n)]
+    for i in range(n):  # illustrative weights: recent items count more, each row sums to 1
+        raw = [1.6 ** (j - i) * (1.8 if j == 1 else 1.0) for j in range(i + 1)]
+        weights[i][: i + 1] = [r / sum(raw) for r in raw]
+    fig, ax = plt.subplots(figsize=(5.2, 3.4), dpi=DPI)
+    for i in range(n):
+        for j in range(n):
+            if j > i:
+                ax.add_patch(plt.Rectangle((j, n - 1 - i), 1, 1, facecolor="#f2f2f2", edgecolor="white", hatch="///"))
+                continue
+            w = weights[i][j]
+            ax.add_patch(plt.Rectangle((j, n - 1 - i), 1, 1, facecolor=TRAIN, alpha=0.15 + 0.85 * w, edgecolor="white"))
+            ax.text(j + 0.5, n - 0.5 - i, f"{w:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if w > 0.45 else INK)  # fmt: skip
+    ax.add_patch(plt.Rectangle((0, 0), n, 1, fill=False, edgecolor=TEST, linewidth=2.2))
+    ax.text(n + 0.15, 0.5, "the newest item's row:\nthe strip on the\nUser explorer", va="center", fontsize=8, color=TEST)
+    ax.text(n + 0.15, n - 1.5, "later items:\nnever looked at\n(the future)", va="center", fontsize=8, color=INK)
+    ax.set_xticks([j + 0.5 for j in range(n)], [f"item {j + 1}" for j in range(n)], fontsize=8)
+    ax.set_yticks([n - 0.5 - i for i in range(n)], [f"item {i + 1}" for i in range(n)], fontsize=8)
+    ax.set_xlabel("looks at (oldest to newest)", color=INK, fontsize=9)
+    ax.set_ylabel("position", color=INK, fontsize=9)
+    ax.set_xlim(0, n)
+    ax.set_ylim(0, n)
+    ax.set_aspect("equal")
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.tick_params(length=0, colors=INK)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+FIGURES = {
+    "leave-last-out.png": leave_last_out,
+    "ndcg-discount.png": ndcg_discount,
+    "early-stopping.png": early_stopping,
+    "causal-attention.png": causal_attention,
+}
+
+
+def draw_all(out: Path) -> list[Path]:
+    """Every picture into `out` (created); returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, draw in FIGURES.items():
+        draw(out / name)
+        written.append(out / name)
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    for path in draw_all(args.out):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
