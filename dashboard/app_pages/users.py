@@ -255,7 +255,7 @@ order, labels = explorer.item_choices(spec)
 in_history = set(history.index.tolist())
 addable = [n for n in range(len(order)) if int(order[n]) not in in_history]
 by_run = {str(run["id"]): run for run in fold_runs}
-# The model on a row of its own: beside the two pickers its label was cut ("als #2 (quick run) (NDCG@").
+# The model on a row of its own: beside the two pickers its label was cut ("als #2 (quick run, NDCG@").
 what_run = by_run[box.selectbox("Model", list(by_run), format_func=lambda i: by_run[i]["label"], key="users_whatif_run")]
 pick_remove, pick_add, reset = box.columns([4, 4, 1], vertical_alignment="bottom")
 pick_remove.multiselect("Remove from the history", train_items.tolist(), format_func=lambda i: titles[i],

@@ -14,12 +14,12 @@ RUN_COLUMNS = ("id", "created", "dataset", "model", "quick", "fit_seconds", "che
 
 
 def run_label(run: dict) -> str:
-    """How a run is named in pickers: ``"bpr #12 (NDCG@10 0.071)"``, and ``"bpr #12 (quick run)
-    (NDCG@10 0.071)"`` for a run with the demo's light settings."""
+    """How a run is named in pickers: ``"bpr #12 (NDCG@10 0.071)"``, and ``"bpr #12 (quick run,
+    NDCG@10 0.071)"`` for a run with the demo's light settings (one pair of brackets)."""
     ndcg = run.get("metrics", {}).get("ndcg@10")
-    score = "" if ndcg is None else f" (NDCG@10 {ndcg:.3f})"
-    quick = QUICK_MARK if run.get("quick") else ""
-    return f"{run['model']} #{run['id']}{quick}{score}"
+    notes = [QUICK_MARK.strip(" ()")] if run.get("quick") else []
+    notes += [] if ndcg is None else [f"NDCG@10 {ndcg:.3f}"]
+    return f"{run['model']} #{run['id']}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def runs_overview(table: pd.DataFrame) -> pd.DataFrame:

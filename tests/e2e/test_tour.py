@@ -92,7 +92,7 @@ def test_2_every_page_shows_content(tour_page):
         expect(main.get_by_text(content, exact=False).first).to_be_visible()
         no_exception(page)
         if label == "User explorer":  # the model picker names the demo's runs as quick ones
-            expect(main.get_by_text(re.compile(r"#\d+ \(quick run\)")).first).to_be_visible()
+            expect(main.get_by_text(re.compile(r"#\d+ \(quick run[,)]")).first).to_be_visible()
     # Visual attention: the default dataset has no images and the page says which one to pick.
     go(page, "Visual attention", "Visual attention")
     expect(main.get_by_text("Pick visual-synthetic in the sidebar")).to_be_visible()

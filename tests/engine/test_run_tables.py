@@ -10,6 +10,7 @@ from engine.explore.run_tables import gone_run_ids, run_label, runs_overview
 def test_run_label_names_model_id_quick_runs_and_ndcg():
     assert run_label({"model": "bpr", "id": 12, "metrics": {"ndcg@10": 0.07149}}) == "bpr #12 (NDCG@10 0.071)"
     assert run_label({"model": "als", "id": 3, "quick": 1, "metrics": {}}) == "als #3 (quick run)"
+    assert run_label({"model": "als", "id": 3, "quick": 1, "metrics": {"ndcg@10": 0.04}}) == "als #3 (quick run, NDCG@10 0.040)"
 
 
 def test_runs_overview_puts_each_runs_own_parameters_in_one_column():
