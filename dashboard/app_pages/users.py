@@ -4,11 +4,11 @@ URL state: ``user`` (raw id), ``models`` (run ids), ``k``, ``activity`` (when no
 ``because`` (``off`` when the explanations are switched off).
 """
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.services import be_user, checkpoints, datasets, errors, explorer
 from dashboard.components import glossary, url_state
+from dashboard.components.attention_strip import attention_strip, leaning_sentence
 from dashboard.components.genre_tags import genre_column, with_genre_tags
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
@@ -169,28 +169,6 @@ st.dataframe(
 )
 
 # ---- which past items the next recommendation attends to (models with attention) ------------------
-ATTENTION_TITLE_CHARS = 22  # axis labels stay short; the hover shows the whole title
-
-
-def _short(title: str) -> str:
-    return title if len(title) <= ATTENTION_TITLE_CHARS else title[: ATTENTION_TITLE_CHARS - 1] + "…"
-
-
-def _attention_strip(frame, rows: list[str], names: list[str]) -> go.Figure:
-    """A heat strip: one column per history item (oldest left, newest right), one row per
-    entry of `rows` (columns of `frame`), labelled `names`."""
-    z = frame[rows].to_numpy().T
-    figure = go.Figure(go.Heatmap(
-        z=z, x=frame["position"].tolist(), y=names, colorscale="Blues", zmin=0, zmax=float(z.max()) or 1.0,
-        customdata=[frame["title"].tolist()] * len(rows), colorbar={"title": "weight", "thickness": 12, "nticks": 3},
-        hovertemplate="%{customdata}<br>%{y}: %{z:.3f}<extra></extra>", xgap=1, ygap=2,
-    ))  # fmt: skip
-    figure.update_xaxes(tickmode="array", tickvals=frame["position"].tolist(), ticktext=[_short(t) for t in frame["title"]],
-                        tickangle=-60, title="history, oldest → newest")  # fmt: skip
-    figure.update_layout(height=250 + 30 * len(rows), margin={"l": 10, "r": 10, "t": 10, "b": 10})
-    return figure
-
-
 attention_runs = [run for run in runs if checkpoints.run_has("attention")(run)]
 if attention_runs:
     st.markdown("**Which past items the next recommendation attends to**",
@@ -205,7 +183,8 @@ if attention_runs:
         per_head = len(heads) > 1 and st.toggle("Show each head", key=f"users_attention_heads_{n}",
                                                 help=glossary.help_for("attention head"))  # fmt: skip
         rows, names = (heads, heads) if per_head else (["weight"], ["average" if len(heads) > 1 else "weight"])
-        st.plotly_chart(_attention_strip(weights, rows, names), key=f"users_attention_{n}")
+        st.markdown(leaning_sentence(weights))
+        st.plotly_chart(attention_strip(weights, rows, names), key=f"users_attention_{n}")
         st.caption(
             f"{plain(run['label'])}: how much each of the user's {len(weights)} latest training items counts "
             "for the next recommendation; each row sums to 1. A weight says what the model uses, not how much "

@@ -103,6 +103,15 @@ def history_attention(checkpoint: str, spec: str, user_idx: int) -> pd.DataFrame
     return history_attention_lib.history_attention(model, datasets.get_dataset(spec), user_idx)
 
 
+def most_attended(frame: pd.DataFrame, k: int = 3) -> pd.DataFrame:
+    """The `k` most attended items of a `history_attention` frame, with how far back each is
+    (`engine.explain.history_attention.most_attended`)."""
+    return history_attention_lib.most_attended(frame, k)
+
+
+how_recent = history_attention_lib.how_recent
+
+
 def attention_heads(frame: pd.DataFrame) -> list[str]:
     """The per-head columns of a `history_attention` frame (empty for a one-head model)."""
     return history_attention_lib.head_columns(frame)

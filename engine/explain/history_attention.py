@@ -60,3 +60,17 @@ def history_attention(model: Recommender, dataset: Dataset, user_idx: int) -> pd
 def head_columns(frame: pd.DataFrame) -> list[str]:
     """The per-head columns of a `history_attention` frame (empty when the model has none)."""
     return [c for c in frame.columns if c not in COLUMNS]
+
+
+def most_attended(frame: pd.DataFrame, k: int = 3) -> pd.DataFrame:
+    """The `k` items of a `history_attention` frame with the largest (averaged) weight, largest
+    first, with ``back``: how many items before the newest one each is (0 = the newest)."""
+    top = frame.nlargest(k, "weight", keep="first").copy()
+    top["back"] = len(frame) - top["position"]
+    return top
+
+
+def how_recent(back: int) -> str:
+    """``back`` items before the newest in words: "the newest", "1 before the newest", ..."""
+    return "the newest" if back == 0 else f"{back} before the newest"
+

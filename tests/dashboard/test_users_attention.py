@@ -91,3 +91,27 @@ def test_no_strip_for_a_model_without_attention(make, env):
     at = pages.open_page(make, PAGE, user=USER, models=str(env["runs"]["popularity"]["id"]))
     assert not _strips(at)
     assert not any("attends to" in m.value for m in at.markdown)
+
+
+def test_a_sentence_names_the_three_most_attended_items(make, env):
+    at = pages.open_page(make, PAGE, user=USER, models=str(env["runs"]["sasrec"]["id"]))
+    sentence = next(m.value for m in at.markdown if m.value.startswith("The next recommendation leans most on"))
+    ds, model = env["ds"], _model(env)
+    newest_first = model.attention(ds.user_index(USER))["profile"]
+    ranked = sorted(range(len(newest_first)), key=lambda n: -newest_first[n][1])[:3]  # n = steps back
+    named = [sentence.index(f"**{ds.title(newest_first[n][0])}** ({newest_first[n][1]:.0%}, ") for n in ranked]
+    assert named == sorted(named)  # largest weight first
+    for n in ranked:
+        assert ("the newest" if n == 0 else f"{n} before the newest") in sentence
+    assert f"together {sum(newest_first[n][1] for n in ranked):.0%} of the attention" in sentence
+
+
+def test_most_attended_counts_back_from_the_newest():
+    import pandas as pd
+
+    from engine.explain.history_attention import how_recent, most_attended
+
+    frame = pd.DataFrame({"position": [1, 2, 3, 4], "title": list("abcd"), "weight": [0.1, 0.4, 0.2, 0.3]})
+    top = most_attended(frame, 2)
+    assert top["title"].tolist() == ["b", "d"] and top["back"].tolist() == [2, 0]
+    assert [how_recent(b) for b in top["back"]] == ["2 before the newest", "the newest"]

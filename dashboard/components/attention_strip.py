@@ -1,0 +1,43 @@
+"""The User explorer's picture of a sequence model's attention over one user's history: a heat
+strip (oldest item on the left, the newest on the right) and one sentence naming the items the
+next recommendation leans on most, for a reader who would rather not decode a colour scale."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.services import explorer
+from dashboard.text import plain
+
+TITLE_CHARS = 22  # axis labels stay short; the hover shows the whole title
+
+
+def _short(title: str) -> str:
+    return title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1] + "…"
+
+
+def attention_strip(frame: pd.DataFrame, rows: list[str], names: list[str]) -> go.Figure:
+    """A heat strip of a `history_attention` frame: one column per history item (oldest left,
+    newest right), one row per entry of `rows` (columns of `frame`), labelled `names`."""
+    z = frame[rows].to_numpy().T
+    figure = go.Figure(go.Heatmap(
+        z=z, x=frame["position"].tolist(), y=names, colorscale="Blues", zmin=0, zmax=float(z.max()) or 1.0,
+        customdata=[frame["title"].tolist()] * len(rows), colorbar={"title": "weight", "thickness": 12, "nticks": 3},
+        hovertemplate="%{customdata}<br>%{y}: %{z:.3f}<extra></extra>", xgap=1, ygap=2,
+    ))  # fmt: skip
+    figure.update_xaxes(tickmode="array", tickvals=frame["position"].tolist(), ticktext=[_short(t) for t in frame["title"]],
+                        tickangle=-60, title="history, oldest → newest")  # fmt: skip
+    figure.update_layout(height=250 + 30 * len(rows), margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return figure
+
+
+def leaning_sentence(frame: pd.DataFrame, k: int = 3) -> str:
+    """Markdown: "The next recommendation leans most on **A** (12%, the newest), **B** (9%, 5
+    before the newest) and **C** (8%, ...): together 29% of the attention." Titles are shown as
+    text, never Markdown."""
+    top = explorer.most_attended(frame, k)
+    parts = [f"**{plain(t)}** ({w:.0%}, {explorer.how_recent(int(b))})" for t, w, b in zip(top["title"], top["weight"], top["back"])]
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    together = f": together {top['weight'].sum():.0%} of the attention" if len(parts) > 1 else ""
+    return f"The next recommendation leans most on {listed}{together}."
