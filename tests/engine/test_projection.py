@@ -242,6 +242,8 @@ def test_the_first_genre_offered_covers_at_most_a_third_of_the_items():
     ratings = pd.DataFrame({"user_id": ["u"] * 6, "item_id": range(6)})
     ds = from_frames("toy", ratings, items)
     assert projection.genres_by_size(ds) == ["Horror", "Drama", "Western", "Comedy"]
+    bare = from_frames("bare", ratings, items.drop(columns="genres"))
+    assert projection.genres_by_size(bare) == []  # the page then offers no genre colour
 
 
 def test_point_table_labels_genres_and_activity():
