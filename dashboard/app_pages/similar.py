@@ -86,6 +86,11 @@ CONFIG = {
     "year": st.column_config.NumberColumn("year", format="%d"),
     "score": st.column_config.NumberColumn("similarity", format="%.3f", width=80,
                                          help=glossary.help_for("cosine similarity")),
+    "both": st.column_config.NumberColumn(
+        "shared users", format="%d", width=100,
+        help="How many users chose both this item and the one picked above: every model learns its "
+        "similarities from who chose what, and item kNN's are built from exactly these counts.",
+    ),
     "genres": genre_column(datasets.genres(spec)),
 }
 columns = st.columns(len(runs))
@@ -99,7 +104,7 @@ for column, run in zip(columns, runs):
         st.dataframe(
             with_genre_tags(frame, datasets.genres(spec)),
             hide_index=True,
-            column_order=["rank", "score", *(["poster"] if images else []), "title", "year", "genres"],
+            column_order=["rank", "score", "both", *(["poster"] if images else []), "title", "year", "genres"],
             column_config=CONFIG,
             height=min(35 * (len(frame) + 1) + 3, 740),
         )

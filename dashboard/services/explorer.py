@@ -152,9 +152,13 @@ def _capabilities(checkpoint: str, spec: str) -> dict:
 
 @st.cache_data(max_entries=512)
 def similar_items(checkpoint: str, spec: str, item_idx: int, k: int) -> pd.DataFrame:
-    """The `k` nearest items of one item under one checkpoint, ranked, with metadata."""
+    """The `k` nearest items of one item under one checkpoint, ranked, with metadata and
+    ``both``: how many users chose the item and that neighbour (`engine.explore.views.shared_users`)."""
     items, scores = query.similar_to(checkpoints.get_model(checkpoint, spec), item_idx, k)
-    return explore.item_frame(datasets.get_dataset(spec), items, scores)
+    ds = datasets.get_dataset(spec)
+    frame = explore.item_frame(ds, items, scores)
+    frame["both"] = explore.shared_users(ds, item_idx, items)  # users who chose both: co-occurrence
+    return frame
 
 
 def compare_table(spec: str) -> pd.DataFrame:

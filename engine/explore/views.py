@@ -168,6 +168,16 @@ def item_frame(dataset: Dataset, items: np.ndarray, scores: np.ndarray) -> pd.Da
     )
 
 
+def shared_users(dataset: Dataset, item_idx: int, others) -> np.ndarray:
+    """(len(others),) int64: how many users interacted with both `item_idx` and each of
+    `others`, over the whole dataset; what item-item co-occurrence counts. Reads only the rows
+    of the item's users (sparse), never a dense users x items matrix."""
+    frame = dataset.interactions
+    users = np.unique(frame["user_idx"].to_numpy()[frame["item_idx"].to_numpy() == int(item_idx)])
+    rows = dataset.matrix(binary=True)[users]
+    return np.asarray(rows[:, np.asarray(others, np.int64)].getnnz(axis=0), np.int64)
+
+
 def because_text(dataset: Dataset, reasons: Sequence[tuple[int, float]]) -> str:
     """``"because you liked A; B; C"`` from ``(history_item_idx, contribution)`` pairs, in the
     given order; empty when there are none. Items with a contribution <= 0 are left out: they

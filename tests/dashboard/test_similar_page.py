@@ -42,6 +42,11 @@ def test_neighbours_of_the_url_item_side_by_side(trained_app, env):
         items, scores = load_checkpoint(env["runs"][model]["checkpoint"])[0].similar_items([ds.item_index("1")], 10)
         assert frame["item_id"].tolist() == ds.item_ids[items[0]].tolist()
         np.testing.assert_allclose(frame["score"].to_numpy(), scores[0], rtol=1e-5)
+        # How many users chose both Toy Story and each neighbour, counted here from the raw pairs.
+        pairs = ds.interactions[["user_idx", "item_idx"]].drop_duplicates()
+        fans = set(pairs.loc[pairs["item_idx"] == ds.item_index("1"), "user_idx"])
+        expected = [len(fans & set(pairs.loc[pairs["item_idx"] == i, "user_idx"])) for i in items[0]]
+        assert frame["both"].tolist() == expected and max(expected) > 0
 
 
 def test_models_without_neighbours_are_not_offered(trained_app, env):
@@ -97,7 +102,8 @@ def test_similarity_stays_in_view_beside_other_tables(trained_app, env):
         config = json.loads(table.proto.columns)
         # Similarity right after the rank, both narrow and fixed: a long title column before it
         # pushed it past the table's right edge, where "0.934" showed as "0".
-        assert order[:2] == ["rank", "score"]
+        assert order[:3] == ["rank", "score", "both"]
+        assert config["both"]["label"] == "shared users" and "help" in config["both"]
         assert all(isinstance(config[c]["width"], int) for c in order[:2])
         assert config["rank"]["width"] + config["score"]["width"] <= 130
         assert config["score"]["type_config"]["format"] == "%.3f" and config["score"]["label"] == "similarity"
