@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard.services import datasets, errors, explorer, uploads
 from dashboard.components import glossary
-from dashboard.components.charts import log_ticks, tight
+from dashboard.components.charts import log_ticks, matrix_picture, tight
 from dashboard.components.first_run import first_run_panel
 from dashboard.components.genre_tags import genre_column, with_genre_tags
 from dashboard.components.sidebar import current_dataset_spec, switch_dataset
@@ -58,6 +58,13 @@ cols[0].metric("Users", f"{summary['users']:,}")
 cols[1].metric("Items", f"{summary['items']:,}")
 cols[2].metric("Interactions", f"{summary['interactions']:,}")
 cols[3].metric("Sparsity", f"{summary['sparsity']:.2%}", help=glossary.help_for("sparsity"))
+
+st.subheader("The users × items matrix, from afar", help=glossary.help_for("sparsity"))
+st.plotly_chart(matrix_picture(views["matrix"]), key="data_matrix_chart")
+st.caption(
+    f"Every user is a row and every item a column; a cell is a block of them, darker where more pairs have an "
+    f"interaction. {summary['sparsity']:.1%} of the pairs are empty: filling them in is what the models are for."
+)
 
 left, right = st.columns(2)
 with left:

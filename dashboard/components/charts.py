@@ -103,3 +103,33 @@ def overlap_histogram(shares, k: int):
     fig.update_xaxes(tickformat=".0%", dtick=0.1 if k >= 10 else 1 / k, range=[-0.5 / k, 1 + 0.5 / k])
     fig.update_yaxes(title_text="users")
     return tight(fig, height=280)
+
+
+#: Shares of filled pairs labelled on the matrix picture's colour bar.
+FILL_TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def matrix_picture(blocks: dict):
+    """The users x items matrix from afar (`engine.data.stats.matrix_blocks`): one cell per
+    block of users (most active at the top) and items (most popular on the left), darker where
+    more of its pairs have an interaction, white where none has: the colour is the share itself
+    (a square-root scale tinted the whole matrix and hid how empty it is)."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    filled, users, items = blocks["filled"], blocks["user_edges"], blocks["item_edges"]
+    top = max(float(filled.max()), 1e-9)
+    ticks = [t for t in FILL_TICKS if t <= top]
+    ticks += [top] if top - ticks[-1] > 0.1 else []  # the darkest cell's share, unless a tick is close
+    hover = [[f"users {users[r]:,}-{users[r + 1] - 1:,} by activity<br>items {items[c]:,}-{items[c + 1] - 1:,}"
+              f" by popularity<br>{filled[r, c]:.1%} of the pairs rated" for c in range(filled.shape[1])]
+             for r in range(filled.shape[0])]  # fmt: skip
+    fig = go.Figure(go.Heatmap(
+        z=filled, x=items[:-1], y=users[:-1], colorscale="Blues", zmin=0, zmax=top,
+        text=hover, hovertemplate="%{text}<extra></extra>",
+        colorbar={"title": {"text": "pairs rated", "side": "right"}, "thickness": 12,
+                  "tickvals": ticks, "ticktext": [f"{t:.0%}" for t in ticks]},
+    ))  # fmt: skip
+    fig.update_yaxes(autorange="reversed", title="users, most active first")
+    fig.update_xaxes(title="items, most popular first")
+    return tight(fig, height=300)

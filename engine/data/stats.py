@@ -55,6 +55,38 @@ def activity(ds: Dataset) -> pd.DataFrame:
     return pd.DataFrame({"interactions": values.astype(np.int64), "users": users.astype(np.int64)})
 
 
+#: The matrix picture's blocks at most: rows of users, columns of items.
+MATRIX_BLOCKS = (60, 120)
+
+
+def matrix_blocks(ds: Dataset, blocks: tuple[int, int] = MATRIX_BLOCKS) -> dict:
+    """The users x items matrix seen from afar: users sorted by activity (most active first),
+    items by popularity (most popular first), cut into at most `blocks` blocks; each block's
+    share of (user, item) pairs that have an interaction. Counted from the interactions
+    (O(interactions)), never a dense users x items matrix.
+
+    Returns
+    -------
+    dict with ``"filled"`` ((user blocks, item blocks) float array, shares in [0, 1]),
+    ``"user_edges"`` and ``"item_edges"`` (rank boundaries, 1-based first ranks and one past the
+    last: block ``b`` holds ranks ``edges[b] .. edges[b + 1] - 1``).
+    """
+    pairs = ds.interactions[["user_idx", "item_idx"]].drop_duplicates()
+    users, items = pairs["user_idx"].to_numpy(), pairs["item_idx"].to_numpy()
+    user_rank = np.empty(ds.n_users, np.int64)
+    user_rank[np.argsort(-np.bincount(users, minlength=ds.n_users), kind="stable")] = np.arange(ds.n_users)
+    item_rank = np.empty(ds.n_items, np.int64)
+    item_rank[np.argsort(-np.bincount(items, minlength=ds.n_items), kind="stable")] = np.arange(ds.n_items)
+    nu, ni = min(blocks[0], ds.n_users), min(blocks[1], ds.n_items)
+    user_edges = np.linspace(0, ds.n_users, nu + 1).round().astype(np.int64)
+    item_edges = np.linspace(0, ds.n_items, ni + 1).round().astype(np.int64)
+    ub = np.searchsorted(user_edges, user_rank[users], side="right") - 1
+    ib = np.searchsorted(item_edges, item_rank[items], side="right") - 1
+    counts = np.bincount(ub * ni + ib, minlength=nu * ni).reshape(nu, ni)
+    sizes = np.outer(np.diff(user_edges), np.diff(item_edges))
+    return {"filled": counts / np.maximum(sizes, 1), "user_edges": user_edges + 1, "item_edges": item_edges + 1}
+
+
 def summary(ds: Dataset) -> dict:
     """`Dataset.summary` plus distribution figures: mean and median interactions per user and
     per item, the mean rating, and the share of interactions on the top 10% of items."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 
 def metric_values(at) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
@@ -25,8 +27,8 @@ def test_charts_have_tight_margins_and_decade_log_ticks(app):
 
     at = app().run()
     assert not at.exception
-    ratings, tail, activity = figures(at)
-    for fig in (ratings, tail, activity):
+    matrix, ratings, tail, activity = figures(at)
+    for fig in (matrix, ratings, tail, activity):
         layout = fig["layout"]
         # No band of blank space between a heading and its chart: the heading is the title.
         assert not layout.get("title", {}).get("text")
@@ -159,3 +161,19 @@ def test_upload_over_the_operator_limit_is_one_line_and_writes_nothing(app, data
     assert [e.value for e in at.error] == ["huge.csv: 1.2 MB is over the upload limit of 1 MB (the operator can raise it with RECSYS\\_UPLOAD\\_MAX\\_MB)"]
     assert "data_upload_load" not in [b.key for b in at.button]
     assert not (data_dir / "uploads").exists()
+
+
+def test_the_matrix_picture_shows_every_interaction_in_blocks(app):
+    from dashboard.services import datasets
+    from tests.dashboard.pages import figures, plotly_array
+
+    at = app().run()
+    heat = figures(at)[0]["data"][0]
+    assert heat["type"] == "heatmap" and heat["colorscale"][0][1].lower() in ("rgb(247,251,255)", "#f7fbff")
+    ds = datasets.get_dataset("movielens-dslabs")
+    blocks = datasets.dataset_views("movielens-dslabs")["matrix"]
+    z = np.asarray(heat["z"], float) if not isinstance(heat["z"], dict) else plotly_array(heat["z"]).reshape(blocks["filled"].shape)
+    sizes = np.outer(np.diff(blocks["user_edges"]), np.diff(blocks["item_edges"]))
+    assert round((z * sizes).sum()) == ds.interactions[["user_idx", "item_idx"]].drop_duplicates().shape[0]
+    assert z[0, 0] == z.max() > 0.5  # the most active users on the most popular items: the dark corner
+    assert any("of the pairs are empty" in c.value for c in at.caption)

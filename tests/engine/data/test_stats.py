@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from engine.data import from_frames
-from engine.data.stats import activity, item_table, long_tail, rating_histogram, summary, user_activity
+from engine.data.stats import activity, item_table, long_tail, matrix_blocks, rating_histogram, summary, user_activity
 from engine.data.titles import natural_title
 
 # Users: u1 rates x, y, z; u2 rates x, y; u3 rates x; u4 rates x twice (a repeated pair counts twice).
@@ -79,3 +79,28 @@ def test_item_table_most_popular_first_with_counts(tiny):
     assert list(table.columns) == ["item_id", "title", "genres", "year", "interactions"]
     assert table["item_id"].tolist() == ["x", "y", "z"]
     assert table["interactions"].tolist() == [5, 2, 1]  # u4's repeated pair counts twice
+
+
+def test_matrix_blocks_by_hand(tiny):
+    # Users by activity: u1 (3 items), u2 (2), then u3 and u4 (1 distinct item each, in index order);
+    # items by popularity: x (4 users), y (2), z (1). Every cell a block of its own:
+    whole = matrix_blocks(tiny, blocks=(10, 10))
+    np.testing.assert_array_equal(whole["filled"], [[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 0, 0]])
+    assert whole["user_edges"].tolist() == [1, 2, 3, 4, 5] and whole["item_edges"].tolist() == [1, 2, 3, 4]
+    # Two user blocks of two users by one block of all three items: 5 of 6 pairs, then 2 of 6
+    # (u4's repeated pair counts once).
+    halves = matrix_blocks(tiny, blocks=(2, 1))
+    np.testing.assert_allclose(halves["filled"], [[5 / 6], [2 / 6]])
+
+
+def test_matrix_blocks_agree_with_the_dense_matrix_on_random_data():
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame({"user_id": rng.integers(0, 40, 500), "item_id": rng.integers(0, 70, 500)})
+    ds = from_frames("random", rows)
+    blocks = matrix_blocks(ds, blocks=(7, 9))
+    dense = ds.matrix(binary=True).toarray()  # a toy: fine here, never in the code
+    dense = dense[np.argsort(-dense.sum(1), kind="stable")][:, np.argsort(-dense.sum(0), kind="stable")]
+    u, i = blocks["user_edges"] - 1, blocks["item_edges"] - 1
+    expected = [[dense[u[r]:u[r + 1], i[c]:i[c + 1]].mean() for c in range(9)] for r in range(7)]
+    np.testing.assert_allclose(blocks["filled"], expected)
+    assert blocks["filled"].shape == (7, 9) and u[-1] == ds.n_users and i[-1] == ds.n_items
