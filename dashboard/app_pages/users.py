@@ -84,7 +84,8 @@ st.subheader(f"User {plain(url_user)}")
 st.caption(
     f"{len(history):,} interactions. "
     f"Held-out test item: {plain(', '.join(test_titles)) or 'none (too few interactions)'}. "
-    "A green mark is the held-out test item, an amber one an item in another model's list too."
+    "A green mark is the held-out test item, an amber one an item in another model's list too. "
+    + ("Each model scores on its own scale: compare the lists, not the scores." if len(runs) > 1 else "")
 )
 trained_on = int((history["split"] == "train").sum())
 if explain and trained_on > EXPLAIN_AUTO_LIMIT and st.session_state.get("users_explain_asked") != (spec, user_idx):

@@ -117,6 +117,10 @@ def test_shared_items_are_counted_across_lists(trained_app, env):
         # What the page shows for it: one short badge under the title.
         assert recs[i]["shared"].tolist() == expected
     assert sum(f["shared"].sum() for f in recs) > 0  # these three models do share items here
+    # Scores of popularity (counts) and ALS (dot products) are not comparable: the page says so.
+    assert any("compare the lists, not the scores" in c.value for c in at.caption)
+    alone = open_page(trained_app, user="15", models=ids(env, "als"))
+    assert not any("not the scores" in c.value for c in alone.caption)
 
 
 def test_held_out_test_item_marked_where_it_appears(trained_app, env):
