@@ -107,7 +107,7 @@ def test_explain_figures_keep_their_text_inside(browser, app_url, newest_runs, s
             for value in found["values"]:  # no printed value over a feature name
                 assert not any(_overlap(value, tick) for tick in found["ticks"]), (n, value)
         # The waterfall's last bar prints the prediction its title states.
-        prediction = re.search(r"prediction (-?[\d.]+)", waterfall_title).group(1)
+        prediction = re.search(r"this pair's (-?[\d.]+)", waterfall_title).group(1)
         last = charts.nth(0).locator(".bartext").last.text_content()
         assert last == prediction, (last, waterfall_title)
         screenshot(page, screenshot_dir / f"explain-{viewport[0]}x{viewport[1]}.png")
