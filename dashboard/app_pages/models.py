@@ -147,8 +147,12 @@ model = st.selectbox(
     format_func=lambda name: f"{name} - {catalog[name]['description']}",
 )
 url_state.write("train", model)
-if glossary.has_help(model):  # the model's own glossary section, where it has one
-    st.caption(glossary.link(glossary.TERMS[glossary.term_key(model)], f"What is {model}?"))
+# What the model is (its glossary section, where it has one) and how long it took here last time.
+about = [glossary.link(glossary.TERMS[glossary.term_key(model)], f"What is {model}?")] if glossary.has_help(model) else []
+last_fit = training.last_fit_text(spec, model)
+about += [plain(last_fit)] if last_fit else []
+if about:
+    st.caption(" · ".join(about))
 with st.form(f"models_train_form_{model}"):
     params = param_form(catalog[model], key=f"models_param_{model}")
     label = "Queue training" if busy else "Train"

@@ -126,6 +126,11 @@ def runs_overview(spec: str) -> pd.DataFrame:
     return run_tables.runs_overview(checkpoints.runs_table(spec))
 
 
+def last_fit_text(spec: str, model: str) -> str:
+    """How long `model` took when last trained on `spec` (`engine.explore.run_tables.last_fit_text`)."""
+    return run_tables.last_fit_text(runs_overview(spec), model)
+
+
 def delete_run(run_id: int) -> None:
     """Remove a run and its checkpoint directory (only a folder under the data folder's
     checkpoints, see `RunsDB.delete`). A run this session may not delete is one `st.error`

@@ -22,6 +22,30 @@ def run_label(run: dict) -> str:
     return f"{run['model']} #{run['id']}" + (f" ({', '.join(notes)})" if notes else "")
 
 
+def duration_text(seconds: float) -> str:
+    """A fit time as people say it: "0.4 s", "38 s", "4 min 12 s", "1 h 5 min"."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s" if whole % 60 else f"{whole // 60} min"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+def last_fit_text(overview: pd.DataFrame, model: str) -> str:
+    """How long `model` took the last time it was trained on this dataset, from a
+    `runs_overview` table: "The last sasrec run here (#7) took 4 min 12 s."; empty if never."""
+    done = overview[(overview["model"] == model) & overview["fit_seconds"].notna()]
+    if done.empty:
+        return ""
+    last = done.loc[done["id"].idxmax()]
+    quick = ", a quick run" if bool(last.get("quick run", False)) else ""
+    return f"The last {model} run here (#{int(last['id'])}{quick}) took {duration_text(last['fit_seconds'])}."
+
+
 def runs_overview(table: pd.DataFrame) -> pd.DataFrame:
     """The runs of `table` (`RunsDB.list`) for the Models page: id, model, ``quick run`` (ticked
     for the demo's light settings), dataset, params (one text column, ``factors=64, epochs=10``;

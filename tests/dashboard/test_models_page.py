@@ -261,3 +261,14 @@ def test_run_picker_marks_quick_runs(app, fresh_jobs, data_dir):
     at = models_page(app)
     labels = dict(zip(at.selectbox(key="models_run").options, [tuned, quick]))  # newest first
     assert labels == {f"popularity #{tuned}": tuned, f"popularity #{quick} (quick run)": quick}
+
+
+def test_the_form_says_how_long_the_model_took_last_time(trained_app, trained_dir):
+    from engine.explore.run_tables import duration_text
+
+    runs = RunsDB(trained_dir / "runs.sqlite").list(dataset="movielens-dslabs")
+    als = runs[runs["model"] == "als"].sort_values("id").iloc[-1]
+    at = models_page(trained_app, train="als")
+    quick = ", a quick run" if als["quick"] else ""
+    expected = f"The last als run here (#{als['id']}{quick}) took {duration_text(als['fit_seconds'])}."
+    assert expected in [c.value for c in at.caption]

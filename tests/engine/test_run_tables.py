@@ -31,3 +31,23 @@ def test_runs_overview_puts_each_runs_own_parameters_in_one_column():
 def test_gone_run_ids_are_the_numbers_not_known():
     assert gone_run_ids(["3", "7", "x", "²", ""], known=[1, 3]) == [7]
     assert gone_run_ids(["abc"], known=[]) == []
+
+
+def test_fit_times_read_as_people_say_them():
+    from engine.explore.run_tables import duration_text
+
+    assert [duration_text(s) for s in (0.04, 9.94, 38.4, 60, 252.2, 3900)] == [
+        "0.0 s", "9.9 s", "38 s", "1 min", "4 min 12 s", "1 h 5 min"]
+
+
+def test_last_fit_is_the_newest_run_of_that_model():
+    import pandas as pd
+
+    from engine.explore.run_tables import last_fit_text
+
+    table = pd.DataFrame({"id": [3, 7, 5], "model": ["als", "sasrec", "als"], "quick run": [True, False, False],
+                          "fit_seconds": [0.5, 252.2, 1.25]})
+    assert last_fit_text(table, "als") == "The last als run here (#5) took 1.2 s."
+    assert last_fit_text(table, "sasrec") == "The last sasrec run here (#7) took 4 min 12 s."
+    assert last_fit_text(table.iloc[:1], "als") == "The last als run here (#3, a quick run) took 0.5 s."
+    assert last_fit_text(table, "bpr") == ""
