@@ -16,6 +16,7 @@ USERS_PAGE = "app_pages/users.py"
 DEFAULT_METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr")
 LISTED = 10  # users with the least overlap shown with a link each
 DIFFERENT_SHOWN = 4  # pictures per run beside each of those users
+TITLES_SHOWN = 2  # titles per run beside them where there are no pictures
 
 spec = current_dataset_spec()
 st.title("Compare")
@@ -118,18 +119,25 @@ st.plotly_chart(overlap_histogram(overlap["overlap"], 10), key="compare_overlap_
 st.markdown(f"**The {LISTED} users they disagree on most** (open one in the User explorer)")
 listed = overlap.head(LISTED)
 images = datasets.has_images(spec)
-if images:  # pictures of the items only one run recommends: where they disagree, at a glance
-    st.caption(f"Beside each user: the first {DIFFERENT_SHOWN} items only run A recommends, then those only run B does.")
-    users = tuple(int(u) for u in listed.index)
-    differences = explorer.list_differences(run_a["checkpoint"], run_b["checkpoint"], spec, users)
-widths = [2, 2, 3, 3, 3] if images else [2, 2, 3]
+# Where they disagree, at a glance: the first items only run A recommends, then only run B's,
+# as pictures where the dataset has them, else as titles.
+shown = DIFFERENT_SHOWN if images else TITLES_SHOWN
+st.caption(f"Beside each user: the first {shown} items only run A recommends, then those only run B does.")
+users = tuple(int(u) for u in listed.index)
+differences = explorer.list_differences(run_a["checkpoint"], run_b["checkpoint"], spec, users)
+dataset = datasets.get_dataset(spec)
 for n, row in enumerate(listed.itertuples(index=False)):
-    user, interactions, share, *pictures = st.columns(widths, vertical_alignment="center")
-    for column, only, name in zip(pictures, differences[n] if images else (), "AB"):
-        if len(only):
+    user, interactions, share, *only_columns = st.columns([2, 2, 3, 3, 3], vertical_alignment="center")
+    for column, only, name in zip(only_columns, differences[n], "AB"):
+        if not len(only):
+            continue
+        if images:
             line = column.container(horizontal=True, vertical_alignment="center", key=f"compare_only_{name}_{n}")
             line.markdown(f":small[only {name}]")
             line.image([explorer.poster(spec, int(i)) for i in only[:DIFFERENT_SHOWN]], width=36)
+        else:
+            titles = "; ".join(plain(dataset.title(int(i))) for i in only[:TITLES_SHOWN])
+            column.markdown(f":small[**only {name}**: {titles}]")
     with user:
         st.page_link(
             USERS_PAGE,

@@ -100,6 +100,15 @@ def test_users_two_runs_disagree_on_with_links(trained_app, env):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Mean top-10 overlap"] == f"{overlap.mean():.0%}"
 
+    # Beside each user, the first two titles only A recommends, then only B's (no pictures here).
+    top_a, _ = model_a.recommend([users[0]], 10)
+    top_b, _ = model_b.recommend([users[0]], 10)
+    only_a = [i for i in top_a[0] if i not in set(top_b[0])][:2]
+    only_b = [i for i in top_b[0] if i not in set(top_a[0])][:2]
+    texts = [m.value for m in at.markdown if m.value.startswith(":small[**only")]
+    assert texts[:2] == [f":small[**only A**: {'; '.join(ds.title(i) for i in only_a)}]",
+                         f":small[**only B**: {'; '.join(ds.title(i) for i in only_b)}]"]
+
     # A link's query opens that user with both runs in the User explorer.
     user_at = trained_app(**queries[0]).run()
     user_at.switch_page("app_pages/users.py").run()
