@@ -1,7 +1,7 @@
 """Draw the glossary's pictures: docs/glossary/*.png, shown by docs/glossary.md and the Glossary page.
 
 Each picture is a schematic of one idea (the split, a hit's worth by rank, early stopping, causal
-self-attention), drawn from a few fixed numbers, so a student can look before reading. Run it
+self-attention, cosine similarity, the overlap of two lists), drawn from a few fixed numbers, so a student can look before reading. Run it
 after changing one and commit the PNGs:
 
     python tools/glossary_figures.py            # writes docs/glossary/
@@ -152,11 +152,62 @@ def causal_attention(path: Path) -> None:
     plt.close(fig)
 
 
+def cosine_similarity(path: Path) -> None:
+    """Three item vectors from the origin: two pointing almost the same way (cosine near 1,
+    whatever their lengths), one at nearly a right angle to them (cosine near 0)."""
+    star_wars, empire, sense = (2.6, 1.5), (1.6, 0.62), (-0.6, 1.45)
+    fig, ax = plt.subplots(figsize=(7.2, 2.6), dpi=DPI)
+    for (x, y), colour in ((star_wars, TRAIN), (empire, TRAIN), (sense, VALIDATION)):
+        ax.annotate("", xy=(x, y), xytext=(0, 0), arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": 2})
+    ax.text(2.7, 1.55, "Star Wars", fontsize=9, color=INK)
+    ax.text(1.7, 0.45, "The Empire Strikes Back", fontsize=9, color=INK)
+    ax.text(-0.6, 1.57, "Sense and Sensibility", fontsize=9, color=INK, ha="center")
+    ax.plot([0], [0], "o", color=INK, markersize=3)
+
+    def cosine(a, b):
+        return (a[0] * b[0] + a[1] * b[1]) / (math.hypot(*a) * math.hypot(*b))
+
+    ax.text(5.0, 1.25, f"Star Wars and The Empire Strikes Back:\ncosine {cosine(star_wars, empire):.2f}, almost the same "
+            "direction\n(their lengths do not count)", fontsize=9, color=TRAIN, va="center")  # fmt: skip
+    ax.text(5.0, 0.35, f"Star Wars and Sense and Sensibility:\ncosine {cosine(star_wars, sense):.2f}, "
+            "far apart", fontsize=9, color=VALIDATION, va="center")  # fmt: skip
+    ax.set_xlim(-2.0, 8.4)
+    ax.set_ylim(-0.15, 1.8)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def topk_overlap(path: Path) -> None:
+    """Two models' top-10 lists for one user with the 3 shared items marked: overlap 3/10."""
+    a = ["Seven", "Fargo", "Babe", "Heat", "Big", "Ghost", "Speed", "Nell", "Crumb", "Alien"]
+    b = ["Fargo", "Clerks", "Heat", "Casper", "Casino", "Alien", "Jaws", "Kids", "Rudy", "Friday"]
+    shared = set(a) & set(b)
+    fig, ax = plt.subplots(figsize=(7.2, 1.9), dpi=DPI)
+    for row, (name, items) in enumerate((("model A", a), ("model B", b))):
+        y = 1 - row
+        ax.text(-0.2, y, name, ha="right", va="center", fontsize=10, color=INK)
+        for t, item in enumerate(items):
+            colour = TEST if item in shared else MUTED
+            ax.add_patch(FancyBboxPatch((t + 0.05, y - 0.32), 0.9, 0.64, boxstyle="round,pad=0,rounding_size=0.1",
+                                        facecolor=colour, edgecolor="white"))  # fmt: skip
+            ax.text(t + 0.5, y, item, ha="center", va="center", fontsize=7.5, color="white" if item in shared else INK)
+    ax.text(10.2, 0.5, f"overlap\n{len(shared)} / 10 = {len(shared) / 10:.0%}", va="center", fontsize=10, color=TEST)
+    ax.set_xlim(-1.4, 11.6)
+    ax.set_ylim(-0.5, 1.5)
+    ax.axis("off")
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
 FIGURES = {
     "leave-last-out.png": leave_last_out,
     "ndcg-discount.png": ndcg_discount,
     "early-stopping.png": early_stopping,
     "causal-attention.png": causal_attention,
+    "cosine-similarity.png": cosine_similarity,
+    "topk-overlap.png": topk_overlap,
 }
 
 
