@@ -143,10 +143,18 @@ user_labels = np.append(user_table["label"].to_numpy().astype(str), "you")
 activity = np.append(user_table["activity"].to_numpy(), len(items))
 you = {"name": "you", "index": [len(coords) - 1],
        "marker": {"size": 16, "color": MARK_COLOUR, "symbol": "star", "line": {"color": "white", "width": 1}}}  # fmt: skip
+closest = {"name": "the users closest to you", "index": mapped.closest.tolist(),
+           "marker": {"size": 12, "color": "black", "symbol": "circle-open", "line": {"color": "black", "width": 2}}}  # fmt: skip
 axis_titles = [f"PC{i + 1} ({v:.1%})" for i, v in enumerate(mapped.explained_variance)]
-st.plotly_chart(build_figure(coords, user_labels, activity, "activity", [you], axis_titles), key="be_user_map")
+st.plotly_chart(build_figure(coords, user_labels, activity, "activity", [you, closest], axis_titles), key="be_user_map")
 st.caption(
     f"Every user of {plain(map_run['label'])} as the Embeddings page draws them (users, "
-    f"{glossary.link('pca', 'PCA')}, coloured by activity); the star is you. Users close to you "
-    "get similar recommendations."
+    f"{glossary.link('pca', 'PCA')}, coloured by activity); the star is you, the circles the users closest to "
+    "you in the model's own space (the map keeps only part of it). Users close to you get similar recommendations."
 )
+neighbours = st.container(horizontal=True, vertical_alignment="center", key="be_user_closest")
+neighbours.markdown("**The users closest to you:**")
+for u in mapped.closest:
+    raw = str(dataset.user_ids[int(u)])
+    neighbours.page_link("app_pages/users.py", label=f"User {plain(raw)}", icon=":material/person_search:",
+                         query_params={"dataset": spec, "user": raw, "models": str(map_run["id"])})  # fmt: skip

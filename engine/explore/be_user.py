@@ -125,11 +125,16 @@ class UserMap:
     coords: np.ndarray  # (n_users, dims): every training user, as the Embeddings page draws them
     point: np.ndarray  # (dims,): the folded-in user
     explained_variance: np.ndarray  # (dims,): share of the variance each axis keeps
+    closest: np.ndarray  # user indices nearest the new user in the model's own space (cosine), nearest first
+
+
+#: How many of the users closest to the new one `embedding_point` names.
+CLOSEST_USERS = 3
 
 
 def embedding_point(model: Recommender, picks: Picks, dims: int = 2) -> UserMap | None:
     """The folded-in user on the PCA map of the model's user embeddings (the Embeddings page's
-    "Users" points with PCA), or None where the folded state is not a user embedding of the
+    "Users" points with PCA) with the real users closest to it, or None where the folded state is not a user embedding of the
     model (no user embeddings, or a state of another width: item2vec's mean, itemknn's
     indicator)."""
     from sklearn.decomposition import PCA  # heavy: scikit-learn loads only for the map
@@ -146,4 +151,8 @@ def embedding_point(model: Recommender, picks: Picks, dims: int = 2) -> UserMap 
     solver = "covariance_eigh" if len(users) >= 10 * users.shape[1] else "full"
     pca = PCA(n_components=dims, svd_solver=solver).fit(users)
     point = pca.transform(state[None, :])[0].astype(np.float32)
-    return UserMap(mapped.coords, point, mapped.explained_variance_ratio)
+    # Closeness in the model's own space (as the Embeddings page's neighbours): the 2D map
+    # keeps only part of the variance, so neighbours on it can be far apart in truth.
+    cosine = users @ state / np.maximum(np.linalg.norm(users, axis=1) * np.linalg.norm(state), 1e-12)
+    closest = np.argsort(-cosine, kind="stable")[:CLOSEST_USERS]
+    return UserMap(mapped.coords, point, mapped.explained_variance_ratio, closest)

@@ -154,3 +154,9 @@ def test_the_new_user_is_a_star_on_the_users_map(trained_app, env):
     users = [trace for trace in figure["data"] if trace.get("name") == "activity"][0]
     assert len(pages.plotly_array(users["x"])) == env["ds"].n_users + 1  # every user, and you
     assert figure["layout"]["xaxis"]["title"]["text"].startswith("PC1 (")
+    # The closest users are circled on the map and linked to the User explorer with the same run.
+    [ring] = [trace for trace in figure["data"] if trace.get("name") == "the users closest to you"]
+    assert sorted(pages.plotly_array(ring["customdata"]).tolist()) == sorted(mapped.closest.tolist())
+    links = [link for link in at.get("page_link") if link.proto.page == "users"]
+    assert [link.value for link in links] == [f"User {env['ds'].user_ids[u]}" for u in mapped.closest]
+    assert all(f"models={env['runs']['als']['id']}" in link.proto.query_string for link in links)

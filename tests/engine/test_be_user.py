@@ -146,6 +146,12 @@ def test_the_users_point_is_on_the_embeddings_pca_map():
     assert np.linalg.norm(point - coords[user]) < 0.05 * np.linalg.norm(coords, axis=1).mean()
     others = np.delete(np.arange(len(coords)), user)
     assert np.linalg.norm(point - coords[user]) < np.linalg.norm(coords[others] - point, axis=1).min() + 1e-6
+    # The closest users are found in the model's own space: the user whose history it is first.
+    assert mapped.closest[0] == user and len(mapped.closest) == 3
+    emb = model.user_embeddings().astype(np.float64)
+    state = model.fold_in(picks.items, None).state
+    cosine = emb @ state / (np.linalg.norm(emb, axis=1) * np.linalg.norm(state))
+    assert mapped.closest.tolist() == np.argsort(-cosine, kind="stable")[:3].tolist()
 
 
 def test_no_point_where_the_state_is_not_a_user_embedding():
