@@ -84,11 +84,11 @@ CONFIG = {
     "title": st.column_config.TextColumn("title", width="large"),
     "poster": st.column_config.ImageColumn("", width="small"),
     "year": st.column_config.NumberColumn("year", format="%d"),
-    "score": st.column_config.NumberColumn("similarity", format="%.3f", width=80,
+    "score": st.column_config.NumberColumn("similarity", format="%.3f", width=72,
                                          help=glossary.help_for("cosine similarity")),
     "both": st.column_config.NumberColumn(
-        "shared users", format="%d", width=100,
-        help="How many users chose both this item and the one picked above: every model learns its "
+        "shared", format="%d", width=60,
+        help="Shared users: how many users chose both this item and the one picked above. Every model learns its "
         "similarities from who chose what, and item kNN's are built from exactly these counts.",
     ),
     "genres": genre_column(datasets.genres(spec)),

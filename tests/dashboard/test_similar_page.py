@@ -103,7 +103,8 @@ def test_similarity_stays_in_view_beside_other_tables(trained_app, env):
         # Similarity right after the rank, both narrow and fixed: a long title column before it
         # pushed it past the table's right edge, where "0.934" showed as "0".
         assert order[:3] == ["rank", "score", "both"]
-        assert config["both"]["label"] == "shared users" and "help" in config["both"]
+        assert config["both"]["label"] == "shared" and "Shared users" in config["both"]["help"]
+        assert config["rank"]["width"] + config["score"]["width"] + config["both"]["width"] <= 180  # the title keeps the rest
         assert all(isinstance(config[c]["width"], int) for c in order[:2])
         assert config["rank"]["width"] + config["score"]["width"] <= 130
         assert config["score"]["type_config"]["format"] == "%.3f" and config["score"]["label"] == "similarity"
