@@ -122,12 +122,12 @@ def matrix_picture(blocks: dict):
     ticks = [t for t in FILL_TICKS if t <= top]
     ticks += [top] if top - ticks[-1] > 0.1 else []  # the darkest cell's share, unless a tick is close
     hover = [[f"users {users[r]:,}-{users[r + 1] - 1:,} by activity<br>items {items[c]:,}-{items[c + 1] - 1:,}"
-              f" by popularity<br>{filled[r, c]:.1%} of the pairs rated" for c in range(filled.shape[1])]
+              f" by popularity<br>{filled[r, c]:.1%} of the pairs filled" for c in range(filled.shape[1])]
              for r in range(filled.shape[0])]  # fmt: skip
     fig = go.Figure(go.Heatmap(
         z=filled, x=items[:-1], y=users[:-1], colorscale="Blues", zmin=0, zmax=top,
         text=hover, hovertemplate="%{text}<extra></extra>",
-        colorbar={"title": {"text": "pairs rated", "side": "right"}, "thickness": 12,
+        colorbar={"title": {"text": "pairs filled", "side": "right"}, "thickness": 12,
                   "tickvals": ticks, "ticktext": [f"{t:.0%}" for t in ticks]},
     ))  # fmt: skip
     fig.update_yaxes(autorange="reversed", title="users, most active first")
