@@ -158,7 +158,7 @@ def shap_beeswarm(long, order: list[str]) -> go.Figure:
             )  # fmt: skip
         )
     fig.update_layout(
-        title={"text": "One dot per pair: the feature's share of its score", "x": 0, "xanchor": "left", "font": {"size": 14}},
+        title={"text": "Each dot: one pair's share", "x": 0, "xanchor": "left", "font": {"size": 14}},
         showlegend=False, height=90 + ROW_HEIGHT * len(order), margin={"l": 10, "r": 10, "t": 40, "b": 10},
         yaxis={"tickvals": list(range(len(order))), "ticktext": [wrap_label(feature_words(f)) for f in order],
                "autorange": "reversed", "automargin": True},
@@ -179,5 +179,5 @@ def mean_abs_bars(mean_abs) -> go.Figure:
         )  # fmt: skip
     )
     high = max(means, default=0.0) or 1e-3
-    return _layout(fig, "How much it moves the score, on average", len(means), [0.0, high * (1 + TEXT_ROOM)],
+    return _layout(fig, "Average size of the share", len(means), [0.0, high * (1 + TEXT_ROOM)],
                    "mean |SHAP|")
