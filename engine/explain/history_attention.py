@@ -73,4 +73,3 @@ def most_attended(frame: pd.DataFrame, k: int = 3) -> pd.DataFrame:
 def how_recent(back: int) -> str:
     """``back`` items before the newest in words: "the newest", "1 before the newest", ..."""
     return "the newest" if back == 0 else f"{back} before the newest"
-

@@ -134,9 +134,9 @@ CLOSEST_USERS = 3
 
 def embedding_point(model: Recommender, picks: Picks, dims: int = 2) -> UserMap | None:
     """The folded-in user on the PCA map of the model's user embeddings (the Embeddings page's
-    "Users" points with PCA) with the real users closest to it, or None where the folded state is not a user embedding of the
-    model (no user embeddings, or a state of another width: item2vec's mean, itemknn's
-    indicator)."""
+    "Users" points with PCA), with the real users closest to it, or None where the folded state
+    is not a user embedding of the model (no user embeddings, or a state of another width:
+    item2vec's mean, itemknn's indicator)."""
     from sklearn.decomposition import PCA  # heavy: scikit-learn loads only for the map
 
     if not model.capabilities().get("user_embeddings"):

@@ -400,9 +400,10 @@ def genres_by_size(dataset: Dataset) -> list[str]:
     `DEFAULT_GENRE_SHARE` of the items leads (a map coloured by it shows where that genre
     sits; Drama, on half of MovieLens, would colour half the map)."""
     counts = dataset.genre_matrix().sum(0)
-    order = [dataset.genre_names[j] for j in np.argsort(-counts, kind="stable")]
-    small = [g for g, c in zip(order, np.sort(counts)[::-1]) if c <= DEFAULT_GENRE_SHARE * dataset.n_items]
-    return small[:1] + [g for g in order if g not in small[:1]]
+    order = np.argsort(-counts, kind="stable")
+    names = [dataset.genre_names[j] for j in order]
+    first = [dataset.genre_names[j] for j in order if counts[j] <= DEFAULT_GENRE_SHARE * dataset.n_items][:1]
+    return first + [g for g in names if g not in first]
 
 
 def genre_labels(dataset: Dataset, genre: str) -> np.ndarray:
