@@ -143,8 +143,8 @@ user_labels = np.append(user_table["label"].to_numpy().astype(str), "you")
 activity = np.append(user_table["activity"].to_numpy(), len(items))
 you = {"name": "you", "index": [len(coords) - 1],
        "marker": {"size": 16, "color": MARK_COLOUR, "symbol": "star", "line": {"color": "white", "width": 1}}}  # fmt: skip
-closest = {"name": "the users closest to you", "index": mapped.closest.tolist(),
-           "marker": {"size": 12, "color": "black", "symbol": "circle-open", "line": {"color": "black", "width": 2}}}  # fmt: skip
+ring = {"size": 12, "color": "black", "symbol": "circle-open", "line": {"color": "black", "width": 2}}
+closest = {"name": "the users closest to you", "index": mapped.closest.tolist(), "marker": ring}
 axis_titles = [f"PC{i + 1} ({v:.1%})" for i, v in enumerate(mapped.explained_variance)]
 st.plotly_chart(build_figure(coords, user_labels, activity, "activity", [you, closest], axis_titles), key="be_user_map")
 st.caption(

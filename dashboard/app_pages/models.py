@@ -148,7 +148,9 @@ model = st.selectbox(
 )
 url_state.write("train", model)
 # What the model is (its glossary section, where it has one) and how long it took here last time.
-about = [glossary.link(glossary.TERMS[glossary.term_key(model)], f"What is {model}?")] if glossary.has_help(model) else []
+about = []
+if glossary.has_help(model):
+    about.append(glossary.link(glossary.TERMS[glossary.term_key(model)], f"What is {model}?"))
 last_fit = training.last_fit_text(spec, model)
 about += [plain(last_fit)] if last_fit else []
 if about:

@@ -37,7 +37,8 @@ def leaning_sentence(frame: pd.DataFrame, k: int = 3) -> str:
     before the newest) and **C** (8%, ...): together 29% of the attention." Titles are shown as
     text, never Markdown."""
     top = explorer.most_attended(frame, k)
-    parts = [f"**{plain(t)}** ({w:.0%}, {explorer.how_recent(int(b))})" for t, w, b in zip(top["title"], top["weight"], top["back"])]
+    parts = [f"**{plain(title)}** ({weight:.0%}, {explorer.how_recent(int(back))})"
+             for title, weight, back in zip(top["title"], top["weight"], top["back"])]
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     together = f": together {top['weight'].sum():.0%} of the attention" if len(parts) > 1 else ""
     return f"The next recommendation leans most on {listed}{together}."

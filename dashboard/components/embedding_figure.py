@@ -87,7 +87,8 @@ def build_figure(coords, labels, values, colour: str, marks: list[dict], axis_ti
         for cat, col in zip(cats, palette(len(cats))):
             name = f"cluster {cat}" if colour == "cluster" else str(cat)
             opacity = 0.9 if other.any() else 0.75  # one genre over the pale rest: strong
-            fig.add_trace(points(shown & (values == cat), name=name, marker={"size": size, "color": col, "opacity": opacity}))
+            marker = {"size": size, "color": col, "opacity": opacity}
+            fig.add_trace(points(shown & (values == cat), name=name, marker=marker))
     else:
         numeric = np.asarray(values, np.float64)
         known = np.isfinite(numeric)
