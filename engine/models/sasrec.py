@@ -55,11 +55,11 @@ class SASRec(NeuralRecommender):
     eval_every, patience : early stopping on validation NDCG@10 (the best weights are kept).
     random_state, device : seed; "auto", "cpu" or "cuda".
 
-    The defaults (loss, learning rate, epochs, `max_len`, `factors`) were picked on the
-    validation split of ML-100k, the batch size on the validation splits of ML-100k and
-    movielens-dslabs over seeds 0-2 (`tools/sasrec_sweep.py`); on movielens-dslabs's validation
-    no other `max_len`, learning rate, dropout, head count, weight decay or window overlap
-    beat them. The sweeps are in docs/benchmarks.md.
+    The defaults (loss, learning rate, epochs, `max_len`) were picked on the validation split of
+    ML-100k, the batch size on the validation splits of ML-100k and movielens-dslabs over seeds
+    0-2 (`tools/sasrec_sweep.py`); on those splits no other `max_len`, learning rate, dropout,
+    head count, weight decay, window overlap, width (32, or 128 at a smaller step) or depth (1
+    or 3 blocks) beat them. The sweeps are in docs/benchmarks.md.
 
     Notes
     -----
