@@ -1,7 +1,7 @@
 """Draw the glossary's pictures: docs/glossary/*.png, shown by docs/glossary.md and the Glossary page.
 
 Each picture is a schematic of one idea (the split, a hit's worth by rank, early stopping, causal
-self-attention, cosine similarity, the overlap of two lists), drawn from a few fixed numbers, so a student can look before reading. Run it
+self-attention, scores as dot products, cosine similarity, the overlap of two lists), drawn from a few fixed numbers, so a student can look before reading. Run it
 after changing one and commit the PNGs:
 
     python tools/glossary_figures.py            # writes docs/glossary/
@@ -152,6 +152,40 @@ def causal_attention(path: Path) -> None:
     plt.close(fig)
 
 
+def embedding_scores(path: Path) -> None:
+    """A user's vector and three items' vectors in two dimensions: each item's score is its dot
+    product with the user, the user's length times the length of the item's shadow on the
+    user's direction; the list is the items by that score."""
+    user = (2.0, 1.0)
+    items = {"Toy Story": (1.7, 1.5), "Heat": (2.2, -0.9), "Babe": (-0.9, 1.3)}
+    colours = {"Toy Story": TEST, "Heat": TRAIN, "Babe": MUTED}
+    fig, (ax, side) = plt.subplots(1, 2, figsize=(7.4, 2.7), dpi=DPI, gridspec_kw={"width_ratios": [1.5, 1]})
+    ax.annotate("", xy=user, xytext=(0, 0), arrowprops={"arrowstyle": "-|>", "color": VALIDATION, "linewidth": 2.5})
+    ax.text(user[0] + 0.08, user[1] - 0.05, "the user", fontsize=9, color=VALIDATION, va="top")
+    norm = math.hypot(*user)
+    for name, (x, y) in items.items():
+        ax.annotate("", xy=(x, y), xytext=(0, 0), arrowprops={"arrowstyle": "-|>", "color": colours[name], "linewidth": 1.8})
+        ax.text(x + 0.06, y + 0.06, name, fontsize=9, color=INK)
+        along = (x * user[0] + y * user[1]) / norm**2  # the item's shadow on the user's direction
+        ax.plot([x, along * user[0]], [y, along * user[1]], linestyle=":", color=colours[name], linewidth=1)
+    ax.plot([0], [0], "o", color=INK, markersize=3)
+    ax.set_xlim(-1.3, 3.1)
+    ax.set_ylim(-1.2, 1.9)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    scores = sorted(((x * user[0] + y * user[1], name) for name, (x, y) in items.items()), reverse=True)
+    side.set_title("score = dot product,\nthe user's list", fontsize=10, color=INK, loc="left")
+    for rank, (score, name) in enumerate(scores):
+        side.barh(rank, score, color=colours[name], height=0.6)
+        side.text(max(score, 0) + 0.1, rank, f"{name}  {score:.1f}", va="center", fontsize=9, color=INK)
+    side.axvline(0, color=INK, linewidth=0.8)
+    side.set_ylim(len(scores) - 0.4, -0.6)
+    side.set_xlim(min(0, scores[-1][0]) - 0.3, scores[0][0] + 3.2)
+    side.axis("off")
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
 def cosine_similarity(path: Path) -> None:
     """Three item vectors from the origin: two pointing almost the same way (cosine near 1,
     whatever their lengths), one at nearly a right angle to them (cosine near 0)."""
@@ -206,6 +240,7 @@ FIGURES = {
     "ndcg-discount.png": ndcg_discount,
     "early-stopping.png": early_stopping,
     "causal-attention.png": causal_attention,
+    "embedding-scores.png": embedding_scores,
     "cosine-similarity.png": cosine_similarity,
     "topk-overlap.png": topk_overlap,
 }
