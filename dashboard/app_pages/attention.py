@@ -20,6 +20,7 @@ PER_ROW = 5
 TOP_K = 10
 
 st.title("Visual attention", help=glossary.help_for("acf"))
+st.caption("Which of a user's pictures, and which parts of each, the image model (ACF) looked at to recommend.")
 spec = current_dataset_spec()
 with errors.friendly_errors():
     datasets.get_dataset(spec)

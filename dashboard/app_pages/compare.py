@@ -20,7 +20,7 @@ TITLES_SHOWN = 2  # titles per run beside them where there are no pictures
 
 spec = current_dataset_spec()
 st.title("Compare")
-st.caption(f"Dataset {code(spec)}")
+st.caption(f"Every run on {code(spec)} side by side, and the users on whom two runs disagree.")
 
 table = explorer.compare_table(spec)
 if table.empty:

@@ -13,7 +13,7 @@ from dashboard.text import code
 
 spec = current_dataset_spec()
 st.title("Data")
-st.caption(f"Dataset {code(spec)}")
+st.caption(f"What is in {code(spec)}: how many users and items, who interacted with what, and how unevenly.")
 
 # Before the dataset is loaded: a user whose current spec fails can still upload another one.
 with st.expander("Load a CSV file", icon=":material/upload_file:", expanded=spec.startswith("csv:")):

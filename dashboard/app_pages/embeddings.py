@@ -39,6 +39,8 @@ GALLERY_WIDTH = 72  # pixels: pictures of the selected items, a row of them
 
 
 st.title("Embeddings")
+st.caption("Each model places every item (and user) as a point in a space of many dimensions; here the points are "
+           "flattened to 2 or 3 so you can look. Points close together are ones the model treats alike.")
 spec = current_dataset_spec()
 with errors.friendly_errors():
     datasets.get_dataset(spec)

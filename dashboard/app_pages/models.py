@@ -18,7 +18,8 @@ BAR_METRICS = ("ndcg@10", "hr@10")
 
 spec = current_dataset_spec()
 st.title("Models")
-st.caption(f"Dataset {code(spec)}")
+st.caption(f"Train models on {code(spec)}, then see how well each finds every user's next item (the metrics) and "
+           "how its training went.")
 
 flash = st.session_state.pop("models_flash", None)
 if flash:

@@ -16,6 +16,7 @@ K_CHOICES = (5, 10, 20, 50)
 
 spec = current_dataset_spec()
 st.title("Similar items")
+st.caption("Pick an item: each model lists the items it finds most alike, learned from who chose what.")
 with errors.friendly_errors():
     dataset = datasets.get_dataset(spec)
     order, labels = explorer.item_choices(spec)

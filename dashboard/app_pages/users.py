@@ -24,6 +24,8 @@ EXPLAIN_AUTO_LIMIT = 300
 
 spec = current_dataset_spec()
 st.title("User explorer")
+st.caption("One user's history next to what each model recommends to them: the held-out test item is the one "
+           "they really chose next.")
 with errors.friendly_errors():
     dataset = datasets.get_dataset(spec)
 runs = model_picker(spec, max_selections=3, need="a trained model", default_count=3)

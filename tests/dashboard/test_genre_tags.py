@@ -43,7 +43,8 @@ def test_data_page_items_show_genres_as_coloured_tags(app):
 def test_similar_items_tables_and_caption_read_genres_as_words(trained_app):
     at = open_page(trained_app, "app_pages/similar.py", item="1")
     assert not at.exception
-    assert "Adventure, Animation, Children, Comedy, Fantasy" in at.caption[0].value and "|" not in at.caption[0].value
+    item_line = next(c.value for c in at.caption if "item id 1" in c.value)  # under the item's title
+    assert "Adventure, Animation, Children, Comedy, Fantasy" in item_line and "|" not in item_line
     for table in at.dataframe:
         assert all(not isinstance(g, str) for g in table.value["genres"])  # lists, not "A|B"
         assert genre_config(table)["type_config"]["options"]

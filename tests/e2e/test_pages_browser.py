@@ -84,7 +84,7 @@ def test_an_uploaded_dataset_stays_selected_on_the_next_page(page, upload_app_ur
     wait_for_app_run(page)
     assert unquote(re.search(r"dataset=([^&]+)", page.url).group(1)) == spec, page.url
     expect(sidebar_dataset(page)).to_have_value(shows(spec))
-    expect(main.get_by_text(spec, exact=False).first).to_be_visible()  # "Dataset `csv:...`"
+    expect(main.get_by_text(spec, exact=False).first).to_be_visible()  # "What is in `csv:...`: ..."
 
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Data", exact=True).click()
     wait_for_title(page, "Data")
