@@ -161,7 +161,7 @@ def test_4_an_uploaded_csv_stays_picked_on_the_next_page(tour_page, tmp_path):
     wait_for_app_run(page)
     no_exception(page)
     go(page, "Models", "Models")
-    expect(main.get_by_text(re.compile(r"Dataset csv:.*class_ratings"))).to_be_visible()
+    expect(main.get_by_text(re.compile(r"Train models on csv:.*class_ratings"))).to_be_visible()
     # The sidebar's box still holds the upload: its caption describes the picked dataset.
     expect(page.get_by_test_id("stSidebar").get_by_text("uploaded on the Data page")).to_be_visible()
     assert "class_ratings" in page.url, page.url
