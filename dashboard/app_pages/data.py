@@ -103,6 +103,10 @@ st.dataframe(
     column_config={
         "genres": genre_column(datasets.genres(spec)),
         "poster": st.column_config.ImageColumn("", width="small"),
+        # A bar beside each count: the long tail, row by row (the most popular item's is full).
+        "interactions": st.column_config.ProgressColumn(
+            "interactions", format="%d", min_value=0, max_value=max(1, int(items["interactions"].max()))
+        ),
         # A file without genres or years (a CSV upload) gets no column of blanks and "None"s.
         **{column: None for column in ("genres", "year") if not items[column].dropna().astype(str).str.strip().any()},
     },

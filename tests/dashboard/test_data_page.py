@@ -177,3 +177,13 @@ def test_the_matrix_picture_shows_every_interaction_in_blocks(app):
     assert round((z * sizes).sum()) == ds.interactions[["user_idx", "item_idx"]].drop_duplicates().shape[0]
     assert z[0, 0] == z.max() > 0.5  # the most active users on the most popular items: the dark corner
     assert any("of the pairs are empty" in c.value for c in at.caption)
+
+
+def test_item_counts_are_bars_full_for_the_most_popular(app):
+    import json
+
+    at = app().run()
+    table = next(d for d in at.dataframe if "interactions" in d.value.columns)
+    config = json.loads(table.proto.columns)["interactions"]
+    assert config["type_config"]["type"] == "progress" and config["type_config"]["format"] == "%d"
+    assert config["type_config"]["max_value"] == table.value["interactions"].max() == 341  # Forrest Gump
