@@ -103,6 +103,11 @@ def history_attention(checkpoint: str, spec: str, user_idx: int) -> pd.DataFrame
     return history_attention_lib.history_attention(model, datasets.get_dataset(spec), user_idx)
 
 
+def genre_profile(spec: str, history, lists: dict) -> pd.DataFrame:
+    """Genre shares of a history and of each list (`engine.explore.views.genre_profile`)."""
+    return explore.genre_profile(datasets.get_dataset(spec), history, lists)
+
+
 def most_attended(frame: pd.DataFrame, k: int = 3) -> pd.DataFrame:
     """The `k` most attended items of a `history_attention` frame, with how far back each is
     (`engine.explain.history_attention.most_attended`)."""

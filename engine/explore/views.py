@@ -178,6 +178,29 @@ def shared_users(dataset: Dataset, item_idx: int, others) -> np.ndarray:
     return np.asarray(rows[:, np.asarray(others, np.int64)].getnnz(axis=0), np.int64)
 
 
+#: Genres a genre profile shows at most: the history's most common ones.
+PROFILE_GENRES = 6
+
+
+def genre_profile(dataset: Dataset, history, lists: dict[str, np.ndarray], n: int = PROFILE_GENRES) -> pd.DataFrame:
+    """The share of a user's `history` items, and of each of `lists` (name -> items), that carry
+    each of the history's `n` most common genres (an item with two genres counts for both): one
+    row per genre, most common in the history first, columns ``genre``, ``history`` and one per
+    list. Empty when the catalogue has no genres or the history no items. Steck's "calibrated
+    recommendations" (RecSys 2018) asks that a list follow these shares."""
+    history = np.asarray(history, np.int64)
+    if not dataset.genre_names or not len(history):
+        return pd.DataFrame(columns=["genre", "history", *lists])
+    genres = dataset.genre_matrix()
+    share = genres[history].mean(0)
+    top = [j for j in np.argsort(-share, kind="stable")[:n] if share[j] > 0]
+    out = pd.DataFrame({"genre": [dataset.genre_names[j] for j in top], "history": share[top]})
+    for name, items in lists.items():
+        items = np.asarray(items, np.int64)
+        out[name] = genres[items][:, top].mean(0) if len(items) else 0.0
+    return out
+
+
 def because_text(dataset: Dataset, reasons: Sequence[tuple[int, float]]) -> str:
     """``"because you liked A; B; C"`` from ``(history_item_idx, contribution)`` pairs, in the
     given order; empty when there are none. Items with a contribution <= 0 are left out: they

@@ -284,3 +284,26 @@ def test_posters_where_the_dataset_has_images(app, data_dir):
     # One poster beside each recommendation.
     posters = [node for node in at.get_by_key("users_list_0") if getattr(node, "type", None) == "image"]
     assert len(posters) == 10
+
+
+def test_genres_of_the_history_against_each_list(trained_app, env):
+    from tests.dashboard.pages import figures, plotly_array
+
+    at = open_page(trained_app, user="15", models=ids(env, "als", "bpr"))
+    assert any(m.value == "**Genres: the history against each list**" for m in at.markdown)
+    chart = next(f for f in figures(at) if any(t.get("name") == "history" for t in f["data"]))
+    bars = {t["name"]: dict(zip(t["y"], plotly_array(t["x"]))) for t in chart["data"]}
+    assert set(bars) == {"history", f"als #{env['runs']['als']['id']}", f"bpr #{env['runs']['bpr']['id']}"}
+    # Worked out here from the raw tables: the share of the user's training items in Drama,
+    # and of ALS's top-10 in Drama.
+    ds, u = env["ds"], env["ds"].user_index("15")
+    from engine.data import leave_last_out
+
+    train = leave_last_out(ds).train
+    history = np.unique(train.item_idx[train.user_idx == u])
+    drama = ds.items["genres"].fillna("").str.split("|").apply(lambda g: "Drama" in g).to_numpy()
+    assert bars["history"]["Drama"] == pytest.approx(drama[history].mean())
+    top, _ = load(env, "als").recommend([u], 10)
+    assert bars[f"als #{env['runs']['als']['id']}"]["Drama"] == pytest.approx(drama[top[0]].mean())
+    history_trace = next(t for t in chart["data"] if t["name"] == "history")
+    assert len(bars["history"]) <= 6 and history_trace["marker"]["color"] == "#8a8a8a"  # grey: the reference

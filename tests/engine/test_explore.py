@@ -328,3 +328,19 @@ def test_recommend_for_refuses_an_unknown_exclude(ds, splits):
 def test_user_items_are_every_item_of_the_user_in_any_split(ds):
     assert user_items(ds, ds.user_index("1")).tolist() == [0, 1, 2, 3]  # ids 10..13, the test item too
     assert user_items(ds, ds.user_index("3")).tolist() == [1, 2]
+
+
+def test_genre_profile_by_hand():
+    from engine.explore.views import genre_profile
+
+    items = pd.DataFrame({"item_id": range(5), "title": list("abcde"),
+                          "genres": ["Drama|War", "Drama", "Comedy", "Comedy|Drama", "Horror"]})
+    ratings = pd.DataFrame({"user_id": ["u"] * 5, "item_id": range(5)})
+    toy = from_frames("toy", ratings, items)
+    # History a, b, c, d: Drama on 3 of 4, Comedy 2, War 1, Horror none (left out).
+    profile = genre_profile(toy, [0, 1, 2, 3], {"A": np.array([4, 2]), "B": np.array([], np.int64)})
+    assert profile["genre"].tolist() == ["Drama", "Comedy", "War"]
+    np.testing.assert_allclose(profile["history"], [0.75, 0.5, 0.25])
+    np.testing.assert_allclose(profile["A"], [0.0, 0.5, 0.0])  # Horror and Comedy: only Comedy is a history genre
+    np.testing.assert_allclose(profile["B"], [0.0, 0.0, 0.0])  # an empty list shares nothing
+    assert genre_profile(toy, [], {"A": np.array([4])}).empty
