@@ -4,6 +4,7 @@ training curves."""
 from __future__ import annotations
 
 import plotly.express as px
+import plotly.graph_objects as go
 
 #: Room above the plot for a figure's own title; without one the page's heading is the title.
 TITLE_MARGIN = 40
@@ -114,9 +115,6 @@ def matrix_picture(blocks: dict):
     block of users (most active at the top) and items (most popular on the left), darker where
     more of its pairs have an interaction, white where none has: the colour is the share itself
     (a square-root scale tinted the whole matrix and hid how empty it is)."""
-    import numpy as np
-    import plotly.graph_objects as go
-
     filled, users, items = blocks["filled"], blocks["user_edges"], blocks["item_edges"]
     top = max(float(filled.max()), 1e-9)
     ticks = [t for t in FILL_TICKS if t <= top]

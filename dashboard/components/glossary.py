@@ -244,4 +244,3 @@ def metric_bar_columns(table, columns, *, fmt: str = "%.4f") -> dict:
             c, format=fmt, min_value=0.0, max_value=best if best > 0 else 1.0, help=help_for(c) if has_help(c) else None
         )
     return out
-
