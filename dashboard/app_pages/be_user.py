@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard.services import be_user, checkpoints, datasets, embeddings, errors, explorer
 from dashboard.components import glossary, url_state
+from dashboard.components.charts import genre_profile_chart
 from dashboard.components.embedding_figure import MARK_COLOUR, build_figure
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
@@ -104,11 +105,13 @@ if not items:
     st.stop()
 
 # ---- one list per run -------------------------------------------------------------------------
+listed = {}  # run name -> the items of its list, for the genre chart below
 for n, (column, run) in enumerate(zip(st.columns(len(runs)), runs)):
     with column:
         st.markdown(f"**{plain(run['label'])}**")
         with errors.friendly_errors():
             frame = be_user.pick_recommendations(run["checkpoint"], spec, tuple(items), ratings, K)
+        listed[f"{run['model']} #{run['id']}"] = frame.index.to_numpy()
         with st.container(key=f"be_user_list_{n}"):
             for row in frame.itertuples():
                 lines = [f"**{row.rank}.** {plain(row.title)}"]
@@ -125,6 +128,12 @@ st.caption(
     '"Because you picked X": X is the pick whose removal lowers that item\'s score the most. '
     "Your picks are never recommended back."
 )
+
+profile = explorer.genre_profile(spec, items, listed).rename(columns={"history": "your picks"})
+if not profile.empty:
+    st.markdown("**Genres: your picks against each list**")
+    st.plotly_chart(genre_profile_chart(profile, "your picks", list(listed)), key="be_user_genres")
+    st.caption(f"The share of your picks (grey), and of each model's top-{K}, in your picks' most common genres.")
 
 # ---- where the new user lands among the users ------------------------------------------------
 st.subheader("Where you land among the users")

@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard.services import be_user, checkpoints, datasets, errors, explorer
 from dashboard.components import glossary, url_state
 from dashboard.components.attention_strip import attention_strip, leaning_sentence
-from dashboard.components.charts import ranked_bars
+from dashboard.components.charts import genre_profile_chart
 from dashboard.components.genre_tags import genre_column, with_genre_tags
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
@@ -179,10 +179,7 @@ profile = explorer.genre_profile(
 )
 if not profile.empty:
     st.markdown("**Genres: the history against each list**")
-    figure = ranked_bars(profile, "genre", ["history", *names], order=profile["genre"].tolist(),
-                         value_label="share of the items", text_format=".0%")  # fmt: skip
-    figure.update_traces(marker_color="#8a8a8a", selector={"name": "history"})  # the reference: grey, not a model
-    st.plotly_chart(figure.update_xaxes(tickformat=".0%"), key="users_genres")
+    st.plotly_chart(genre_profile_chart(profile, "history", names), key="users_genres")
     st.caption(
         f"The share of the user's training items, and of each model's top-{k}, in the history's most common genres "
         "(a film with two genres counts for both). A list close to the history follows the user's taste; one far "

@@ -131,3 +131,18 @@ def matrix_picture(blocks: dict):
     fig.update_yaxes(autorange="reversed", title="users, most active first")
     fig.update_xaxes(title="items, most popular first")
     return tight(fig, height=300)
+
+
+#: The reference of a genre profile (the user's history or picks): grey, not a model's colour.
+REFERENCE_GREY = "#8a8a8a"
+
+
+def genre_profile_chart(profile, reference: str, lists: list[str]):
+    """`engine.explore.views.genre_profile` as grouped horizontal bars, one group per genre (the
+    reference's most common first), the `reference` column in grey and each of `lists` in its
+    own colour, shares printed in percent."""
+    fig = ranked_bars(profile, "genre", [reference, *lists], order=profile["genre"].tolist(),
+                      value_label="share of the items", text_format=".0%")  # fmt: skip
+    fig.update_traces(marker_color=REFERENCE_GREY, selector={"name": reference})
+    return fig.update_xaxes(tickformat=".0%")
+

@@ -146,7 +146,7 @@ def test_the_new_user_is_a_star_on_the_users_map(trained_app, env):
 
     picks = popular_ids(env, 3)
     at = open_page(trained_app, picks=",".join(picks), models=ids(env, "als"))
-    [figure] = pages.figures(at)
+    [figure] = [f for f in pages.figures(at) if any(t.get("name") == "you" for t in f["data"])]
     [you] = [trace for trace in figure["data"] if trace.get("name") == "you"]
     model = load_checkpoint(env["runs"]["als"]["checkpoint"])[0]
     mapped = embedding_point(model, resolve_picks(env["ds"], picks))
@@ -160,3 +160,21 @@ def test_the_new_user_is_a_star_on_the_users_map(trained_app, env):
     links = [link for link in at.get("page_link") if link.proto.page == "users"]
     assert [link.value for link in links] == [f"User {env['ds'].user_ids[u]}" for u in mapped.closest]
     assert all(f"models={env['runs']['als']['id']}" in link.proto.query_string for link in links)
+
+
+def test_genres_of_the_picks_against_each_list(trained_app, env):
+    from engine.explore.be_user import recommend_for_picks, resolve_picks
+    from engine.runs.store import load_checkpoint
+
+    picks = popular_ids(env, 3)
+    at = open_page(trained_app, picks=",".join(picks), models=ids(env, "als"))
+    assert any(m.value == "**Genres: your picks against each list**" for m in at.markdown)
+    chart = next(f for f in pages.figures(at) if any(t.get("name") == "your picks" for t in f["data"]))
+    bars = {t["name"]: dict(zip(t["y"], pages.plotly_array(t["x"]))) for t in chart["data"]}
+    ds = env["ds"]
+    has = lambda genre, items: np.mean([genre in str(ds.items["genres"].iat[i]).split("|") for i in items])  # noqa: E731
+    chosen = resolve_picks(ds, picks)
+    listed = recommend_for_picks(load_checkpoint(env["runs"]["als"]["checkpoint"])[0], ds, chosen, k=10, explain=False)
+    for genre, share in bars["your picks"].items():
+        assert share == pytest.approx(has(genre, chosen.items))
+        assert bars[f"als #{env['runs']['als']['id']}"][genre] == pytest.approx(has(genre, listed.index))
