@@ -152,7 +152,7 @@ url_state.write("train", model)
 about = []
 if glossary.has_help(model):
     about.append(glossary.link(glossary.TERMS[glossary.term_key(model)], f"What is {model}?"))
-last_fit = training.last_fit_text(spec, model)
+last_fit = training.last_fit_text(runs, model)  # the runs table read above
 about += [plain(last_fit)] if last_fit else []
 if about:
     st.caption(" · ".join(about))

@@ -228,9 +228,12 @@ def links_line(terms, lead: str = "What the columns mean:") -> str:
 def metric_columns(columns, *, fmt: str = "%.4f") -> dict:
     """``column_config`` entries for metric columns: their number format and, for each metric
     the glossary explains, a tooltip linking to it."""
-    return {
-        c: st.column_config.NumberColumn(c, format=fmt, help=help_for(c) if has_help(c) else None) for c in columns
-    }
+    return {c: st.column_config.NumberColumn(c, format=fmt, help=_column_help(c)) for c in columns}
+
+
+def _column_help(column: str) -> str | None:
+    """A metric column's tooltip: the glossary's sentence and link, where it explains the metric."""
+    return help_for(column) if has_help(column) else None
 
 
 def metric_bar_columns(table, columns, *, fmt: str = "%.4f") -> dict:
@@ -241,6 +244,6 @@ def metric_bar_columns(table, columns, *, fmt: str = "%.4f") -> dict:
     for c in columns:
         best = float(table[c].max()) if len(table) and table[c].notna().any() else 0.0
         out[c] = st.column_config.ProgressColumn(
-            c, format=fmt, min_value=0.0, max_value=best if best > 0 else 1.0, help=help_for(c) if has_help(c) else None
+            c, format=fmt, min_value=0.0, max_value=best if best > 0 else 1.0, help=_column_help(c)
         )
     return out

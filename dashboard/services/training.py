@@ -126,9 +126,10 @@ def runs_overview(spec: str) -> pd.DataFrame:
     return run_tables.runs_overview(checkpoints.runs_table(spec))
 
 
-def last_fit_text(spec: str, model: str) -> str:
-    """How long `model` took when last trained on `spec` (`engine.explore.run_tables.last_fit_text`)."""
-    return run_tables.last_fit_text(runs_overview(spec), model)
+def last_fit_text(overview: pd.DataFrame, model: str) -> str:
+    """How long `model` took when last trained, from the page's `runs_overview` table
+    (`engine.explore.run_tables.last_fit_text`)."""
+    return run_tables.last_fit_text(overview, model)
 
 
 def delete_run(run_id: int) -> None:

@@ -164,7 +164,12 @@ class Dataset:
         return sorted(names)
 
     def genre_matrix(self) -> np.ndarray:
-        """(n_items, n_genres) float32 multi-hot matrix in the order of `genre_names`."""
+        """(n_items, n_genres) float32 multi-hot matrix in the order of `genre_names` (built once,
+        read-only: the pages ask for it on every rerun)."""
+        return self._genre_matrix
+
+    @cached_property
+    def _genre_matrix(self) -> np.ndarray:
         col = {g: j for j, g in enumerate(self.genre_names)}
         out = np.zeros((self.n_items, len(col)), np.float32)
         for i, g in enumerate(self.items["genres"].fillna("").astype(str)):
@@ -172,6 +177,7 @@ class Dataset:
                 j = col.get(name)
                 if j is not None:
                     out[i, j] = 1.0
+        out.flags.writeable = False
         return out
 
     def item_popularity(self) -> np.ndarray:
