@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard.services import datasets, errors, explorer, permissions, runs_in_use, training
+from dashboard.services import datasets, errors, permissions, runs_in_use, training
 from dashboard.components import glossary, url_state
 from dashboard.components.first_run import demo_button
 from dashboard.components.forms import param_form
@@ -202,9 +202,11 @@ runs_in_use.record_runs_in_use("models", [r for r in by_id if str(r) in in_use])
 elsewhere = runs_in_use.runs_in_use_elsewhere()
 run_id = st.selectbox(
     "Run", list(by_id), key="models_run",
-    format_func=lambda i: f"{by_id[i].model} #{i}" + (explorer.QUICK_MARK if i in quick_ids else "")
-    + ("" if by_id[i].checkpoint == "ok" else " (checkpoint missing)")
-    + (" (in use in another tab)" if i in elsewhere else ""),
+    format_func=lambda i: training.run_name(by_id[i].model, i, [
+        "quick run" if i in quick_ids else "",
+        "" if by_id[i].checkpoint == "ok" else "checkpoint missing",
+        "in use in another tab" if i in elsewhere else "",
+    ]),
 )
 chosen = by_id[run_id]
 if in_use:

@@ -19,12 +19,21 @@ def run_label(run: dict) -> str:
     ndcg = run.get("metrics", {}).get("ndcg@10")
     notes = [QUICK_MARK.strip(" ()")] if run.get("quick") else []
     notes += [] if ndcg is None else [f"NDCG@10 {ndcg:.3f}"]
-    return f"{run['model']} #{run['id']}" + (f" ({', '.join(notes)})" if notes else "")
+    return run_name(run["model"], run["id"], notes)
+
+
+def run_name(model: str, run_id: int, notes=()) -> str:
+    """``"bpr #12"``, with `notes` in one pair of brackets: ``"bpr #12 (quick run, in use in
+    another tab)"``."""
+    notes = [note for note in notes if note]
+    return f"{model} #{run_id}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def duration_text(seconds: float) -> str:
-    """A fit time as people say it: "0.4 s", "38 s", "4 min 12 s", "1 h 5 min"."""
+    """A fit time as people say it: "under a second", "2.4 s", "38 s", "4 min 12 s", "1 h 5 min"."""
     seconds = max(0.0, float(seconds))
+    if seconds < 0.95:  # "0.0 s" reads as "it did nothing"
+        return "under a second"
     if seconds < 10:
         return f"{seconds:.1f} s"
     whole = round(seconds)

@@ -175,7 +175,7 @@ def test_unexpected_error_is_one_line_with_a_reference_that_the_log_holds(app, m
 def marked(at) -> set[int]:
     """The runs the Models page's run picker marks as in use in another tab."""
     options = at.selectbox(key="models_run").options
-    return {int(re.search(r"#(\d+)", o)[1]) for o in options if o.endswith(" (in use in another tab)")}
+    return {int(re.search(r"#(\d+)", o)[1]) for o in options if o.endswith("in use in another tab)")}
 
 
 def test_a_run_another_tab_uses_is_marked_before_a_delete(app, data_dir, monkeypatch):

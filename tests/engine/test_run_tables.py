@@ -36,8 +36,15 @@ def test_gone_run_ids_are_the_numbers_not_known():
 def test_fit_times_read_as_people_say_them():
     from engine.explore.run_tables import duration_text
 
-    assert [duration_text(s) for s in (0.04, 9.94, 38.4, 60, 252.2, 3900)] == [
-        "0.0 s", "9.9 s", "38 s", "1 min", "4 min 12 s", "1 h 5 min"]
+    assert [duration_text(s) for s in (0.04, 0.96, 9.94, 38.4, 60, 252.2, 3900)] == [
+        "under a second", "1.0 s", "9.9 s", "38 s", "1 min", "4 min 12 s", "1 h 5 min"]
+
+
+def test_a_run_name_keeps_its_notes_in_one_pair_of_brackets():
+    from engine.explore.run_tables import run_name
+
+    assert run_name("bpr", 12) == "bpr #12"
+    assert run_name("bpr", 12, ["quick run", "", "in use in another tab"]) == "bpr #12 (quick run, in use in another tab)"
 
 
 def test_last_fit_is_the_newest_run_of_that_model():
@@ -49,5 +56,5 @@ def test_last_fit_is_the_newest_run_of_that_model():
                           "fit_seconds": [0.5, 252.2, 1.25]})
     assert last_fit_text(table, "als") == "The last als run here (#5) took 1.2 s."
     assert last_fit_text(table, "sasrec") == "The last sasrec run here (#7) took 4 min 12 s."
-    assert last_fit_text(table.iloc[:1], "als") == "The last als run here (#3, a quick run) took 0.5 s."
+    assert last_fit_text(table.iloc[:1], "als") == "The last als run here (#3, a quick run) took under a second."
     assert last_fit_text(table, "bpr") == ""
