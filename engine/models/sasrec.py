@@ -49,6 +49,10 @@ class SASRec(NeuralRecommender):
         the user never chose, at every position). docs/benchmarks.md records which one the
         validation preferred.
     learning_rate, regularization : Adam step and L2 weight decay.
+    weight_average : the model that validates and scores is an exponential moving average of
+        the weights over the last ~1 / (1 - decay) optimizer steps (~500 at 0.998, ~8 epochs on
+        movielens-dslabs), not the last step's weights; 0 turns it off. Chosen on validation
+        (docs/benchmarks.md, "Averaging the weights").
     epochs, batch_size : passes over the windows, windows per step. A window holds up to
         `max_len` transitions, so a small batch is what gives an epoch enough optimizer steps
         (32 windows: ~64 steps per epoch on movielens-dslabs, 4x the 128 windows' ~16).
@@ -88,6 +92,8 @@ class SASRec(NeuralRecommender):
         "loss": Param("choice", choices=LOSSES, help="full softmax over the catalogue, or log loss with one sampled negative", default="softmax"),
         "learning_rate": P.LEARNING_RATE.with_default(0.003),
         "regularization": Param("float", 0.0, 1.0, help="L2 weight decay of every parameter", default=0.0),
+        "weight_average": Param("float", 0.0, 0.9999, default=0.998,
+                                help="decay of the moving average of the weights that scores (0: the last step's weights)"),
         "epochs": P.EPOCHS.with_default(40),
         "batch_size": P.BATCH_SIZE.with_default(32),
         "eval_every": EVAL_EVERY.with_default(2),
@@ -112,7 +118,7 @@ class SASRec(NeuralRecommender):
         self.user_vectors_ = self._states(self.sequences_)
 
     def _train(self, train: Split, val: Split | None, callback: Callback | None) -> TrainResult:
-        settings = self.train_settings(weight_decay=self.regularization)
+        settings = self.train_settings(weight_decay=self.regularization, weight_average=self.weight_average)
         seq, target, owner = training_windows(self.history_indptr_, self.history_items_, self.max_len)
         if self.loss == "softmax":
             def examples(rng: EpochRandom):

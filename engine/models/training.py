@@ -14,7 +14,8 @@ its own), and one that turns a mini-batch of them into a scalar loss (usually wi
 
 - examples built for a whole epoch at once with vectorized tensor ops (negatives sampled for
   every positive in one call, one permutation, contiguous mini-batch slices);
-- Adam (or plain SGD) with L2 as weight decay;
+- Adam (or plain SGD) with L2 as weight decay, and optionally an exponential moving average of
+  the weights that validation, the kept snapshot and the fitted model use (`TrainSettings`);
 - early stopping on validation NDCG@10 every `eval_every` epochs, with the best weights
   restored at the end; validation ranks a fixed sample of at most `VALIDATION_USERS` users
   (`validation_sample`), so its cost per epoch stays bounded however many users there are;
@@ -101,6 +102,14 @@ class TrainSettings:
         evaluations before the personal signal lifts it.
     validation_users : validate on a fixed sample of at most this many users
         (`validation_sample`); 0 validates every user.
+    weight_average : the decay of an exponential moving average of a module's weights,
+        updated after every optimizer step (``avg += r_t * (w - avg)`` with
+        ``r_t = (1 - decay) / (1 - decay^t)``, so step ``t`` weighs ``decay^age`` and the
+        starting weights nothing: `WeightAverage`); when
+        set (0 < decay < 1), validation scores the averaged weights and they are what is kept,
+        while training goes on from the raw ones. The average over the last ~1 / (1 - decay)
+        steps is smoother than any one step's weights: SASRec's validation curve jumped by
+        0.01 between checks without it. 0 (the default) uses the weights as trained.
     keep_best : restore the state of the best validated epoch at the end (the neural models,
         BPR, WARP); False keeps the last epoch's state, and validation then neither selects nor
         stops anything (with `patience` 0): it is a diagnostic for a listener, run only for a
@@ -122,6 +131,7 @@ class TrainSettings:
     eval_start: bool = False
     warmup: int = 0
     validation_users: int = VALIDATION_USERS
+    weight_average: float = 0.0
     keep_best: bool = True
 
     def __post_init__(self):
@@ -133,6 +143,8 @@ class TrainSettings:
         for name in ("patience", "warmup", "validation_users"):
             if getattr(self, name) < 0:
                 raise ParameterError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.weight_average < 1.0:
+            raise ParameterError(f"weight_average must be in [0, 1), got {self.weight_average}")
 
 
 @dataclass
@@ -459,14 +471,80 @@ def _module_trainee(member: Member, settings: TrainSettings, device: torch.devic
     optim_cls = torch.optim.Adam if settings.optimizer == "adam" else torch.optim.SGD
     # fused: one kernel for all parameters instead of a Python loop of small ops per step.
     optimizer = optim_cls(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=True)
+    if settings.weight_average:
+        average = WeightAverage(module, settings.weight_average)
+
+        def step(epoch: int) -> float:
+            average.swap_out()
+            return _run_epoch(module, optimizer, examples, member.batch_loss, settings.batch_size, average.update)
+
+        return Trainee(
+            step=step,
+            model=member.model,
+            callback=member.callback,
+            publish=average.swap_in,
+            snapshot=average.copy,
+            restore=average.restore,
+        )
     return Trainee(
         step=lambda epoch: _run_epoch(module, optimizer, examples, member.batch_loss, settings.batch_size),
         model=member.model,
         callback=member.callback,
         publish=module.eval,
-        snapshot=lambda: {k: v.detach().clone() for k, v in module.state_dict().items()},
+        snapshot=lambda: _state_copy(module.state_dict()),
         restore=module.load_state_dict,
     )
+
+
+class WeightAverage:
+    """An exponential moving average of a module's weights, and the swap that lets the module
+    score with it between epochs while training goes on from its own weights.
+
+    `update` after every optimizer step; `swap_in` puts the average into the module (the
+    trained weights set aside) and eval mode; `swap_out` puts the trained weights back, before
+    the next epoch. Integer buffers, if any, are copied, not averaged.
+    """
+
+    def __init__(self, module: nn.Module, decay: float):
+        self.module, self.decay, self.steps = module, decay, 0
+        self.average = _state_copy(module.state_dict())
+        self.trained: dict[str, torch.Tensor] | None = None  # set aside while the average is in
+
+    def update(self) -> None:
+        # Bias-corrected: the average of the steps so far, weighted (1 - decay) * decay^age and
+        # normalised, so the starting weights never count (as Adam corrects its moments); a
+        # short fit is not held back towards its random start.
+        self.steps += 1
+        rate = (1.0 - self.decay) / (1.0 - self.decay**self.steps)
+        with torch.no_grad():
+            for name, value in self.module.state_dict().items():
+                if value.is_floating_point():
+                    self.average[name].lerp_(value, rate)
+                else:
+                    self.average[name].copy_(value)
+
+    def swap_in(self) -> None:
+        if self.trained is None:
+            self.trained = _state_copy(self.module.state_dict())
+            self.module.load_state_dict(self.average)
+        self.module.eval()
+
+    def swap_out(self) -> None:
+        if self.trained is not None:
+            self.module.load_state_dict(self.trained)
+            self.trained = None
+
+    def copy(self) -> dict[str, torch.Tensor]:
+        return _state_copy(self.average)
+
+    def restore(self, state: dict[str, torch.Tensor]) -> None:
+        """The end of training: `state` (an averaged snapshot) is the module's for good."""
+        self.module.load_state_dict(state)
+        self.trained = None
+
+
+def _state_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in state.items()}
 
 
 def _shuffled(tensors: Sequence[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
@@ -475,8 +553,9 @@ def _shuffled(tensors: Sequence[torch.Tensor], generator: torch.Generator) -> li
     return [t[order] for t in tensors]
 
 
-def _run_epoch(module, optimizer, tensors, batch_loss, batch_size) -> float:
-    """One pass over the (shuffled) examples; returns the mean loss."""
+def _run_epoch(module, optimizer, tensors, batch_loss, batch_size, after_step=None) -> float:
+    """One pass over the (shuffled) examples; returns the mean loss. `after_step()` runs after
+    every optimizer step (the weight average's update)."""
     module.train()
     n = len(tensors[0])
     total = torch.zeros((), device=tensors[0].device)
@@ -486,5 +565,7 @@ def _run_epoch(module, optimizer, tensors, batch_loss, batch_size) -> float:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if after_step is not None:
+            after_step()
         total += loss.detach() * len(batch[0])
     return float(total) / max(1, n)

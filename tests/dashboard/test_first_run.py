@@ -26,7 +26,7 @@ def test_empty_folder_shows_what_to_do_first_and_prepares_the_demo(app, data_dir
     at = app().run()
     assert not at.exception
     assert "**Start here.**" in panel_text(at)
-    assert "quick runs of popularity, als, bpr, itemknn, feature-mlp on `movielens-dslabs`" in panel_text(at)
+    assert "quick runs of popularity, als, bpr, itemknn, feature-mlp, sasrec on `movielens-dslabs`" in panel_text(at)
     assert "under a minute" in panel_text(at)  # the light plan's estimate
     at.button(key="first_run_prepare").click().run()
     assert not at.exception
@@ -35,15 +35,16 @@ def test_empty_folder_shows_what_to_do_first_and_prepares_the_demo(app, data_dir
         *[(m, "movielens-dslabs") for m, _ in demo.LIGHT_RUNS], ("acf", "visual-synthetic"),
     ]
     assert all(j["quick"] for j in jobs)
+    total = len(jobs)
     assert "first_run_prepare" not in [b.key for b in at.button]  # progress instead of the button
     progress = at.get("progress")
-    assert progress and "Preparing the demo:" in progress[0].proto.text and "of 6 runs done" in progress[0].proto.text
+    assert progress and "Preparing the demo:" in progress[0].proto.text and f"of {total} runs done" in progress[0].proto.text
 
     # Pressed again (another tab) while it runs: nothing is queued twice.
     from dashboard.services import demo as demo_service
 
     assert demo_service.start_demo("movielens-dslabs")["queued"] == []
-    assert len(manager().jobs()) == 6
+    assert len(manager().jobs()) == total
 
     assert manager().wait(300)
     runs = RunsDB(data_dir / "runs.sqlite").list()
@@ -52,7 +53,7 @@ def test_empty_folder_shows_what_to_do_first_and_prepares_the_demo(app, data_dir
     at.run()
     assert not at.exception
     assert "**Start here.**" not in panel_text(at) and not at.get("progress")  # the panel is gone
-    assert any("The demo is ready: 6 quick runs trained" in s.value for s in at.success)
+    assert any(f"The demo is ready: {total} quick runs trained" in s.value for s in at.success)
 
     # Prepared again once done: every run is already there.
     assert demo_service.start_demo("movielens-dslabs") == {"queued": [], "skipped": [
@@ -94,7 +95,7 @@ def test_empty_pages_offer_the_demo_right_there(app, page, fresh_jobs):
     assert "Press **Prepare the demo** below" in at.info[0].value
     # The Data page's button itself, with what it trains: no trip to the Data page first.
     offer = next(m.value for m in at.markdown if "**Prepare the demo** trains" in m.value)
-    assert "quick runs of popularity, als, bpr, itemknn, feature-mlp on `movielens-dslabs`" in offer
+    assert "quick runs of popularity, als, bpr, itemknn, feature-mlp, sasrec on `movielens-dslabs`" in offer
     assert at.button(key="empty_page_prepare").label == "Prepare the demo"
 
 
@@ -105,7 +106,7 @@ def test_the_demo_pressed_on_an_empty_page_fills_that_page_in(app, light, fresh_
     at.button(key="empty_page_prepare").click().run()
     assert not at.exception
     assert "being prepared: this page fills in" in at.info[0].value
-    assert "of 6 runs done" in at.get("progress")[0].proto.text and "empty_page_prepare" not in [b.key for b in at.button]
+    assert f"of {len(demo.LIGHT_RUNS) + 1} runs done" in at.get("progress")[0].proto.text and "empty_page_prepare" not in [b.key for b in at.button]
     assert manager().wait(300)
     at.run()  # what the progress fragment's rerun does when the last run ends
     assert not at.exception and not at.info

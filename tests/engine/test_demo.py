@@ -20,7 +20,7 @@ TINY = "synthetic:60x40x700"
 def test_plan_is_the_starter_set_then_a_quick_acf_on_visual_synthetic(tmp_path):
     plan = demo.demo_plan("movielens-dslabs", data_dir=tmp_path, light=False)
     assert [(run.dataset, run.model) for run in plan] == [
-        *[("movielens-dslabs", model) for model in ("popularity", "als", "bpr", "itemknn", "feature-mlp")],
+        *[("movielens-dslabs", model) for model in ("popularity", "als", "bpr", "itemknn", "feature-mlp", "sasrec")],
         ("visual-synthetic", "acf"),
     ]
     for run in plan:
@@ -69,7 +69,7 @@ def test_a_model_with_a_quick_run_on_disk_is_not_planned_again(tmp_path):
     ])  # fmt: skip
     todo, done = demo.split_done(plan, runs, busy=[("visual-synthetic", "acf")])
     assert [r.key for r in done] == [("d", "als"), ("visual-synthetic", "acf")]
-    assert [r.model for r in todo] == ["popularity", "bpr", "itemknn", "feature-mlp"]
+    assert [r.model for r in todo] == ["popularity", "bpr", "itemknn", "feature-mlp", "sasrec"]
     todo, done = demo.split_done(plan, runs_frame([]))
     assert done == [] and len(todo) == len(plan)
 
@@ -110,19 +110,20 @@ def test_cli_demo_trains_quick_runs_once(tmp_path, monkeypatch, capsys):
     assert [(r["dataset"], r["model"]) for r in result["trained"]] == [
         *[(TINY, model) for model, _ in demo.LIGHT_RUNS], ("visual-synthetic", "acf"),
     ]
-    assert "[1/6] popularity on synthetic:60x40x700" in err and "[6/6] acf on visual-synthetic" in err
+    total = len(demo.LIGHT_RUNS) + 1
+    assert f"[1/{total}] popularity on synthetic:60x40x700" in err and f"[{total}/{total}] acf on visual-synthetic" in err
     runs = RunsDB(tmp_path / "runs.sqlite").list()
-    assert len(runs) == 6 and runs["quick"].all() and (runs["checkpoint_status"] == "ok").all()
+    assert len(runs) == total and runs["quick"].all() and (runs["checkpoint_status"] == "ok").all()
     assert (tmp_path / "cache").is_dir()  # the ACF's image features went to the folder asked for
     assert "RECSYS_DATA_DIR" not in os.environ  # put back as it was
 
     # Again, the --data-dir before the command this time: nothing new, and it says so.
     code, out, err = run_cli(capsys, "--data-dir", str(tmp_path), "demo", "--dataset", TINY)
     assert code == 0, err
-    assert "nothing to train" in out and err.count("not trained again") == 6
+    assert "nothing to train" in out and err.count("not trained again") == total
     # It ends with the README's command for the dashboard, on this folder.
     assert out.strip().splitlines()[-1] == f"open the dashboard: RECSYS_DATA_DIR={tmp_path} python -m dashboard"
-    assert len(RunsDB(tmp_path / "runs.sqlite").list()) == 6
+    assert len(RunsDB(tmp_path / "runs.sqlite").list()) == total
 
 
 def test_cli_demo_bad_dataset_is_one_line(tmp_path, capsys):

@@ -18,6 +18,7 @@ from engine.models.training import (
     EpochRandom,
     Member,
     TrainSettings,
+    WeightAverage,
     bce_loss,
     bpr_loss,
     pairwise_examples,
@@ -241,6 +242,55 @@ def test_cancel_from_the_callback_leaves_the_model_unfitted():
         model.score([0])
 
 
+# ---- the weight average ---------------------------------------------------------------------------
+def _averaged_run(decay, values=(0.1, 0.3, 0.2, 0.15)):
+    module = _module()
+    start = _snapshot(module)
+    evaluator = ScriptedEvaluator(module, values)
+    settings = TrainSettings(epochs=len(values), batch_size=32, learning_rate=0.05, patience=0, device="cpu",
+                             weight_average=decay)
+    result = train_module(None, module, pointwise_examples(TRAIN, 2), _pointwise_loss, settings,
+                          val=SPLITS.val, evaluator=evaluator)
+    return start, module, evaluator, result
+
+
+def test_the_average_is_what_validates_and_what_is_kept_while_training_follows_the_raw_weights():
+    _, plain, plain_eval, plain_result = _averaged_run(0.0)
+    start, averaged, averaged_eval, averaged_result = _averaged_run(0.9)
+    # Training went on from its own weights: every epoch's loss is the plain run's, bit for bit.
+    assert [e["loss"] for e in averaged_result.history] == [e["loss"] for e in plain_result.history]
+    # Validation saw the average (not the plain weights), and the best epoch's average is kept.
+    assert not torch.equal(averaged_eval.seen[1]["gmf.user.weight"], plain_eval.seen[1]["gmf.user.weight"])
+    assert averaged_result.best_epoch == 2
+    _assert_same_weights(_snapshot(averaged), averaged_eval.seen[1])
+    # The average lags behind: nearer the start than the weights it follows.
+    def moved(state):
+        return float((state["gmf.user.weight"] - start["gmf.user.weight"]).norm())
+
+    assert moved(averaged_eval.seen[1]) < moved(plain_eval.seen[1])
+
+
+def test_weight_average_updates_swaps_and_restores():
+    module = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        module.weight.fill_(1.0)
+    average = WeightAverage(module, 0.75)
+    for value in (3.0, 5.0):
+        with torch.no_grad():
+            module.weight.fill_(value)
+        average.update()
+    average.swap_in()
+    # The steps' weights 0.75 and 1 (the newest), normalised; the starting 1.0 counts for nothing.
+    expected = (0.75 * 3.0 + 5.0) / 1.75
+    assert module.weight.item() == pytest.approx(expected) and not module.training
+    average.swap_in()  # twice in a row keeps the trained weights set aside, not the average
+    average.swap_out()
+    assert module.weight.item() == 5.0
+    average.restore(average.copy())
+    average.swap_out()  # after the restore there is nothing to put back
+    assert module.weight.item() == pytest.approx(expected)
+
+
 # ---- seeds -------------------------------------------------------------------------------------
 def _fit_weights(seed):
     model = GMF(factors=4, epochs=3, batch_size=16, random_state=seed, device="cpu").fit(TRAIN)
@@ -311,7 +361,8 @@ def test_bpr_loss_matches_hand_computed_values():
 
 # ---- settings and failures -----------------------------------------------------------------------
 @pytest.mark.parametrize("field, value", [("optimizer", "rmsprop"), ("epochs", 0), ("batch_size", 0), ("patience", -1), ("warmup", -1),
-                                          ("validation_users", -1)])
+                                          ("validation_users", -1), ("weight_average", 1.0),
+                                          ("weight_average", -0.1)])
 def test_bad_settings_raise_parameter_error(field, value):
     with pytest.raises(ParameterError, match=field):
         TrainSettings(**{field: value})
