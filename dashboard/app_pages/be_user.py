@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard.services import be_user, checkpoints, datasets, embeddings, errors, explorer
 from dashboard.components import glossary, url_state
+from dashboard.components.attention_strip import attention_strip, leaning_sentence, pick_words
 from dashboard.components.charts import genre_profile_chart
 from dashboard.components.embedding_figure import MARK_COLOUR, build_figure
 from dashboard.components.pickers import model_picker
@@ -128,6 +129,21 @@ st.caption(
     '"Because you picked X": X is the pick whose removal lowers that item\'s score the most. '
     "Your picks are never recommended back."
 )
+
+# ---- which picks a sequence model leans on (models that attend over any ordered list) ---------------
+for n, run in enumerate(run for run in runs if checkpoints.run_has("attention")(run)):
+    weights = be_user.picks_attention(run["checkpoint"], spec, tuple(items))
+    if weights is None or weights.empty:
+        continue
+    st.markdown(f"**Which of your picks {plain(run['label'])} leans on**", help=glossary.help_for("self-attention"))
+    st.markdown(leaning_sentence(weights, recent=pick_words(len(weights))))
+    st.plotly_chart(attention_strip(weights, ["weight"], ["weight"], axis_title="your picks, first → last"),
+                    key=f"be_user_attention_{n}")  # fmt: skip
+    st.caption(
+        f"{plain(run['model'])} reads your picks in the order you picked them, the last as the most recent, as it "
+        "reads a user's history: pick the same films in another order and its list changes. Each weight is how much "
+        "a pick counts for the next recommendation; they sum to 1."
+    )
 
 profile = explorer.genre_profile(spec, items, listed).rename(columns={"history": "your picks"})
 if not profile.empty:

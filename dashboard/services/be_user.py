@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from engine.explain import history_attention
 from engine.explore import be_user
 from engine.explore import views as explore
 from engine.explore import what_if as what_if_lib
 from engine.explore.be_user import Picks
-from engine.errors import EngineError
+from engine.errors import AbilityError, EngineError
 from engine.runs.jobs import one_line
 
 from dashboard.text import plain
@@ -43,6 +44,19 @@ def pick_map(checkpoint: str, spec: str, items: tuple[int, ...], ratings: tuple[
     picks = Picks(np.asarray(items, np.int64), None if ratings is None else np.asarray(ratings, np.float64))
     with errors.friendly_errors():
         return be_user.embedding_point(checkpoints.get_model(checkpoint, spec), picks)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def picks_attention(checkpoint: str, spec: str, items: tuple[int, ...]) -> pd.DataFrame | None:
+    """Which picks the run's next recommendation for the new user attends to, first picked
+    first (`engine.explain.history_attention.picks_attention`), or None where the model cannot
+    attend over a folded-in list."""
+    with errors.friendly_errors():
+        model = checkpoints.get_model(checkpoint, spec)
+        try:
+            return history_attention.picks_attention(model, datasets.get_dataset(spec), np.asarray(items, np.int64))
+        except AbilityError:
+            return None
 
 
 def held_out_test(checkpoint: str, spec: str, user_idx: int) -> np.ndarray:

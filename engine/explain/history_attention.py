@@ -2,7 +2,9 @@
 a table the User explorer draws as a strip (oldest item on the left, the newest on the right).
 
 Any model with the ``attention`` ability (`Recommender.has_attention`) gives its weights over
-the user's history (``attention(user)["profile"]``, most recent first); a model with several
+the user's history (``attention(user)["profile"]``, most recent first), and a model that also
+folds in new users may give them over any ordered list of items (`picks_attention`, Be the
+user); a model with several
 attention heads also gives each head's weights (``"heads"``, SASRec), which become columns
 ``head 1``, ``head 2``, ... Nothing here knows which model it reads.
 """
@@ -37,7 +39,25 @@ def history_attention(model: Recommender, dataset: Dataset, user_idx: int) -> pd
     """
     if not model.has_attention:
         raise AbilityError(f"model {model.name!r} exposes no attention over a history")
-    att = model.attention(int(user_idx))
+    return attention_frame(model.attention(int(user_idx)), dataset)
+
+
+def picks_attention(model: Recommender, dataset: Dataset, items) -> pd.DataFrame:
+    """`history_attention` for a new user given as an ordered list of items (Be the user's
+    picks, the first picked the oldest), folded in without retraining.
+
+    Raises
+    ------
+    AbilityError : the model cannot attend over a folded-in history (`Recommender.folded_attention`).
+    """
+    if not (model.has_attention and model.has_fold_in):
+        raise AbilityError(f"model {model.name!r} exposes no attention over a folded-in history")
+    return attention_frame(model.folded_attention(model.fold_in(np.asarray(items, np.int64))), dataset)
+
+
+def attention_frame(att: dict, dataset: Dataset) -> pd.DataFrame:
+    """The table of `history_attention` from a model's attention read-out (``"profile"``, most
+    recent first, and optionally ``"heads"``)."""
     newest_first = att["profile"]
     items = np.array([int(i) for i, _ in newest_first][::-1], np.int64)
     weights = np.array([float(a) for _, a in newest_first][::-1], np.float64)

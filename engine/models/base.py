@@ -56,7 +56,8 @@ class Recommender(ABC):
       `fold_in_scores` behind "because you liked". A model writes `_fold_in` and
       `_score_folded` (mixins for the common families: `engine.models.fold_in`).
     - ``attention`` (`has_attention`): `attention`, which history items (and image regions)
-      shaped a user's representation.
+      shaped a user's representation; `folded_attention` the same for a folded-in user,
+      where the model can (SASRec).
     - ``feature_view`` (`has_feature_view`): the tabular view the SHAP/LIME explainers work
       on, `feature_frame` and `predict_frame`.
     """
@@ -348,6 +349,12 @@ class Recommender(ABC):
         array}}``; see `engine.explain.attention` for how it is scored against ground truth.
         """
         raise AbilityError(f"model {self.name!r} exposes no attention")
+
+    def folded_attention(self, folded: FoldedUser) -> dict:
+        """`attention` for a folded-in user (`fold_in`): which of its items shaped its state,
+        in the same form. Optional within the ability: a model that attends over any ordered
+        list (SASRec) overrides it; the others raise `AbilityError`."""
+        raise AbilityError(f"model {self.name!r} exposes no attention over a folded-in history")
 
     # ---- optional ability: feature_view (the tabular view of SHAP and LIME) -------------------
     #: The `FeatureSpace` behind `feature_frame`, where the model has one (explainers read its

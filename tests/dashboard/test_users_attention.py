@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dashboard.text import plain
 from tests.dashboard import pages
 from tests.dashboard.conftest import app_maker
 
@@ -99,7 +100,7 @@ def test_a_sentence_names_the_three_most_attended_items(make, env):
     ds, model = env["ds"], _model(env)
     newest_first = model.attention(ds.user_index(USER))["profile"]
     ranked = sorted(range(len(newest_first)), key=lambda n: -newest_first[n][1])[:3]  # n = steps back
-    named = [sentence.index(f"**{ds.title(newest_first[n][0])}** ({newest_first[n][1]:.0%}, ") for n in ranked]
+    named = [sentence.index(f"**{plain(ds.title(newest_first[n][0]))}** ({newest_first[n][1]:.0%}, ") for n in ranked]
     assert named == sorted(named)  # largest weight first
     for n in ranked:
         assert ("the newest" if n == 0 else f"{n} before the newest") in sentence
@@ -115,3 +116,35 @@ def test_most_attended_counts_back_from_the_newest():
     top = most_attended(frame, 2)
     assert top["title"].tolist() == ["b", "d"] and top["back"].tolist() == [2, 0]
     assert [how_recent(b) for b in top["back"]] == ["2 before the newest", "the newest"]
+
+
+# ---- Be the user: which picks the next recommendation leans on -----------------------------------
+BE_USER = "app_pages/be_user.py"
+
+
+def _pick_strips(at):
+    return [f for f, c in zip(pages.figures(at), at.get("plotly_chart")) if "be_user_attention" in c.proto.id]
+
+
+def test_be_the_user_shows_which_picks_sasrec_leans_on_in_the_order_picked(make, env):
+    ds = env["ds"]
+    picks = [ds.item_ids[i] for i in np.argsort(-ds.item_popularity(), kind="stable")[[4, 0, 9]]]
+    models = f"{env['runs']['sasrec']['id']},{env['runs']['popularity']['id']}"
+    at = pages.open_page(make, BE_USER, picks=",".join(picks), models=models)
+    assert not at.exception
+    (figure,) = _pick_strips(at)  # one strip: popularity attends to nothing
+    trace = figure["data"][0]
+    assert trace["customdata"][0] == [ds.title(ds.item_index(p)) for p in picks]  # first picked on the left
+    z = _z(trace)
+    expected = dict(_model(env).folded_attention(_model(env).fold_in([ds.item_index(p) for p in picks]))["profile"])
+    np.testing.assert_allclose(z[0], [expected[ds.item_index(p)] for p in picks], rtol=1e-5)
+    sentence = next(m.value for m in at.markdown if m.value.startswith("The next recommendation leans most on"))
+    top = max(range(3), key=lambda n: z[0][n])
+    words = {0: "your first pick", 1: "your pick 2 of 3", 2: "your last pick"}[top]
+    assert f"**{plain(ds.title(ds.item_index(picks[top])))}** ({z[0][top]:.0%}, {words})" in sentence
+
+    # The same picks in another order: another sequence, so other weights in the new order.
+    again = pages.open_page(make, BE_USER, picks=",".join(picks[::-1]), models=models)
+    (figure,) = _pick_strips(again)
+    assert figure["data"][0]["customdata"][0] == [ds.title(ds.item_index(p)) for p in picks[::-1]]
+    assert not np.allclose(_z(figure["data"][0])[0][::-1], z[0], atol=1e-4)

@@ -9,6 +9,7 @@ package (`/usr/bin/chromium`, installed by `.ci/run`); without it these tests sk
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,14 @@ def e2e_data_dir(chromium, tmp_path_factory) -> Path:
         assert (Path(prepared) / "runs.sqlite").is_file(), f"RECSYS_E2E_DATA_DIR={prepared} holds no runs.sqlite"
         return Path(prepared)
     return prepare_data_dir(tmp_path_factory.mktemp("e2e_data"))
+
+
+@pytest.fixture(scope="session")
+def run_ids(e2e_data_dir) -> dict[str, int]:
+    """The newest run id of each model in the e2e data folder."""
+    with sqlite3.connect(e2e_data_dir / "runs.sqlite") as db:
+        rows = db.execute("SELECT model, MAX(id) FROM runs GROUP BY model").fetchall()
+    return {model: int(run_id) for model, run_id in rows}
 
 
 @pytest.fixture(scope="session")

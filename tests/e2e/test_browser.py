@@ -10,7 +10,6 @@ way a shared link does) and take the screenshots the README shows. Set
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import urlencode
@@ -59,9 +58,9 @@ VIEWS = [
     ),
     View(
         "User explorer", "users", "User explorer",
-        texts=("User id", "Surprise me", "Top-k", f"User {USER}", "History", "als #", "bpr #", "itemknn #",
-               "Held-out test item", "because you liked"),
-        query=lambda ids: {"models": f"{ids['als']},{ids['bpr']},{ids['itemknn']}", "user": USER},
+        texts=("User id", "Surprise me", "Top-k", f"User {USER}", "History", "als #", "sasrec #", "itemknn #",
+               "Held-out test item", "because you liked", "The next recommendation leans most on"),
+        query=lambda ids: {"models": f"{ids['als']},{ids['sasrec']},{ids['itemknn']}", "user": USER},
         elements={"stDataFrame": 1},
     ),
     View(
@@ -110,14 +109,6 @@ VIEWS = [
         texts=("Ranking metrics", "NDCG", "Why HR equals recall", "Deletion ratio", "Component lift"),
     ),
 ]
-
-
-@pytest.fixture(scope="session")
-def run_ids(e2e_data_dir) -> dict[str, int]:
-    """The newest run id of each model in the e2e data folder."""
-    with sqlite3.connect(e2e_data_dir / "runs.sqlite") as db:
-        rows = db.execute("SELECT model, MAX(id) FROM runs GROUP BY model").fetchall()
-    return {model: int(run_id) for model, run_id in rows}
 
 
 def open_view(page, app_url: str, path: str, query: dict | None = None) -> None:

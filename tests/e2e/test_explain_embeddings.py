@@ -9,7 +9,6 @@ history drawn by WebGL in 2D (an open marker with a transparent colour is invisi
 from __future__ import annotations
 
 import re
-import sqlite3
 
 import pytest
 
@@ -19,13 +18,6 @@ expect = pytest.importorskip("playwright.sync_api").expect
 expect.set_options(timeout=60_000)
 
 USER = "555"
-
-
-@pytest.fixture(scope="module")
-def newest_runs(e2e_data_dir) -> dict[str, int]:
-    """The newest run id of each model in the e2e data folder."""
-    with sqlite3.connect(e2e_data_dir / "runs.sqlite") as db:
-        return {model: int(run_id) for model, run_id in db.execute("SELECT model, MAX(id) FROM runs GROUP BY model")}
 
 
 def open_explain(page, app_url: str, run_id: int) -> None:
@@ -51,19 +43,19 @@ def change_user(page, user: str) -> None:
     wait_for_app_run(page)
 
 
-def test_global_summary_survives_reruns_and_a_second_session(browser, app_url, newest_runs):
+def test_global_summary_survives_reruns_and_a_second_session(browser, app_url, run_ids):
     first = browser.new_context(viewport={"width": 1280, "height": 720})
     second = browser.new_context(viewport={"width": 1280, "height": 720})
     try:
         page = first.new_page()
-        open_explain(page, app_url, newest_runs["feature-mlp"])
+        open_explain(page, app_url, run_ids["feature-mlp"])
         compute_global_summary(page)
         change_user(page, "2")  # any later interaction reruns the page, summary included
         expect(page.locator(EXCEPTION)).to_have_count(0)
         expect(page.get_by_test_id("stMain").get_by_test_id("stPlotlyChart")).to_have_count(4)
 
         other = second.new_page()  # another visitor: the summary now comes from the cache
-        open_explain(other, app_url, newest_runs["feature-mlp"])
+        open_explain(other, app_url, run_ids["feature-mlp"])
         compute_global_summary(other)
         change_user(other, "3")
         expect(other.locator(EXCEPTION)).to_have_count(0)
@@ -89,11 +81,11 @@ def _overlap(a, b) -> bool:
 
 
 @pytest.mark.parametrize("viewport", [(1024, 768), (1280, 720)], ids=["1024x768", "1280x720"])
-def test_explain_figures_keep_their_text_inside(browser, app_url, newest_runs, screenshot_dir, viewport):
+def test_explain_figures_keep_their_text_inside(browser, app_url, run_ids, screenshot_dir, viewport):
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
     try:
         page = context.new_page()
-        open_explain(page, app_url, newest_runs["feature-mlp"])
+        open_explain(page, app_url, run_ids["feature-mlp"])
         charts = page.get_by_test_id("stMain").get_by_test_id("stPlotlyChart")
         expect(charts).to_have_count(2)
         waterfall_title = charts.nth(0).locator(".gtitle").text_content()
@@ -126,8 +118,8 @@ def _dark_pixels(png: bytes) -> int:
     return int((pixels.max(axis=2) < 50).sum())
 
 
-def test_user_history_is_drawn_in_2d(page, app_url, newest_runs):
-    page.goto(f"{app_url}/embeddings?models={newest_runs['als']}&projection=pca-2d&color=genre&user={USER}")
+def test_user_history_is_drawn_in_2d(page, app_url, run_ids):
+    page.goto(f"{app_url}/embeddings?models={run_ids['als']}&projection=pca-2d&color=genre&user={USER}")
     wait_for_title(page, "Embeddings")
     wait_for_app_run(page)
     chart = page.get_by_test_id("stMain").get_by_test_id("stPlotlyChart")
@@ -145,7 +137,7 @@ def test_user_history_is_drawn_in_2d(page, app_url, newest_runs):
     assert _dark_pixels(shot) > 200, _dark_pixels(shot)
 
 
-def test_a_cold_server_says_it_is_starting_instead_of_a_blank_page(page, chromium, e2e_data_dir, newest_runs,
+def test_a_cold_server_says_it_is_starting_instead_of_a_blank_page(page, chromium, e2e_data_dir, run_ids,
                                                                     tmp_path_factory):
     """The first visit after `streamlit run` imports torch and the models (seconds): a deep link
     to Embeddings shows that the engine is starting, then the chart, not grey placeholders."""
@@ -153,7 +145,7 @@ def test_a_cold_server_says_it_is_starting_instead_of_a_blank_page(page, chromiu
 
     # The health check that `with` waits for runs no script: nothing is imported yet.
     with StreamlitServer(e2e_data_dir, tmp_path_factory.mktemp("cold_log") / "streamlit.log") as server:
-        page.goto(f"{server.url}/embeddings?models={newest_runs['als']}&projection=pca-2d&user={USER}")
+        page.goto(f"{server.url}/embeddings?models={run_ids['als']}&projection=pca-2d&user={USER}")
         expect(page.get_by_text("Starting the engine")).to_be_visible(timeout=30_000)
         wait_for_title(page, "Embeddings")
         expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()

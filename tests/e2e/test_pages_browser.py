@@ -9,7 +9,6 @@ over a folder of its own (an upload writes into the data folder).
 from __future__ import annotations
 
 import re
-import sqlite3
 from urllib.parse import unquote, urlparse
 
 import pytest
@@ -23,14 +22,6 @@ USER = "555"  # 75 interactions: "because you liked ..." is shown without asking
 LAPTOP = {"width": 1280, "height": 720}
 SHOP_CSV = b"customer,product,stars\nc1,p1,4\nc1,p2,5\nc2,p1,3\nc2,p3,1\nc3,p3,2\nc3,p2,4\n"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-
-
-@pytest.fixture(scope="module")
-def run_ids(e2e_data_dir) -> dict[str, int]:
-    """The newest run id of each model in the e2e data folder."""
-    with sqlite3.connect(e2e_data_dir / "runs.sqlite") as db:
-        rows = db.execute("SELECT model, MAX(id) FROM runs GROUP BY model").fetchall()
-    return {model: int(run_id) for model, run_id in rows}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from engine.data import from_frames
 from engine.data.split import Split
 from engine.errors import AbilityError
 from engine.explore.views import training_history
-from engine.explain.history_attention import COLUMNS, head_columns, history_attention
+from engine.explain.history_attention import COLUMNS, head_columns, history_attention, picks_attention
 from engine.models.popularity import Popularity
 from tests.engine.models.test_sasrec import DATASET, SPLITS, _time_ordered
 
@@ -35,6 +35,26 @@ def test_strip_runs_oldest_to_newest_with_each_head(sasrec):
     np.testing.assert_allclose(frame["weight"], frame[["head 1", "head 2"]].mean(axis=1), rtol=1e-5)
     expected = dict(sasrec.attention(user)["profile"])
     np.testing.assert_allclose(frame["weight"], [expected[i] for i in newest], rtol=1e-6)
+
+
+def test_picks_are_attended_over_in_the_order_picked(sasrec):
+    picks = [6, 2, 9]  # picked in this order: 6 is the oldest, 9 the newest
+    frame = picks_attention(sasrec, DATASET, picks)
+    assert frame.index.tolist() == picks and frame["position"].tolist() == [1, 2, 3]
+    np.testing.assert_allclose(frame[["weight", "head 1", "head 2"]].sum(), 1.0, rtol=1e-5)
+    # A training user's own history, folded in, is attended over as the user is.
+    user = 5
+    own = history_attention(sasrec, DATASET, user)
+    folded = picks_attention(sasrec, DATASET, _time_ordered(SPLITS.train, user))
+    assert folded.index.tolist() == own.index.tolist()
+    np.testing.assert_allclose(folded["weight"], own["weight"], rtol=1e-5)
+
+
+def test_picks_attention_needs_a_model_that_attends_over_any_list():
+    from engine.models.als import ALS
+
+    with pytest.raises(AbilityError, match="folded-in"):
+        picks_attention(ALS(factors=4, epochs=1).fit(SPLITS.train), DATASET, [1, 2])
 
 
 def test_a_model_with_one_weight_per_item_and_no_heads():

@@ -308,6 +308,17 @@ def test_abilities_match_their_flags(name, tmp_path):
     else:
         with pytest.raises(NotImplementedError, match=repr(name)):
             model.attention(0)
+    if cls.has_attention and cls.has_fold_in:  # optional within the ability: check it where it is
+        try:
+            att = model.folded_attention(model.fold_in(history))
+        except NotImplementedError as exc:
+            assert repr(name) in str(exc)
+        else:
+            assert {i for i, _ in att["profile"]} <= set(history.tolist())
+            assert sum(a for _, a in att["profile"]) == pytest.approx(1.0, abs=1e-4)
+    else:
+        with pytest.raises(NotImplementedError, match=repr(name)):
+            model.folded_attention(None)
     if cls.has_feature_view:
         frame = model.feature_frame([0, 1, 5], [2, 3, 7])
         assert len(frame) == 3

@@ -129,6 +129,17 @@ def test_attention_rows_sum_to_one_over_the_history_per_head_and_averaged(model)
         assert att["components"] == {}
 
 
+def test_attention_over_a_folded_in_history_is_the_users_own_for_their_history(model):
+    for user in range(N_USERS):
+        own = model.attention(user)
+        folded = model.folded_attention(model.fold_in(_time_ordered(SPLITS.train, user)))
+        assert [i for i, _ in folded["profile"]] == [i for i, _ in own["profile"]]
+        np.testing.assert_allclose(folded["heads"], own["heads"], rtol=1e-5, atol=1e-6)
+    # In the order given: the first item of the list is the oldest.
+    picks = np.array([3, 7, 1])
+    assert [i for i, _ in model.folded_attention(model.fold_in(picks))["profile"]] == [1, 7, 3]
+
+
 def test_fold_in_from_a_training_users_ordered_history_equals_its_scores(model):
     for user in range(N_USERS):
         history = _time_ordered(SPLITS.train, user)
