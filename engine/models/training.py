@@ -105,9 +105,9 @@ class TrainSettings:
     weight_average : the decay of an exponential moving average of a module's weights,
         updated after every optimizer step (``avg += r_t * (w - avg)`` with
         ``r_t = (1 - decay) / (1 - decay^t)``, so step ``t`` weighs ``decay^age`` and the
-        starting weights nothing: `WeightAverage`); when
-        set (0 < decay < 1), validation scores the averaged weights and they are what is kept,
-        while training goes on from the raw ones. The average over the last ~1 / (1 - decay)
+        starting weights nothing: `WeightAverage`); when set (0 < decay < 1), validation
+        scores the averaged weights and they are what is kept, while training goes on from the
+        raw ones. The average over the last ~1 / (1 - decay)
         steps is smoother than any one step's weights: SASRec's validation curve jumped by
         0.01 between checks without it. 0 (the default) uses the weights as trained.
     keep_best : restore the state of the best validated epoch at the end (the neural models,
@@ -471,29 +471,20 @@ def _module_trainee(member: Member, settings: TrainSettings, device: torch.devic
     optim_cls = torch.optim.Adam if settings.optimizer == "adam" else torch.optim.SGD
     # fused: one kernel for all parameters instead of a Python loop of small ops per step.
     optimizer = optim_cls(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=True)
-    if settings.weight_average:
-        average = WeightAverage(module, settings.weight_average)
+    average = WeightAverage(module, settings.weight_average) if settings.weight_average else None
 
-        def step(epoch: int) -> float:
-            average.swap_out()
-            return _run_epoch(module, optimizer, examples, member.batch_loss, settings.batch_size, average.update)
+    def step(epoch: int) -> float:
+        if average is not None:
+            average.swap_out()  # training goes on from its own weights, not the average
+        update = None if average is None else average.update
+        return _run_epoch(module, optimizer, examples, member.batch_loss, settings.batch_size, update)
 
-        return Trainee(
-            step=step,
-            model=member.model,
-            callback=member.callback,
-            publish=average.swap_in,
-            snapshot=average.copy,
-            restore=average.restore,
-        )
-    return Trainee(
-        step=lambda epoch: _run_epoch(module, optimizer, examples, member.batch_loss, settings.batch_size),
-        model=member.model,
-        callback=member.callback,
-        publish=module.eval,
-        snapshot=lambda: _state_copy(module.state_dict()),
-        restore=module.load_state_dict,
-    )
+    if average is None:
+        return Trainee(step, member.model, member.callback, publish=module.eval,
+                       snapshot=lambda: _state_copy(module.state_dict()), restore=module.load_state_dict)
+    # Between epochs the module scores with the average (validation, snapshots, the end).
+    return Trainee(step, member.model, member.callback, publish=average.swap_in, snapshot=average.copy,
+                   restore=average.restore)
 
 
 class WeightAverage:
