@@ -32,7 +32,7 @@ def test_empty_state_offers_the_starter_set(app, fresh_jobs):
     assert at.title[0].value == "Models"
     assert "No trained model on `movielens-dslabs` yet" in at.info[0].value
     offer = next(m.value for m in at.markdown if "Prepare the demo" in m.value)
-    assert "quick runs of popularity, als, bpr, itemknn, feature-mlp on `movielens-dslabs`" in offer
+    assert "quick runs of popularity, als, bpr, itemknn, feature-mlp, sasrec on `movielens-dslabs`" in offer
     assert "an acf on the generated visual-synthetic catalogue" in offer
     assert at.button(key="models_starter").label == "Prepare the demo"
     assert "No runs on `movielens-dslabs` yet." in [c.value for c in at.caption]
@@ -45,13 +45,13 @@ def test_starter_button_queues_the_demo_in_order(app, fresh_jobs, data_dir):
     assert not at.exception
     jobs = manager().jobs()
     assert [(j.model, j.dataset) for j in jobs] == [
-        *[(m, "movielens-dslabs") for m in ("popularity", "als", "bpr", "itemknn", "feature-mlp")],
+        *[(m, "movielens-dslabs") for m in ("popularity", "als", "bpr", "itemknn", "feature-mlp", "sasrec")],
         ("acf", "visual-synthetic"),
     ]
     assert all(j.quick for j in jobs)
     assert at.subheader[0].value == "Training"
     listed = next(d.value for d in at.dataframe if "status" in d.value.columns)
-    assert listed["model"].tolist() == ["popularity", "als", "bpr", "itemknn", "feature-mlp"]  # this dataset's
+    assert listed["model"].tolist() == ["popularity", "als", "bpr", "itemknn", "feature-mlp", "sasrec"]  # this dataset's
     assert set(listed["status"]) <= {"queued", "running", "done"}
     manager().cancel_all()  # the fixture waits; at most popularity (instant) gets recorded
     assert manager().wait(120)
