@@ -11,6 +11,7 @@ from dashboard.services import explorer
 from dashboard.text import plain
 
 TITLE_CHARS = 22  # axis labels stay short; the hover shows the whole title
+FEW_ITEMS = 5  # up to this many items, the titles fit side by side without tilting
 
 
 def _short(title: str) -> str:
@@ -27,9 +28,10 @@ def attention_strip(frame: pd.DataFrame, rows: list[str], names: list[str],
         customdata=[frame["title"].tolist()] * len(rows), colorbar={"title": "weight", "thickness": 12, "nticks": 3},
         hovertemplate="%{customdata}<br>%{y}: %{z:.3f}<extra></extra>", xgap=1, ygap=2,
     ))  # fmt: skip
+    few = len(frame) <= FEW_ITEMS  # a handful of picks: titles read level, the strip stays low
     figure.update_xaxes(tickmode="array", tickvals=frame["position"].tolist(), ticktext=[_short(t) for t in frame["title"]],
-                        tickangle=-60, title=axis_title)  # fmt: skip
-    figure.update_layout(height=250 + 30 * len(rows), margin={"l": 10, "r": 10, "t": 10, "b": 10})
+                        tickangle=0 if few else -60, title=axis_title)  # fmt: skip
+    figure.update_layout(height=(130 if few else 250) + 30 * len(rows), margin={"l": 10, "r": 10, "t": 10, "b": 10})
     return figure
 
 
@@ -43,7 +45,8 @@ def leaning_sentence(frame: pd.DataFrame, k: int = 3, recent=None) -> str:
     parts = [f"**{plain(title)}** ({weight:.0%}, {recent(int(back))})"
              for title, weight, back in zip(top["title"], top["weight"], top["back"])]
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    together = f": together {top['weight'].sum():.0%} of the attention" if len(parts) > 1 else ""
+    # "together 100%" says nothing where every item is named.
+    together = f": together {top['weight'].sum():.0%} of the attention" if 1 < len(parts) < len(frame) else ""
     return f"The next recommendation leans most on {listed}{together}."
 
 

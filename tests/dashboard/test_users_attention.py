@@ -142,6 +142,8 @@ def test_be_the_user_shows_which_picks_sasrec_leans_on_in_the_order_picked(make,
     top = max(range(3), key=lambda n: z[0][n])
     words = {0: "your first pick", 1: "your pick 2 of 3", 2: "your last pick"}[top]
     assert f"**{plain(ds.title(ds.item_index(picks[top])))}** ({z[0][top]:.0%}, {words})" in sentence
+    assert "together" not in sentence  # all three picks are named: "together 100%" would say nothing
+    assert figure["layout"]["xaxis"]["tickangle"] == 0  # three titles fit side by side
 
     # The same picks in another order: another sequence, so other weights in the new order.
     again = pages.open_page(make, BE_USER, picks=",".join(picks[::-1]), models=models)

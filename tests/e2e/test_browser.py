@@ -65,9 +65,9 @@ VIEWS = [
     ),
     View(
         "Be the user", "be_user", "Be the user",
-        texts=("Items you like", ITEM_TITLE, "als #", "bpr #", "itemknn #", "because you picked",
-               "Where you land among the users"),
-        query=lambda ids: {"models": f"{ids['als']},{ids['bpr']},{ids['itemknn']}", "picks": f"{ITEM},1,2571"},
+        texts=("Items you like", ITEM_TITLE, "als #", "sasrec #", "itemknn #", "because you picked",
+               "Which of your picks sasrec #", "Where you land among the users"),
+        query=lambda ids: {"models": f"{ids['als']},{ids['sasrec']},{ids['itemknn']}", "picks": f"{ITEM},1,2571"},
         elements={"stPlotlyChart": 1},
     ),
     View(
