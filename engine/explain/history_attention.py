@@ -4,9 +4,9 @@ a table the User explorer draws as a strip (oldest item on the left, the newest 
 Any model with the ``attention`` ability (`Recommender.has_attention`) gives its weights over
 the user's history (``attention(user)["profile"]``, most recent first), and a model that also
 folds in new users may give them over any ordered list of items (`picks_attention`, Be the
-user); a model with several
-attention heads also gives each head's weights (``"heads"``, SASRec), which become columns
-``head 1``, ``head 2``, ... Nothing here knows which model it reads.
+user); a model with several attention heads also gives each head's weights (``"heads"``,
+SASRec), which become columns ``head 1``, ``head 2``, ... Nothing here knows which model it
+reads.
 """
 
 from __future__ import annotations
