@@ -94,7 +94,8 @@ class SASRec(NeuralRecommender):
         "learning_rate": P.LEARNING_RATE.with_default(0.003),
         "regularization": Param("float", 0.0, 1.0, help="L2 weight decay of every parameter", default=0.0),
         "weight_average": Param("float", 0.0, 0.9999, default=0.998,
-                                help="decay of the moving average of the weights that scores (0: the last step's weights)"),
+                                help="the model scores with an average of its weights over the last ~1/(1-decay) steps "
+                                     "(0.998: ~8 epochs; 0.99 is better for a fit of 10 epochs or fewer; 0: off)"),
         "epochs": P.EPOCHS.with_default(40),
         "batch_size": P.BATCH_SIZE.with_default(32),
         "eval_every": EVAL_EVERY.with_default(2),
