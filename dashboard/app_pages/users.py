@@ -22,6 +22,7 @@ WAY_OUT = "Type another user id above or press Surprise me."
 # Explanations re-score the user once per history item, so their cost grows with the history
 # (neural fold-ins roughly with its square): past this many items they wait for a click.
 EXPLAIN_AUTO_LIMIT = 300
+ATTENTION_ANCHOR = "attention"  # the section over the history that attention models draw
 
 spec = current_dataset_spec()
 st.title("User explorer")
@@ -83,12 +84,16 @@ with errors.friendly_errors():
     lists = [explorer.user_recommendations(run["checkpoint"], spec, user_idx, k) for run in runs]
 images = datasets.has_images(spec)
 test_titles = history.loc[history["split"] == "test", "title"].tolist()
+attention_runs = [run for run in runs if checkpoints.run_has("attention")(run)]
+attending = list(dict.fromkeys(run["model"] for run in attention_runs))  # model names, once each
 st.subheader(f"User {plain(url_user)}")
 st.caption(
     f"{len(history):,} interactions. "
     f"Held-out test item: {plain(', '.join(test_titles)) or 'none (too few interactions)'}. "
     "A green mark is the held-out test item, an amber one an item in another model's list too. "
-    + ("Each model scores on its own scale: compare the lists, not the scores." if len(runs) > 1 else "")
+    + ("Each model scores on its own scale: compare the lists, not the scores. " if len(runs) > 1 else "")
+    + (f"Which past items {' and '.join(map(plain, attending))} attend{'s' if len(attending) == 1 else ''} to "
+       f"for the next recommendation is drawn [at the bottom](#{ATTENTION_ANCHOR})." if attending else "")
 )
 trained_on = int((history["split"] == "train").sum())
 if explain and trained_on > EXPLAIN_AUTO_LIMIT and st.session_state.get("users_explain_asked") != (spec, user_idx):
@@ -187,10 +192,9 @@ if not profile.empty:
     )
 
 # ---- which past items the next recommendation attends to (models with attention) ------------------
-attention_runs = [run for run in runs if checkpoints.run_has("attention")(run)]
 if attention_runs:
-    st.markdown("**Which past items the next recommendation attends to**",
-                help=glossary.help_for("self-attention"))  # fmt: skip
+    st.subheader("Which past items the next recommendation attends to", anchor=ATTENTION_ANCHOR,
+                 help=glossary.help_for("self-attention"))  # fmt: skip
     for n, run in enumerate(attention_runs):
         with errors.friendly_errors():
             weights = explorer.history_attention(run["checkpoint"], spec, user_idx)

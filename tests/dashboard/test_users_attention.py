@@ -59,7 +59,7 @@ def _strips(at):
 
 def test_strip_shows_the_latest_history_oldest_left_with_the_models_weights(make, env):
     at = pages.open_page(make, PAGE, user=USER, models=str(env["runs"]["sasrec"]["id"]))
-    assert any("Which past items the next recommendation attends to" in m.value for m in at.markdown)
+    assert any("Which past items the next recommendation attends to" in h.value for h in at.subheader)
     (figure,) = _strips(at)
     trace = figure["data"][0]
     ds, model = env["ds"], _model(env)
@@ -92,6 +92,17 @@ def test_no_strip_for_a_model_without_attention(make, env):
     at = pages.open_page(make, PAGE, user=USER, models=str(env["runs"]["popularity"]["id"]))
     assert not _strips(at)
     assert not any("attends to" in m.value for m in at.markdown)
+    assert not any("attends to" in h.value for h in at.subheader)
+    assert not any("#attention" in c.value for c in at.caption)
+
+
+def test_the_caption_under_the_user_points_down_to_the_strip(make, env):
+    models = f"{env['runs']['sasrec']['id']},{env['runs']['popularity']['id']}"
+    at = pages.open_page(make, PAGE, user=USER, models=models)
+    assert any("Which past items sasrec attends to for the next recommendation is drawn [at the bottom](#attention)"
+               in c.value for c in at.caption)
+    [heading] = [h for h in at.subheader if "attends to" in h.value]
+    assert heading.proto.anchor == "attention"  # where the caption's link lands
 
 
 def test_a_sentence_names_the_three_most_attended_items(make, env):
