@@ -61,6 +61,9 @@ def test_an_uploaded_dataset_stays_selected_on_the_next_page(page, upload_app_ur
     main.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
         files=[{"name": "shop.csv", "mimeType": "text/csv", "buffer": SHOP_CSV}]
     )
+    # As a person would: press the button once the upload's run has drawn the page (a click in
+    # the middle of that run was lost once on a loaded CI machine).
+    wait_for_app_run(page)
     load = main.get_by_role("button", name="Load this dataset")
     load.click()
     wait_for_app_run(page)
