@@ -145,4 +145,3 @@ def genre_profile_chart(profile, reference: str, lists: list[str]):
                       value_label="share of the items", text_format=".0%")  # fmt: skip
     fig.update_traces(marker_color=REFERENCE_GREY, selector={"name": reference})
     return fig.update_xaxes(tickformat=".0%")
-
