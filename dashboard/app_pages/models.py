@@ -148,10 +148,8 @@ model = st.selectbox(
     format_func=lambda name: f"{name} - {catalog[name]['description']}",
 )
 url_state.write("train", model)
-# What the model is (its glossary section, where it has one) and how long it took here last time.
-about = []
-if glossary.has_help(model):
-    about.append(glossary.link(glossary.TERMS[glossary.term_key(model)], f"What is {model}?"))
+# What the model is in a sentence (its glossary section's first) and how long it took here last time.
+about = [glossary.help_for(model)] if glossary.has_help(model) else []
 last_fit = training.last_fit_text(runs, model)  # the runs table read above
 about += [plain(last_fit)] if last_fit else []
 if about:

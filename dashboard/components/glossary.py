@@ -93,8 +93,22 @@ TERMS = {
     "sasrec": "sasrec",
     "self-attention": "self-attention",
     "attention head": "attention-head",
+    # Every registered model (tests/dashboard/test_glossary.py checks the registry against it).
+    "itemknn": "itemknn",
     "ease": "ease",
+    "svd": "svd",
+    "mf-als": "mf-als",
+    "als": "als",
+    "bpr": "bpr",
+    "warp": "warp",
     "lightgcn": "light-gcn",
+    "gmf": "neural-collaborative-filtering",
+    "mlp": "neural-collaborative-filtering",
+    "neumf": "neural-collaborative-filtering",
+    "attention-neumf": "attention-neumf",
+    "feature-mlp": "feature-mlp",
+    "autorec": "autorec",
+    "item2vec": "item2vec",
 }
 #: Recorded metric names (``attention.item_auc``) -> their `TERMS` key.
 _METRIC_ALIASES = {"attention.component_lift": "component lift", "attention.item_auc": "item auc",
@@ -207,7 +221,13 @@ def help_for(term: str) -> str:
     if key not in TERMS:
         raise KeyError(f"no glossary entry for {term!r} (known: {', '.join(sorted(TERMS))})")
     section = sections()[TERMS[key]]
-    return f"{section.summary} {link(section.anchor)}"
+    return f"{in_app(section.summary)} {link(section.anchor)}"
+
+
+def in_app(markdown: str) -> str:
+    """Glossary Markdown for another page: its links between sections (``](#alpha)``) point at
+    the Glossary page, where on any other page they would only change the address's fragment."""
+    return re.sub(r"\]\(#([a-z0-9-]+)\)", lambda m: f"]({url(m.group(1))})", markdown)
 
 
 def has_help(term: str) -> bool:

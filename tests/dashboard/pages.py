@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import numpy as np
 
@@ -14,6 +15,11 @@ def open_page(make, page: str, **query):
     at.switch_page(page).run()
     assert not at.exception, at.exception
     return at
+
+
+def without_links(markdown: str) -> str:
+    """Markdown as read: each ``[text](target)`` link is its text."""
+    return re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown)
 
 
 def figures(at) -> list[dict]:

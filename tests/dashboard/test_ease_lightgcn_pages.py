@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dashboard.components import glossary
 from engine.models.registry import describe_models
 from tests.dashboard import pages
 from tests.dashboard.conftest import app_maker
@@ -45,8 +46,11 @@ def test_training_form_offers_both_with_their_parameters_and_glossary_links(make
         expected = next(m for m in describe_models() if m["name"] == name)["params"]
         numbers = {n.key.removeprefix(f"models_param_{name}_"): n.value for n in at.number_input}
         assert numbers == {k: v["default"] for k, v in expected.items() if v["kind"] in ("int", "float")}
-        link = next(c.value for c in at.caption if f"What is {name}?" in c.value)
-        assert "glossary?term=" in link
+        # What the model is, in the glossary's own first sentence, and a link to the rest.
+        section = glossary.sections()[glossary.TERMS[name]]
+        about = next(c.value for c in at.caption if "More in the glossary" in c.value)
+        assert about.startswith(glossary.in_app(section.summary))
+        assert f"glossary?term={section.anchor}" in about
     assert numbers["layers"] == 3  # lightgcn's form, the last one opened
 
 

@@ -52,6 +52,14 @@ def test_every_term_of_the_issue_has_a_section():
         assert glossary.TERMS[glossary.term_key(word)] in SECTIONS, word
 
 
+def test_every_model_a_student_can_train_is_explained():
+    from engine.models.registry import MODELS
+
+    for name in MODELS:
+        section = SECTIONS[glossary.TERMS[glossary.term_key(name)]]
+        assert section.level == 3 and section.summary, name
+
+
 def test_terms_and_sections_match_both_ways():
     anchors = [s.anchor for s in SECTIONS.values()]
     assert len(anchors) == len(set(anchors)), "two headings share an anchor"
@@ -81,6 +89,15 @@ def test_metric_labels_at_any_cutoff_share_one_tooltip(word):
     tip = glossary.help_for(word)
     assert tip.startswith(SECTIONS["ndcg"].summary)
     assert LINK.search(tip).groups() == ("ndcg", "ndcg")
+
+
+def test_links_between_sections_in_a_tooltip_open_the_glossary_page():
+    # The first sentence of "epoch" links to early stopping: on another page "#early-stopping"
+    # alone would go nowhere.
+    assert "](#early-stopping)" in SECTIONS["epoch"].summary
+    tip = glossary.help_for("epoch")
+    assert "](#" not in tip
+    assert [m.group(1) for m in LINK.finditer(tip)] == ["early-stopping", "epoch"]
 
 
 def test_recorded_attention_metrics_have_tooltips():
