@@ -15,6 +15,9 @@ from dashboard.text import code, plain
 USERS_PAGE = "app_pages/users.py"
 DEFAULT_METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr")
 LISTED = 10  # users with the least overlap shown with a link each
+#: Under a listed user: which run's top 10 holds their next item (nothing when neither does).
+FOUND_BADGES = {(True, False): ":green-badge[A found it]", (False, True): ":green-badge[B found it]",
+                (True, True): ":blue-badge[both found it]"}  # fmt: skip
 DIFFERENT_SHOWN = 4  # pictures per run beside each of those users
 TITLES_SHOWN = 2  # titles per run beside them where there are no pictures
 
@@ -110,10 +113,20 @@ if run_a["id"] == run_b["id"]:
 
 with errors.friendly_errors():
     overlap = explorer.user_overlap(run_a["checkpoint"], run_b["checkpoint"], spec, 10)
-c1, c2, c3 = st.columns(3)
+# Who was right where they differ: a run "finds" a user's next item when its top 10 holds it.
+found_a, found_b = overlap["found_a"], overlap["found_b"]
+next_item = glossary.help_for("held-out item")
+c1, c2, c3, c4 = st.columns(4)
 c1.metric("Mean top-10 overlap", f"{overlap['overlap'].mean():.0%}", help=glossary.help_for("top-k overlap"))
 c2.metric("Users with nothing in common", f"{(overlap['overlap'] == 0).mean():.0%}")
-c3.metric("Users with identical sets", f"{(overlap['overlap'] == 1).mean():.0%}")
+c3.metric("Only A finds the next item", f"{(found_a & ~found_b).sum():,} users", help=next_item)
+c4.metric("Only B finds the next item", f"{(found_b & ~found_a).sum():,} users", help=next_item)
+st.caption(
+    f"A run finds a user's next item (the one they really chose next, held out of training) when its top 10 "
+    f"holds it. Both runs find it for {(found_a & found_b).sum():,} users, neither for "
+    f"{(~found_a & ~found_b).sum():,}; {(overlap['overlap'] == 1).mean():.0%} of users get the same ten items "
+    "from both."
+)
 st.plotly_chart(overlap_histogram(overlap["overlap"], 10), key="compare_overlap_chart")
 
 st.markdown(f"**The {LISTED} users they disagree on most** (open one in the User explorer)")
@@ -122,7 +135,9 @@ images = datasets.has_images(spec)
 # Where they disagree, at a glance: the first items only run A recommends, then only run B's,
 # as pictures where the dataset has them, else as titles.
 shown = DIFFERENT_SHOWN if images else TITLES_SHOWN
-st.caption(f"Beside each user: the first {shown} items only run A recommends, then those only run B does.")
+st.caption(f"Beside each user: the first {shown} items only run A recommends, then those only run B does. A badge "
+           "says which run found the user's next item; among equal overlaps, users whose next item only one run "
+           "found come first.")
 users = tuple(int(u) for u in listed.index)
 differences = explorer.list_differences(run_a["checkpoint"], run_b["checkpoint"], spec, users)
 dataset = datasets.get_dataset(spec)
@@ -145,5 +160,6 @@ for n, row in enumerate(listed.itertuples(index=False)):
             icon=":material/person_search:",
             query_params={"dataset": spec, "user": row.user_id, "models": f"{run_a['id']},{run_b['id']}"},
         )
-    interactions.write(f"{row.interactions:,} interactions")
+    badge = FOUND_BADGES.get((bool(row.found_a), bool(row.found_b)))
+    interactions.markdown(f"{row.interactions:,} interactions" + (f"  \n{badge}" if badge else ""))
     share.progress(float(row.overlap), text=f"{row.overlap:.0%} in common")

@@ -180,11 +180,16 @@ def seed_summary(spec: str) -> pd.DataFrame:
 
 @st.cache_data(max_entries=16, show_spinner="Comparing the top-10 lists of every user...")
 def user_overlap(checkpoint_a: str, checkpoint_b: str, spec: str, k: int = 10) -> pd.DataFrame:
-    """Every user with the overlap of two checkpoints' top-`k` lists, least overlap first."""
+    """Every user with the overlap of two checkpoints' top-`k` lists and whether each list holds
+    the user's held-out test item, least overlap first (`engine.explore.views.disagreements`)."""
     ds = datasets.get_dataset(spec)
     users = np.arange(ds.n_users)
-    overlap = explore.topk_overlap(checkpoints.get_model(checkpoint_a, spec), checkpoints.get_model(checkpoint_b, spec), users, k)
-    return explore.disagreements(ds, users, overlap)
+    lists = explore.compare_lists(
+        checkpoints.get_model(checkpoint_a, spec), checkpoints.get_model(checkpoint_b, spec), users, k,
+        held_out_a=checkpoints.get_splits(checkpoint_a, spec).test,
+        held_out_b=checkpoints.get_splits(checkpoint_b, spec).test,
+    )
+    return explore.disagreements(ds, users, lists["overlap"], found_a=lists["found_a"], found_b=lists["found_b"])
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

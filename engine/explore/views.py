@@ -279,16 +279,51 @@ def topk_overlap(
     Users are scored in blocks of `block` through `Recommender.recommend`; `callback` gets
     ``{"done": users_done, "total": n_users}`` after each block.
     """
+    return compare_lists(model_a, model_b, users, k, block=block, callback=callback)["overlap"]
+
+
+def compare_lists(
+    model_a: Recommender,
+    model_b: Recommender,
+    users: np.ndarray,
+    k: int = 10,
+    *,
+    held_out_a: Split | None = None,
+    held_out_b: Split | None = None,
+    block: int = OVERLAP_BLOCK,
+    callback: Callable[[dict], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Two models' top-`k` lists, user by user: ``{"overlap"}`` as `topk_overlap` defines it,
+    and with a held-out split for a model, ``"found_a"`` / ``"found_b"``: whether its list holds
+    one of the user's items in that split (the User explorer's green mark; HR@k per user).
+
+    Each model is checked against its own run's split (two runs may be split differently).
+    """
     users = np.asarray(users, np.int64)
-    out = np.empty(len(users), np.float64)
+    out = {"overlap": np.empty(len(users), np.float64)}
+    held_out = {name: split for name, split in (("found_a", held_out_a), ("found_b", held_out_b)) if split is not None}
+    wanted = {name: split.matrix(binary=True)[users] for name, split in held_out.items()}
+    out.update({name: np.zeros(len(users), bool) for name in held_out})
     for start in range(0, len(users), max(1, block)):
         part = users[start : start + block]
+        rows = slice(start, start + len(part))
         a, _ = model_a.recommend(part, k, exclude_seen=True)
         b, _ = model_b.recommend(part, k, exclude_seen=True)
-        out[start : start + len(part)] = _row_overlap(a, b)
+        out["overlap"][rows] = _row_overlap(a, b)
+        for name, lists in (("found_a", a), ("found_b", b)):
+            if name in wanted:
+                out[name][rows] = _holds_any(lists, wanted[name][rows])
         if callback is not None:
             callback({"done": start + len(part), "total": len(users)})
     return out
+
+
+def _holds_any(lists: np.ndarray, wanted) -> np.ndarray:
+    """Per row, whether the list (-1 padded) holds one of the row's items in sparse `wanted`."""
+    hits = np.zeros(len(lists), bool)
+    for row, (start, end) in enumerate(zip(wanted.indptr[:-1], wanted.indptr[1:])):
+        hits[row] = np.isin(lists[row], wanted.indices[start:end]).any()
+    return hits
 
 
 def _row_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -298,18 +333,32 @@ def _row_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(size > 0, common / np.maximum(size, 1), 1.0)
 
 
-def disagreements(dataset: Dataset, users: np.ndarray, overlap: np.ndarray, n: int | None = None) -> pd.DataFrame:
-    """Users sorted from least to most overlap (ties by user index), the first `n` of them.
+def disagreements(
+    dataset: Dataset,
+    users: np.ndarray,
+    overlap: np.ndarray,
+    n: int | None = None,
+    *,
+    found_a: np.ndarray | None = None,
+    found_b: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Users sorted from least to most overlap, the first `n` of them. Among equal overlaps,
+    users for whom only one model found the held-out item come first (with `found_a` and
+    `found_b`, as `compare_lists` gives them): where two lists differ and one of them was right.
+    Then by user index.
 
-    Columns ``user_id``, ``interactions``, ``overlap``; index ``user_idx``.
+    Columns ``user_id``, ``interactions``, ``overlap`` (and ``found_a``, ``found_b`` when given);
+    index ``user_idx``.
     """
     users = np.asarray(users, np.int64)
     counts = np.bincount(dataset.interactions["user_idx"].to_numpy(), minlength=dataset.n_users)
-    order = np.lexsort((users, overlap))[:n]
-    return pd.DataFrame(
-        {"user_id": dataset.user_ids[users[order]], "interactions": counts[users[order]], "overlap": overlap[order]},
-        index=pd.Index(users[order], name="user_idx"),
-    )
+    found = found_a is not None and found_b is not None
+    one_right = np.asarray(found_a) != np.asarray(found_b) if found else np.zeros(len(users), bool)
+    order = np.lexsort((users, ~one_right, overlap))[:n]
+    columns = {"user_id": dataset.user_ids[users[order]], "interactions": counts[users[order]], "overlap": overlap[order]}
+    if found:
+        columns |= {"found_a": np.asarray(found_a)[order], "found_b": np.asarray(found_b)[order]}
+    return pd.DataFrame(columns, index=pd.Index(users[order], name="user_idx"))
 
 
 def list_differences(

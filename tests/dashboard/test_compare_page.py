@@ -118,6 +118,38 @@ def test_users_two_runs_disagree_on_with_links(trained_app, env):
     assert [user_at.get_by_key(f"users_list_{n}").type for n in (0, 1)] == ["flex_container"] * 2
 
 
+def test_says_which_run_finds_each_users_next_item(trained_app, env):
+    from engine.runs.experiment import make_splits
+    from engine.runs.store import load_checkpoint
+
+    ds = env["ds"]
+    als, bpr = env["runs"]["als"], env["runs"]["bpr"]
+    at = open_page(trained_app, a=str(als["id"]), b=str(bpr["id"]))
+    test = make_splits(ds, {}).test
+    found = {}
+    for name, run in (("A", als), ("B", bpr)):
+        model = load_checkpoint(run["checkpoint"])[0]
+        top, _ = model.recommend(np.arange(ds.n_users), 10)
+        found[name] = np.array([test.item_idx[test.user_idx == u] in top[u] for u in range(ds.n_users)])
+    only_a, only_b = found["A"] & ~found["B"], found["B"] & ~found["A"]
+    assert 0 < only_a.sum() + only_b.sum() < ds.n_users  # the runs differ, so the figures mean something
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Only A finds the next item"] == f"{only_a.sum():,} users"
+    assert metrics["Only B finds the next item"] == f"{only_b.sum():,} users"
+    both, neither = (found["A"] & found["B"]).sum(), (~found["A"] & ~found["B"]).sum()
+    assert any(f"Both runs find it for {both:,} users, neither for {neither:,}" in c.value for c in at.caption)
+
+    # Each listed user is marked with the run that found their next item, if one did.
+    links = [link for link in at.get("page_link") if link.proto.page == "users"]
+    listed = [ds.user_index(parse_qs(link.proto.query_string)["user"][0]) for link in links]
+    marks = [m.value for m in at.markdown if m.value.split("  \n")[0].endswith(" interactions")]
+    assert len(marks) == len(listed) == 10
+    for user, mark in zip(listed, marks):
+        expected = {(True, False): "[A found it]", (False, True): "[B found it]", (True, True): "[both found it]"}
+        want = expected.get((bool(found["A"][user]), bool(found["B"][user])))
+        assert (want in mark) if want else ("badge" not in mark), (user, mark)
+
+
 def test_default_pair_is_two_different_runs_and_same_run_is_refused(trained_app, env):
     at = open_page(trained_app)
     a, b = at.selectbox(key="picker_a").value, at.selectbox(key="picker_b").value

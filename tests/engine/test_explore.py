@@ -13,6 +13,7 @@ from engine.explore.views import (
     RECOMMENDATION_COLUMNS,
     activity_groups,
     because_text,
+    compare_lists,
     compare_table,
     default_runs,
     disagreements,
@@ -222,6 +223,49 @@ def test_topk_overlap_on_hand_made_pair(ds, splits):
     assert events == [{"done": 2, "total": 3}, {"done": 3, "total": 3}]
     # k beyond the unseen items: lists are padded, and the padding is not "in common".
     assert topk_overlap(ma, mb, users, k=6).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_compare_lists_says_whose_top_k_holds_the_held_out_item(ds, splits):
+    # Test items: user 0 -> 3, user 1 -> 5, user 2 has none. Top-2 lists (train items left out):
+    a = np.array(
+        [
+            [0, 0, 4, 3, 2, 1],  # {2, 3}: holds 3
+            [0, 1, 2, 3, 4, 5],  # {5, 4}: holds 5
+            [4, 0, 0, 3, 2, 1],  # {0, 3}
+        ]
+    )
+    b = np.array(
+        [
+            [0, 0, 1, 4, 3, 2],  # {3, 4}: holds 3
+            [0, 5, 4, 3, 2, 1],  # {1, 2}
+            [1, 0, 0, 2, 3, 4],  # {5, 4}
+        ]
+    )
+    ma, mb = fixed(splits, a), fixed(splits, b)
+    users = np.array([0, 1, 2])
+    lists = compare_lists(ma, mb, users, k=2, held_out_a=splits.test, held_out_b=splits.test, block=2)
+    assert lists["overlap"].tolist() == [0.5, 0.0, 0.0]
+    assert lists["found_a"].tolist() == [True, True, False]
+    assert lists["found_b"].tolist() == [True, False, False]
+    # Each model against the split it is given: B's lists hold neither validation item (2 for
+    # user 0, 4 for user 1), while they held user 0's test item.
+    lists = compare_lists(ma, mb, users, k=2, held_out_b=splits.val)
+    assert "found_a" not in lists and lists["found_b"].tolist() == [False, False, False]
+    # A user in another order gets their own answer, not their neighbour's.
+    lists = compare_lists(ma, mb, np.array([1, 0]), k=2, held_out_a=splits.test, held_out_b=splits.test)
+    assert lists["found_a"].tolist() == [True, True] and lists["found_b"].tolist() == [False, True]
+
+
+def test_disagreements_put_users_only_one_model_got_right_first_among_ties(ds):
+    users, overlap = np.array([0, 1, 2]), np.array([0.0, 0.0, 0.0])
+    found_a, found_b = np.array([True, False, False]), np.array([True, False, True])
+    table = disagreements(ds, users, overlap, found_a=found_a, found_b=found_b)
+    assert table.index.tolist() == [2, 0, 1]  # B alone found user 2's item; both found user 0's
+    assert table["found_a"].tolist() == [False, True, False]
+    assert table["found_b"].tolist() == [True, True, False]
+    # Less overlap still comes first, whoever was right.
+    table = disagreements(ds, users, np.array([0.5, 0.0, 0.5]), found_a=found_a, found_b=found_b)
+    assert table.index.tolist() == [1, 2, 0]
 
 
 def test_disagreements_sorted_lowest_first(ds):
