@@ -64,9 +64,14 @@ shap_exp, lime_exp = result["shap"], result["lime"]
 # did not fit at 1024x768.
 st.subheader("SHAP", help=glossary.help_for("shap"))
 st.plotly_chart(explain_figures.shap_waterfall(shap_exp), key="explain_waterfall")
-error = abs(shap_exp["base_value"] + sum(shap_exp["contributions"].values()) - shap_exp["prediction"])
-st.caption(f"From the model's average score over typical pairs, each bar adds one feature's share; they sum to"
-           f" this pair's score (error {error:.1e}). {shap_exp['seconds']:.2f} s.")
+total = shap_exp["base_value"] + sum(shap_exp["contributions"].values())
+error = abs(total - shap_exp["prediction"])
+# The figures are shown to three decimals: an error below that is "exact" to the reader.
+adds_up = ("they add up to this pair's score (to the third decimal)" if error < 5e-4 else
+           f"they add up to {total:.3f}, {error:.3f} away from this pair's score (the "
+           f"{glossary.link(glossary.TERMS['additivity error'], 'additivity error')})")  # fmt: skip
+st.caption(f"From the model's average score over typical pairs, each bar adds one feature's share: {adds_up}. "
+           f"Computed in {shap_exp['seconds']:.2f} s.")
 
 st.subheader("LIME", help=glossary.help_for("lime"))
 st.plotly_chart(explain_figures.lime_bars(lime_exp), key="explain_lime")
@@ -163,7 +168,10 @@ progress_slot.empty()
 st.caption(
     f"{summary['pairs']} test pairs, "
     f"{'Deep SHAP (DeepLIFT on the network)' if summary['method'] == 'deep' else 'Kernel SHAP'}, "
-    f"{summary['seconds']:.1f} s; largest additivity error {summary['max_additivity_error']:.1e}."
+    f"{summary['seconds']:.1f} s; "
+    + ("each pair's bars add up to its score (to the third decimal)." if summary["max_additivity_error"] < 5e-4 else
+       f"a pair's bars miss its score by up to {summary['max_additivity_error']:.3f} (the "
+       f"{glossary.link(glossary.TERMS['additivity error'], 'additivity error')}).")  # fmt: skip
 )
 
 mean_abs = summary["mean_abs"]

@@ -90,6 +90,10 @@ def test_default_pair_matches_the_engine(explain_app, engine_side):
     assert shap_trace["text"][-1] == prediction and prediction in charts[0]["layout"]["title"]["text"]
     lime = explainer.lime(u, int(top))
     np.testing.assert_allclose(values(lime_trace["x"]), list(lime.contributions.values()), atol=1e-6)
+    # Whether the bars add up to the score, in words (no "error 0.0e+00" for a student to decode).
+    error = abs(expected.base_value + sum(expected.contributions.values()) - expected.prediction)
+    adds_up = next(c.value for c in at.caption if "each bar adds one feature's share" in c.value)
+    assert ("(to the third decimal)" in adds_up) == (error < 5e-4) and "e+" not in adds_up and "e-" not in adds_up
 
     metrics = {m.label: m.value for m in at.metric}
     assert set(metrics) == {"Spearman (SHAP vs LIME)", "Top-3 overlap", "SHAP deletion ratio", "LIME deletion ratio"}
@@ -144,6 +148,8 @@ def test_global_summary(explain_app, engine_side):
 
     assert means == sorted(means, reverse=True)
     assert set(bars["data"][0]["y"]) == {feature_words(f) for f in explainer.features}
+    line = next(c.value for c in at.caption if c.value.startswith("50 test pairs"))
+    assert "add up to its score (to the third decimal)" in line or "miss its score by up to" in line, line
     assert any("50 test pairs" in c.value for c in at.caption)
 
 
