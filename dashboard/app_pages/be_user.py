@@ -103,6 +103,14 @@ if not items:
         "change with every pick. The picks stay in the page's address, so you can share the link.",
         icon=":material/touch_app:",
     )
+    # One click to a first answer: well-known items of different kinds, as a link would give them.
+    example = be_user.example_picks(spec)
+    if example and st.button(
+        "Or try " + ", ".join(plain(dataset.title(i)) for i in example), icon=":material/auto_awesome:",
+        key="be_user_example",
+    ):
+        url_state.write("picks", ",".join(str(dataset.item_ids[i]) for i in example))
+        st.rerun()
     st.stop()
 
 # ---- one list per run -------------------------------------------------------------------------

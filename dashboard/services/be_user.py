@@ -28,6 +28,12 @@ def picks_from_link(spec: str, picks: str | None, ratings: str | None, max_picks
         return Picks(np.zeros(0, np.int64), None), plain(one_line(exc))
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def example_picks(spec: str) -> tuple[int, ...]:
+    """Three well-known items of different kinds, for a first try (`engine.explore.be_user.example_picks`)."""
+    return tuple(int(i) for i in be_user.example_picks(datasets.get_dataset(spec)))
+
+
 @st.cache_data(max_entries=256, show_spinner=False)
 def pick_recommendations(
     checkpoint: str, spec: str, items: tuple[int, ...], ratings: tuple[float, ...] | None, k: int

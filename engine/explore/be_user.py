@@ -23,7 +23,7 @@ import pandas as pd
 from engine.data.dataset import Dataset
 from engine.errors import AbilityError, ParameterError, quoted
 from engine.explore.projection import project
-from engine.explore.views import item_frame
+from engine.explore.views import item_frame, items_by_popularity
 from engine.explain.history import pick_contributions
 from engine.models.base import Recommender
 
@@ -83,6 +83,25 @@ def picks_from_link(dataset: Dataset, picks_text: str | None, ratings_text: str 
     if len(raw) > max_picks:
         raise ParameterError(f"the link picks {len(raw)} items: at most {max_picks}")
     return resolve_picks(dataset, raw, ratings)
+
+
+def example_picks(dataset: Dataset, n: int = 3) -> np.ndarray:
+    """`n` items for a first try, well known and of different kinds: the most popular items,
+    each sharing no genre with those already chosen (then the most popular of the rest, where the
+    genres run out or the dataset has none). On movielens-dslabs: Forrest Gump, The Silence of
+    the Lambs and Star Wars: Episode IV."""
+    order = items_by_popularity(dataset)
+    genres = dataset.genre_matrix() > 0
+    taken = np.zeros(genres.shape[1], bool)
+    chosen: list[int] = []
+    for item in order:
+        if len(chosen) == n:
+            break
+        if not (genres[item] & taken).any():
+            chosen.append(int(item))
+            taken |= genres[item]
+    chosen += [int(item) for item in order if item not in chosen][: n - len(chosen)]
+    return np.asarray(chosen[:n], np.int64)
 
 
 def recommend_for_picks(

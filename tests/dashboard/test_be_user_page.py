@@ -96,6 +96,23 @@ def test_picking_in_the_box_updates_the_url_and_the_lists(trained_app, env):
     assert "picks" not in at.query_params and "Start by picking" in at.info[0].value
 
 
+def test_a_first_visit_can_try_an_example_in_one_click(trained_app, env):
+    from engine.explore.be_user import example_picks
+
+    ds = env["ds"]
+    at = open_page(trained_app, models=ids(env, "als"))
+    example = [str(ds.item_ids[i]) for i in example_picks(ds)]
+    button = at.button(key="be_user_example")
+    assert button.label == "Or try " + ", ".join(ds.title(ds.item_index(p)) for p in example)
+    button.click().run()
+    assert not at.exception
+    assert at.query_params["picks"] == ",".join(example)  # as a shared link would give them
+    labels = at.multiselect(key="be_user_picks").format_func
+    assert [labels(n) for n in at.multiselect(key="be_user_picks").value] == [ds.title(ds.item_index(p)) for p in example]
+    assert lists(at) == [engine_list(env, "als", example)]
+    assert "be_user_example" not in [b.key for b in at.button]  # the lists replace the offer
+
+
 def test_ratings_in_the_url_switch_rating_on(trained_app, env):
     picks = popular_ids(env, 2)
     at = open_page(trained_app, picks=",".join(picks), ratings="5,2", models=ids(env, "als"))

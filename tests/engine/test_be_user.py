@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.explore.be_user import PICK_COLUMNS, Picks, embedding_point, picks_from_link, recommend_for_picks, resolve_picks
+from engine.explore.be_user import (
+    PICK_COLUMNS, Picks, embedding_point, example_picks, picks_from_link, recommend_for_picks, resolve_picks,
+)
 from engine.errors import AbilityError, EngineError, ParameterError, UnknownIdError
 from engine.explore.projection import project
 from tests.engine.models.test_contract import DATASET, ITEM_BLOCK, ITEMS_PER_BLOCK, SPLITS, make
@@ -44,6 +46,25 @@ def test_bad_picks_are_one_line(ml100k, picks, ratings, error, words):
     with pytest.raises(error, match=words) as info:
         resolve_picks(ml100k, picks, ratings)
     assert isinstance(info.value, EngineError) and "\n" not in str(info.value)
+
+
+def test_example_picks_are_popular_items_of_different_kinds():
+    import pandas as pd
+
+    from engine.data import from_frames
+
+    # Popularity: a 5 > b 4 > c 3 > d 2 > e 1; a and b share Drama, c and d share nothing with a.
+    counts = {"a": 5, "b": 4, "c": 3, "d": 2, "e": 1}
+    rows = [(f"u{n}", item, 4.0, n) for item, count in counts.items() for n in range(count)]
+    ratings = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+    genres = {"a": "Drama|War", "b": "Drama", "c": "Comedy", "d": "Comedy|Horror", "e": ""}
+    items = pd.DataFrame({"item_id": list(genres), "title": list(genres), "genres": list(genres.values())})
+    ds = from_frames("toy", ratings, items)
+    picked = lambda n: [ds.item_ids[i] for i in example_picks(ds, n)]  # noqa: E731
+    assert picked(3) == ["a", "c", "e"]  # b shares Drama with a, d Comedy with c; e has no genre to share
+    assert picked(5) == ["a", "c", "e", "b", "d"]  # then the most popular of the rest
+    no_genres = from_frames("toy", ratings, items.assign(genres=""))
+    assert [no_genres.item_ids[i] for i in example_picks(no_genres, 2)] == ["a", "b"]
 
 
 def test_picks_from_a_link(ml100k):
