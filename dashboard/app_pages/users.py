@@ -36,7 +36,13 @@ runs = model_picker(spec, max_selections=3, need="a trained model", default_coun
 url_user = url_state.read("user")
 if url_user is None:
     with errors.friendly_errors():
-        url_user = explorer.pick_user(spec, "medium", seed=0)
+        # A first look shows what a hit looks like: a user the first model gets right (said so
+        # under the user's name), else any user of middling activity.
+        url_user = explorer.user_found(spec, runs[0]["checkpoint"], DEFAULT_LEVEL, seed=0)
+        if url_user is not None:
+            st.session_state["users_first_look"] = (spec, url_user, runs[0]["label"])
+        else:
+            url_user = explorer.pick_user(spec, DEFAULT_LEVEL, seed=0)
     url_state.write("user", url_user)
 if st.session_state.get("users_url_user") != url_user:
     st.session_state["users_user_id"] = url_user
@@ -93,7 +99,10 @@ st.caption(
     "A green mark is the held-out test item, an amber one an item in another model's list too. "
     + ("Each model scores on its own scale: compare the lists, not the scores. " if len(runs) > 1 else "")
     + (f"Which past items {' and '.join(map(plain, attending))} attend{'s' if len(attending) == 1 else ''} to "
-       f"for the next recommendation is drawn [at the bottom](#{ATTENTION_ANCHOR})." if attending else "")
+       f"for the next recommendation is drawn [at the bottom](#{ATTENTION_ANCHOR}). " if attending else "")
+    + (f"Shown first because {plain(first_look[2])} finds their held-out item (most users' are missed); Surprise "
+       "me picks users at random." if (first_look := st.session_state.get("users_first_look")) and
+       first_look[:2] == (spec, url_user) else "")  # fmt: skip
 )
 trained_on = int((history["split"] == "train").sum())
 if explain and trained_on > EXPLAIN_AUTO_LIMIT and st.session_state.get("users_explain_asked") != (spec, user_idx):

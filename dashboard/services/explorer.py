@@ -67,6 +67,16 @@ def pick_user(spec: str, level: str, seed: int, avoid: int | None = None) -> str
     return str(ds.user_ids[explore.pick_user(activity_groups(spec), level, seed, avoid=avoid)])
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def user_found(spec: str, checkpoint: str, level: str, seed: int, k: int = 10) -> str | None:
+    """Raw id of a seeded random user of an activity level whose held-out test item is in
+    `checkpoint`'s top-`k`, None when it finds no one's (`engine.explore.views.pick_user_found`)."""
+    ds = datasets.get_dataset(spec)
+    model, test = checkpoints.get_model(checkpoint, spec), checkpoints.get_splits(checkpoint, spec).test
+    user = explore.pick_user_found(activity_groups(spec), level, seed, model, test, k)
+    return None if user is None else str(ds.user_ids[user])
+
+
 @st.cache_data(max_entries=64)
 def user_history(checkpoint: str, spec: str, user_idx: int) -> pd.DataFrame:
     """One user's interactions, newest first, with the split each went to in `checkpoint`'s

@@ -37,6 +37,8 @@ QUICK_MARK = " (quick run)"
 LEADING_METRICS = ("ndcg@10", "hr@10", "recall@10", "precision@10", "mrr", "auc", "coverage@10", "novelty@10")
 #: Users whose top-k lists are compared at once by `topk_overlap`.
 OVERLAP_BLOCK = 1024
+#: Users ranked at a time while looking for one whose held-out item a model finds.
+PICK_BLOCK = 64
 
 
 # ---- one user ------------------------------------------------------------------------------
@@ -235,6 +237,31 @@ def pick_user(groups: dict[str, np.ndarray], level: str, seed: int, *, avoid: in
     if not len(users):
         raise DatasetError(f"no users at activity level {level!r}")
     return int(np.random.default_rng(seed).choice(users))
+
+
+def pick_user_found(
+    groups: dict[str, np.ndarray], level: str, seed: int, model: Recommender, held_out: Split, k: int = 10
+) -> int | None:
+    """A user of an activity level whose top-`k` from `model` holds their held-out item: the
+    first such user in a seeded random order of the level (the same seed gives the same user),
+    or None when `model` finds no one's. For a first look that shows what a hit looks like."""
+    if level not in groups:
+        raise ParameterError(f"unknown activity level {level!r} (valid: {', '.join(groups)})")
+    order = np.random.default_rng(seed).permutation(groups[level])
+    for start in range(0, len(order), PICK_BLOCK):
+        part = order[start : start + PICK_BLOCK]
+        found = finds_held_out(model, part, held_out, k)
+        if found.any():
+            return int(part[np.argmax(found)])
+    return None
+
+
+def finds_held_out(model: Recommender, users: np.ndarray, held_out: Split, k: int = 10) -> np.ndarray:
+    """Per user, whether `model`'s top-`k` (training items left out) holds one of their items
+    in `held_out`: HR@k per user, the User explorer's green mark."""
+    users = np.asarray(users, np.int64)
+    lists, _ = model.recommend(users, k, exclude_seen=True)
+    return _holds_any(lists, held_out.matrix(binary=True)[users])
 
 
 def item_labels(dataset: Dataset) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dashboard.text import plain
 from tests.dashboard import pages
 
 PAGE = "app_pages/users.py"
@@ -242,6 +243,26 @@ def test_opens_with_three_models_best_first(trained_app, env):
     assert at.multiselect(key="picker_models").value == expected
     assert at.query_params["models"] == ",".join(expected)
     assert len(lists(at)) == 3
+
+
+def test_a_first_look_shows_a_user_the_first_model_gets_right(trained_app, env):
+    from engine.explore.views import activity_groups
+
+    ds, splits = env["ds"], env["splits"]
+    at = open_page(trained_app)  # no user in the link
+    first = at.multiselect(key="picker_models").value[0]
+    run = next(r for r in env["runs"].values() if str(r["id"]) == first)
+    user = ds.user_index(at.query_params["user"])
+    assert user in activity_groups(ds)["medium"]
+    test_item = splits.test.item_idx[splits.test.user_idx == user][0]
+    frame = lists(at)[0]
+    assert frame.loc[frame["held_out"] == "test", "title"].tolist() == [ds.title(test_item)]  # the green mark
+    label = at.multiselect(key="picker_models").format_func(first)
+    assert label.startswith(f"{run['model']} #{run['id']}")
+    assert any(f"Shown first because {plain(label)} finds their held-out item" in c.value for c in at.caption)
+    # A user reached any other way gets no such sentence.
+    other = open_page(trained_app, user="15")
+    assert not any("Shown first because" in c.value for c in other.caption)
 
 
 def test_activity_and_explanations_toggle_follow_the_url(trained_app, env):

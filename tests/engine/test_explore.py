@@ -21,6 +21,7 @@ from engine.explore.views import (
     item_labels,
     items_by_popularity,
     pick_user,
+    pick_user_found,
     recommendation_frame,
     seed_summary,
     shared_counts,
@@ -254,6 +255,22 @@ def test_compare_lists_says_whose_top_k_holds_the_held_out_item(ds, splits):
     # A user in another order gets their own answer, not their neighbour's.
     lists = compare_lists(ma, mb, np.array([1, 0]), k=2, held_out_a=splits.test, held_out_b=splits.test)
     assert lists["found_a"].tolist() == [True, True] and lists["found_b"].tolist() == [False, True]
+
+
+def test_pick_user_found_is_a_seeded_user_whose_held_out_item_the_model_finds(ds, splits):
+    # Top-2 lists: user 0 {2, 3} holds their test item 3, user 1 {5, 4} holds 5, user 2 has none.
+    finds = fixed(splits, np.array([[0, 0, 4, 3, 2, 1], [0, 1, 2, 3, 4, 5], [4, 0, 0, 3, 2, 1]]))
+    groups = {"medium": np.array([0, 1, 2])}
+    picked = {seed: pick_user_found(groups, "medium", seed, finds, splits.test, k=2) for seed in range(8)}
+    for seed, user in picked.items():
+        order = np.random.default_rng(seed).permutation([0, 1, 2])
+        assert user == next(u for u in order if u in (0, 1)), seed  # the first found, in the seed's order
+    assert set(picked.values()) == {0, 1}
+    # A model that finds no one's item: no user.
+    misses = fixed(splits, np.array([[0, 0, 5, 0, 4, 3], [0, 5, 4, 0, 3, 0], [1, 1, 1, 1, 1, 1]]))
+    assert pick_user_found(groups, "medium", 0, misses, splits.test, k=2) is None
+    with pytest.raises(ParameterError, match="unknown activity level 'loud'"):
+        pick_user_found(groups, "loud", 0, finds, splits.test)
 
 
 def test_disagreements_put_users_only_one_model_got_right_first_among_ties(ds):
