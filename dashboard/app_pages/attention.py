@@ -13,7 +13,7 @@ import streamlit as st
 from dashboard.services import attention, checkpoints, datasets, demo, errors
 from dashboard.components import glossary, url_state
 from dashboard.components.pickers import model_picker
-from dashboard.components.sidebar import current_dataset_spec
+from dashboard.components.sidebar import current_dataset_spec, switch_dataset
 from dashboard.text import plain
 
 PER_ROW = 5
@@ -26,6 +26,10 @@ with errors.friendly_errors():
     datasets.get_dataset(spec)
 if not datasets.has_images(spec):
     st.info(demo.attention_hint(spec), icon=":material/image_search:")
+    # The sidebar's box, one click closer: the tour sends newcomers here from a movie dataset.
+    if st.button(f"Open {demo.VISUAL_DATASET}", icon=":material/image_search:", key="att_open_visual"):
+        switch_dataset(demo.VISUAL_DATASET)
+        st.rerun()
     st.stop()
 run = model_picker(
     spec, label="Model", max_selections=1, accept=checkpoints.run_has("attention"),

@@ -127,6 +127,17 @@ def test_non_visual_dataset_asks_for_a_visual_one(trained_app):
     assert "visual-synthetic" in at.info[0].value
 
 
+def test_one_click_opens_the_visual_dataset_from_a_movie_dataset(visual_dir, monkeypatch):
+    at = app_maker(visual_dir, monkeypatch, timeout=120, page=PAGE)().run()  # the default movie dataset
+    assert not at.exception and "has no item images" in at.info[0].value and image_count(at) == 0
+    button = at.button(key="att_open_visual")
+    assert button.label == f"Open {SPEC}"
+    button.click().run()
+    assert not at.exception
+    assert at.query_params["dataset"] == SPEC and at.selectbox(key="sidebar_dataset").value == SPEC
+    assert not at.info and image_count(at) > 0  # the acf run's attention, where the hint was
+
+
 def test_image_captions_show_titles_as_text(visual_app, monkeypatch):
     """Captions of `st.image` are Markdown: a title such as ``[x](http://e)`` must stay text."""
     from dashboard.services import attention
