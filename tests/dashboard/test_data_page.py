@@ -121,7 +121,7 @@ def test_upload_with_column_mapping_switches_the_dataset(app, data_dir):
     at.switch_page("app_pages/data.py").run()
     # switching back to the default keeps the upload in the picker's choices
     at.selectbox(key="sidebar_dataset").set_value("movielens-dslabs").run()
-    assert f"csv:{saved[0]} · uploaded CSV" in at.selectbox(key="sidebar_dataset").options
+    assert f"csv:{saved[0]}" in at.selectbox(key="sidebar_dataset").options
     assert values["Sparsity"] == "44.44%"
 
 

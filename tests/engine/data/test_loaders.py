@@ -370,11 +370,3 @@ def test_synthetic_has_structure_to_learn():
     assert observed > random + 0.5  # users pick the items their taste favours
     per_user = np.bincount(users, minlength=ds.n_users)
     assert per_user.min() >= 1 and per_user.max() > 3 * np.median(per_user)
-
-
-def test_dataset_label_adds_the_formats_few_words():
-    from engine.data.loaders import dataset_label
-
-    assert dataset_label("visual-synthetic") == "visual-synthetic · generated images, for Visual attention"
-    assert dataset_label("csv:data/uploads/mine.csv") == "csv:data/uploads/mine.csv · uploaded CSV"
-    assert dataset_label("nope:x") == "nope:x"  # an unknown format: the spec alone
