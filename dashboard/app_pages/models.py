@@ -112,7 +112,7 @@ def jobs_panel() -> None:
             result = last["result"]
             ndcg = result["metrics"].get("ndcg@10")
             st.success(
-                f"{last['model']} #{result['run_id']} trained in {result['fit_seconds']:.1f} s"
+                f"{last['model']} #{result['run_id']} trained in {training.duration_text(result['fit_seconds'])}"
                 + ("" if ndcg is None else f": test NDCG@10 {ndcg:.3f}"),
                 icon=":material/check_circle:",
             )

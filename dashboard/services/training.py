@@ -10,7 +10,7 @@ import streamlit as st
 
 from engine.errors import CheckpointError, EngineError
 from engine.explore import run_tables
-from engine.explore.run_tables import run_name  # noqa: F401 - the Models page's run picker
+from engine.explore.run_tables import duration_text, run_name  # noqa: F401 - the Models page's words for runs
 from engine.runs.curves import RATING_PHASE, SAVED_PHASE, TrainingCurve, history, read_curve  # noqa: F401 - the curves' phases
 from engine.runs.jobs import JobManager, job_table, may_touch, one_line
 from engine.models.registry import describe_models

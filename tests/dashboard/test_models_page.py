@@ -90,7 +90,10 @@ def test_form_trains_in_the_background_and_the_run_appears(app, fresh_jobs, data
     jobs = manager().jobs()
     assert [(j.model, j.status) for j in jobs] == [("bpr", "done")]
     run_id = jobs[0].result["run_id"]
-    assert at.success[0].value.startswith(f"bpr #{run_id} trained in ")
+    from engine.explore.run_tables import duration_text
+
+    seconds = RunsDB(data_dir / "runs.sqlite").get(run_id)["fit_seconds"]
+    assert at.success[0].value.startswith(f"bpr #{run_id} trained in {duration_text(seconds)}: test NDCG@10 ")
     assert [e["epoch"] for e in jobs[0].events] == [1, 2]
     assert len(at.get("plotly_chart")) == 2  # loss and validation NDCG curves
     table = runs_table(at)
