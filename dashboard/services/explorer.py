@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from engine.explore import agreement
 from engine.explore import views as explore
 from engine.explore import query
 from engine.errors import EngineError
@@ -191,19 +192,19 @@ def seed_summary(spec: str) -> pd.DataFrame:
 @st.cache_data(max_entries=16, show_spinner="Comparing the top-10 lists of every user...")
 def user_overlap(checkpoint_a: str, checkpoint_b: str, spec: str, k: int = 10) -> pd.DataFrame:
     """Every user with the overlap of two checkpoints' top-`k` lists and whether each list holds
-    the user's held-out test item, least overlap first (`engine.explore.views.disagreements`)."""
+    the user's held-out test item, least overlap first (`engine.explore.agreement.disagreements`)."""
     ds = datasets.get_dataset(spec)
     users = np.arange(ds.n_users)
-    lists = explore.compare_lists(
+    lists = agreement.compare_lists(
         checkpoints.get_model(checkpoint_a, spec), checkpoints.get_model(checkpoint_b, spec), users, k,
         held_out_a=checkpoints.get_splits(checkpoint_a, spec).test,
         held_out_b=checkpoints.get_splits(checkpoint_b, spec).test,
     )
-    return explore.disagreements(ds, users, lists["overlap"], found_a=lists["found_a"], found_b=lists["found_b"])
+    return agreement.disagreements(ds, users, lists["overlap"], found_a=lists["found_a"], found_b=lists["found_b"])
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def list_differences(checkpoint_a: str, checkpoint_b: str, spec: str, users: tuple[int, ...], k: int = 10) -> list:
-    """Per user, ``(items only in A's top-k, items only in B's)`` (`engine.explore.views.list_differences`)."""
+    """Per user, ``(items only in A's top-k, items only in B's)`` (`engine.explore.agreement.list_differences`)."""
     model_a, model_b = checkpoints.get_model(checkpoint_a, spec), checkpoints.get_model(checkpoint_b, spec)
-    return explore.list_differences(model_a, model_b, users, k)
+    return agreement.list_differences(model_a, model_b, users, k)

@@ -1,3 +1,3 @@
 """What the explorer pages and the CLI ask of saved runs: the one query layer (`query`), the
-tables the pages show (`views`), embedding projections (`projection`), Be the user (`be_user`)
-and What if (`what_if`)."""
+tables the pages show (`views`), two runs compared user by user (`agreement`), embedding
+projections (`projection`), Be the user (`be_user`) and What if (`what_if`)."""

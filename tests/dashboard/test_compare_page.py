@@ -73,7 +73,7 @@ def test_bar_charts_of_metrics_and_fit_time(trained_app, env):
 
 
 def test_users_two_runs_disagree_on_with_links(trained_app, env):
-    from engine.explore.views import topk_overlap
+    from engine.explore.agreement import topk_overlap
     from engine.runs.store import load_checkpoint
 
     ds = env["ds"]

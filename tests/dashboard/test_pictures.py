@@ -163,7 +163,7 @@ def test_embeddings_shows_a_gallery_of_the_selected_items(make, pictures_dir, ds
 
 
 def test_compare_shows_what_only_each_run_recommends(make, pictures_dir, ds):
-    from engine.explore.views import list_differences
+    from engine.explore.agreement import list_differences
     from engine.runs.store import RunsDB, load_checkpoint
 
     runs = pictures_dir["runs"]

@@ -8,15 +8,14 @@ import pytest
 
 from engine.data import from_frames, leave_last_out
 from engine.errors import ParameterError
+from engine.explore.agreement import compare_lists, disagreements, topk_overlap
 from engine.explore.views import (
     HISTORY_COLUMNS,
     RECOMMENDATION_COLUMNS,
     activity_groups,
     because_text,
-    compare_lists,
     compare_table,
     default_runs,
-    disagreements,
     held_out_items,
     item_labels,
     items_by_popularity,
@@ -25,7 +24,6 @@ from engine.explore.views import (
     recommendation_frame,
     seed_summary,
     shared_counts,
-    topk_overlap,
     user_history,
     user_items,
 )
