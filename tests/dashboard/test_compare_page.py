@@ -154,6 +154,9 @@ def test_default_pair_is_two_different_runs_and_same_run_is_refused(trained_app,
     at = open_page(trained_app)
     a, b = at.selectbox(key="picker_a").value, at.selectbox(key="picker_b").value
     assert a != b and at.query_params["a"] == a and at.query_params["b"] == b
+    # The two best models by NDCG@10: the comparison a first look is most likely to learn from.
+    best = sorted(env["runs"].values(), key=lambda r: r["metrics"]["ndcg@10"], reverse=True)
+    assert [a, b] == [str(best[0]["id"]), str(best[1]["id"])]
     at.selectbox(key="picker_b").set_value(a).run()
     assert not at.exception
     assert any("two different runs" in i.value for i in at.info)
