@@ -10,7 +10,8 @@ from dashboard.components import glossary
 from dashboard.components.page_errors import guarded
 from dashboard.text import code, plain
 
-SEEN = "first_run_seen"  # the demo whose end this session has already been told about
+SEEN = "first_run_seen"
+USERS_PAGE = "app_pages/users.py"  # the demo whose end this session has already been told about
 
 
 def first_run_panel(spec: str) -> None:
@@ -26,6 +27,9 @@ def first_run_panel(spec: str) -> None:
             st.success(f"The demo is ready: {progress['finished']} quick runs trained. Every page has something "
                        "to show; pick visual-synthetic in the sidebar for Visual attention.",
                        icon=":material/rocket_launch:")  # fmt: skip
+            # Where the tour goes next (README, "Your first ten minutes").
+            st.page_link(USERS_PAGE, label="Next: one user's history next to each model's list",
+                         icon=":material/arrow_forward:")
     if not progress["active"] and not checkpoints.runs_table(spec).empty:
         return
     with st.container(border=True, key="first_run_panel"):
@@ -80,8 +84,8 @@ def demo_progress(spec: str) -> None:
         now = f"; now {plain(state['current'])}" if state["current"] else ""
         st.progress(done / max(total, 1), text=f"Preparing the demo: {done} of {total} runs done{now}")
         st.caption(
-            f"{demo.about(state['seconds_left'])} left on a quiet machine. The pages fill in as the runs finish; "
-            "the Visual attention page needs visual-synthetic picked in the sidebar."
+            f"{demo.about(state['seconds_left']).capitalize()} left on a quiet machine. The pages fill in as the runs "
+            "finish; the Visual attention page needs visual-synthetic picked in the sidebar."
         )
         for failure in state["failed"]:
             st.error(plain(failure), icon=":material/error:")

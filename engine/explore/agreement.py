@@ -108,10 +108,11 @@ def disagreements(
     found = found_a is not None and found_b is not None
     one_right = np.asarray(found_a) != np.asarray(found_b) if found else np.zeros(len(users), bool)
     order = np.lexsort((users, ~one_right, overlap))[:n]
-    columns = {"user_id": dataset.user_ids[users[order]], "interactions": counts[users[order]], "overlap": overlap[order]}
+    picked = users[order]
+    columns = {"user_id": dataset.user_ids[picked], "interactions": counts[picked], "overlap": overlap[order]}
     if found:
         columns |= {"found_a": np.asarray(found_a)[order], "found_b": np.asarray(found_b)[order]}
-    return pd.DataFrame(columns, index=pd.Index(users[order], name="user_idx"))
+    return pd.DataFrame(columns, index=pd.Index(picked, name="user_idx"))
 
 
 def list_differences(
