@@ -13,7 +13,7 @@ from dashboard.components import glossary, url_state
 from dashboard.components.attention_strip import attention_strip, leaning_sentence, pick_words
 from dashboard.components.charts import genre_profile_chart
 from dashboard.components.embedding_figure import MARK_COLOUR, build_figure
-from dashboard.components.pickers import model_picker
+from dashboard.components.pickers import model_picker, run_heading
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.text import plain
 
@@ -117,7 +117,7 @@ if not items:
 listed = {}  # run name -> the items of its list, for the genre chart below
 for n, (column, run) in enumerate(zip(st.columns(len(runs)), runs)):
     with column:
-        st.markdown(f"**{plain(run['label'])}**")
+        run_heading(run)
         with errors.friendly_errors():
             frame = be_user.pick_recommendations(run["checkpoint"], spec, tuple(items), ratings, K)
         listed[f"{run['model']} #{run['id']}"] = frame.index.to_numpy()

@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard.services import datasets, errors, explorer
 from dashboard.components import glossary, url_state
 from dashboard.components.genre_tags import genre_column, with_genre_tags
-from dashboard.components.pickers import model_picker
+from dashboard.components.pickers import model_picker, run_heading
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.text import plain
 
@@ -97,7 +97,7 @@ CONFIG = {
 columns = st.columns(len(runs))
 for column, run in zip(columns, runs):
     with column:
-        st.markdown(f"**{plain(run['label'])}**")
+        run_heading(run)
         with errors.friendly_errors():
             frame = explorer.similar_items(run["checkpoint"], spec, item_idx, k)
         if images:

@@ -11,7 +11,7 @@ from dashboard.components import glossary, url_state
 from dashboard.components.attention_strip import attention_strip, leaning_sentence
 from dashboard.components.charts import genre_profile_chart
 from dashboard.components.genre_tags import genre_column, with_genre_tags
-from dashboard.components.pickers import model_picker
+from dashboard.components.pickers import model_picker, run_heading
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.text import plain
 
@@ -153,7 +153,7 @@ shared = explorer.shared_counts([items for items, _ in lists])
 slots = []
 for column, run, (items, scores), shared_here in zip(st.columns(len(runs)), runs, lists, shared):
     with column:
-        st.markdown(f"**{plain(run['label'])}**")
+        run_heading(run)
         frame = explorer.recommendation_frame(run["checkpoint"], spec, user_idx, items, scores, shared_here)
         if images:
             frame.insert(1, "poster", [explorer.poster(spec, i) for i in frame.index])

@@ -6,9 +6,10 @@ from typing import Callable
 
 import streamlit as st
 
-from dashboard.components import url_state
+from dashboard.components import glossary, url_state
 from dashboard.components.first_run import demo_button, demo_progress
 from dashboard.services import checkpoints, demo, explorer, runs_in_use, training
+from dashboard.text import plain
 
 MODELS_PAGE = "app_pages/models.py"
 
@@ -74,3 +75,10 @@ def empty_page(spec: str, need: str) -> None:
             else:
                 demo_button(spec, key="empty_page_prepare")
     st.stop()
+
+
+def run_heading(run: dict) -> None:
+    """A picked run's name over its column, with what its model is (the glossary's first
+    sentence and a link) behind a (?): "itemknn" says nothing to a newcomer."""
+    model = run["model"]
+    st.markdown(f"**{plain(run['label'])}**", help=glossary.help_for(model) if glossary.has_help(model) else None)

@@ -265,6 +265,16 @@ def test_a_first_look_shows_a_user_the_first_model_gets_right(trained_app, env):
     assert not any("Shown first because" in c.value for c in other.caption)
 
 
+def test_each_list_says_what_its_model_is_behind_a_question_mark(trained_app, env):
+    from dashboard.components import glossary
+
+    at = open_page(trained_app, user="15", models=ids(env, "als", "bpr"))
+    for model in ("als", "bpr"):
+        label = at.multiselect(key="picker_models").format_func(str(env["runs"][model]["id"]))
+        heading = next(m for m in at.markdown if m.value == f"**{plain(label)}**")
+        assert heading.proto.help == glossary.help_for(model)
+
+
 def test_activity_and_explanations_toggle_follow_the_url(trained_app, env):
     at = open_page(trained_app, user="7", models=ids(env, "als"), activity="heavy", because="off")
     assert at.radio(key="users_level").value == "heavy"
