@@ -1,7 +1,7 @@
 """Draw the glossary's pictures: docs/glossary/*.png, shown by docs/glossary.md and the Glossary page.
 
 Each picture is a schematic of one idea (the split, a hit's worth by rank, early stopping, causal
-self-attention, scores as dot products, cosine similarity, the overlap of two lists), drawn from a few fixed numbers, so a student can look before reading. Run it
+self-attention, scores as dot products, cosine similarity, the overlap of two lists, item neighbours), drawn from a few fixed numbers, so a student can look before reading. Run it
 after changing one and commit the PNGs:
 
     python tools/glossary_figures.py            # writes docs/glossary/
@@ -235,6 +235,51 @@ def topk_overlap(path: Path) -> None:
     plt.close(fig)
 
 
+def item_neighbours(path: Path) -> None:
+    """Who chose what, six users and four films: Star Wars and The Empire Strikes Back share
+    four users (cosine 0.89), Star Wars and Sense and Sensibility one (0.29); item kNN keeps the
+    films with the highest such similarity as each film's neighbours."""
+    films = ["Star Wars", "The Empire\nStrikes Back", "Sense and\nSensibility", "Fargo"]
+    chose = [  # users x films
+        [1, 1, 0, 1],
+        [1, 1, 0, 0],
+        [1, 1, 1, 0],
+        [1, 1, 0, 1],
+        [0, 0, 1, 1],
+        [0, 1, 1, 0],
+    ]
+    STEP = 1.9  # a column's width: room for the two-line titles above it
+    fig, ax = plt.subplots(figsize=(7.2, 3.0), dpi=DPI)
+    for u, row in enumerate(chose):
+        y = len(chose) - 1 - u
+        ax.text(-0.15, y, f"user {u + 1}", ha="right", va="center", fontsize=9, color=INK)
+        for f, value in enumerate(row):
+            both = value and row[0] and f in (0, 1) and row[1]
+            colour = TEST if both else (TRAIN if value else "#f0f2f6")
+            ax.add_patch(FancyBboxPatch((STEP * f + 0.06, y - 0.38), STEP - 0.12, 0.76,
+                                        boxstyle="round,pad=0,rounding_size=0.1", facecolor=colour, edgecolor="white"))
+    for f, name in enumerate(films):
+        ax.text(STEP * (f + 0.5), len(chose) - 0.45, name, ha="center", va="bottom", fontsize=8, color=INK)
+
+    def cosine(a, b):
+        shared = sum(r[a] and r[b] for r in chose)
+        return shared, shared / math.sqrt(sum(r[a] for r in chose) * sum(r[b] for r in chose))
+
+    shared, sim = cosine(0, 1)
+    ax.text(8.0, 3.9, f"Star Wars and The Empire Strikes Back:\n{shared} users chose both (green): similarity "
+            f"{sim:.2f}", fontsize=9, color=TEST, va="center")  # fmt: skip
+    shared, sim = cosine(0, 2)
+    ax.text(8.0, 2.3, f"Star Wars and Sense and Sensibility:\n{shared} user chose both: similarity {sim:.2f}",
+            fontsize=9, color=INK, va="center")  # fmt: skip
+    ax.text(8.0, 0.8, "similarity = users who chose both,\nscaled by how popular each film is (cosine)",
+            fontsize=8.5, color=INK, va="center", style="italic")  # fmt: skip
+    ax.set_xlim(-1.4, 14.2)
+    ax.set_ylim(-0.6, len(chose) + 0.6)
+    ax.axis("off")
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
 FIGURES = {
     "leave-last-out.png": leave_last_out,
     "ndcg-discount.png": ndcg_discount,
@@ -243,6 +288,7 @@ FIGURES = {
     "embedding-scores.png": embedding_scores,
     "cosine-similarity.png": cosine_similarity,
     "topk-overlap.png": topk_overlap,
+    "item-neighbours.png": item_neighbours,
 }
 
 
