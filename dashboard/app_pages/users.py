@@ -92,6 +92,10 @@ images = datasets.has_images(spec)
 test_titles = history.loc[history["split"] == "test", "title"].tolist()
 attention_runs = [run for run in runs if checkpoints.run_has("attention")(run)]
 attending = list(dict.fromkeys(run["model"] for run in attention_runs))  # model names, once each
+first_look = st.session_state.get("users_first_look")  # (spec, user, run label) of the page's own pick
+first_look_note = (f"Shown first because {plain(first_look[2])} finds their held-out item (most users' are "
+                   "missed); Surprise me picks users at random." if first_look and first_look[:2] == (spec, url_user)
+                   else "")  # fmt: skip
 st.subheader(f"User {plain(url_user)}")
 st.caption(
     f"{len(history):,} interactions. "
@@ -100,9 +104,7 @@ st.caption(
     + ("Each model scores on its own scale: compare the lists, not the scores. " if len(runs) > 1 else "")
     + (f"Which past items {' and '.join(map(plain, attending))} attend{'s' if len(attending) == 1 else ''} to "
        f"for the next recommendation is drawn [at the bottom](#{ATTENTION_ANCHOR}). " if attending else "")
-    + (f"Shown first because {plain(first_look[2])} finds their held-out item (most users' are missed); Surprise "
-       "me picks users at random." if (first_look := st.session_state.get("users_first_look")) and
-       first_look[:2] == (spec, url_user) else "")  # fmt: skip
+    + first_look_note
 )
 trained_on = int((history["split"] == "train").sum())
 if explain and trained_on > EXPLAIN_AUTO_LIMIT and st.session_state.get("users_explain_asked") != (spec, user_idx):

@@ -10,8 +10,8 @@ from dashboard.components import glossary
 from dashboard.components.page_errors import guarded
 from dashboard.text import code, plain
 
-SEEN = "first_run_seen"
-USERS_PAGE = "app_pages/users.py"  # the demo whose end this session has already been told about
+SEEN = "first_run_seen"  # the demo whose end this session has already been told about
+USERS_PAGE = "app_pages/users.py"  # the tour's next step once the demo is ready
 
 
 def first_run_panel(spec: str) -> None:
