@@ -39,10 +39,12 @@ with st.spinner("Starting the engine (once per server start, a few seconds)...")
     from dashboard.components import url_state
     from dashboard.components.page_errors import reported
     from dashboard.components.sidebar import dataset_picker
+    from dashboard.components.tour import next_step
     from dashboard import session_cleanup
 session_cleanup.start()  # once per server: closed tabs' sessions and memory are released
 url_state.restore()
 with st.sidebar, reported("the sidebar"):
+    next_step(page.title)  # the README's tour, one page at a time
     dataset_picker()
 try:
     with reported(f"the {page.title} page"):
