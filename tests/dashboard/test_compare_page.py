@@ -179,7 +179,7 @@ def test_one_run_has_its_metrics_but_no_pair_to_compare(app, data_dir):
     assert table["run"].tolist() == [f"popularity #{run['run_id']}"]
     assert table["ndcg@10"].tolist() == pytest.approx([run["metrics"]["ndcg@10"]])
     assert any("two runs" in i.value for i in at.info)
-    assert [link.proto.page for link in at.get("page_link")] == ["models"]
+    assert [link.proto.page for link in at.main.get("page_link")] == ["models"]
 
 
 def test_runs_over_seeds_get_a_mean_and_sd_table(app, data_dir):

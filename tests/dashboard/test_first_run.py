@@ -59,7 +59,8 @@ def test_empty_folder_shows_what_to_do_first_and_prepares_the_demo(app, data_dir
     assert not at.exception
     assert "**Start here.**" not in panel_text(at) and not at.get("progress")  # the panel is gone
     assert any(f"The demo is ready: {total} quick runs trained" in s.value for s in at.success)
-    assert [link.proto.label for link in at.get("page_link")][0].startswith("Next: one user's history")  # and where next
+    next_step = at.main.get("page_link")[0].proto.label  # and where to go next
+    assert next_step.startswith("Next: one user's history")
 
     # Prepared again once done: every run is already there.
     assert demo_service.start_demo("movielens-dslabs") == {"queued": [], "skipped": [
@@ -134,4 +135,4 @@ def test_a_page_lacking_one_model_says_to_train_it_on_the_models_page(trained_ap
     at.run()
     assert not at.exception
     assert "Train one on the Models page" in at.info[0].value
-    assert [link.proto.page for link in at.get("page_link")] == ["models"]
+    assert [link.proto.page for link in at.main.get("page_link")] == ["models"]  # the sidebar has the tour's
