@@ -101,9 +101,10 @@ if len(runs) < 2:
     st.page_link(MODELS_PAGE, label="Go to Models", icon=":material/model_training:")
     st.stop()
 if url_state.read("b") is None:  # by default the two best models (one run each), then any other run
-    first = url_state.read("a") or str(explorer.default_runs(runs, 1)[0]["id"])
+    best = explorer.default_runs(runs, 2)
+    first = url_state.read("a") or str(best[0]["id"])
     url_state.write("a", first)
-    url_state.write("b", next(r["id"] for r in [*explorer.default_runs(runs, 2), *runs] if str(r["id"]) != first))
+    url_state.write("b", next(r["id"] for r in [*best, *runs] if str(r["id"]) != first))
 pick_a, pick_b = st.columns(2)
 with pick_a:
     run_a = model_picker(spec, label="Run A", max_selections=1, key="a")[0]

@@ -69,7 +69,7 @@ error = abs(total - shap_exp["prediction"])
 # The figures are shown to three decimals: an error below that is "exact" to the reader.
 adds_up = ("they add up to this pair's score (to the third decimal)" if error < 5e-4 else
            f"they add up to {total:.3f}, {error:.3f} away from this pair's score (the "
-           f"{glossary.link(glossary.TERMS['additivity error'], 'additivity error')})")  # fmt: skip
+           f"{glossary.term_link('additivity error')})")  # fmt: skip
 st.caption(f"From the model's average score over typical pairs, each bar adds one feature's share: {adds_up}. "
            f"Computed in {shap_exp['seconds']:.2f} s.")
 
@@ -171,7 +171,7 @@ st.caption(
     f"{summary['seconds']:.1f} s; "
     + ("each pair's bars add up to its score (to the third decimal)." if summary["max_additivity_error"] < 5e-4 else
        f"a pair's bars miss its score by up to {summary['max_additivity_error']:.3f} (the "
-       f"{glossary.link(glossary.TERMS['additivity error'], 'additivity error')}).")  # fmt: skip
+       f"{glossary.term_link('additivity error')}).")  # fmt: skip
 )
 
 mean_abs = summary["mean_abs"]

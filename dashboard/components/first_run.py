@@ -47,9 +47,9 @@ def demo_button(spec: str, *, key: str) -> None:
     starters = [run.model for run in todo if run.dataset == spec]
     parts = []
     if starters:  # each name opens what the model is, for a newcomer to whom "bpr" says nothing
-        parts.append(f"quick runs of {', '.join(map(_model_link, starters))} on {code(spec)}")
+        parts.append(f"quick runs of {', '.join(map(glossary.term_link, starters))} on {code(spec)}")
     # The demo's one run elsewhere is its attentive model on the generated image catalogue.
-    parts += [f"an {_model_link(run.model)} on the generated {run.dataset} catalogue, for the Visual attention page"
+    parts += [f"an {glossary.term_link(run.model)} on the generated {run.dataset} catalogue, for the Visual attention page"
               for run in todo if run.dataset != spec]  # fmt: skip
     if not todo:
         st.caption("Every run of the demo is already there.")
@@ -64,10 +64,6 @@ def demo_button(spec: str, *, key: str) -> None:
     if st.button("Prepare the demo", type="primary", icon=":material/rocket_launch:", key=key):
         demo.start_demo(spec)
         st.rerun()
-
-
-def _model_link(name: str) -> str:
-    return glossary.link(glossary.TERMS[glossary.term_key(name)], name) if glossary.has_help(name) else name
 
 
 def demo_progress(spec: str) -> None:

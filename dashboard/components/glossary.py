@@ -230,6 +230,13 @@ def in_app(markdown: str) -> str:
     return re.sub(r"\]\(#([a-z0-9-]+)\)", lambda m: f"]({url(m.group(1))})", markdown)
 
 
+def term_link(term: str, label: str | None = None) -> str:
+    """`label` (default: the word itself) as a link to the glossary section of a dashboard word,
+    or the label alone where the glossary has none."""
+    label = term if label is None else label
+    return link(TERMS[term_key(term)], label) if has_help(term) else label
+
+
 def has_help(term: str) -> bool:
     return term_key(term) in TERMS
 

@@ -54,9 +54,9 @@ def compare_lists(
     """
     users = np.asarray(users, np.int64)
     out = {"overlap": np.empty(len(users), np.float64)}
-    held_out = {name: split for name, split in (("found_a", held_out_a), ("found_b", held_out_b)) if split is not None}
-    wanted = {name: split.matrix(binary=True)[users] for name, split in held_out.items()}
-    out.update({name: np.zeros(len(users), bool) for name in held_out})
+    splits = {"found_a": held_out_a, "found_b": held_out_b}
+    wanted = {name: split.matrix(binary=True)[users] for name, split in splits.items() if split is not None}
+    out.update({name: np.zeros(len(users), bool) for name in wanted})
     for start in range(0, len(users), max(1, block)):
         part = users[start : start + block]
         rows = slice(start, start + len(part))

@@ -498,8 +498,15 @@ class WeightAverage:
 
     def __init__(self, module: nn.Module, decay: float):
         self.module, self.decay, self.steps = module, decay, 0
-        self.average = _state_copy(module.state_dict())
+        live = module.state_dict()
+        self.average = _state_copy(live)
         self.trained: dict[str, torch.Tensor] | None = None  # set aside while the average is in
+        # (average, live) pairs, found once: the state dict's tensors share the parameters'
+        # storage, which the optimizer and `load_state_dict` write in place, so every step
+        # reads the current weights without rebuilding the state dict.
+        pairs = [(self.average[name], value) for name, value in live.items()]
+        self._floats = [pair for pair in pairs if pair[1].is_floating_point()]
+        self._others = [pair for pair in pairs if not pair[1].is_floating_point()]
 
     def update(self) -> None:
         # Bias-corrected: the average of the steps so far, weighted (1 - decay) * decay^age and
@@ -508,11 +515,10 @@ class WeightAverage:
         self.steps += 1
         rate = (1.0 - self.decay) / (1.0 - self.decay**self.steps)
         with torch.no_grad():
-            for name, value in self.module.state_dict().items():
-                if value.is_floating_point():
-                    self.average[name].lerp_(value, rate)
-                else:
-                    self.average[name].copy_(value)
+            for average, value in self._floats:
+                average.lerp_(value, rate)
+            for average, value in self._others:
+                average.copy_(value)
 
     def swap_in(self) -> None:
         if self.trained is None:
