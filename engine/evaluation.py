@@ -14,9 +14,11 @@ Two ranking protocols:
     (train, ``exclude`` or target), with a fixed seed. Each target is its own list of
     ``1 + n_negatives`` items; a user's metrics are the mean over its targets.
 
-Ties are pessimistic everywhere: a negative scored *equal* to a target counts as ranked above
-it, so a model that scores everything alike gets no credit (HR 0, AUC 0) instead of the credit
-of a lucky sort order. Scores that are NaN count as -inf.
+Ties are pessimistic in the ranked lists: a negative scored *equal* to a target counts as
+ranked above it, so a model that scores everything alike gets no hit (HR 0) instead of the
+credit of a lucky sort order. AUC, which compares the target with each negative in turn, counts
+a tie as half a win, as its usual (Mann-Whitney) definition does: scoring everything alike is a
+random order, AUC 0.5. Scores that are NaN count as -inf.
 
 Users are scored in blocks of about `BLOCK_CELLS` (user, item) cells; no dense users x items
 matrix of the whole dataset is ever built, and there is no Python loop over users.
@@ -75,6 +77,8 @@ class RankResult:
     target_user : (t,) row in `users` of each target.
     target_item : (t,) item index of each target.
     target_rank : (t,) negatives scored at or above the target (0 = beaten by none).
+    target_ties : (t,) of those, the negatives scored exactly as the target (AUC counts them
+        as half a win; the ranking metrics place the target after them).
     target_position : (t,) 0-based position of the target in its ranked list. Full protocol:
         `target_rank` plus the user's targets ranked better (one list per user); sampled:
         `target_rank` (one list per target).
@@ -91,6 +95,7 @@ class RankResult:
     target_user: np.ndarray
     target_item: np.ndarray
     target_rank: np.ndarray
+    target_ties: np.ndarray
     target_position: np.ndarray
     target_negatives: np.ndarray
     item_information: np.ndarray
@@ -139,6 +144,7 @@ def rank_targets(
     n_users = len(ctx.users)
     top_items = np.full((n_users, k), -1, np.int64)
     rank = np.empty(len(ctx.items), np.int64)
+    ties = np.empty(len(ctx.items), np.int64)
     negatives = np.empty(len(ctx.items), np.int64)
 
     for users, rows, items, tslice, excluded in ctx.blocks(sampled):
@@ -159,11 +165,12 @@ def rank_targets(
             negative = ~excluded if len(rows) == len(users) else ~excluded[rows]
         row_scores = scores if len(rows) == len(users) else scores[rows]
         rank[tslice] = ((row_scores >= positive[:, None]) & negative).sum(axis=1)
+        ties[tslice] = ((row_scores == positive[:, None]) & negative).sum(axis=1)
         negatives[tslice] = negative.sum(axis=1)
 
     # Best first within each user; the full protocol merges a user's targets into one list.
     order = np.lexsort((ctx.items, rank, ctx.user_pos))
-    user_pos, items, rank, negatives = ctx.user_pos[order], ctx.items[order], rank[order], negatives[order]
+    user_pos, items, rank, ties, negatives = (a[order] for a in (ctx.user_pos, ctx.items, rank, ties, negatives))
     position = rank.copy()
     if not sampled:
         starts = np.concatenate([[0], np.cumsum(ctx.counts)[:-1]])
@@ -178,6 +185,7 @@ def rank_targets(
         target_user=user_pos,
         target_item=items,
         target_rank=rank,
+        target_ties=ties,
         target_position=position,
         target_negatives=negatives,
         item_information=_self_information(model.seen_),
@@ -211,9 +219,12 @@ def user_metrics(result: RankResult) -> dict[str, np.ndarray]:
         precision = hr / k
         rr = np.bincount(tu, weights=1.0 / (pos + 1.0), minlength=n) / counts
 
-    # AUC of a target with no negatives is undefined: left out of its user's mean.
+    # AUC of a target with no negatives is undefined: left out of its user's mean. A negative
+    # scored exactly as the target is half a win (the Mann-Whitney convention, as scikit-learn's
+    # roc_auc_score): a model that scores everything alike is a random order, 0.5.
     has_neg = result.target_negatives > 0
-    below = 1.0 - result.target_rank / np.maximum(result.target_negatives, 1)
+    beaten_by = result.target_rank - 0.5 * result.target_ties
+    below = 1.0 - beaten_by / np.maximum(result.target_negatives, 1)
     auc_sum = np.bincount(tu, weights=np.where(has_neg, below, 0.0), minlength=n)
     auc_n = np.bincount(tu, weights=has_neg, minlength=n)
     auc = np.divide(auc_sum, auc_n, out=np.full(n, np.nan), where=auc_n > 0)
@@ -241,8 +252,8 @@ def evaluate(
     Keys (with the actual `k`): ``hr@k`` (a target in the top k), ``ndcg@k`` (binary-relevance
     DCG / ideal DCG, discount log2(position + 2)), ``recall@k`` (hits / targets),
     ``precision@k`` (hits / k), ``mrr`` (1 / (position + 1) of the best target, untruncated),
-    ``auc`` (fraction of negatives scored strictly below a target), ``coverage@k`` (distinct
-    items of all users' top-k lists / items), ``novelty@k`` (mean self-information of the
+    ``auc`` (fraction of negatives scored below a target, ties counting half), ``coverage@k``
+    (distinct items of all users' top-k lists / items), ``novelty@k`` (mean self-information of the
     recommended items, popularity from train), and ``users`` (how many were evaluated).
 
     Coverage and novelty describe the top-k recommendations among all candidates in both

@@ -69,13 +69,14 @@ def test_hand_worked_full_ranking(tiny):
     # User 0: candidates = all - seen {0} - val {1} = {2, 3, 4, 5}; negatives {3, 4, 5} score
     #   7, 6, 4; target 2 scores 5 -> beaten by two -> position 2 (third).
     #   hr@3 = 1, ndcg@3 = 1/log2(4) = 0.5, recall 1/1, precision 1/3, rr 1/3,
-    #   auc = negatives strictly below 5: {5} -> 1/3.
+    #   auc = negatives below 5: {5} -> 1/3.
     # User 1: seen {3}; targets 4 (score 5) and 0 (score 1); negatives {1, 2, 5} score 5, 3, 2.
     #   target 4: item 1 ties at 5 -> counted above (pessimistic) -> rank 1 -> position 1;
     #   target 0: all three negatives above -> rank 3, plus target 4 above it -> position 4.
     #   hits@3 = 1 (position 1) -> hr 1, recall 1/2, precision 1/3, rr 1/2;
     #   dcg = 1/log2(3), idcg = 1 + 1/log2(3) -> ndcg = 0.63093 / 1.63093 = 0.386853;
-    #   auc = mean(2/3, 0/3) = 1/3.
+    #   auc: target 4 beats items 2 and 5 and ties with item 1 (half a win) -> 2.5/3;
+    #   target 0 beats none -> 0/3; user 1's auc is their mean, 5/12.
     ndcg_user1 = (1 / math.log2(3)) / (1 + 1 / math.log2(3))
     assert m["users"] == 2
     assert m["hr@3"] == pytest.approx(1.0)
@@ -83,7 +84,7 @@ def test_hand_worked_full_ranking(tiny):
     assert m["recall@3"] == pytest.approx((1 + 0.5) / 2)
     assert m["precision@3"] == pytest.approx(1 / 3)
     assert m["mrr"] == pytest.approx((1 / 3 + 1 / 2) / 2)
-    assert m["auc"] == pytest.approx(1 / 3)
+    assert m["auc"] == pytest.approx((1 / 3 + 5 / 12) / 2)
     # Top-3 lists: user 0 over {2, 3, 4, 5} (5, 7, 6, 4) -> {3, 4, 2}; user 1 over
     #   {0, 1, 2, 4, 5} (1, 5, 3, 5, 2) -> {1, 4, 2}. Distinct {1, 2, 3, 4}: coverage 4/6.
     assert m["coverage@3"] == pytest.approx(4 / 6)
@@ -110,10 +111,11 @@ def test_exclude_split_changes_the_candidates(tiny):
     model, _, _, test = tiny
     m = evaluate(model, test, k=3)
     # Without excluding val, user 0's item 1 (score 8) is a negative too: negatives {1,3,4,5}
-    # score 8, 7, 6, 4 -> target (5) at position 3 -> no hit at 3, rr 1/4, auc 1/4.
+    # score 8, 7, 6, 4 -> target (5) at position 3 -> no hit at 3, rr 1/4, auc 1/4. User 1
+    # has no val: as before (auc 5/12).
     assert m["hr@3"] == pytest.approx((0 + 1) / 2)
     assert m["mrr"] == pytest.approx((1 / 4 + 1 / 2) / 2)
-    assert m["auc"] == pytest.approx((1 / 4 + 1 / 3) / 2)
+    assert m["auc"] == pytest.approx((1 / 4 + 5 / 12) / 2)
 
 
 def test_rank_result_and_top_lists_exclude_seen(tiny):
@@ -140,14 +142,16 @@ def test_users_filter(tiny):
         evaluate(model, test, users=[2, 3])
 
 
-def test_ties_are_pessimistic(tiny):
+def test_ties_are_pessimistic_in_the_lists_and_half_a_win_for_auc(tiny):
     _, train, val, test = tiny
     constant = FixedScores(table=np.ones((4, 6))).fit(train)
     m = evaluate(constant, test, exclude=[val], k=3)
     # Every negative ties with every target and counts above it: user 0's target sits after
     # its 3 negatives (position 3), user 1's after 3 negatives and after each other (3, 4).
-    assert m["hr@3"] == 0.0 and m["ndcg@3"] == 0.0 and m["auc"] == 0.0
+    assert m["hr@3"] == 0.0 and m["ndcg@3"] == 0.0
     assert m["mrr"] == pytest.approx(1 / 4)
+    # AUC compares the target with each negative: every comparison a tie, a random order.
+    assert m["auc"] == pytest.approx(0.5)
 
 
 def test_nan_scores_rank_last(tiny):
@@ -167,7 +171,7 @@ def test_sampled_with_every_negative_drawn(tiny):
     assert m["hr@3"] == pytest.approx((1 + 0.5) / 2)
     assert m["ndcg@3"] == pytest.approx((0.5 + (1 / math.log2(3)) / 2) / 2)
     assert m["mrr"] == pytest.approx((1 / 3 + (1 / 2 + 1 / 4) / 2) / 2)
-    assert m["auc"] == pytest.approx(1 / 3)
+    assert m["auc"] == pytest.approx((1 / 3 + 5 / 12) / 2)
     # Asking for more than exist ranks against all of them.
     assert evaluate(model, test, exclude=[val], protocol="sampled", n_negatives=50, k=3) == m
 
@@ -226,7 +230,7 @@ def _brute_force(model, target, exclude, k):
         out["recall"].append(hits.sum() / len(ranks))
         out["prec"].append(hits.sum() / k)
         out["rr"].append(1 / (position[0] + 1))
-        out["auc"].append(np.mean([(s[neg] < s[i]).mean() for i in pos_items]))
+        out["auc"].append(np.mean([(s[neg] < s[i]).mean() + (s[neg] == s[i]).mean() / 2 for i in pos_items]))
     return {key: float(np.mean(v)) for key, v in out.items()}
 
 
@@ -308,3 +312,20 @@ def test_popularity_on_real_ml100k(real_ml100k):
     # Measured: 0.411.
     sampled = evaluate_splits(model, splits, protocol="sampled")
     assert 0.3 < sampled["hr@10"] < 0.5
+
+
+def test_auc_per_user_is_scikit_learns_roc_auc_ties_included():
+    """Each user's AUC is the area under their ROC curve over their candidates (targets against
+    negatives), as scikit-learn computes it: the scores are rounded, so ties occur."""
+    from sklearn.metrics import roc_auc_score
+
+    model, _, val, test = _random_world(seed=5)
+    res = rank_targets(model, test, exclude=[val], k=5)
+    per_user = user_metrics(res)["auc"]
+    banned = (model.seen_ + val.matrix(binary=True)).toarray().astype(bool)
+    targets = test.matrix(binary=True).toarray().astype(bool)
+    assert res.target_ties.sum() > 0  # the check below covers ties
+    for row, u in enumerate(res.users):
+        candidates = ~banned[u]
+        expected = roc_auc_score(targets[u, candidates], model.scores_[u, candidates])
+        assert per_user[row] == pytest.approx(expected), u
