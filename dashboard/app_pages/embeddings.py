@@ -15,6 +15,7 @@ import streamlit as st
 from dashboard.services import checkpoints, datasets, embeddings, errors, explorer
 from dashboard.components import glossary, url_state
 from dashboard.components.embedding_figure import build_figure, user_marks
+from dashboard.components.genre_grouping import show_genre_grouping
 from dashboard.components.pickers import model_picker
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.text import plain
@@ -110,13 +111,19 @@ url_state.write("projection", f"{method}-{dims}d")
 url_state.write("color", colour)
 url_state.write("k", k if colour == "cluster" else None)
 
+grouping = None
+if genres:  # which genres the model's vectors keep together: the first one coloured, and a chart
+    with errors.friendly_errors():
+        grouping = embeddings.genre_grouping(run["checkpoint"], spec, fewest)
 user_col, genre_col = st.columns(2) if colour == "genre" else (st.container(), None)
 if genre_col is not None:
+    genre0 = embeddings.genre_to_colour(grouping) or genres[0]
     genre = genre_col.selectbox(
-        "Genre", genres, index=genres.index(url_state.read_choice("genre", genres, genres[0])), key="emb_genre",
-        help="Its items are coloured, the others drawn pale: do the model's vectors put a genre's films together?",
+        "Genre", genres, index=genres.index(url_state.read_choice("genre", genres, genre0)), key="emb_genre",
+        help="Its items are coloured, the others drawn pale: do the model's vectors put a genre's films together? "
+        "The first one offered is the genre this model keeps together best (see below the map).",
     )  # fmt: skip
-    url_state.write("genre", genre, genres[0])
+    url_state.write("genre", genre, genre0)
 else:
     url_state.write("genre", None)
 user_id = user_col.text_input(
@@ -197,6 +204,10 @@ if dims == 2:
 else:
     st.plotly_chart(fig, key="emb_chart_3d")
     picked = []
+
+if grouping is not None:
+    vector_length = embeddings.embedding_matrix(run["checkpoint"], spec, "items").shape[1]
+    show_genre_grouping(grouping, f"{run['model']} #{run['id']}", vector_length, method, dims)
 
 st.subheader("Selected points and their nearest neighbours")
 chosen = st.multiselect(

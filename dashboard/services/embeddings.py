@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from engine.explore import genre_groups
 from engine.explore import projection as projections
 from engine.explore.projection import OTHER_GENRES  # noqa: F401 (the figure draws them pale)
 from engine.explore import views as explore
@@ -121,6 +122,22 @@ def genre_choices(spec: str) -> list[str]:
 def genre_colours(spec: str, genre: str) -> np.ndarray:
     """Each item's colour label for `genre` (`engine.explore.projection.genre_labels`)."""
     return projections.genre_labels(datasets.get_dataset(spec), genre)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def genre_grouping(checkpoint: str, spec: str, fewest: int) -> pd.DataFrame:
+    """Which genres the run's item vectors keep together, among the items with at least
+    `fewest` interactions (the map's points): `engine.explore.genre_groups.genre_grouping`."""
+    ds = datasets.get_dataset(spec)
+    return genre_groups.genre_grouping(
+        embedding_matrix(checkpoint, spec, "items"), ds.genre_matrix(), ds.genre_names,
+        items=ds.item_popularity() >= fewest,
+    )  # fmt: skip
+
+
+def genre_to_colour(grouping: pd.DataFrame) -> str | None:
+    """The genre the map colours first: the best-grouped one that leaves most of the map pale."""
+    return genre_groups.genre_to_colour(grouping, max_share=projections.DEFAULT_GENRE_SHARE)
 
 
 def embedding_user_marks(checkpoint: str, spec: str, raw_id: str, k: int = 10) -> dict | None:

@@ -28,10 +28,22 @@ def open_page(make, **query):
     return at.run()
 
 
+def _charts(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
 def chart(at) -> dict:
-    charts = at.get("plotly_chart")
-    assert len(charts) == 1
-    return json.loads(charts[0].proto.spec)
+    """The map: the page's one chart of points."""
+    maps = [c for c in _charts(at) if c["data"] and c["data"][0]["type"].startswith("scatter")]
+    assert len(maps) == 1
+    return maps[0]
+
+
+def grouping_chart(at) -> dict:
+    """The "Which genres sit together" bars."""
+    bars = [c for c in _charts(at) if c["data"] and c["data"][0]["type"] == "bar"]
+    assert len(bars) == 1
+    return bars[0]
 
 
 values = pages.plotly_array
@@ -45,6 +57,30 @@ def run_of(at, model: str) -> dict:
     from dashboard.services import checkpoints
 
     return next(r for r in checkpoints.loadable_runs("movielens-dslabs") if r["model"] == model)
+
+
+def best_grouped_genre(at) -> str:
+    """Recomputed from the model's vectors: each genre's share of its items' 10 nearest
+    neighbours, how far from chance towards all; the best under a third of the shown items."""
+    from dashboard.services import checkpoints, datasets
+
+    ds = datasets.get_dataset("movielens-dslabs")
+    run = next(r for r in checkpoints.loadable_runs("movielens-dslabs") if str(r["id"]) == at.query_params["models"])
+    emb = checkpoints.get_model(run["checkpoint"], "movielens-dslabs").item_embeddings().astype(np.float64)
+    shown = np.flatnonzero(ds.item_popularity() >= 5)
+    unit = emb[shown] / np.linalg.norm(emb[shown], axis=1, keepdims=True)
+    sim = unit @ unit.T
+    np.fill_diagonal(sim, -np.inf)
+    nearest = np.argpartition(-sim, 10, axis=1)[:, :10]
+    has = ds.genre_matrix()[shown] > 0
+    best, best_score = None, -1.0
+    for j, name in enumerate(ds.genre_names):
+        chance = has[:, j].mean()
+        if has[:, j].sum() < 20 or chance > 1 / 3:
+            continue
+        score = (has[nearest[has[:, j]], j].mean() - chance) / (1 - chance)
+        best, best_score = (name, score) if score > best_score else (best, best_score)
+    return best
 
 
 def test_empty_state_offers_the_demo(app):
@@ -71,10 +107,12 @@ def test_pca_of_a_trained_model(trained_app):
     # Items chosen by fewer than 5 users are left out (their vectors barely trained), and the caption says so.
     assert sum(n_points(t) for t in traces) == (popularity >= 5).sum() < 9066
     assert any(f"{(popularity >= 5).sum():,} of 9,066 items shown" in c.value for c in at.caption)
-    # One genre coloured over the pale rest: Thriller leads (Drama and Comedy each hold over a third).
-    assert [t["name"] for t in traces] == ["other items", "Thriller"]
-    thriller = ds.genre_matrix()[:, ds.genre_names.index("Thriller")] > 0
-    assert sorted(values(traces[1]["customdata"])) == np.flatnonzero(thriller & (popularity >= 5)).tolist()
+    # One genre coloured over the pale rest: the one this model keeps together best, among those
+    # on at most a third of the items.
+    first = best_grouped_genre(at)
+    assert [t["name"] for t in traces] == ["other items", first]
+    members = ds.genre_matrix()[:, ds.genre_names.index(first)] > 0
+    assert sorted(values(traces[1]["customdata"])) == np.flatnonzero(members & (popularity >= 5)).tolist()
     assert any("Heat (1995)" in t["text"] for t in traces)  # hover names are titles
     # The explained variance shown is the one of the model's own item embeddings.
     from dashboard.services import checkpoints
@@ -255,3 +293,35 @@ def test_count_ticks_reach_the_largest_count_in_1_3_10_steps(largest):
     assert ticks[:2] == [0, 1] and ticks == sorted(set(ticks))
     assert ticks[-1] <= max(largest, 1) < ticks[-1] * 10 / 3 + 1  # the top tick is within one step of the top
     assert all(str(t)[0] in "13" and set(str(t)[1:]) <= {"0"} for t in ticks[1:])
+
+
+def test_which_genres_sit_together_in_the_models_own_space(trained_app):
+    at = open_page(trained_app)
+    assert not at.exception, at.exception
+    from dashboard.services import datasets
+
+    ds = datasets.get_dataset("movielens-dslabs")
+    shown = ds.item_popularity() >= 5
+    first = best_grouped_genre(at)
+    bars = {t["name"]: t for t in grouping_chart(at)["data"]}
+    together, chance = bars["its items' nearest neighbours"], bars["all items shown (chance)"]
+    genres = list(values(chance["y"]))
+    assert len(genres) == 8 and first in genres
+    # The baseline is each genre's share of the items on the map.
+    for genre, share in zip(genres, values(chance["x"])):
+        assert share == pytest.approx((ds.genre_matrix()[shown, ds.genre_names.index(genre)] > 0).mean())
+    assert all(t > c for t, c in zip(values(together["x"]), values(chance["x"])))  # trained vectors group genres
+    sentence = next(m.value for m in at.markdown if "nearest neighbours" in m.value)
+    from dashboard.services import checkpoints
+
+    run = next(r for r in checkpoints.loadable_runs("movielens-dslabs") if str(r["id"]) == at.query_params["models"])
+    assert sentence.startswith(f"In {run['model']} #{run['id']}'s own ")
+    assert "keeps together most" in sentence and "UMAP" in sentence  # a PCA map: why it may not show it
+    assert "pick any in the Genre box" in " ".join(c.value for c in at.caption)
+
+
+def test_no_genre_chart_for_user_points(trained_app):
+    at = open_page(trained_app, points="users", color="activity")
+    assert not at.exception, at.exception
+    assert not [c for c in _charts(at) if c["data"] and c["data"][0]["type"] == "bar"]
+    assert not any(s.value == "Which genres sit together" for s in at.subheader)

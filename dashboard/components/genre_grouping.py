@@ -1,0 +1,59 @@
+"""The Embeddings page's "Which genres sit together" section: a sentence and a bar chart of
+`engine.explore.genre_groups.genre_grouping`, measured in the model's own space."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from engine.explore.genre_groups import NEIGHBOURS, STANDS_OUT
+
+from dashboard.components.charts import ranked_bars
+from dashboard.text import plain
+
+#: Genres in the chart, best-grouped first; the sentence under it counts the others.
+SHOWN = 8
+TOGETHER = "its items' nearest neighbours"
+CHANCE = "all items shown (chance)"
+CHANCE_COLOUR = "#c8ccd4"
+
+
+def grouping_sentence(grouping: pd.DataFrame, run_name: str, dims: int, method: str, map_dims: int) -> str:
+    """What the chart says in words: the best-grouped genre and its two shares, or that no
+    genre stands out; and, under a PCA map, why the map may not show it. `run_name` is short
+    ("als #2"), `dims` the vectors' length, `map_dims` the map's."""
+    top = grouping.iloc[0]
+    genre = plain(top["genre"])  # a name from the data: text, not Markdown
+    where = f"In {plain(run_name)}'s own {dims} dimensions"
+    if top["grouping"] < STANDS_OUT:
+        text = (f"{where}, no genre stands out: even {genre}'s items have only {top['together']:.0%} of their "
+                f"{NEIGHBOURS} nearest neighbours in {genre}, close to the {top['chance']:.0%} that chance gives. "
+                "Its vectors place items by something other than their genres.")  # fmt: skip
+    else:
+        text = (f"{where}, {genre} keeps together most: {top['together']:.0%} of its items' {NEIGHBOURS} "
+                f"nearest neighbours are {genre} too, where a random item is {genre} {top['chance']:.0%} of the "
+                "time.")  # fmt: skip
+        if method == "pca":
+            text += (f" The map squeezes the {dims} dimensions into {map_dims}, which blurs such groups: UMAP, "
+                     "which keeps each point's neighbours, often shows them better than PCA.")  # fmt: skip
+    return text
+
+
+def show_genre_grouping(grouping: pd.DataFrame, run_name: str, dims: int, method: str, map_dims: int) -> None:
+    """The section: a heading, the sentence and the chart (nothing when no genre has enough items)."""
+    if grouping.empty:
+        return
+    st.subheader(
+        "Which genres sit together", anchor="genres-together",
+        help=f"For each genre: of its items' {NEIGHBOURS} nearest neighbours in the model's space (cosine), the share "
+        "that have the genre too, against its share of all items shown. Measured on the full vectors, not on the map.",
+    )  # fmt: skip
+    st.markdown(grouping_sentence(grouping, run_name, dims, method, map_dims))
+    top = grouping.head(SHOWN).rename(columns={"together": TOGETHER, "chance": CHANCE})
+    fig = ranked_bars(top, "genre", [TOGETHER, CHANCE], order=top["genre"].tolist(), value_label="share",
+                      text_format=".0%")  # fmt: skip
+    fig.update_xaxes(tickformat=".0%")
+    fig.update_traces(selector={"name": CHANCE}, marker_color=CHANCE_COLOUR)  # the baseline, in the background
+    st.plotly_chart(fig, key="emb_genre_grouping")
+    if len(grouping) > SHOWN:
+        st.caption(f"Best-grouped {SHOWN} of {len(grouping)} genres; pick any in the Genre box to colour the map.")
