@@ -97,15 +97,22 @@ first_look_note = (f"Shown first because {plain(first_look[2])} finds their held
                    "missed); Surprise me picks users at random." if first_look and first_look[:2] == (spec, url_user)
                    else "")  # fmt: skip
 st.subheader(f"User {plain(url_user)}")
-st.caption(
-    f"{len(history):,} interactions. "
-    f"Held-out test item: {plain(', '.join(test_titles)) or 'none (too few interactions)'}. "
-    "A green mark is the held-out test item, an amber one an item in another model's list too. "
-    + ("Each model scores on its own scale: compare the lists, not the scores. " if len(runs) > 1 else "")
-    + (f"Which past items {' and '.join(map(plain, attending))} attend{'s' if len(attending) == 1 else ''} to "
-       f"for the next recommendation is drawn [at the bottom](#{ATTENTION_ANCHOR}). " if attending else "")
-    + first_look_note
-)
+# What they chose next first, then a legend drawn with the lists' own badges, then the notes:
+# one long grey paragraph of all of it was read by nobody.
+held_out = plain(", ".join(test_titles))
+st.markdown(f"{len(history):,} interactions. Chose next, held out of training: **{held_out}**" if held_out
+            else f"{len(history):,} interactions; too few to hold one out for testing.")  # fmt: skip
+legend = [f"{HELD_OUT_BADGES['test']} the item they chose next", ":orange-badge[in 1 other list] another model "
+          "recommends it too"]  # fmt: skip
+if len(runs) > 1:
+    legend.append("each model scores on its own scale: compare the lists, not the scores")
+st.caption(" · ".join(legend))
+notes = [first_look_note] if first_look_note else []
+if attending:
+    notes.append(f"Which past items {' and '.join(map(plain, attending))} attend{'s' if len(attending) == 1 else ''} "
+                 f"to for the next recommendation is drawn [at the bottom](#{ATTENTION_ANCHOR}).")  # fmt: skip
+if notes:
+    st.caption(" ".join(notes))
 trained_on = int((history["split"] == "train").sum())
 if explain and trained_on > EXPLAIN_AUTO_LIMIT and st.session_state.get("users_explain_asked") != (spec, user_idx):
     label = f"Explain the lists ({trained_on:,} history items: this can take a while)"

@@ -338,3 +338,17 @@ def test_genres_of_the_history_against_each_list(trained_app, env):
     assert bars[f"als #{env['runs']['als']['id']}"]["Drama"] == pytest.approx(drama[top[0]].mean())
     history_trace = next(t for t in chart["data"] if t["name"] == "history")
     assert len(bars["history"]) <= 6 and history_trace["marker"]["color"] == "#8a8a8a"  # grey: the reference
+
+
+def test_under_the_user_the_item_they_chose_next_then_a_legend_in_the_lists_own_badges(trained_app, env):
+    ds, splits = env["ds"], env["splits"]
+    at = open_page(trained_app, user="15")
+    user = ds.user_index("15")
+    test_item = splits.test.item_idx[splits.test.user_idx == user][0]
+    n = int((ds.interactions["user_idx"] == user).sum())
+    assert f"{n:,} interactions. Chose next, held out of training: **{plain(ds.title(test_item))}**" in [
+        m.value for m in at.markdown
+    ]
+    legend = next(c.value for c in at.caption if "the item they chose next" in c.value)
+    # The same badges as in the lists, so the legend reads as a key to them.
+    assert legend.startswith(":green-badge[held-out test item] the item they chose next · :orange-badge[in 1 other list]")
