@@ -68,6 +68,8 @@ def epoch_curve(table, y: str, title: str, span: list[float], color: str | None 
 #: Height of one run's row in a horizontal bar chart, and the room for the axes and legend.
 ROW_HEIGHT = 34
 AXES_HEIGHT = 90
+#: Pixels per character of a bar's printed number (Plotly's 12 px text).
+DIGIT_WIDTH = 7
 
 
 def ranked_order(table, column: str, label: str = "run") -> list[str]:
@@ -93,7 +95,12 @@ def ranked_bars(table, label: str, values: list[str], *, order: list[str] | None
     fig.update_layout(legend_title_text="", legend_traceorder="reversed", showlegend=len(values) > 1)
     fig.update_xaxes(range=from_zero(long["value"]))  # room for the printed numbers
     rows = len(order) * max(1.0, len(values) / 2)
-    return tight(fig, height=int(AXES_HEIGHT + ROW_HEIGHT * rows))
+    fig = tight(fig, height=int(AXES_HEIGHT + ROW_HEIGHT * rows))
+    # The longest bar's number is printed past the axis end: in a narrow column the axis range's
+    # 15% headroom alone left "54.07" cut at the figure's edge. The margin keeps room for it.
+    longest = max((len(format(v, text_format)) for v in long["value"]), default=0)
+    fig.update_layout(margin_r=EDGE_MARGIN + DIGIT_WIDTH * longest)
+    return fig
 
 
 def overlap_histogram(shares, k: int):

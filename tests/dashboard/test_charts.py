@@ -54,6 +54,16 @@ def test_ranked_bars_put_the_best_run_on_top_and_follow_a_given_order():
     assert fig.layout.height > 0
 
 
+def test_ranked_bars_keep_room_right_of_the_plot_for_the_longest_printed_number():
+    from dashboard.components.charts import DIGIT_WIDTH, EDGE_MARGIN, ranked_bars
+
+    table = pd.DataFrame({"run": ["sasrec", "popularity"], "fit_seconds": [54.07, 0.0]})
+    fig = ranked_bars(table, "run", ["fit_seconds"], text_format=".2f")
+    assert fig.layout.margin.r == EDGE_MARGIN + DIGIT_WIDTH * len("54.07")
+    wide = ranked_bars(table.assign(fit_seconds=[1234.5, 0.0]), "run", ["fit_seconds"], text_format=".2f")
+    assert wide.layout.margin.r > fig.layout.margin.r
+
+
 def test_overlap_histogram_has_one_bar_per_possible_share_in_percent():
     from dashboard.components.charts import overlap_histogram
 
