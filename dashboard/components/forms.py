@@ -10,12 +10,27 @@ import streamlit as st
 def param_form(entry: dict, *, key: str, columns: int = 3) -> dict:
     """One input per parameter of a `describe_models()` entry, prefilled with its default.
 
-    Numbers are bounded by the parameter's range, choices are select boxes, booleans
-    checkboxes; the help text shows the range. Call inside an ``st.form`` so the page does not
-    rerun on every change. Returns ``{name: value}`` for every parameter the form shows.
+    What the model is (its size, its loss, its neighbours) comes first; how it is trained (the
+    parameters marked ``training``: learning rate, epochs, seed, device, ...) sits in a closed
+    expander under it, since their defaults work and seventeen boxes at once hid the few that
+    change the model. Numbers are bounded by the parameter's range, choices are select boxes,
+    booleans checkboxes; the help text shows the range. Call inside an ``st.form`` so the page
+    does not rerun on every change. Returns ``{name: value}`` for every parameter the form shows.
     """
-    values = {}
     params = [(name, spec) for name, spec in entry["params"].items() if "kind" in spec]
+    model = [(name, spec) for name, spec in params if not spec.get("training")]
+    training = [(name, spec) for name, spec in params if spec.get("training")]
+    values = _inputs(model, key, columns)
+    if training:
+        names = ", ".join(name.replace("_", " ") for name, _ in training)
+        with st.expander(f"Training settings: {names}"):
+            st.caption("How the model is fitted rather than what it is; the defaults work.")
+            values.update(_inputs(training, key, columns))
+    return values
+
+
+def _inputs(params: list, key: str, columns: int) -> dict:
+    values = {}
     slots = st.columns(columns)
     for i, (name, spec) in enumerate(params):
         with slots[i % columns]:

@@ -92,7 +92,7 @@ class ALS(RidgeFoldIn, Recommender):
         "regularization": REGULARIZATION.with_default(7.5),
         "alpha": Param("float", 0.0, 10_000.0, help="confidence slope: c = 1 + alpha * r", default=0.0),
         "epochs": EPOCHS.with_default(15),
-        "cg_steps": Param("int", 1, 1024, help="conjugate-gradient steps per half-sweep", default=3),
+        "cg_steps": Param("int", 1, 1024, help="conjugate-gradient steps per half-sweep", default=3, training=True),
         "use_ratings": Param("bool", help="confidence from rating values instead of 1 per pair", default=False),
         "random_state": RANDOM_STATE.with_default(0),
         "device": DEVICE.with_default("auto"),

@@ -92,7 +92,7 @@ class MFALS(BiasedMF):
         "weighted": Param("bool", help="ALS-WR: scale λ by each user's/item's rating count", default=True),
         "missing_rating": MISSING_RATING.with_default(2.0),
         "missing_weight": MISSING_WEIGHT.with_default(0.1),
-        "init_std": Param("float", 0.0, 1.0, help="std of the factors' initialisation", default=0.1),
+        "init_std": Param("float", 0.0, 1.0, help="std of the factors' initialisation", default=0.1, training=True),
         "random_state": RANDOM_STATE.with_default(0),
         "device": DEVICE.with_default("auto"),
     }

@@ -19,6 +19,8 @@ class Param:
     kind : "int", "float", "bool" or "choice".
     low, high : inclusive bounds for numbers. log : the UI should step on a log scale.
     choices : allowed values for "choice".
+    training : a setting of how the model is trained (the optimiser, its loop, the seed), not of
+        what the model is; forms tuck these away (their defaults work) and show the others.
     default : the model's default (`with_default`); a model whose every `Param` has one gets
         its keyword-only ``__init__`` from its `param_space` (`engine.models.base.Recommender`).
     """
@@ -29,6 +31,7 @@ class Param:
     log: bool = False
     choices: tuple = field(default_factory=tuple)
     help: str = ""
+    training: bool = False
     default: object = field(default=None, compare=False)
 
     def with_default(self, default) -> "Param":
@@ -71,6 +74,8 @@ class Param:
             out["choices"] = list(self.choices)
         if self.help:
             out["help"] = self.help
+        if self.training:
+            out["training"] = True
         return out
 
 
@@ -95,16 +100,17 @@ def _whole_number(value) -> int:
 # these uses the same range.
 FACTORS = Param("int", 2, 1024, log=True, help="embedding dimension")
 REGULARIZATION = Param("float", 0.0, 100.0, help="L2 penalty")
-LEARNING_RATE = Param("float", 1e-5, 1.0, log=True, help="step size")
-EPOCHS = Param("int", 1, 1000, help="passes over the training data")
-BATCH_SIZE = Param("int", 1, 1 << 20, log=True, help="examples per mini-batch")
-NEGATIVES = Param("int", 1, 100, help="sampled negatives per positive")
-RANDOM_STATE = Param("int", 0, 2**31 - 1, help="seed")
-DEVICE = Param("choice", choices=("auto", "cpu", "cuda"), help="torch device; auto picks cuda when available")
+LEARNING_RATE = Param("float", 1e-5, 1.0, log=True, help="step size", training=True)
+EPOCHS = Param("int", 1, 1000, help="passes over the training data", training=True)
+BATCH_SIZE = Param("int", 1, 1 << 20, log=True, help="examples per mini-batch", training=True)
+NEGATIVES = Param("int", 1, 100, help="sampled negatives per positive", training=True)
+RANDOM_STATE = Param("int", 0, 2**31 - 1, help="seed", training=True)
+DEVICE = Param("choice", choices=("auto", "cpu", "cuda"), help="torch device; auto picks cuda when available",
+               training=True)
 # Early stopping (`engine.models.training.run_epochs`), the same for every model that has it.
-EVAL_EVERY = Param("int", 1, 1000, help="epochs between validation NDCG@10 checks (when val is given)")
+EVAL_EVERY = Param("int", 1, 1000, help="epochs between validation NDCG@10 checks (when val is given)", training=True)
 PATIENCE = Param("int", 0, 1000, help="validation checks without improvement before stopping (0: never); "
-                                      "neural models trained from scratch count them after a warm-up")
+                                      "neural models trained from scratch count them after a warm-up", training=True)
 
 
 def with_defaults(space: dict[str, Param], **defaults) -> dict[str, Param]:

@@ -21,7 +21,7 @@ from engine.models.params import EVAL_EVERY, PATIENCE, Param  # noqa: F401 - BPR
 from engine.models.torch_threads import single_intra_op_thread
 from engine.models.training import Trainee, TrainSettings, run_epochs
 
-INIT_STD = Param("float", 0.0, 1.0, help="std of the factors' initialisation")
+INIT_STD = Param("float", 0.0, 1.0, help="std of the factors' initialisation", training=True)
 
 
 class Adagrad:

@@ -93,7 +93,7 @@ class SASRec(NeuralRecommender):
         "loss": Param("choice", choices=LOSSES, help="full softmax over the catalogue, or log loss with one sampled negative", default="softmax"),
         "learning_rate": P.LEARNING_RATE.with_default(0.003),
         "regularization": Param("float", 0.0, 1.0, help="L2 weight decay of every parameter", default=0.0),
-        "weight_average": Param("float", 0.0, 0.9999, default=0.998,
+        "weight_average": Param("float", 0.0, 0.9999, default=0.998, training=True,
                                 help="the model scores with an average of its weights over the last ~1/(1-decay) steps "
                                      "(0.998: ~8 epochs; 0.99 is better for a fit of 10 epochs or fewer; 0: off)"),
         "epochs": P.EPOCHS.with_default(40),

@@ -103,7 +103,7 @@ class SVD(BiasedMF):
         "missing_rating": MISSING_RATING.with_default(2.0),
         "missing_weight": MISSING_WEIGHT.with_default(0.1),
         "missing_samples": Param("int", 1, 100, help="unobserved cells sampled per observed rating and epoch", default=2),
-        "init_std": Param("float", 0.0, 1.0, help="std of the factors' initialisation", default=0.1),
+        "init_std": Param("float", 0.0, 1.0, help="std of the factors' initialisation", default=0.1, training=True),
         "random_state": RANDOM_STATE.with_default(0),
         "device": DEVICE.with_default("auto"),
     }

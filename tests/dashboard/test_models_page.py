@@ -77,6 +77,24 @@ def test_form_shows_the_models_parameters_with_defaults(app, fresh_jobs):
     assert [n.key for n in at.number_input] == ["models_param_popularity_prior"]
 
 
+def test_form_shows_what_the_model_is_and_tucks_how_it_is_trained_into_an_expander(app, fresh_jobs):
+    at = models_page(app, train="sasrec")
+    params = next(m for m in describe_models() if m["name"] == "sasrec")["params"]
+    training = {name for name, spec in params.items() if spec.get("training")}
+    assert {"learning_rate", "epochs", "random_state", "device", "weight_average"} <= training
+    assert not {"factors", "max_len", "n_blocks", "dropout", "loss"} & training
+    [box] = [e for e in at.expander if e.label.startswith("Training settings: ")]
+    inside = {w.key.removeprefix("models_param_sasrec_") for w in [*box.number_input, *box.selectbox]}
+    assert inside == training
+    assert box.label == "Training settings: " + ", ".join(n.replace("_", " ") for n in params if n in training)
+    everywhere = {w.key.removeprefix("models_param_sasrec_") for w in [*at.number_input, *at.selectbox]
+                  if w.key.startswith("models_param_sasrec_")}
+    assert everywhere == set(params)  # every parameter has its box, the model's outside the expander
+    # A model without training settings has no expander.
+    at.selectbox(key="models_train_model").set_value("popularity").run()
+    assert not [e for e in at.expander if e.label.startswith("Training settings")]
+
+
 def test_form_trains_in_the_background_and_the_run_appears(app, fresh_jobs, data_dir):
     at = models_page(app, train="bpr")
     at.number_input(key="models_param_bpr_factors").set_value(4)

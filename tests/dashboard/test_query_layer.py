@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 
+from dashboard.text import plain
 from tests.dashboard import pages
 from tests.dashboard.conftest import app_maker, use_data_dir
 
@@ -99,11 +100,11 @@ def test_dashboard_uses_the_split_recorded_in_the_checkpoint(tmp_path, monkeypat
     recorded = make_splits(ds, {"min_interactions": 30})
     make = app_maker(tmp_path, monkeypatch)
     at = pages.open_page(make, "app_pages/users.py", user=str(ds.user_ids[light]), models=str(run["id"]))
-    captions = " ".join(c.value for c in at.caption)
-    assert "Held-out test item: none (too few interactions)" in captions
+    lines = " ".join(m.value for m in at.markdown)
+    assert "too few to hold one out for testing" in lines and "Chose next" not in lines
     at = pages.open_page(make, "app_pages/users.py", user=str(ds.user_ids[heavy]), models=str(run["id"]))
     test_item = recorded.test.item_idx[recorded.test.user_idx == heavy][0]
-    assert f"Held-out test item: {ds.title(test_item)}" in " ".join(c.value for c in at.caption)
+    assert f"Chose next, held out of training: **{plain(ds.title(test_item))}**" in " ".join(m.value for m in at.markdown)
 
     splits = checkpoints.get_splits(run["checkpoint"], DATASET)
     assert light not in splits.test.user_idx and heavy in splits.test.user_idx

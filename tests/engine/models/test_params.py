@@ -97,3 +97,22 @@ def test_every_registered_model_keeps_an_introspectable_keyword_only_init():
         assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in list(sig.parameters.values())[1:]), name
         assert set(cls.param_names()) == set(cls.param_space), name
         assert cls().get_params() == cls.default_params(), name
+
+
+def test_a_parameter_name_is_a_training_setting_in_every_model_or_in_none():
+    """Forms tuck the training settings away: `epochs` must not be one in one model and on show
+    in another. And the settings that shape the model itself are never tucked away."""
+    from engine.models.registry import MODELS
+
+    training = {}
+    for name, cls in MODELS.items():
+        for param, spec in cls.param_space.items():
+            training.setdefault(param, set()).add(spec.training)
+            assert spec.to_json().get("training", False) == spec.training, (name, param)
+    assert {p for p, flags in training.items() if len(flags) > 1} == set()
+    assert {"learning_rate", "epochs", "batch_size", "random_state", "device", "patience"} <= {
+        p for p, flags in training.items() if True in flags
+    }
+    assert not {"factors", "regularization", "layers", "loss", "l2", "neighbours"} & {
+        p for p, flags in training.items() if True in flags
+    }
