@@ -11,7 +11,7 @@ from engine.explore.genre_groups import NEIGHBOURS, STANDS_OUT
 from dashboard.components.charts import ranked_bars
 from dashboard.text import plain
 
-#: Genres in the chart, best-grouped first; the sentence under it counts the others.
+#: Genres in the chart, best-grouped first; the caption under it counts the others.
 SHOWN = 8
 TOGETHER = "its items' nearest neighbours"
 CHANCE = "all items shown (chance)"

@@ -53,9 +53,12 @@ def genre_grouping(
         )
     keep = np.arange(len(x)) if items is None else np.flatnonzero(_mask(items, len(x)))
     x, has = x[keep], has[keep]
+    columns = ["genre", "items", "together", "chance", "lift", "grouping"]
+    if int(k) < 1:
+        raise ParameterError(f"k must be >= 1, got {k}")
     k = min(int(k), len(x) - 1)
-    if k < 1:
-        raise ParameterError(f"need at least 2 items to compare and k >= 1, got {len(x)} items and k={k}")
+    if k < 1:  # a single item (a map filtered down to one point) has no neighbours to count
+        return pd.DataFrame(columns=columns)
     neighbours = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute").fit(x).kneighbors(
         x, return_distance=False
     )
@@ -75,7 +78,7 @@ def genre_grouping(
         grouping = (together - chance) / (1 - chance) if chance < 1 else 0.0
         rows.append({"genre": name, "items": len(members), "together": together, "chance": chance,
                      "lift": together / chance, "grouping": grouping})  # fmt: skip
-    table = pd.DataFrame(rows, columns=["genre", "items", "together", "chance", "lift", "grouping"])
+    table = pd.DataFrame(rows, columns=columns)
     return table.sort_values(["grouping", "genre"], ascending=[False, True], ignore_index=True)
 
 

@@ -97,8 +97,16 @@ def test_bad_input_is_a_one_line_error():
         genre_grouping(x, genres, names[:2])
     with pytest.raises(ParameterError, match="item index 40 is outside 0..39"):
         genre_grouping(x, genres, names, items=[0, 40])
-    with pytest.raises(ParameterError, match="need at least 2 items"):
-        genre_grouping(x, genres, names, items=[3])
+    with pytest.raises(ParameterError, match="k must be >= 1, got 0"):
+        genre_grouping(x, genres, names, k=0)
+
+
+def test_a_single_item_has_no_neighbours_and_gives_an_empty_table():
+    # The map's filter can leave one item: the page then shows no genre chart, not an error.
+    x, genres, names = _two_clusters()
+    table = genre_grouping(x, genres, names, items=[3], min_items=1)
+    assert table.empty and list(table.columns) == ["genre", "items", "together", "chance", "lift", "grouping"]
+    assert genre_to_colour(table, max_share=1.0) is None
 
 
 def test_the_genre_to_colour_is_the_best_grouped_one_that_leaves_most_of_the_map_pale():
