@@ -6,9 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine.explore.genre_groups import NEIGHBOURS, STANDS_OUT
-
 from dashboard.components.charts import ranked_bars
+from dashboard.services.embeddings import GENRE_NEIGHBOURS as NEIGHBOURS, STANDS_OUT
 from dashboard.text import plain
 
 #: Genres in the chart, best-grouped first; the caption under it counts the others.

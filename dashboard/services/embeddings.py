@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.explore import genre_groups
+from engine.explore.genre_groups import NEIGHBOURS as GENRE_NEIGHBOURS, STANDS_OUT  # noqa: F401 (the section's words)
 from engine.explore import projection as projections
 from engine.explore.projection import OTHER_GENRES  # noqa: F401 (the figure draws them pale)
 from engine.explore import views as explore
