@@ -71,11 +71,12 @@ dims = controls[2].radio("Dimensions", [2, 3], index=[2, 3].index(dims0), format
                          horizontal=True, key="emb_dims")  # fmt: skip
 genres = embeddings.genre_choices(spec) if what == "items" else []
 colour_names = {c: n for c, n in COLOURS[what].items() if c != "genre" or genres}
-colour0 = url_state.read_choice("color", colour_names, next(iter(colour_names)))
-colour = controls[3].selectbox(
-    "Colour by", list(colour_names), index=list(colour_names).index(colour0), format_func=colour_names.get,
-    key=f"emb_colour_{what}",
-)  # fmt: skip
+# Bound to the URL both ways (not read once): a click on a genre's bar below sets the URL, and
+# the boxes follow it on the rerun.
+sync_colour = url_state.bind("color", f"emb_colour_{what}", choices=list(colour_names),
+                             default=next(iter(colour_names)))  # fmt: skip
+controls[3].selectbox("Colour by", list(colour_names), format_func=colour_names.get, key=f"emb_colour_{what}")
+colour = sync_colour()
 
 table = embeddings.embedding_point_table(spec, what)
 params = {}
@@ -108,7 +109,6 @@ with st.expander("Settings", expanded=False):
 
 url_state.write("points", what, kinds[0])
 url_state.write("projection", f"{method}-{dims}d")
-url_state.write("color", colour)
 url_state.write("k", k if colour == "cluster" else None)
 
 grouping = None
@@ -118,12 +118,13 @@ if genres:  # which genres the model's vectors keep together: the first one colo
 user_col, genre_col = st.columns(2) if colour == "genre" else (st.container(), None)
 if genre_col is not None:
     genre0 = embeddings.genre_to_colour(grouping) or genres[0]
-    genre = genre_col.selectbox(
-        "Genre", genres, index=genres.index(url_state.read_choice("genre", genres, genre0)), key="emb_genre",
+    sync_genre = url_state.bind("genre", "emb_genre", choices=genres, default=genre0)
+    genre_col.selectbox(
+        "Genre", genres, key="emb_genre",
         help="Its items are coloured, the others drawn pale: do the model's vectors put a genre's films together? "
         "The first one offered is the genre this model keeps together best (see below the map).",
     )  # fmt: skip
-    url_state.write("genre", genre, genre0)
+    genre = sync_genre()
 else:
     url_state.write("genre", None)
 user_id = user_col.text_input(
@@ -205,9 +206,23 @@ else:
     st.plotly_chart(fig, key="emb_chart_3d")
     picked = []
 
+
+
+def _colour_picked_genre(chart_key: str) -> None:
+    """A click on a genre's bar colours the map by that genre (the boxes above follow the URL)."""
+    points = st.session_state[chart_key].selection.get("points", [])
+    if points:
+        url_state.write("color", "genre")
+        url_state.write("genre", points[0]["y"])
+
+
 if grouping is not None:
     vector_length = embeddings.embedding_matrix(run["checkpoint"], spec, "items").shape[1]
-    show_genre_grouping(grouping, f"{run['model']} #{run['id']}", vector_length, method, dims)
+    # Keyed by the genre on the map: a click that changes it draws a fresh chart, without the
+    # previous click's highlight.
+    chart_key = f"emb_genre_grouping_{genre if colour == 'genre' else ''}"
+    show_genre_grouping(grouping, f"{run['model']} #{run['id']}", vector_length, method, dims,
+                        key=chart_key, on_pick=lambda: _colour_picked_genre(chart_key))  # fmt: skip
 
 st.subheader("Selected points and their nearest neighbours")
 chosen = st.multiselect(

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.components.charts import ranked_bars
+from dashboard.components.glossary import help_for
 from dashboard.services.embeddings import GENRE_NEIGHBOURS as NEIGHBOURS, STANDS_OUT
 from dashboard.text import plain
 
@@ -38,21 +39,19 @@ def grouping_sentence(grouping: pd.DataFrame, run_name: str, dims: int, method: 
     return text
 
 
-def show_genre_grouping(grouping: pd.DataFrame, run_name: str, dims: int, method: str, map_dims: int) -> None:
-    """The section: a heading, the sentence and the chart (nothing when no genre has enough items)."""
+def show_genre_grouping(grouping: pd.DataFrame, run_name: str, dims: int, method: str, map_dims: int, *, key: str,
+                        on_pick) -> None:
+    """The section: a heading, the sentence and the chart (nothing when no genre has enough
+    items). A click on a bar calls `on_pick` (the chart's selection is in ``st.session_state[key]``)."""
     if grouping.empty:
         return
-    st.subheader(
-        "Which genres sit together", anchor="genres-together",
-        help=f"For each genre: of its items' {NEIGHBOURS} nearest neighbours in the model's space (cosine), the share "
-        "that have the genre too, against its share of all items shown. Measured on the full vectors, not on the map.",
-    )  # fmt: skip
+    st.subheader("Which genres sit together", anchor="genres-together", help=help_for("genres together"))
     st.markdown(grouping_sentence(grouping, run_name, dims, method, map_dims))
     top = grouping.head(SHOWN).rename(columns={"together": TOGETHER, "chance": CHANCE})
     fig = ranked_bars(top, "genre", [TOGETHER, CHANCE], order=top["genre"].tolist(), value_label="share",
                       text_format=".0%")  # fmt: skip
     fig.update_xaxes(tickformat=".0%")
     fig.update_traces(selector={"name": CHANCE}, marker_color=CHANCE_COLOUR)  # the baseline, in the background
-    st.plotly_chart(fig, key="emb_genre_grouping")
-    if len(grouping) > SHOWN:
-        st.caption(f"Best-grouped {SHOWN} of {len(grouping)} genres; pick any in the Genre box to colour the map.")
+    st.plotly_chart(fig, key=key, on_select=on_pick, selection_mode="points")
+    more = f"best-grouped {SHOWN} of {len(grouping)} genres; the Genre box has them all" if len(grouping) > SHOWN else ""
+    st.caption("Click a genre's bar to colour the map by it" + (f" ({more})." if more else "."))

@@ -81,6 +81,7 @@ TERMS = {
     "umap": "umap",
     "t-sne": "t-sne",
     "clusters": "clusters",
+    "genres together": "genres-together",
     "interactions": "interactions",
     "implicit feedback": "implicit-feedback",
     "sparsity": "sparsity",

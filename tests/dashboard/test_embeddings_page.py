@@ -126,7 +126,7 @@ def test_pca_of_a_trained_model(trained_app):
     shown = [float(v) / 100 for v in re.findall(r"PC\d ([\d.]+)%", text)]
     np.testing.assert_allclose(shown, expected, atol=0.0006)
     assert spec["layout"]["xaxis"]["title"]["text"].startswith("PC1 (")
-    assert at.query_params["projection"] == "pca-2d" and at.query_params["color"] == "genre"
+    assert at.query_params["projection"] == "pca-2d" and "color" not in at.query_params  # the default stays out
 
 
 def test_any_genre_and_every_item_can_be_shown(trained_app):
@@ -317,7 +317,7 @@ def test_which_genres_sit_together_in_the_models_own_space(trained_app):
     run = next(r for r in checkpoints.loadable_runs("movielens-dslabs") if str(r["id"]) == at.query_params["models"])
     assert sentence.startswith(f"In {run['model']} #{run['id']}'s own ")
     assert "keeps together most" in sentence and "UMAP" in sentence  # a PCA map: why it may not show it
-    assert "pick any in the Genre box" in " ".join(c.value for c in at.caption)
+    assert "Click a genre's bar to colour the map by it (best-grouped 8 of " in " ".join(c.value for c in at.caption)
 
 
 def test_no_genre_chart_for_user_points(trained_app):
@@ -325,3 +325,20 @@ def test_no_genre_chart_for_user_points(trained_app):
     assert not at.exception, at.exception
     assert not [c for c in _charts(at) if c["data"] and c["data"][0]["type"] == "bar"]
     assert not any(s.value == "Which genres sit together" for s in at.subheader)
+
+
+def test_the_colour_and_genre_boxes_follow_the_url_as_a_click_on_a_genre_bar_sets_it(trained_app):
+    # A click on a bar writes color=genre and genre=NAME to the URL (the browser test clicks);
+    # the boxes, already drawn with other values, follow on the rerun.
+    at = open_page(trained_app, color="popularity")
+    assert at.selectbox(key="emb_colour_items").value == "popularity"
+    at.query_params["color"] = "genre"
+    at.query_params["genre"] = "Horror"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="emb_colour_items").value == "genre"
+    assert at.selectbox(key="emb_genre").value == "Horror"
+    assert [t["name"] for t in chart(at)["data"]] == ["other items", "Horror"]
+    # And a change made in the box still goes to the URL.
+    at.selectbox(key="emb_genre").set_value("Comedy").run()
+    assert at.query_params["genre"] == "Comedy"

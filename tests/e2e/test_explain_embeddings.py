@@ -122,7 +122,7 @@ def test_user_history_is_drawn_in_2d(page, app_url, run_ids):
     page.goto(f"{app_url}/embeddings?models={run_ids['als']}&projection=pca-2d&color=genre&user={USER}")
     wait_for_title(page, "Embeddings")
     wait_for_app_run(page)
-    chart = page.get_by_test_id("stMain").get_by_test_id("stPlotlyChart")
+    chart = page.get_by_test_id("stMain").get_by_test_id("stPlotlyChart").first  # the map (the genre bars follow)
     expect(chart.locator(".main-svg").first).to_be_visible()
     chart.scroll_into_view_if_needed()
     # The legend shows a symbol for the history (its stroke is the marker's colour) ...
@@ -135,6 +135,29 @@ def test_user_history_is_drawn_in_2d(page, app_url, run_ids):
     area = chart.locator(".nsewdrag").first.bounding_box()
     shot = page.screenshot(clip=area)
     assert _dark_pixels(shot) > 200, _dark_pixels(shot)
+
+
+def test_a_click_on_a_genre_bar_colours_the_map_by_that_genre(page, app_url, run_ids):
+    page.goto(f"{app_url}/embeddings?models={run_ids['als']}&projection=pca-2d")
+    wait_for_title(page, "Embeddings")
+    wait_for_app_run(page)
+    main = page.get_by_test_id("stMain")
+    charts = main.get_by_test_id("stPlotlyChart")
+    expect(charts).to_have_count(2)  # the map, then which genres sit together
+    genre_box = main.get_by_role("combobox", name="Genre", exact=True)
+    before = genre_box.input_value()
+    expect(charts.nth(0).locator(".legend .traces").filter(has_text=before)).to_have_count(1)
+    # The second-best genre's bar (each trace lists the genres best first).
+    bar = charts.nth(1).locator("g.trace.bars").last.locator("g.point").nth(1)
+    bar.scroll_into_view_if_needed()
+    box = bar.bounding_box()  # Plotly's drag layer lies over the bars: click where the bar is drawn
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(genre_box).not_to_have_value(before)
+    wait_for_app_run(page)
+    after = genre_box.input_value()
+    expect(charts.nth(0).locator(".legend .traces").filter(has_text=after)).to_have_count(1)
+    assert f"genre={after}" in page.url.replace("+", " ").replace("%20", " ")
+    expect(page.locator(EXCEPTION)).to_have_count(0)
 
 
 def test_a_cold_server_says_it_is_starting_instead_of_a_blank_page(page, chromium, e2e_data_dir, run_ids,
