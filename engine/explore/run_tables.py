@@ -8,6 +8,7 @@ from typing import Iterable
 import pandas as pd
 
 from engine.explore.views import QUICK_MARK
+from engine.runs.demo import lighter_than_defaults
 
 #: Columns of `engine.runs.store.RunsDB.list` that are neither a parameter nor a metric.
 RUN_COLUMNS = ("id", "created", "dataset", "model", "quick", "fit_seconds", "checkpoint", "checkpoint_status")
@@ -48,10 +49,10 @@ def last_fit_text(overview: pd.DataFrame, model: str) -> str:
     """How long `model` took the last time it was trained on this dataset, from a
     `runs_overview` table: "The last sasrec run here (#7) took 4 min 12 s."; empty if never.
 
-    The form below it starts from the model's defaults, so a run with them (not a quick run) is
-    the one quoted when there is one. A quick run alone is quoted with a warning: the demo's
-    SASRec took 54 s with 6 epochs, and a student pressing Train on the form's 40 expected the
-    same.
+    The form below it starts from the model's defaults, so a full run is the one quoted when
+    there is one. A quick run alone is quoted with a warning where the demo's settings are not
+    the defaults: the demo's SASRec took 54 s with 6 epochs, and a student pressing Train on the
+    form's 40 expected the same.
     """
     done = overview[(overview["model"] == model) & overview["fit_seconds"].notna()]
     if done.empty:
@@ -60,8 +61,8 @@ def last_fit_text(overview: pd.DataFrame, model: str) -> str:
     full = done[~quick]
     last = (full if not full.empty else done).sort_values("id").iloc[-1]
     took = f"The last {model} run here (#{int(last['id'])}) took {duration_text(last['fit_seconds'])}"
-    if full.empty:
-        return f"{took}, with the demo's lighter settings; the defaults below train longer."
+    if full.empty and lighter_than_defaults(model):
+        return f"{took}, with the demo's quick settings; the defaults below may take much longer."
     return f"{took}."
 
 

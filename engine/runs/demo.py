@@ -57,6 +57,18 @@ STARTER_SET: tuple[tuple[str, dict], ...] = (
 #: already finds the motifs (component lift and item AUC are reported with its test metrics).
 QUICK_ACF: dict = {"epochs": 5, "eval_every": 5}
 
+
+
+def lighter_than_defaults(model: str) -> bool:
+    """Whether the demo's quick settings of `model` differ from its defaults (popularity's and
+    item kNN's are their defaults; SASRec's 6 epochs are far from its 40)."""
+    from engine.models.registry import get_model_class
+
+    settings = {**dict(STARTER_SET), "acf": QUICK_ACF}.get(model, {})
+    defaults = get_model_class(model).default_params()
+    return any(defaults.get(name) != value for name, value in settings.items())
+
+
 #: Seconds per run on a quiet 2-core machine on movielens-dslabs (100,004 interactions),
 #: loading, fitting, evaluating and saving, as `python -m engine demo` prints them; the
 #: estimate scales them by the dataset's interactions.

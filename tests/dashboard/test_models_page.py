@@ -292,7 +292,7 @@ def test_the_form_says_how_long_the_model_took_last_time(trained_app, trained_di
     runs = RunsDB(trained_dir / "runs.sqlite").list(dataset="movielens-dslabs")
     als = runs[runs["model"] == "als"].sort_values("id").iloc[-1]
     at = models_page(trained_app, train="als")
-    lighter = ", with the demo's lighter settings; the defaults below train longer" if als["quick"] else ""
+    lighter = ", with the demo's quick settings; the defaults below may take much longer" if als["quick"] else ""
     expected = f"The last als run here (#{als['id']}) took {duration_text(als['fit_seconds'])}{lighter}."
     # After what ALS is (the glossary's sentence and its link).
     assert any(c.value.endswith(f" · {expected}") for c in at.caption), [c.value for c in at.caption]

@@ -57,9 +57,12 @@ def test_last_fit_is_the_newest_run_of_that_model():
     assert last_fit_text(table, "als") == "The last als run here (#5) took 1.2 s."
     assert last_fit_text(table, "sasrec") == "The last sasrec run here (#7) took 4 min 12 s."
     assert last_fit_text(table, "bpr") == ""
-    # A quick run alone is quoted with a warning: the form's defaults are heavier.
+    # A quick run alone is quoted with a warning where the demo's settings are not the defaults
+    # (ALS: 8 epochs against its 15); popularity's are.
     assert last_fit_text(table.iloc[:1], "als") == ("The last als run here (#3) took under a second, with the demo's "
-                                                    "lighter settings; the defaults below train longer.")
+                                                    "quick settings; the defaults below may take much longer.")
+    quick_popularity = pd.DataFrame({"id": [1], "model": ["popularity"], "quick run": [True], "fit_seconds": [0.01]})
+    assert last_fit_text(quick_popularity, "popularity") == "The last popularity run here (#1) took under a second."
     # A run at full settings is the one quoted, even when a quick run came after it.
     later_quick = pd.concat([table, pd.DataFrame({"id": [9], "model": ["als"], "quick run": [True], "fit_seconds": [0.4]})])
     assert last_fit_text(later_quick, "als") == "The last als run here (#5) took 1.2 s."
