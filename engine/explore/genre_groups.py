@@ -19,6 +19,9 @@ from engine.errors import ParameterError
 #: of same-genre neighbours swings by whole tens of percent from one item to the next.
 MIN_ITEMS = 20
 NEIGHBOURS = 10
+#: Below this `grouping`, no genre is said to stand out: its items' neighbours share it barely
+#: more often than chance (the demo's feature-mlp tops out at 0.07, its ALS at 0.43).
+STANDS_OUT = 0.1
 
 
 def genre_grouping(
@@ -93,11 +96,6 @@ def _mask(items, n: int) -> np.ndarray:
         raise ParameterError(f"item index {items[(items < 0) | (items >= n)][0]} is outside 0..{n - 1}")
     mask[items.astype(np.int64)] = True
     return mask
-
-
-#: Below this `grouping`, no genre is said to stand out: its items' neighbours share it barely
-#: more often than chance (the demo's feature-mlp tops out at 0.07, its ALS at 0.43).
-STANDS_OUT = 0.1
 
 
 def genre_to_colour(table: pd.DataFrame, *, max_share: float) -> str | None:
