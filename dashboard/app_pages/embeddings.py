@@ -207,7 +207,6 @@ else:
     picked = []
 
 
-
 def _colour_picked_genre(chart_key: str) -> None:
     """A click on a genre's bar colours the map by that genre (the boxes above follow the URL)."""
     points = st.session_state[chart_key].selection.get("points", [])
