@@ -221,7 +221,8 @@ if grouping is not None:
     # previous click's highlight.
     chart_key = f"emb_genre_grouping_{genre if colour == 'genre' else ''}"
     show_genre_grouping(grouping, f"{run['model']} #{run['id']}", vector_length, method, dims,
-                        key=chart_key, on_pick=lambda: _colour_picked_genre(chart_key))  # fmt: skip
+                        key=chart_key, on_pick=lambda: _colour_picked_genre(chart_key),
+                        coloured=genre if colour == "genre" else None)  # fmt: skip
 
 st.subheader("Selected points and their nearest neighbours")
 chosen = st.multiselect(

@@ -39,10 +39,16 @@ def grouping_sentence(grouping: pd.DataFrame, run_name: str, dims: int, method: 
     return text
 
 
+def on_map_label(genre: str) -> str:
+    """The chart's label of the genre coloured on the map: the link between the two pictures."""
+    return f"<b>{genre}</b> (on the map)"
+
+
 def show_genre_grouping(grouping: pd.DataFrame, run_name: str, dims: int, method: str, map_dims: int, *, key: str,
-                        on_pick) -> None:
+                        on_pick, coloured: str | None = None) -> None:
     """The section: a heading, the sentence and the chart (nothing when no genre has enough
-    items). A click on a bar calls `on_pick` (the chart's selection is in ``st.session_state[key]``)."""
+    items). A click on a bar calls `on_pick` (the chart's selection is in ``st.session_state[key]``);
+    the genre `coloured` on the map is named in bold and marked "on the map"."""
     if grouping.empty:
         return
     st.subheader("Which genres sit together", anchor="genres-together", help=help_for("genres together"))
@@ -52,6 +58,8 @@ def show_genre_grouping(grouping: pd.DataFrame, run_name: str, dims: int, method
                       text_format=".0%")  # fmt: skip
     fig.update_xaxes(tickformat=".0%")
     fig.update_traces(selector={"name": CHANCE}, marker_color=CHANCE_COLOUR)  # the baseline, in the background
+    names = top["genre"].tolist()
+    fig.update_yaxes(tickvals=names, ticktext=[on_map_label(name) if name == coloured else name for name in names])
     st.plotly_chart(fig, key=key, on_select=on_pick, selection_mode="points")
     more = f"best-grouped {SHOWN} of {len(grouping)} genres; the Genre box has them all" if len(grouping) > SHOWN else ""
     st.caption("Click a genre's bar to colour the map by it" + (f" ({more})." if more else "."))

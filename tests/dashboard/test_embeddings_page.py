@@ -311,6 +311,10 @@ def test_which_genres_sit_together_in_the_models_own_space(trained_app):
     for genre, share in zip(genres, values(chance["x"])):
         assert share == pytest.approx((ds.genre_matrix()[shown, ds.genre_names.index(genre)] > 0).mean())
     assert all(t > c for t, c in zip(values(together["x"]), values(chance["x"])))  # trained vectors group genres
+    # The genre coloured on the map is named so in the chart.
+    axis = grouping_chart(at)["layout"]["yaxis"]
+    labels = dict(zip(axis["tickvals"], axis["ticktext"]))
+    assert labels[first] == f"<b>{first}</b> (on the map)" and all(labels[g] == g for g in genres if g != first)
     sentence = next(m.value for m in at.markdown if "nearest neighbours" in m.value)
     from dashboard.services import checkpoints
 
