@@ -8,6 +8,7 @@ import streamlit as st
 from dashboard.services import checkpoints, datasets, errors, explorer
 from dashboard.components import glossary, url_state
 from dashboard.components.charts import overlap_histogram, ranked_bars, ranked_order
+from dashboard.components.list_mix import show_list_mix
 from dashboard.components.pickers import MODELS_PAGE, empty_page, model_picker
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.text import code, plain
@@ -115,7 +116,8 @@ if run_a["id"] == run_b["id"]:
     st.stop()
 
 with errors.friendly_errors():
-    overlap = explorer.user_overlap(run_a["checkpoint"], run_b["checkpoint"], spec, 10)
+    pair = explorer.user_overlap(run_a["checkpoint"], run_b["checkpoint"], spec, 10)
+overlap = pair["users"]
 # Who was right where they differ: a run "finds" a user's next item when its top 10 holds it.
 found_a, found_b = overlap["found_a"], overlap["found_b"]
 next_item = glossary.help_for("held-out item")
@@ -131,6 +133,8 @@ st.caption(
     "from both."
 )
 st.plotly_chart(overlap_histogram(overlap["overlap"], 10), key="compare_overlap_chart")
+
+show_list_mix(spec, pair, f"A: {run_a['model']} #{run_a['id']}", f"B: {run_b['model']} #{run_b['id']}", 10)
 
 st.markdown(f"**The {LISTED} users they disagree on most** (open one in the User explorer)")
 listed = overlap.head(LISTED)

@@ -38,6 +38,7 @@ TERMS = {
     "auc": "auc",
     "coverage@k": "coverage",
     "novelty@k": "novelty",
+    "popularity bias": "popularity-bias",
     "rmse": "rmse-and-mae",
     "mae": "rmse-and-mae",
     "users": "evaluated-users",

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from engine.explore import agreement
+from engine.explore import agreement, list_mix
+from engine.explore.list_mix import POPULAR_SHARE  # noqa: F401 (the Compare page says the share)
 from engine.explore import views as explore
 from engine.explore import query
 from engine.errors import EngineError
@@ -190,17 +191,38 @@ def seed_summary(spec: str) -> pd.DataFrame:
 
 
 @st.cache_data(max_entries=16, show_spinner="Comparing the top-10 lists of every user...")
-def user_overlap(checkpoint_a: str, checkpoint_b: str, spec: str, k: int = 10) -> pd.DataFrame:
-    """Every user with the overlap of two checkpoints' top-`k` lists and whether each list holds
-    the user's held-out test item, least overlap first (`engine.explore.agreement.disagreements`)."""
+def user_overlap(checkpoint_a: str, checkpoint_b: str, spec: str, k: int = 10) -> dict:
+    """Two checkpoints' top-`k` lists over every user: ``"users"``, each user with the overlap
+    of the two lists and whether each holds the user's held-out test item, least overlap first
+    (`engine.explore.agreement.disagreements`); ``"items_a"`` / ``"items_b"``, how many lists
+    hold each item; ``"chose_next"``, how many users chose each item next (run A's test split)."""
     ds = datasets.get_dataset(spec)
     users = np.arange(ds.n_users)
+    test_a = checkpoints.get_splits(checkpoint_a, spec).test
     lists = agreement.compare_lists(
         checkpoints.get_model(checkpoint_a, spec), checkpoints.get_model(checkpoint_b, spec), users, k,
-        held_out_a=checkpoints.get_splits(checkpoint_a, spec).test,
-        held_out_b=checkpoints.get_splits(checkpoint_b, spec).test,
+        held_out_a=test_a, held_out_b=checkpoints.get_splits(checkpoint_b, spec).test,
     )
-    return agreement.disagreements(ds, users, lists["overlap"], found_a=lists["found_a"], found_b=lists["found_b"])
+    return {
+        "users": agreement.disagreements(ds, users, lists["overlap"], found_a=lists["found_a"],
+                                         found_b=lists["found_b"]),  # fmt: skip
+        "items_a": lists["items_a"],
+        "items_b": lists["items_b"],
+        "chose_next": list_mix.held_out_counts(test_a.item_idx, ds.n_items),
+    }
+
+
+def popular_shares(spec: str, counts: dict[str, np.ndarray]) -> tuple[int, dict[str, float]]:
+    """How many items are "the most popular" (`engine.explore.list_mix.POPULAR_SHARE` of the
+    catalogue by interactions), and per name the share of its counted items among them."""
+    popular = list_mix.most_popular(datasets.get_dataset(spec).item_popularity())
+    return int(popular.sum()), {name: list_mix.popular_share(c, popular) for name, c in counts.items()}
+
+
+def genre_mix(spec: str, counts: dict[str, np.ndarray], order_by: str) -> pd.DataFrame:
+    """Per genre, the share of each name's counted items that have it (`engine.explore.list_mix.genre_mix`)."""
+    ds = datasets.get_dataset(spec)
+    return list_mix.genre_mix(counts, ds.genre_matrix(), ds.genre_names, order_by=order_by)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -47,13 +47,17 @@ def compare_lists(
     callback: Callable[[dict], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Two models' top-`k` lists, user by user: ``{"overlap"}`` as `topk_overlap` defines it,
-    and with a held-out split for a model, ``"found_a"`` / ``"found_b"``: whether its list holds
-    one of the user's items in that split (the User explorer's green mark; HR@k per user).
+    ``"items_a"`` / ``"items_b"`` (how many of the users' lists hold each item: what the lists
+    are made of, `engine.explore.list_mix`), and with a held-out split for a model,
+    ``"found_a"`` / ``"found_b"``: whether its list holds one of the user's items in that split
+    (the User explorer's green mark; HR@k per user).
 
     Each model is checked against its own run's split (two runs may be split differently).
     """
     users = np.asarray(users, np.int64)
-    out = {"overlap": np.empty(len(users), np.float64)}
+    n_items = model_a.n_items_
+    out = {"overlap": np.empty(len(users), np.float64), "items_a": np.zeros(n_items, np.int64),
+           "items_b": np.zeros(n_items, np.int64)}  # fmt: skip
     splits = {"found_a": held_out_a, "found_b": held_out_b}
     wanted = {name: split.matrix(binary=True)[users] for name, split in splits.items() if split is not None}
     out.update({name: np.zeros(len(users), bool) for name in wanted})
@@ -63,6 +67,8 @@ def compare_lists(
         a, _ = model_a.recommend(part, k, exclude_seen=True)
         b, _ = model_b.recommend(part, k, exclude_seen=True)
         out["overlap"][rows] = _row_overlap(a, b)
+        out["items_a"] += np.bincount(a[a >= 0], minlength=n_items)  # -1 pads short lists
+        out["items_b"] += np.bincount(b[b >= 0], minlength=n_items)
         for name, lists in (("found_a", a), ("found_b", b)):
             if name in wanted:
                 out[name][rows] = _holds_any(lists, wanted[name][rows])

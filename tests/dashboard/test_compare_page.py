@@ -150,6 +150,41 @@ def test_says_which_run_finds_each_users_next_item(trained_app, env):
         assert (want in mark) if want else ("badge" not in mark), (user, mark)
 
 
+def test_what_each_run_recommends_popular_share_and_genres_against_what_users_chose_next(trained_app, env):
+    from engine.runs.experiment import make_splits
+    from engine.runs.store import load_checkpoint
+
+    ds = env["ds"]
+    pop, als = env["runs"]["popularity"], env["runs"]["als"]
+    at = open_page(trained_app, a=str(pop["id"]), b=str(als["id"]))
+    assert not at.exception, at.exception
+    # Recomputed here: every user's top 10 of each run, and the held-out items.
+    test = make_splits(ds, {}).test
+    listed = {}
+    for name, run in (("A", pop), ("B", als)):
+        top, _ = load_checkpoint(run["checkpoint"])[0].recommend(np.arange(ds.n_users), 10)
+        listed[name] = top[top >= 0]
+    n_popular = int(np.ceil(0.01 * ds.n_items))
+    popular = np.argsort(-ds.item_popularity(), kind="stable")[:n_popular]
+    shares = {name: np.isin(items, popular).mean() for name, items in listed.items()}
+    shares["next"] = np.isin(test.item_idx, popular).mean()
+    assert any(f"comes from the {n_popular:,} most popular items (1% of the catalogue)" in m.value for m in at.markdown)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics[f"A: popularity #{pop['id']}"] == f"{shares['A']:.0%}"
+    assert metrics[f"B: als #{als['id']}"] == f"{shares['B']:.0%}"
+    assert metrics["the items users chose next"] == f"{shares['next']:.0%}"
+    assert shares["A"] > shares["B"] > shares["next"]  # the lesson: popularity most of all, users least
+    # The genre chart: the 8 genres users chose most, each run's share beside theirs.
+    mix = next(f for f in figures(at) if any(t["name"] == "what users chose next" for t in f["data"]))
+    traces = {t["name"]: bars(t) for t in mix["data"]}
+    genre_of = ds.genre_matrix() > 0
+    drama = ds.genre_names.index("Drama")
+    assert traces["what users chose next"]["Drama"] == pytest.approx(genre_of[test.item_idx, drama].mean())
+    assert traces[f"B: als #{als['id']}"]["Drama"] == pytest.approx(genre_of[listed["B"], drama].mean())
+    next_shares = traces["what users chose next"]
+    assert len(next_shares) == 8 and rows_top_down(mix) == sorted(next_shares, key=next_shares.get, reverse=True)
+
+
 def test_default_pair_is_two_different_runs_and_same_run_is_refused(trained_app, env):
     at = open_page(trained_app)
     a, b = at.selectbox(key="picker_a").value, at.selectbox(key="picker_b").value

@@ -246,6 +246,10 @@ def test_compare_lists_says_whose_top_k_holds_the_held_out_item(ds, splits):
     assert lists["overlap"].tolist() == [0.5, 0.0, 0.0]
     assert lists["found_a"].tolist() == [True, True, False]
     assert lists["found_b"].tolist() == [True, False, False]
+    # What the lists are made of, summed over both blocks: A's {2, 3}, {5, 4}, {0, 3}; B's {3, 4},
+    # {1, 2}, {5, 4}.
+    assert lists["items_a"].tolist() == [1, 0, 1, 2, 1, 1]
+    assert lists["items_b"].tolist() == [0, 1, 1, 1, 2, 1]
     # Each model against the split it is given: B's lists hold neither validation item (2 for
     # user 0, 4 for user 1), while they held user 0's test item.
     lists = compare_lists(ma, mb, users, k=2, held_out_b=splits.val)
