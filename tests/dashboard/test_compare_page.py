@@ -239,3 +239,14 @@ def test_no_seed_table_without_repeated_seeds(trained_app):
     at = open_page(trained_app)
     assert all(s.value != "Over seeds" for s in at.subheader)
     assert len(at.dataframe) == 1  # the runs table only
+
+
+def test_a_catalogue_without_genres_gets_the_popular_share_and_no_genre_chart(app, data_dir):
+    from engine.runs.experiment import train_and_evaluate
+
+    for model in ("popularity", "itemknn"):
+        train_and_evaluate("synthetic", model, {}, data_dir=data_dir)
+    at = open_page(app, dataset="synthetic")
+    assert any("most popular items" in m.value for m in at.markdown)
+    assert "the items users chose next" in [m.label for m in at.metric]
+    assert not [f for f in figures(at) if any(t.get("name") == "what users chose next" for t in f["data"])]

@@ -55,3 +55,8 @@ def test_genre_mix_refuses_mismatched_shapes():
         genre_mix({"a": np.ones(4)}, GENRES, NAMES[:3])
     with pytest.raises(ParameterError, match="counts of 'a' must have 4 entries, got 3"):
         genre_mix({"a": np.ones(3)}, GENRES, NAMES)
+
+
+def test_a_catalogue_without_genres_gives_an_empty_mix():
+    table = genre_mix({"a": np.ones(4), "b": np.ones(4)}, np.zeros((4, 0)), [])
+    assert table.empty and list(table.columns) == ["a", "b"]
