@@ -52,6 +52,9 @@ def test_ranked_bars_put_the_best_run_on_top_and_follow_a_given_order():
     assert list(fig.layout.yaxis.categoryarray)[::-1] == ["a", "b"] and not fig.layout.showlegend
     assert list(fig.layout.xaxis.range) == [0.0, 0.04 * 1.15]  # room for the printed numbers
     assert fig.layout.height > 0
+    # Several metrics: the legend lies flat above the bars, not in a column beside them.
+    two = ranked_bars(table, "run", ["ndcg", "hr"])
+    assert two.layout.legend.orientation == "h" and two.layout.legend.yanchor == "bottom"
 
 
 def test_ranked_bars_keep_room_right_of_the_plot_for_the_longest_printed_number():

@@ -250,3 +250,16 @@ def test_a_catalogue_without_genres_gets_the_popular_share_and_no_genre_chart(ap
     assert any("most popular items" in m.value for m in at.markdown)
     assert "the items users chose next" in [m.label for m in at.metric]
     assert not [f for f in figures(at) if any(t.get("name") == "what users chose next" for t in f["data"])]
+
+
+def test_charts_name_runs_briefly_while_the_table_marks_quick_runs(app, data_dir):
+    from engine.runs.experiment import train_and_evaluate
+
+    ids = [train_and_evaluate(DATASET, model, {}, data_dir=data_dir, quick=True)["run_id"]
+           for model in ("popularity", "itemknn")]
+    at = open_page(app)
+    assert sorted(at.dataframe[0].value["run"]) == sorted(
+        [f"popularity #{ids[0]} (quick run)", f"itemknn #{ids[1]} (quick run)"])
+    metric_chart, fit_chart = figures(at)[:2]
+    for chart in (metric_chart, fit_chart):
+        assert sorted(rows_top_down(chart)) == sorted([f"popularity #{ids[0]}", f"itemknn #{ids[1]}"])
