@@ -5,11 +5,14 @@ import streamlit as st
 
 from dashboard.services import datasets, errors, explorer, uploads
 from dashboard.components import glossary
-from dashboard.components.charts import log_ticks, matrix_picture, tight
+from dashboard.components.charts import BASELINE_COLOUR, log_ticks, matrix_picture, ranked_bars, tight
 from dashboard.components.first_run import first_run_panel
 from dashboard.components.genre_tags import genre_column, with_genre_tags
 from dashboard.components.sidebar import current_dataset_spec, switch_dataset
-from dashboard.text import code
+from dashboard.text import code, plain
+
+GENRE_INTERACTIONS = "of the interactions"
+GENRE_ITEMS = "of the items"
 
 spec = current_dataset_spec()
 st.title("Data")
@@ -87,6 +90,20 @@ with right:
 st.subheader("User activity", help=glossary.help_for("activity"))
 fig = px.histogram(views["activity"], x="interactions", nbins=60, labels={"interactions": "interactions per user"})
 st.plotly_chart(tight(log_ticks(fig.update_yaxes(title_text="users"))), key="data_activity_chart")
+
+genre_view = views["genres"]
+if not genre_view.empty:
+    st.subheader("Genres")
+    shown_genres = genre_view.rename(columns={"interactions": GENRE_INTERACTIONS, "items": GENRE_ITEMS})
+    fig = ranked_bars(shown_genres, "genre", [GENRE_INTERACTIONS, GENRE_ITEMS], order=genre_view["genre"].tolist(),
+                      value_label="share", text_format=".0%")  # fmt: skip
+    fig.update_xaxes(tickformat=".0%")
+    fig.update_traces(selector={"name": GENRE_ITEMS}, marker_color=BASELINE_COLOUR)
+    st.plotly_chart(fig, key="data_genres_chart")
+    most = genre_view.loc[(genre_view["interactions"] - genre_view["items"]).idxmax()]
+    st.caption(f"A genre whose blue bar is longer than its grey one is chosen more often than its share of the "
+               f"catalogue: {plain(most['genre'])} most of all, on {most['items']:.0%} of the items and "
+               f"{most['interactions']:.0%} of the interactions. An item of several genres counts for each.")  # fmt: skip
 
 st.subheader("Items")
 query = st.text_input("Search titles", key="data_item_search", placeholder="e.g. Star Wars")

@@ -65,6 +65,10 @@ def epoch_curve(table, y: str, title: str, span: list[float], color: str | None 
     return tight(fig)
 
 
+#: The grey of a bar chart's baseline series (chance, what users chose, the catalogue), drawn
+#: behind the series it is compared with.
+BASELINE_COLOUR = "#c8ccd4"
+
 #: Height of one run's row in a horizontal bar chart, and the room for the axes and legend.
 ROW_HEIGHT = 34
 AXES_HEIGHT = 90

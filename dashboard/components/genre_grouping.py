@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard.components.charts import ranked_bars
+from dashboard.components.charts import BASELINE_COLOUR, ranked_bars
 from dashboard.components.glossary import help_for
 from dashboard.services.embeddings import GENRE_NEIGHBOURS as NEIGHBOURS, STANDS_OUT
 from dashboard.text import plain
@@ -15,7 +15,6 @@ from dashboard.text import plain
 SHOWN = 8
 TOGETHER = "its items' nearest neighbours"
 CHANCE = "all items shown (chance)"
-CHANCE_COLOUR = "#c8ccd4"
 
 
 def grouping_sentence(grouping: pd.DataFrame, run_name: str, dims: int, method: str, map_dims: int) -> str:
@@ -57,7 +56,7 @@ def show_genre_grouping(grouping: pd.DataFrame, run_name: str, dims: int, method
     fig = ranked_bars(top, "genre", [TOGETHER, CHANCE], order=top["genre"].tolist(), value_label="share",
                       text_format=".0%")  # fmt: skip
     fig.update_xaxes(tickformat=".0%")
-    fig.update_traces(selector={"name": CHANCE}, marker_color=CHANCE_COLOUR)  # the baseline, in the background
+    fig.update_traces(selector={"name": CHANCE}, marker_color=BASELINE_COLOUR)  # the baseline, in the background
     names = top["genre"].tolist()
     fig.update_yaxes(tickvals=names, ticktext=[on_map_label(name) if name == coloured else name for name in names])
     st.plotly_chart(fig, key=key, on_select=on_pick, selection_mode="points")

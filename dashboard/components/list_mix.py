@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.components.charts import ranked_bars
+from dashboard.components.charts import BASELINE_COLOUR, ranked_bars
 from dashboard.components.glossary import help_for
 from dashboard.services import explorer
 from dashboard.services.explorer import POPULAR_SHARE
@@ -15,7 +15,6 @@ from dashboard.text import plain
 #: Genres in the chart: those users chose next most often.
 SHOWN = 8
 CHOSE_NEXT = "what users chose next"
-CHOSE_NEXT_COLOUR = "#c8ccd4"
 
 
 def show_list_mix(spec: str, pair: dict, name_a: str, name_b: str, k: int) -> None:
@@ -39,7 +38,7 @@ def show_list_mix(spec: str, pair: dict, name_a: str, name_b: str, k: int) -> No
     fig = ranked_bars(mix.reset_index(), "genre", values, order=mix.index.tolist(), value_label="share of the items",
                       text_format=".0%")  # fmt: skip
     fig.update_xaxes(tickformat=".0%")
-    fig.update_traces(selector={"name": CHOSE_NEXT}, marker_color=CHOSE_NEXT_COLOUR)
+    fig.update_traces(selector={"name": CHOSE_NEXT}, marker_color=BASELINE_COLOUR)
     st.plotly_chart(fig, key="compare_genre_mix")
     st.caption(f"Genres of the items in each run's top-{k} lists, and of the items users chose next (the "
                f"{SHOWN} genres they chose most). An item of several genres counts for each.")  # fmt: skip

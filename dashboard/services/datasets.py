@@ -107,14 +107,15 @@ def dataset_summary(spec: str) -> dict:
 
 @st.cache_data(max_entries=8)
 def dataset_views(spec: str) -> dict[str, pd.DataFrame]:
-    """What the Data page plots: rating histogram, long tail, user activity (frames) and the
-    matrix seen from afar (`engine.data.stats.matrix_blocks`)."""
+    """What the Data page plots: rating histogram, long tail, user activity, genres' shares
+    (frames) and the matrix seen from afar (`engine.data.stats.matrix_blocks`)."""
     ds = get_dataset(spec)
     return {
         "ratings": stats.rating_histogram(ds),
         "long_tail": stats.long_tail(ds),
         "activity": stats.user_activity(ds),
         "matrix": stats.matrix_blocks(ds),
+        "genres": stats.genre_shares(ds),
     }
 
 

@@ -55,6 +55,23 @@ def activity(ds: Dataset) -> pd.DataFrame:
     return pd.DataFrame({"interactions": values.astype(np.int64), "users": users.astype(np.int64)})
 
 
+def genre_shares(ds: Dataset) -> pd.DataFrame:
+    """Per genre, its share of the catalogue and of the interactions: columns ``genre``,
+    ``items`` (share of items that have it) and ``interactions`` (share of interaction rows on
+    such items), the most watched genre first; empty for a catalogue without genres. An item of
+    several genres counts for each, so a column sums to more than 1."""
+    has = ds.genre_matrix() > 0
+    if not has.shape[1] or not ds.n_items:
+        return pd.DataFrame(columns=["genre", "items", "interactions"])
+    per_item = ds.item_popularity().astype(np.float64)
+    table = pd.DataFrame({
+        "genre": ds.genre_names,
+        "items": has.mean(axis=0),
+        "interactions": (per_item @ has) / max(1.0, per_item.sum()),
+    })
+    return table.sort_values("interactions", ascending=False, kind="stable", ignore_index=True)
+
+
 #: The matrix picture's blocks at most: rows of users, columns of items.
 MATRIX_BLOCKS = (60, 120)
 

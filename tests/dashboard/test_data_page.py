@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
 def metric_values(at) -> dict[str, str]:
@@ -27,7 +28,7 @@ def test_charts_have_tight_margins_and_decade_log_ticks(app):
 
     at = app().run()
     assert not at.exception
-    matrix, ratings, tail, activity = figures(at)
+    matrix, ratings, tail, activity, _genres = figures(at)
     for fig in (matrix, ratings, tail, activity):
         layout = fig["layout"]
         # No band of blank space between a heading and its chart: the heading is the title.
@@ -187,3 +188,29 @@ def test_item_counts_are_bars_full_for_the_most_popular(app):
     config = json.loads(table.proto.columns)["interactions"]
     assert config["type_config"]["type"] == "progress" and config["type_config"]["format"] == "%d"
     assert config["type_config"]["max_value"] == table.value["interactions"].max() == 341  # Forrest Gump
+
+
+def test_genres_chart_sets_each_genres_share_of_interactions_against_its_share_of_items(app):
+    from tests.dashboard.pages import figures, plotly_array
+    from dashboard.services import datasets
+
+    at = app().run()
+    assert not at.exception
+    chart = figures(at)[-1]
+    traces = {t["name"]: dict(zip(plotly_array(t["y"]), plotly_array(t["x"]))) for t in chart["data"]}
+    ds = datasets.get_dataset("movielens-dslabs")
+    has = ds.genre_matrix() > 0
+    action = ds.genre_names.index("Action")
+    assert traces["of the items"]["Action"] == pytest.approx(has[:, action].mean())
+    per_item = ds.item_popularity()
+    assert traces["of the interactions"]["Action"] == pytest.approx(per_item[has[:, action]].sum() / per_item.sum())
+    assert len(traces["of the items"]) == len(ds.genre_names)
+    caption = next(c.value for c in at.caption if "blue bar is longer" in c.value)
+    over = {g: traces["of the interactions"][g] - traces["of the items"][g] for g in ds.genre_names}
+    assert f"{max(over, key=over.get)} most of all" in caption
+
+
+def test_no_genres_section_for_a_catalogue_without_genres(app):
+    at = app(dataset="synthetic").run()
+    assert not at.exception
+    assert "Genres" not in [s.value for s in at.subheader]

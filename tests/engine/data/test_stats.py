@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from engine.data import from_frames
-from engine.data.stats import activity, item_table, long_tail, matrix_blocks, rating_histogram, summary, user_activity
+from engine.data.stats import (
+    activity, genre_shares, item_table, long_tail, matrix_blocks, rating_histogram, summary, user_activity,
+)
 from engine.data.titles import natural_title
 
 # Users: u1 rates x, y, z; u2 rates x, y; u3 rates x; u4 rates x twice (a repeated pair counts twice).
@@ -104,3 +106,18 @@ def test_matrix_blocks_agree_with_the_dense_matrix_on_random_data():
     expected = [[dense[u[r]:u[r + 1], i[c]:i[c + 1]].mean() for c in range(9)] for r in range(7)]
     np.testing.assert_allclose(blocks["filled"], expected)
     assert blocks["filled"].shape == (7, 9) and u[-1] == ds.n_users and i[-1] == ds.n_items
+
+
+def test_genre_shares_of_the_catalogue_and_of_the_interactions():
+    # x is Drama|Comedy (5 rows), y Comedy (2), z Horror (1): 8 interaction rows, 3 items.
+    items = pd.DataFrame({"item_id": ["x", "y", "z"], "genres": ["Drama|Comedy", "Comedy", "Horror"]})
+    ds = from_frames("tiny", pd.DataFrame(ROWS, columns=["user_id", "item_id", "rating"]), items)
+    table = genre_shares(ds).set_index("genre")
+    assert table.loc["Comedy"].tolist() == pytest.approx([2 / 3, 7 / 8])
+    assert table.loc["Drama"].tolist() == pytest.approx([1 / 3, 5 / 8])
+    assert table.loc["Horror"].tolist() == pytest.approx([1 / 3, 1 / 8])
+    assert list(table.index) == ["Comedy", "Drama", "Horror"]  # the most chosen first
+
+
+def test_genre_shares_of_a_catalogue_without_genres_is_empty(tiny):
+    assert genre_shares(tiny).empty
