@@ -48,8 +48,8 @@ VIEWS = [
     View(
         "Data", "", "Data",
         texts=("Users", "671", "Items", "9,066", "Interactions", "100,004", "Sparsity", "Ratings", "Long tail",
-               "User activity", "Search titles", "9,066 of 9,066 items"),
-        elements={"stPlotlyChart": 3, "stDataFrame": 1},
+               "User activity", "Genres", "Search titles", "9,066 of 9,066 items"),
+        elements={"stPlotlyChart": 4, "stDataFrame": 1},
     ),
     View(
         "Models", "models", "Models",
@@ -59,7 +59,8 @@ VIEWS = [
     View(
         "User explorer", "users", "User explorer",
         texts=("User id", "Surprise me", "Top-k", f"User {USER}", "History", "als #", "sasrec #", "itemknn #",
-               "Held-out test item", "because you liked", "The next recommendation leans most on"),
+               "Chose next, held out of training", "Held-out test item", "because you liked",
+               "The next recommendation leans most on"),
         query=lambda ids: {"models": f"{ids['als']},{ids['sasrec']},{ids['itemknn']}", "user": USER},
         elements={"stDataFrame": 1},
     ),
@@ -79,9 +80,10 @@ VIEWS = [
     View(
         "Embeddings", "embeddings", "Embeddings",
         texts=("Points", "Projection", "Dimensions", "Colour by", "Explained variance",
-               "Selected points and their nearest neighbours", f"user {USER}: history", f"user {USER}: top-10"),
+               "Which genres sit together", "Selected points and their nearest neighbours", f"user {USER}: history",
+               f"user {USER}: top-10"),
         query=lambda ids: {"models": str(ids["als"]), "projection": "pca-2d", "color": "genre", "user": USER},
-        elements={"stPlotlyChart": 1},
+        elements={"stPlotlyChart": 2},
     ),
     View(
         "Visual attention", "attention", "Visual attention",
@@ -100,9 +102,9 @@ VIEWS = [
     View(
         "Compare", "compare", "Compare",
         texts=("Metrics", "Metrics to chart", "Where two runs disagree", "Mean top-10 overlap",
-               "users they disagree on most"),
+               "What each run recommends, over all users", "the items users chose next", "users they disagree on most"),
         query=lambda ids: {"a": str(ids["als"]), "b": str(ids["bpr"])},
-        elements={"stPlotlyChart": 1},
+        elements={"stPlotlyChart": 4},
     ),
     View(
         "Glossary", "glossary", "Glossary",
