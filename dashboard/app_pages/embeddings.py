@@ -186,7 +186,7 @@ fig = build_figure(coords, labels, values, colour, marks, axis_titles, shown)
 if evr is not None:
     parts = ", ".join(f"PC{i + 1} {v:.1%}" for i, v in enumerate(evr))
     st.markdown(f"**Explained variance:** the {dims} axes keep {evr.sum():.1%} of the variance ({parts}).")
-where = "read from the disk cache" if result["from_cache"] else f"computed in {result['seconds']:.2f} s"
+where = "computed earlier and kept" if result["from_cache"] else f"computed in {result['seconds']:.2f} s"
 if shown is not None and not shown.all():
     drawn = (f"{int(shown.sum()):,} of {n_points:,} {what} shown, those with at least {fewest} interactions (the"
              " others have barely trained vectors; Settings shows them)")  # fmt: skip

@@ -226,7 +226,7 @@ def test_slow_projection_shows_progress_then_reads_the_disk_cache(trained_app, t
     at.run()  # the same view again: no status box, the projection comes from the disk file
     assert not at.exception, at.exception
     assert not at.status
-    assert any("read from the disk cache" in c.value for c in at.caption)
+    assert any("computed earlier and kept" in c.value for c in at.caption)
 
 
 def _visible(marker: dict) -> bool:
