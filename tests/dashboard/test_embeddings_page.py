@@ -346,3 +346,12 @@ def test_the_colour_and_genre_boxes_follow_the_url_as_a_click_on_a_genre_bar_set
     # And a change made in the box still goes to the URL.
     at.selectbox(key="emb_genre").set_value("Comedy").run()
     assert at.query_params["genre"] == "Comedy"
+
+
+def test_a_hand_edited_colour_or_genre_in_the_link_falls_back_to_the_defaults(trained_app):
+    at = open_page(trained_app, color="<b>nope</b>", genre="../../etc/passwd")
+    assert not at.exception, at.exception
+    assert at.selectbox(key="emb_colour_items").value == "genre"
+    assert at.selectbox(key="emb_genre").value == best_grouped_genre(at)
+    # The link now names what is shown instead of the edited text.
+    assert at.query_params["color"] == "genre" and at.query_params["genre"] == best_grouped_genre(at)
