@@ -17,6 +17,8 @@ from dashboard.text import plain
 
 K_CHOICES = (5, 10, 20, 50)
 HELD_OUT_BADGES = {"test": ":green-badge[held-out test item]", "validation": ":blue-badge[validation item]"}
+#: On an item among the catalogue's biggest hits: how much a list leans on them, at a glance.
+HIT_BADGE = ":gray-badge[hit]"
 DEFAULT_LEVEL = "medium"
 WAY_OUT = "Type another user id above or press Surprise me."
 # Explanations re-score the user once per history item, so their cost grows with the history
@@ -100,10 +102,11 @@ st.subheader(f"User {plain(url_user)}")
 # What they chose next first, then a legend drawn with the lists' own badges, then the notes:
 # one long grey paragraph of all of it was read by nobody.
 held_out = plain(", ".join(test_titles))
+n_hits = int(explorer.biggest_hits(spec).sum())
 st.markdown(f"{len(history):,} interactions. Chose next, held out of training: **{held_out}**" if held_out
             else f"{len(history):,} interactions; too few to hold one out for testing.")  # fmt: skip
 legend = [f"{HELD_OUT_BADGES['test']} the item they chose next", ":orange-badge[in 1 other list] another model "
-          "recommends it too"]  # fmt: skip
+          "recommends it too", f"{HIT_BADGE} one of the {n_hits:,} most popular items"]  # fmt: skip
 if len(runs) > 1:
     legend.append("each model scores on its own scale: compare the lists, not the scores")
 st.caption(" · ".join(legend))
@@ -137,6 +140,8 @@ def _item_text(row) -> str:
     marks = [HELD_OUT_BADGES[row.held_out]] if row.held_out else []
     if row.shared:
         marks.append(f":orange-badge[in {row.shared} other list{'s' if row.shared > 1 else ''}]")
+    if row.hit:
+        marks.append(HIT_BADGE)
     lines = [title, " ".join([*marks, f":gray[score {row.score:.3f}]"])]
     if row.because:
         lines.append(f":small[{plain(row.because)}]")
@@ -168,8 +173,9 @@ for column, run, (items, scores), shared_here in zip(st.columns(len(runs)), runs
             frame.insert(1, "poster", [explorer.poster(spec, i) for i in frame.index])
         slot = st.empty()
         _show(frame, slot)
-        hit = frame.loc[frame["held_out"] == "test", "rank"].tolist()
-        st.caption(f"Held-out test item at rank {hit[0]}." if hit else f"Held-out test item not in the top-{k}.")
+        found = frame.loc[frame["held_out"] == "test", "rank"].tolist()
+        where = f"Held-out test item at rank {found[0]}." if found else f"Held-out test item not in the top-{k}."
+        st.caption(f"{where} {int(frame['hit'].sum())} of {len(frame)} are hits.")
         slots.append((slot, run, frame))
 
 st.markdown("**History**")

@@ -138,7 +138,7 @@ def test_held_out_test_item_marked_where_it_appears(trained_app, env):
     assert frame.loc[frame["held_out"] == "test", "title"].tolist() == [ds.title(item)]
     assert frame.loc[frame["held_out"] == "test", "rank"].tolist() == [rank]
     assert (frame["shared"] == 0).all()  # one model: nothing shared
-    assert f"Held-out test item at rank {rank}." in [c.value for c in at.caption]
+    assert any(c.value.startswith(f"Held-out test item at rank {rank}. ") for c in at.caption)
 
 
 def test_because_you_liked_for_models_that_support_it(trained_app, env):
@@ -352,3 +352,20 @@ def test_under_the_user_the_item_they_chose_next_then_a_legend_in_the_lists_own_
     legend = next(c.value for c in at.caption if "the item they chose next" in c.value)
     # The same badges as in the lists, so the legend reads as a key to them.
     assert legend.startswith(":green-badge[held-out test item] the item they chose next · :orange-badge[in 1 other list]")
+
+
+def test_items_among_the_biggest_hits_are_marked_and_counted_per_list(trained_app, env):
+    ds = env["ds"]
+    at = open_page(trained_app, user="15", models=ids(env, "popularity", "als", "bpr"))
+    n_hits = int(np.ceil(0.01 * ds.n_items))
+    hit_titles = {ds.title(i) for i in np.argsort(-ds.item_popularity(), kind="stable")[:n_hits]}
+    frames = lists(at)
+    counts = [c.value for c in at.caption if c.value.endswith(" are hits.")]
+    assert len(frames) == len(counts) == 3
+    for frame, count in zip(frames, counts):
+        marked = [":gray-badge[hit]" in m for m in frame["marks"]]
+        assert marked == [t in hit_titles for t in frame["title"]]
+        assert count.endswith(f" {sum(marked)} of {len(frame)} are hits.")
+    assert any(":gray-badge[hit]" in m for frame in frames for m in frame["marks"])  # the check above checks some
+    legend = next(c.value for c in at.caption if "the item they chose next" in c.value)
+    assert f":gray-badge[hit] one of the {n_hits:,} most popular items" in legend
