@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard.services import be_user, checkpoints, datasets, errors, explorer
 from dashboard.components import glossary, url_state
 from dashboard.components.attention_strip import attention_strip, leaning_sentence
+from dashboard.components.badges import HIT_BADGE
 from dashboard.components.charts import genre_profile_chart
 from dashboard.components.genre_tags import genre_column, with_genre_tags
 from dashboard.components.pickers import model_picker, run_heading
@@ -17,8 +18,6 @@ from dashboard.text import plain
 
 K_CHOICES = (5, 10, 20, 50)
 HELD_OUT_BADGES = {"test": ":green-badge[held-out test item]", "validation": ":blue-badge[validation item]"}
-#: On an item among the catalogue's biggest hits: how much a list leans on them, at a glance.
-HIT_BADGE = ":gray-badge[hit]"
 DEFAULT_LEVEL = "medium"
 WAY_OUT = "Type another user id above or press Surprise me."
 # Explanations re-score the user once per history item, so their cost grows with the history
