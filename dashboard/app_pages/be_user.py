@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard.services import be_user, checkpoints, datasets, embeddings, errors, explorer
 from dashboard.components import glossary, url_state
 from dashboard.components.attention_strip import attention_strip, leaning_sentence, pick_words
-from dashboard.components.badges import HIT_BADGE
+from dashboard.components.badges import POPULAR_BADGE
 from dashboard.components.charts import genre_profile_chart
 from dashboard.components.embedding_figure import MARK_COLOUR, build_figure
 from dashboard.components.pickers import model_picker, run_heading
@@ -116,7 +116,7 @@ if not items:
 
 # ---- one list per run -------------------------------------------------------------------------
 listed = {}  # run name -> the items of its list, for the genre chart below
-hits = explorer.biggest_hits(spec)
+popular = explorer.most_popular_items(spec)
 for n, (column, run) in enumerate(zip(st.columns(len(runs)), runs)):
     with column:
         run_heading(run)
@@ -125,7 +125,8 @@ for n, (column, run) in enumerate(zip(st.columns(len(runs)), runs)):
         listed[f"{run['model']} #{run['id']}"] = frame.index.to_numpy()
         with st.container(key=f"be_user_list_{n}"):
             for row in frame.itertuples():
-                lines = [f"**{row.rank}.** {plain(row.title)}" + (f" {HIT_BADGE}" if hits[int(row.Index)] else "")]
+                mark = f" {POPULAR_BADGE}" if popular[int(row.Index)] else ""
+                lines = [f"**{row.rank}.** {plain(row.title)}{mark}"]
                 if row.because:
                     lines.append(f":small[because you picked {plain(row.because)}]")
                 text = "  \n".join(lines)
@@ -137,7 +138,7 @@ for n, (column, run) in enumerate(zip(st.columns(len(runs)), runs)):
                     st.markdown(text)
 st.caption(
     '"Because you picked X": X is the pick whose removal lowers that item\'s score the most. '
-    f"Your picks are never recommended back. {HIT_BADGE}: one of the {int(hits.sum()):,} most popular items."
+    f"Your picks are never recommended back. {POPULAR_BADGE}: one of the {int(popular.sum()):,} most popular items."
 )
 
 # ---- which picks a sequence model leans on (models that attend over any ordered list) ---------------

@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard.services import be_user, checkpoints, datasets, errors, explorer
 from dashboard.components import glossary, url_state
 from dashboard.components.attention_strip import attention_strip, leaning_sentence
-from dashboard.components.badges import HIT_BADGE
+from dashboard.components.badges import POPULAR_BADGE
 from dashboard.components.charts import genre_profile_chart
 from dashboard.components.genre_tags import genre_column, with_genre_tags
 from dashboard.components.pickers import model_picker, run_heading
@@ -101,11 +101,11 @@ st.subheader(f"User {plain(url_user)}")
 # What they chose next first, then a legend drawn with the lists' own badges, then the notes:
 # one long grey paragraph of all of it was read by nobody.
 held_out = plain(", ".join(test_titles))
-n_hits = int(explorer.biggest_hits(spec).sum())
+n_popular = int(explorer.most_popular_items(spec).sum())
 st.markdown(f"{len(history):,} interactions. Chose next, held out of training: **{held_out}**" if held_out
             else f"{len(history):,} interactions; too few to hold one out for testing.")  # fmt: skip
 legend = [f"{HELD_OUT_BADGES['test']} the item they chose next", ":orange-badge[in 1 other list] another model "
-          "recommends it too", f"{HIT_BADGE} one of the {n_hits:,} most popular items"]  # fmt: skip
+          "recommends it too", f"{POPULAR_BADGE} one of the {n_popular:,} most popular items"]  # fmt: skip
 if len(runs) > 1:
     legend.append("each model scores on its own scale: compare the lists, not the scores")
 st.caption(" · ".join(legend))
@@ -139,8 +139,8 @@ def _item_text(row) -> str:
     marks = [HELD_OUT_BADGES[row.held_out]] if row.held_out else []
     if row.shared:
         marks.append(f":orange-badge[in {row.shared} other list{'s' if row.shared > 1 else ''}]")
-    if row.hit:
-        marks.append(HIT_BADGE)
+    if row.popular:
+        marks.append(POPULAR_BADGE)
     lines = [title, " ".join([*marks, f":gray[score {row.score:.3f}]"])]
     if row.because:
         lines.append(f":small[{plain(row.because)}]")
@@ -174,7 +174,7 @@ for column, run, (items, scores), shared_here in zip(st.columns(len(runs)), runs
         _show(frame, slot)
         found = frame.loc[frame["held_out"] == "test", "rank"].tolist()
         where = f"Held-out test item at rank {found[0]}." if found else f"Held-out test item not in the top-{k}."
-        st.caption(f"{where} {int(frame['hit'].sum())} of {len(frame)} are hits.")
+        st.caption(f"{where} {int(frame['popular'].sum())} of {len(frame)} are among the most popular.")
         slots.append((slot, run, frame))
 
 st.markdown("**History**")

@@ -52,16 +52,16 @@ def find_item(spec: str, raw_id: str) -> int | None:
 
 def recommendation_frame(checkpoint: str, spec: str, user_idx: int, items, scores, shared) -> pd.DataFrame:
     """One model's list for the user explorer, with the user's held-out items (in the split the
-    checkpoint was evaluated on) and the catalogue's biggest hits (`biggest_hits`) marked."""
+    checkpoint was evaluated on) and the catalogue's most popular items (`most_popular_items`) marked."""
     held = query.held_out(checkpoints.get_splits(checkpoint, spec), user_idx)
     return explore.recommendation_frame(datasets.get_dataset(spec), items, scores, held_out=held, shared=shared,
-                                        hits=biggest_hits(spec))  # fmt: skip
+                                        popular=most_popular_items(spec))  # fmt: skip
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def biggest_hits(spec: str) -> np.ndarray:
+def most_popular_items(spec: str) -> np.ndarray:
     """(n_items,) bool: the most popular items, `POPULAR_SHARE` of the catalogue by interactions
-    (`engine.explore.list_mix.most_popular`): the "hit" mark of the lists, and Compare's figure."""
+    (`engine.explore.list_mix.most_popular`): the lists' "popular" mark, and Compare's figure."""
     return list_mix.most_popular(datasets.get_dataset(spec).item_popularity())
 
 
@@ -223,7 +223,7 @@ def user_overlap(checkpoint_a: str, checkpoint_b: str, spec: str, k: int = 10) -
 def popular_shares(spec: str, counts: dict[str, np.ndarray]) -> tuple[int, dict[str, float]]:
     """How many items are "the most popular" (`engine.explore.list_mix.POPULAR_SHARE` of the
     catalogue by interactions), and per name the share of its counted items among them."""
-    popular = biggest_hits(spec)
+    popular = most_popular_items(spec)
     return int(popular.sum()), {name: list_mix.popular_share(c, popular) for name, c in counts.items()}
 
 

@@ -24,7 +24,9 @@ from engine.runs.store import _BASE_COLUMNS  # the table's fixed columns: one de
 #: Columns of `user_history`, in order (the index is ``item_idx``).
 HISTORY_COLUMNS = ("item_id", "title", "genres", "year", "rating", "date", "split")
 #: Columns of `recommendation_frame`, in order (the index is ``item_idx``).
-RECOMMENDATION_COLUMNS = ("rank", "item_id", "title", "genres", "year", "score", "held_out", "shared", "hit", "because")
+RECOMMENDATION_COLUMNS = (
+    "rank", "item_id", "title", "genres", "year", "score", "held_out", "shared", "popular", "because",
+)
 #: Columns of `item_frame`, in order (the index is ``item_idx``).
 ITEM_COLUMNS = ("rank", "item_id", "title", "genres", "year", "score")
 #: Activity levels of `activity_groups`, lightest first.
@@ -130,7 +132,7 @@ def recommendation_frame(
     *,
     held_out: dict[str, np.ndarray] | None = None,
     shared: np.ndarray | None = None,
-    hits: np.ndarray | None = None,
+    popular: np.ndarray | None = None,
     because: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """One top-k list as a frame (index ``item_idx``, columns `RECOMMENDATION_COLUMNS`).
@@ -140,8 +142,9 @@ def recommendation_frame(
     held_out : ``{"test": items, "validation": items}``: ``held_out`` names the split of an
         item the model never saw in training (empty otherwise).
     shared : per item, in how many other lists it appears (`shared_counts`); 0 when None.
-    hits : (n_items,) bool over the catalogue, the biggest hits (`engine.explore.list_mix.most_popular`):
-        ``hit`` says whether a recommended item is one; False when None.
+    popular : (n_items,) bool over the catalogue, its most popular items
+        (`engine.explore.list_mix.most_popular`): ``popular`` says whether a recommended item
+        is one; False when None.
     because : per item, the "because you liked ..." text (`because_text`); empty when None.
     """
     items = np.asarray(items, np.int64)
@@ -151,7 +154,7 @@ def recommendation_frame(
         marks[np.isin(items, np.asarray(held))] = name
     out["held_out"] = marks
     out["shared"] = np.zeros(len(items), np.int64) if shared is None else np.asarray(shared, np.int64)
-    out["hit"] = np.zeros(len(items), bool) if hits is None else np.asarray(hits, bool)[items]
+    out["popular"] = np.zeros(len(items), bool) if popular is None else np.asarray(popular, bool)[items]
     out["because"] = [""] * len(items) if because is None else list(because)
     return out[list(RECOMMENDATION_COLUMNS)]
 

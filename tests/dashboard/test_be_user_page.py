@@ -11,7 +11,7 @@ from tests.dashboard import pages
 
 PAGE = "app_pages/be_user.py"
 DATASET = "movielens-dslabs"
-TITLE_LINE = re.compile(r"^\*\*(?P<rank>\d+)\.\*\* (?P<title>.*?)(?P<hit> :gray-badge\[hit\])?$")
+TITLE_LINE = re.compile(r"^\*\*(?P<rank>\d+)\.\*\* (?P<title>.*?)(?P<popular> :gray-badge\[popular\])?$")
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,9 @@ def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
-def lists(at, *, hits: bool = False) -> list[list[tuple]]:
+def lists(at, *, popular: bool = False) -> list[list[tuple]]:
     """Each list as the page shows it: ``(title, because)`` per item, from ``be_user_list_N``;
-    with `hits`, ``(title, because, has the hit badge)``."""
+    with `popular`, ``(title, because, has the popular badge)``."""
     out = []
     while True:
         try:
@@ -53,7 +53,7 @@ def lists(at, *, hits: bool = False) -> list[list[tuple]]:
             match = TITLE_LINE.match(title)
             assert int(match["rank"]) == len(rows) + 1
             reason = _unescape(because[0][len(":small[because you picked "):-1]) if because else ""
-            rows.append((_unescape(match["title"]), reason, bool(match["hit"])) if hits else
+            rows.append((_unescape(match["title"]), reason, bool(match["popular"])) if popular else
                         (_unescape(match["title"]), reason))  # fmt: skip
         out.append(rows)
 
@@ -199,15 +199,15 @@ def test_genres_of_the_picks_against_each_list(trained_app, env):
         assert bars[f"als #{env['runs']['als']['id']}"][genre] == pytest.approx(has(genre, listed.index))
 
 
-def test_items_among_the_biggest_hits_carry_the_hit_badge(trained_app, env):
+def test_items_among_the_most_popular_carry_the_popular_badge(trained_app, env):
     ds = env["ds"]
     picks = popular_ids(env, 3)
     at = open_page(trained_app, picks=",".join(picks), models=ids(env, "als", "bpr"))
-    n_hits = int(np.ceil(0.01 * ds.n_items))
-    hit_titles = {ds.title(i) for i in np.argsort(-ds.item_popularity(), kind="stable")[:n_hits]}
-    shown = lists(at, hits=True)
+    n_popular = int(np.ceil(0.01 * ds.n_items))
+    popular_titles = {ds.title(i) for i in np.argsort(-ds.item_popularity(), kind="stable")[:n_popular]}
+    shown = lists(at, popular=True)
     assert [[marked for _, _, marked in rows] for rows in shown] == [
-        [title in hit_titles for title, _, _ in rows] for rows in shown
+        [title in popular_titles for title, _, _ in rows] for rows in shown
     ]
     assert any(marked for rows in shown for _, _, marked in rows)
-    assert any(f":gray-badge[hit]: one of the {n_hits:,} most popular items." in c.value for c in at.caption)
+    assert any(f":gray-badge[popular]: one of the {n_popular:,} most popular items." in c.value for c in at.caption)

@@ -354,18 +354,18 @@ def test_under_the_user_the_item_they_chose_next_then_a_legend_in_the_lists_own_
     assert legend.startswith(":green-badge[held-out test item] the item they chose next · :orange-badge[in 1 other list]")
 
 
-def test_items_among_the_biggest_hits_are_marked_and_counted_per_list(trained_app, env):
+def test_items_among_the_most_popular_are_marked_and_counted_per_list(trained_app, env):
     ds = env["ds"]
     at = open_page(trained_app, user="15", models=ids(env, "popularity", "als", "bpr"))
-    n_hits = int(np.ceil(0.01 * ds.n_items))
-    hit_titles = {ds.title(i) for i in np.argsort(-ds.item_popularity(), kind="stable")[:n_hits]}
+    n_popular = int(np.ceil(0.01 * ds.n_items))
+    popular_titles = {ds.title(i) for i in np.argsort(-ds.item_popularity(), kind="stable")[:n_popular]}
     frames = lists(at)
-    counts = [c.value for c in at.caption if c.value.endswith(" are hits.")]
+    counts = [c.value for c in at.caption if c.value.endswith(" are among the most popular.")]
     assert len(frames) == len(counts) == 3
     for frame, count in zip(frames, counts):
-        marked = [":gray-badge[hit]" in m for m in frame["marks"]]
-        assert marked == [t in hit_titles for t in frame["title"]]
-        assert count.endswith(f" {sum(marked)} of {len(frame)} are hits.")
-    assert any(":gray-badge[hit]" in m for frame in frames for m in frame["marks"])  # the check above checks some
+        marked = [":gray-badge[popular]" in m for m in frame["marks"]]
+        assert marked == [t in popular_titles for t in frame["title"]]
+        assert count.endswith(f" {sum(marked)} of {len(frame)} are among the most popular.")
+    assert any(":gray-badge[popular]" in m for frame in frames for m in frame["marks"])  # the check above checks some
     legend = next(c.value for c in at.caption if "the item they chose next" in c.value)
-    assert f":gray-badge[hit] one of the {n_hits:,} most popular items" in legend
+    assert f":gray-badge[popular] one of the {n_popular:,} most popular items" in legend

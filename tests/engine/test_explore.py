@@ -148,7 +148,7 @@ def test_recommend_for_excludes_train_items_and_marks(ds, splits):
         scores,
         held_out={"test": held_out_items(splits.test, 0), "validation": held_out_items(splits.val, 0)},
         shared=shared,
-        hits=np.array([False, False, False, True, False, False]),
+        popular=np.array([False, False, False, True, False, False]),
         because=["because you liked Alpha", "", ""],
     )
     assert tuple(frame.columns) == RECOMMENDATION_COLUMNS
@@ -157,7 +157,7 @@ def test_recommend_for_excludes_train_items_and_marks(ds, splits):
     assert frame["title"].tolist() == ["Delta", "Zeta", "Alpha"]
     assert frame["held_out"].tolist() == ["test", "", ""]
     assert frame["shared"].tolist() == [1, 0, 1]
-    assert frame["hit"].tolist() == [True, False, False]  # item 3 is the catalogue's one hit here
+    assert frame["popular"].tolist() == [True, False, False]  # item 3 is the catalogue's one popular item here
     assert frame["because"].tolist() == ["because you liked Alpha", "", ""]
 
 
