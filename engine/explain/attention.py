@@ -110,7 +110,7 @@ def attention_fidelity(model, dataset: Dataset, test_split: Split) -> dict:
         raise EngineError(f"model {getattr(model, 'name', type(model).__name__)!r} exposes no attention")
     user_motifs = np.asarray(dataset.extras["user_motifs"])
     cells = np.asarray(dataset.extras["motif_cells"])  # (items, motifs, 49)
-    betas, covers, alphas, relevants, valids = [], [], [], [], []
+    betas, covers, alphas, relevants = [], [], [], []
     users = np.unique(test_split.user_idx)
     width = 1
     for u in users:
