@@ -1,7 +1,8 @@
 """Draw the glossary's pictures: docs/glossary/*.png, shown by docs/glossary.md and the Glossary page.
 
 Each picture is a schematic of one idea (the split, a hit's worth by rank, early stopping, causal
-self-attention, scores as dot products, cosine similarity, the overlap of two lists, item neighbours), drawn from a few fixed numbers, so a student can look before reading. Run it
+self-attention, scores as dot products, cosine similarity, the overlap of two lists, item neighbours,
+genres kept together, popularity bias), drawn from a few fixed numbers, so a student can look before reading. Run it
 after changing one and commit the PNGs:
 
     python tools/glossary_figures.py            # writes docs/glossary/
@@ -18,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no window
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "glossary"
@@ -280,6 +282,55 @@ def item_neighbours(path: Path) -> None:
     plt.close(fig)
 
 
+def genres_together(path: Path) -> None:
+    """Films as points of an embedding, Animation coloured: one animated film's 10 nearest
+    neighbours circled, 8 of them animated, where 1 film in 10 is animated overall."""
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    others = rng.normal(0, 1.0, (90, 2)) * [1.5, 0.9] + [-0.6, 0]
+    animated = rng.normal(0, 0.6, (10, 2)) * [1.0, 0.7] + [3.0, 0.5]
+    animated[0] = [3.0, 0.5]  # the film whose neighbours are counted
+    points = np.vstack([animated, others])
+    is_animated = np.arange(len(points)) < len(animated)
+    distance = np.linalg.norm(points - points[0], axis=1)
+    nearest = np.argsort(distance)[1:11]
+    together = int(is_animated[nearest].sum())
+    fig, ax = plt.subplots(figsize=(7.2, 3.0), dpi=DPI)
+    ax.scatter(*points[~is_animated].T, s=16, color=MUTED, label="other films")
+    ax.scatter(*points[is_animated].T, s=22, color=TRAIN, label="Animation")
+    ax.scatter(*points[nearest].T, s=90, facecolors="none", edgecolors=TEST, linewidths=1.4,
+               label="its 10 nearest neighbours")  # fmt: skip
+    ax.scatter(*points[0], s=70, color=TRAIN, edgecolors=INK, linewidths=1.2, zorder=3)
+    ax.annotate("one animated film", points[0], xytext=(points[0][0] + 1.2, points[0][1] + 1.4), fontsize=9,
+                color=INK, arrowprops={"arrowstyle": "->", "color": INK})  # fmt: skip
+    ax.text(5.0, -0.9, f"{together} of its 10 neighbours\nare animated too,\nwhere 1 film in 10 is:\n"
+            "the model keeps Animation together", fontsize=9, color=TEST, va="center")  # fmt: skip
+    ax.legend(loc="upper left", bbox_to_anchor=(0, 1.12), ncol=3, frameon=False, fontsize=8.5)
+    ax.set_xlim(-6.0, 8.4)
+    ax.axis("off")
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def popularity_bias(path: Path) -> None:
+    """The demo's figures (movielens-dslabs, quick runs): the share of each run's top-10 lists
+    from the 91 most popular films, against the films users really chose next."""
+    rows = [("ALS (NDCG@10 0.040)", 0.60, TRAIN), ("SASRec (NDCG@10 0.043)", 0.20, TRAIN),
+            ("what users chose next", 0.15, MUTED)]  # fmt: skip
+    fig, ax = plt.subplots(figsize=(7.2, 1.9), dpi=DPI)
+    for y, (name, share, colour) in enumerate(reversed(rows)):
+        ax.barh(y, share, color=colour, height=0.6)
+        ax.text(share + 0.01, y, f"{share:.0%}", va="center", fontsize=9, color=INK)
+    ax.set_yticks(range(len(rows)), [name for name, _, _ in reversed(rows)])
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.set_xlabel("share of the items from the 91 most popular films (1% of the catalogue)", fontsize=9)
+    _style(ax)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
 FIGURES = {
     "leave-last-out.png": leave_last_out,
     "ndcg-discount.png": ndcg_discount,
@@ -289,6 +340,8 @@ FIGURES = {
     "cosine-similarity.png": cosine_similarity,
     "topk-overlap.png": topk_overlap,
     "item-neighbours.png": item_neighbours,
+    "genres-together.png": genres_together,
+    "popularity-bias.png": popularity_bias,
 }
 
 
