@@ -103,7 +103,8 @@ if not genre_view.empty:
     most = genre_view.loc[(genre_view["interactions"] - genre_view["items"]).idxmax()]
     st.caption(f"A genre whose blue bar is longer than its grey one is chosen more often than its share of the "
                f"catalogue: {plain(most['genre'])} most of all, on {most['items']:.0%} of the items and "
-               f"{most['interactions']:.0%} of the interactions. An item of several genres counts for each.")  # fmt: skip
+               f"{most['interactions']:.0%} of the interactions. An item of several genres counts for "
+               "each.")  # fmt: skip
 
 st.subheader("Items")
 query = st.text_input("Search titles", key="data_item_search", placeholder="e.g. Star Wars")

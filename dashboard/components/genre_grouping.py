@@ -60,5 +60,6 @@ def show_genre_grouping(grouping: pd.DataFrame, run_name: str, dims: int, method
     names = top["genre"].tolist()
     fig.update_yaxes(tickvals=names, ticktext=[on_map_label(name) if name == coloured else name for name in names])
     st.plotly_chart(fig, key=key, on_select=on_pick, selection_mode="points")
-    more = f"best-grouped {SHOWN} of {len(grouping)} genres; the Genre box has them all" if len(grouping) > SHOWN else ""
-    st.caption("Click a genre's bar to colour the map by it" + (f" ({more})." if more else "."))
+    more = f" (best-grouped {SHOWN} of {len(grouping)} genres; the Genre box has them all)"
+    more = more if len(grouping) > SHOWN else ""
+    st.caption(f"Click a genre's bar to colour the map by it{more}.")

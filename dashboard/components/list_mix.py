@@ -29,8 +29,8 @@ def show_list_mix(spec: str, pair: dict, name_a: str, name_b: str, k: int) -> No
     first.metric(plain(name_a), f"{shares[name_a]:.0%}")
     second.metric(plain(name_b), f"{shares[name_b]:.0%}")
     third.metric("the items users chose next", f"{shares[CHOSE_NEXT]:.0%}")
-    st.caption("A run far above the items users really chose next fills its lists with the same few popular items, whatever "
-               "its NDCG@10.")  # fmt: skip
+    st.caption("A run far above the items users really chose next fills its lists with the same few popular items, "
+               "whatever its NDCG@10.")  # fmt: skip
     mix = explorer.genre_mix(spec, counts, order_by=CHOSE_NEXT).head(SHOWN)
     if mix.empty:
         return
