@@ -318,15 +318,26 @@ class RunsDB:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise EngineError(f"runs database {self.path} is unusable: {exc.strerror or exc}") from None
-        try:
-            con = sqlite3.connect(self.path, timeout=self.timeout)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute(_SCHEMA)
-            if create:
-                _add_missing_columns(con)
-        except sqlite3.DatabaseError as exc:
-            raise EngineError(f"runs database {self.path} is unusable: {exc}") from None
-        return con
+        deadline = time.monotonic() + self.timeout
+        while True:
+            con = None
+            try:
+                con = sqlite3.connect(self.path, timeout=self.timeout)
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute(_SCHEMA)
+                if create:
+                    _add_missing_columns(con)
+                return con
+            except sqlite3.DatabaseError as exc:
+                if con is not None:
+                    con.close()
+                # Two processes creating the file at once: switching a new file to WAL reads it
+                # and then writes it, and SQLite answers "locked" at once, without waiting, to
+                # the one that would otherwise deadlock (CI saw it with four trainings starting
+                # together). Setting up again a moment later succeeds.
+                if not _locked(exc) or time.monotonic() >= deadline:
+                    raise EngineError(f"runs database {self.path} is unusable: {exc}") from None
+                time.sleep(LOCKED_RETRY_SECONDS * (1 + secrets.randbelow(4)))
 
     def check(self) -> None:
         """Raise `EngineError` (one line) unless the database opens, has the runs table with its
@@ -467,6 +478,17 @@ class RunsDB:
         else:  # removed by hand since: shown, not an error
             row["checkpoint_status"] = "ok" if (Path(ckpt) / "model.json").is_file() else "missing"
         return row
+
+
+#: The pause before setting up a connection again after "database is locked" (times 1-4, so
+#: that two processes do not retry in step).
+LOCKED_RETRY_SECONDS = 0.02
+
+
+def _locked(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite said another connection holds the lock (busy or locked), not that the file
+    is broken."""
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
 def _add_missing_columns(con: sqlite3.Connection) -> None:

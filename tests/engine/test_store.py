@@ -245,6 +245,59 @@ def test_database_is_wal_and_survives_concurrent_writers_and_readers(tmp_path):
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+class _LockedAtFirst:
+    """A real connection whose first statement fails as SQLite's deadlock avoidance makes it fail
+    when several processes create the file at once: "database is locked", without waiting."""
+
+    def __init__(self, con, failures):
+        self._con, self._failures = con, failures
+
+    def execute(self, *args):
+        if self._failures:
+            self._failures.pop()
+            raise sqlite3.OperationalError("database is locked")
+        return self._con.execute(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+    def __enter__(self):
+        return self._con.__enter__()
+
+    def __exit__(self, *exc):
+        return self._con.__exit__(*exc)
+
+
+def _locked_connections(monkeypatch, failures: int) -> list:
+    from engine.runs import store
+
+    real_connect, opened = sqlite3.connect, []
+    left = [None] * failures
+
+    def connect(*args, **kwargs):
+        opened.append(_LockedAtFirst(real_connect(*args, **kwargs), left))
+        return opened[-1]
+
+    monkeypatch.setattr(store.sqlite3, "connect", connect)
+    monkeypatch.setattr(store, "LOCKED_RETRY_SECONDS", 0.001)
+    return opened
+
+
+def test_a_database_locked_while_another_process_creates_it_is_set_up_again(tmp_path, monkeypatch):
+    opened = _locked_connections(monkeypatch, failures=2)
+    db = RunsDB(tmp_path / "runs.sqlite")
+    run_id = db.record(model="m", dataset="d", params={}, metrics={"ndcg@10": 0.1})
+    assert len(opened) == 3  # two refused set-ups, then the one that wrote the row
+    monkeypatch.undo()
+    assert db.get(run_id)["metrics"] == {"ndcg@10": 0.1}
+
+
+def test_a_lock_that_never_clears_is_a_one_line_error_after_the_timeout(tmp_path, monkeypatch):
+    _locked_connections(monkeypatch, failures=10**6)
+    with pytest.raises(EngineError, match=r"runs database .* is unusable: database is locked"):
+        RunsDB(tmp_path / "runs.sqlite", timeout=0.05).record(model="m", dataset="d", params={}, metrics={})
+
+
 def test_unusable_database_file_is_one_line_error(tmp_path):
     path = tmp_path / "runs.sqlite"
     path.write_bytes(b"this is not a database" * 100)
