@@ -13,10 +13,12 @@ NEXT = {
     "Models": ("app_pages/users.py", "User explorer", "one user's history next to each model's list"),
     "User explorer": ("app_pages/be_user.py", "Be the user", "pick films you like, see what each model makes of them"),
     "Be the user": ("app_pages/similar.py", "Similar items", "a film's nearest neighbours under each model"),
-    "Similar items": ("app_pages/embeddings.py", "Embeddings", "each film a point: which ones a model puts together"),
+    "Similar items": ("app_pages/embeddings.py", "Embeddings", "each film a point: which ones, and which genres, a "
+                      "model puts together"),
     "Embeddings": ("app_pages/attention.py", "Visual attention", "what an image model looked at"),
     "Visual attention": ("app_pages/explain.py", "Explain", "why a model gave a film its score"),
-    "Explain": ("app_pages/compare.py", "Compare", "every run's metrics, and the users two runs disagree on"),
+    "Explain": ("app_pages/compare.py", "Compare", "every run's metrics, how much two runs lean on the most popular "
+                "films, and the users they disagree on"),
 }
 
 
