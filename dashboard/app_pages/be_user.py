@@ -12,7 +12,7 @@ from dashboard.services import be_user, checkpoints, datasets, embeddings, error
 from dashboard.components import glossary, url_state
 from dashboard.components.attention_strip import attention_strip, leaning_sentence, pick_words
 from dashboard.components.badges import POPULAR_BADGE
-from dashboard.components.charts import genre_profile_chart
+from dashboard.components.charts import share_bars
 from dashboard.components.embedding_figure import MARK_COLOUR, build_figure
 from dashboard.components.pickers import model_picker, run_heading
 from dashboard.components.sidebar import current_dataset_spec
@@ -159,7 +159,7 @@ for n, run in enumerate(run for run in runs if checkpoints.run_has("attention")(
 profile = explorer.genre_profile(spec, items, listed).rename(columns={"history": "your picks"})
 if not profile.empty:
     st.markdown("**Genres: your picks against each list**")
-    st.plotly_chart(genre_profile_chart(profile, "your picks", list(listed)), key="be_user_genres")
+    st.plotly_chart(share_bars(profile, "genre", ["your picks", *listed], "your picks"), key="be_user_genres")
     st.caption(f"The share of your picks (grey), and of each model's top-{K}, in your picks' most common genres.")
 
 # ---- where the new user lands among the users ------------------------------------------------

@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard.services import datasets, errors, explorer, uploads
 from dashboard.components import glossary
-from dashboard.components.charts import BASELINE_COLOUR, log_ticks, matrix_picture, ranked_bars, tight
+from dashboard.components.charts import log_ticks, matrix_picture, share_bars, tight
 from dashboard.components.first_run import first_run_panel
 from dashboard.components.genre_tags import genre_column, with_genre_tags
 from dashboard.components.sidebar import current_dataset_spec, switch_dataset
@@ -95,10 +95,7 @@ genre_view = views["genres"]
 if not genre_view.empty:
     st.subheader("Genres")
     shown_genres = genre_view.rename(columns={"interactions": GENRE_INTERACTIONS, "items": GENRE_ITEMS})
-    fig = ranked_bars(shown_genres, "genre", [GENRE_INTERACTIONS, GENRE_ITEMS], order=genre_view["genre"].tolist(),
-                      value_label="share", text_format=".0%")  # fmt: skip
-    fig.update_xaxes(tickformat=".0%")
-    fig.update_traces(selector={"name": GENRE_ITEMS}, marker_color=BASELINE_COLOUR)
+    fig = share_bars(shown_genres, "genre", [GENRE_INTERACTIONS, GENRE_ITEMS], GENRE_ITEMS, value_label="share")
     st.plotly_chart(fig, key="data_genres_chart")
     most = genre_view.loc[(genre_view["interactions"] - genre_view["items"]).idxmax()]
     st.caption(f"A genre whose blue bar is longer than its grey one is chosen more often than its share of the "

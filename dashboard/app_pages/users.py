@@ -10,7 +10,7 @@ from dashboard.services import be_user, checkpoints, datasets, errors, explorer
 from dashboard.components import glossary, url_state
 from dashboard.components.attention_strip import attention_strip, leaning_sentence
 from dashboard.components.badges import POPULAR_BADGE
-from dashboard.components.charts import genre_profile_chart
+from dashboard.components.charts import share_bars
 from dashboard.components.genre_tags import genre_column, with_genre_tags
 from dashboard.components.pickers import model_picker, run_heading
 from dashboard.components.sidebar import current_dataset_spec
@@ -207,7 +207,7 @@ profile = explorer.genre_profile(
 )
 if not profile.empty:
     st.markdown("**Genres: the history against each list**")
-    st.plotly_chart(genre_profile_chart(profile, "history", names), key="users_genres")
+    st.plotly_chart(share_bars(profile, "genre", ["history", *names], "history"), key="users_genres")
     st.caption(
         f"The share of the user's training items, and of each model's top-{k}, in the history's most common genres "
         "(a film with two genres counts for both). A list close to the history follows the user's taste; one far "

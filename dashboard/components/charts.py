@@ -65,10 +65,6 @@ def epoch_curve(table, y: str, title: str, span: list[float], color: str | None 
     return tight(fig)
 
 
-#: The grey of a bar chart's baseline series (chance, what users chose, the catalogue), drawn
-#: behind the series it is compared with.
-BASELINE_COLOUR = "#c8ccd4"
-
 #: Height of one run's row in a horizontal bar chart, and the room for the axes and legend.
 ROW_HEIGHT = 34
 AXES_HEIGHT = 90
@@ -147,15 +143,16 @@ def matrix_picture(blocks: dict):
     return tight(fig, height=300)
 
 
-#: The reference of a genre profile (the user's history or picks): grey, not a model's colour.
+#: The reference series of a share chart (a user's history, chance, what users chose): grey,
+#: not a model's colour.
 REFERENCE_GREY = "#8a8a8a"
 
 
-def genre_profile_chart(profile, reference: str, lists: list[str]):
-    """`engine.explore.views.genre_profile` as grouped horizontal bars, one group per genre (the
-    reference's most common first), the `reference` column in grey and each of `lists` in its
-    own colour, shares printed in percent."""
-    fig = ranked_bars(profile, "genre", [reference, *lists], order=profile["genre"].tolist(),
-                      value_label="share of the items", text_format=".0%")  # fmt: skip
+def share_bars(table, label: str, values: list[str], reference: str, *, value_label: str = "share of the items"):
+    """Shares (0-1) as grouped horizontal bars (`ranked_bars`), one group per `label` in the
+    table's order, printed in percent, the `reference` column (one of `values`) in grey and the
+    others each in its own colour: a genre profile against a user's history, genres against
+    chance, two runs against what users chose."""
+    fig = ranked_bars(table, label, values, order=table[label].tolist(), value_label=value_label, text_format=".0%")
     fig.update_traces(marker_color=REFERENCE_GREY, selector={"name": reference})
     return fig.update_xaxes(tickformat=".0%")

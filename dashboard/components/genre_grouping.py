@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard.components.charts import BASELINE_COLOUR, ranked_bars
+from dashboard.components.charts import share_bars
 from dashboard.components.glossary import help_for
 from dashboard.services.embeddings import GENRE_NEIGHBOURS as NEIGHBOURS, STANDS_OUT
 from dashboard.text import plain
@@ -53,10 +53,7 @@ def show_genre_grouping(grouping: pd.DataFrame, run_name: str, dims: int, method
     st.subheader("Which genres sit together", anchor="genres-together", help=help_for("genres together"))
     st.markdown(grouping_sentence(grouping, run_name, dims, method, map_dims))
     top = grouping.head(SHOWN).rename(columns={"together": TOGETHER, "chance": CHANCE})
-    fig = ranked_bars(top, "genre", [TOGETHER, CHANCE], order=top["genre"].tolist(), value_label="share",
-                      text_format=".0%")  # fmt: skip
-    fig.update_xaxes(tickformat=".0%")
-    fig.update_traces(selector={"name": CHANCE}, marker_color=BASELINE_COLOUR)  # the baseline, in the background
+    fig = share_bars(top, "genre", [TOGETHER, CHANCE], CHANCE, value_label="share")
     names = top["genre"].tolist()
     fig.update_yaxes(tickvals=names, ticktext=[on_map_label(name) if name == coloured else name for name in names])
     st.plotly_chart(fig, key=key, on_select=on_pick, selection_mode="points")

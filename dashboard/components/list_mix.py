@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.components.charts import BASELINE_COLOUR, ranked_bars
+from dashboard.components.charts import share_bars
 from dashboard.components.glossary import help_for
 from dashboard.services import explorer
 from dashboard.services.explorer import POPULAR_SHARE
@@ -34,11 +34,7 @@ def show_list_mix(spec: str, pair: dict, name_a: str, name_b: str, k: int) -> No
     mix = explorer.genre_mix(spec, counts, order_by=CHOSE_NEXT).head(SHOWN)
     if mix.empty:
         return
-    values = [name_a, name_b, CHOSE_NEXT]
-    fig = ranked_bars(mix.reset_index(), "genre", values, order=mix.index.tolist(), value_label="share of the items",
-                      text_format=".0%")  # fmt: skip
-    fig.update_xaxes(tickformat=".0%")
-    fig.update_traces(selector={"name": CHOSE_NEXT}, marker_color=BASELINE_COLOUR)
+    fig = share_bars(mix.reset_index(), "genre", [name_a, name_b, CHOSE_NEXT], CHOSE_NEXT)
     st.plotly_chart(fig, key="compare_genre_mix")
     st.caption(f"Genres of the items in each run's top-{k} lists, and of the items users chose next (the "
                f"{SHOWN} genres they chose most). An item of several genres counts for each.")  # fmt: skip

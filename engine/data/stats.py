@@ -63,13 +63,21 @@ def genre_shares(ds: Dataset) -> pd.DataFrame:
     has = ds.genre_matrix() > 0
     if not has.shape[1] or not ds.n_items:
         return pd.DataFrame(columns=["genre", "items", "interactions"])
-    per_item = ds.item_popularity().astype(np.float64)
     table = pd.DataFrame({
         "genre": ds.genre_names,
-        "items": has.mean(axis=0),
-        "interactions": (per_item @ has) / max(1.0, per_item.sum()),
+        "items": genre_share(np.ones(ds.n_items), has),
+        "interactions": genre_share(ds.item_popularity(), has),
     })
     return table.sort_values("interactions", ascending=False, kind="stable", ignore_index=True)
+
+
+def genre_share(weights, has: np.ndarray) -> np.ndarray:
+    """(n_genres,) per genre, the share of the items, each counted `weights` times, that have it
+    (`has`: items x genres, bool); NaN for no weight at all. An item of several genres counts
+    for each, so the shares sum to more than 1."""
+    weights = np.asarray(weights, np.float64)
+    total = weights.sum()
+    return (weights @ has) / total if total else np.full(has.shape[1], np.nan)
 
 
 #: The matrix picture's blocks at most: rows of users, columns of items.

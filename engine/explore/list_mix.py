@@ -15,6 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from engine.data.stats import genre_share
 from engine.errors import ParameterError
 
 #: "The most popular items": this share of the catalogue, by interactions (at least one item).
@@ -65,8 +66,7 @@ def genre_mix(counts: dict[str, np.ndarray], genres, genre_names, *, order_by: s
         weights = np.asarray(weights, np.float64)
         if weights.shape != (has.shape[0],):
             raise ParameterError(f"counts of {name!r} must have {has.shape[0]} entries, got {weights.shape[0]}")
-        total = weights.sum()
-        shares[name] = (weights @ has) / total if total else np.full(len(genre_names), np.nan)
+        shares[name] = genre_share(weights, has)
     table = pd.DataFrame(shares, index=pd.Index(list(genre_names), name="genre"))
     table = table[(table.fillna(0) > 0).any(axis=1)]
     key = order_by or next(iter(counts))

@@ -58,7 +58,6 @@ STARTER_SET: tuple[tuple[str, dict], ...] = (
 QUICK_ACF: dict = {"epochs": 5, "eval_every": 5}
 
 
-
 def lighter_than_defaults(model: str) -> bool:
     """Whether the demo's quick settings of `model` differ from its defaults (popularity's and
     item kNN's are their defaults; SASRec's 6 epochs are far from its 40)."""
