@@ -7,7 +7,8 @@ import streamlit as st
 
 from dashboard.services import checkpoints, datasets, errors, explorer
 from dashboard.components import glossary, url_state
-from dashboard.components.charts import overlap_histogram, ranked_bars, ranked_order
+from dashboard.components.chance import RANDOM_ROW, in_words, with_chance_row
+from dashboard.components.charts import grey_row, overlap_histogram, ranked_bars, ranked_order
 from dashboard.components.list_mix import show_list_mix
 from dashboard.components.pickers import MODELS_PAGE, empty_page, model_picker
 from dashboard.components.sidebar import current_dataset_spec
@@ -60,11 +61,13 @@ if chosen != url_state.read_list("metrics"):
 # The charts name runs briefly ("sasrec #6"): "(quick run)" on every row cut the names of the
 # half-width fit-time chart on a 1024-pixel screen, and the table above says which runs are quick.
 charted = table.assign(run=[f"{model} #{run_id}" for model, run_id in zip(table["model"], table["id"])])
+# An order drawn at random, in grey under the runs: the scale a student lacks when reading 0.04.
+chance = explorer.chance_for(spec)
 left, right = st.columns([3, 2])
 with left:
     if chosen:
         st.markdown(f"**{', '.join(chosen)}**, best run on top")
-        metric_chart = ranked_bars(charted, "run", chosen)
+        metric_chart = grey_row(ranked_bars(with_chance_row(charted, "run", chance, chosen), "run", chosen), RANDOM_ROW)
         st.plotly_chart(metric_chart, key="compare_metrics_chart")
     else:
         st.info("Pick at least one metric to chart.")
@@ -74,6 +77,8 @@ with right:
     timed = charted.dropna(subset=["fit_seconds"])
     fit_chart = ranked_bars(timed, "run", ["fit_seconds"], order=order, value_label="seconds", text_format=".2f")
     st.plotly_chart(fit_chart, key="compare_fit_chart")
+if words := in_words(charted, "run", chance):
+    st.markdown(words)
 
 # ---- one setting over seeds --------------------------------------------------------------------
 seeded = explorer.seed_summary(spec)

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from dashboard.services import datasets, errors, permissions, runs_in_use, training
-from dashboard.components import glossary, url_state
+from dashboard.services import datasets, errors, explorer, permissions, runs_in_use, training
+from dashboard.components import chance, glossary, url_state
 from dashboard.components.first_run import demo_button
 from dashboard.components.forms import param_form
 from dashboard.components.page_errors import guarded
@@ -190,6 +190,8 @@ st.dataframe(
     },
 )
 st.caption(glossary.links_line(metric_columns))
+if scale := chance.scale_line(explorer.chance_for(spec), [*BAR_METRICS, "auc"]):
+    st.caption(scale)
 
 by_id = {int(row.id): row for row in runs.itertuples(index=False)}
 quick_ids = set(runs.loc[runs["quick run"], "id"].astype(int))

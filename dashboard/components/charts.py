@@ -148,6 +148,15 @@ def matrix_picture(blocks: dict):
 REFERENCE_GREY = "#8a8a8a"
 
 
+def grey_row(fig, row: str):
+    """One row of a `ranked_bars` chart in grey, every metric's bar: a reference such as chance,
+    not a run. The row should come last in the chart's table, as the legend takes each metric's
+    colour from its first bar."""
+    for trace in fig.data:
+        trace.marker.color = [REFERENCE_GREY if y == row else trace.marker.color for y in trace.y]
+    return fig
+
+
 def share_bars(table, label: str, values: list[str], reference: str, *, value_label: str = "share of the items"):
     """Shares (0-1) as grouped horizontal bars (`ranked_bars`), one group per `label` in the
     table's order, printed in percent, the `reference` column (one of `values`) in grey and the

@@ -52,6 +52,7 @@ TERMS = {
     "early stopping": "early-stopping",
     "quick run": "quick-run",
     "popularity": "popularity-baseline",
+    "chance": "chance-level",
     "feature": "feature",
     "background": "background-pairs",
     "shapley value": "shapley-value",

@@ -65,6 +65,25 @@ def most_popular_items(spec: str) -> np.ndarray:
     return list_mix.most_popular(datasets.get_dataset(spec).item_popularity())
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def chance_level(checkpoint: str, spec: str, k: int = 10) -> dict[str, float] | None:
+    """What a random order scores on the split and protocol `checkpoint` was evaluated on
+    (`engine.explore.query.chance_level`), the floor under every run's metrics; None when the
+    checkpoint cannot say (broken, or trained on another version of the data): the pages then
+    go without the comparison rather than show an error for it."""
+    try:
+        return query.chance_level(checkpoint, datasets.get_dataset(spec), k)
+    except EngineError:
+        return None
+
+
+def chance_for(spec: str, k: int = 10) -> dict[str, float] | None:
+    """`chance_level` on the split of the newest run of `spec` whose checkpoint is on disk: the
+    dashboard's runs share one split and protocol (a command-line run may set others)."""
+    runs = checkpoints.loadable_runs(spec)
+    return chance_level(runs[0]["checkpoint"], spec, k) if runs else None
+
+
 @st.cache_data(max_entries=8)
 def activity_groups(spec: str) -> dict:
     """User indices of each activity level (light / medium / heavy thirds)."""

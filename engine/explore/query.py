@@ -12,12 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 from engine import config
+from engine.chance import chance_metrics
 from engine.data import Dataset, DataSplits, load_dataset
 from engine.errors import CheckpointError, EngineError, ParameterError
 from engine.runs.experiment import SPLIT_SETTINGS, evaluate_test, make_splits
 from engine.explore.views import held_out_items
 from engine.models.base import Recommender
-from engine.runs.store import load_checkpoint
+from engine.runs.store import load_checkpoint, read_checkpoint_info
 
 #: What `recommend_for` may leave out of a user's list (see its docstring).
 EXCLUDE_CHOICES = ("train", "history")
@@ -33,16 +34,20 @@ def check_checkpoint_dataset(model: Recommender, info: dict, dataset: Dataset, c
     one recorded in ``model.json`` (the files changed, or a path now points elsewhere), or its
     size differs, those indices would name the wrong users and items. Raises `CheckpointError`.
     """
+    _check_fingerprint(info, dataset, checkpoint)
+    if (model.n_users_, model.n_items_) != (dataset.n_users, dataset.n_items):
+        raise CheckpointError(
+            f"checkpoint {checkpoint} has {model.n_users_} users x {model.n_items_} items but "
+            f"{info.get('dataset')} has {dataset.n_users} x {dataset.n_items}: refusing (retrain it)"
+        )
+
+
+def _check_fingerprint(info: dict, dataset: Dataset, checkpoint) -> None:
     if dataset.fingerprint != info.get("dataset_fingerprint"):
         raise CheckpointError(
             f"checkpoint {checkpoint} was trained on {info.get('dataset')} with fingerprint "
             f"{info.get('dataset_fingerprint')}, but that dataset now has fingerprint {dataset.fingerprint}: "
             "refusing (retrain it)"
-        )
-    if (model.n_users_, model.n_items_) != (dataset.n_users, dataset.n_items):
-        raise CheckpointError(
-            f"checkpoint {checkpoint} has {model.n_users_} users x {model.n_items_} items but "
-            f"{info.get('dataset')} has {dataset.n_users} x {dataset.n_items}: refusing (retrain it)"
         )
 
 
@@ -57,6 +62,17 @@ def recorded_split(info: dict) -> dict:
 def checkpoint_splits(dataset: Dataset, info: dict) -> DataSplits:
     """The train / validation / test split a checkpoint was trained and evaluated on."""
     return make_splits(dataset, recorded_split(info))
+
+
+def chance_level(checkpoint, dataset: Dataset, k: int = 10) -> dict[str, float]:
+    """What a random order scores on the split and protocol a checkpoint was evaluated on: the
+    floor under its recorded metrics (`engine.chance`). Reads its ``model.json``, not its weights.
+    Raises `CheckpointError` for a broken checkpoint or one of another version of `dataset`."""
+    info = read_checkpoint_info(checkpoint)
+    _check_fingerprint(info, dataset, checkpoint)
+    splits = checkpoint_splits(dataset, info)
+    protocol = (info.get("split") or {}).get("protocol", "full")
+    return chance_metrics(splits.train, splits.test, exclude=[splits.val], protocol=protocol, k=k)
 
 
 def open_checkpoint(directory, *, data_dir=None, dataset: Dataset | None = None) -> tuple[Recommender, dict, Dataset]:
@@ -150,6 +166,7 @@ def held_out(splits: DataSplits, user_idx: int) -> dict[str, np.ndarray]:
 __all__ = [
     "DEFAULT_EXCLUDE",
     "EXCLUDE_CHOICES",
+    "chance_level",
     "check_checkpoint_dataset",
     "checkpoint_splits",
     "evaluate_checkpoint",

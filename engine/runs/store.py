@@ -90,14 +90,20 @@ def load_checkpoint(directory) -> tuple[Recommender, dict]:
 
     Raises `CheckpointError` (one line) when the directory is missing, incomplete or corrupt.
     """
+    info = read_checkpoint_info(directory)
+    return load_model(Path(directory)), info
+
+
+def read_checkpoint_info(directory) -> dict:
+    """A checkpoint's ``model.json``, checked as `load_checkpoint` checks it, without loading
+    the weights (an EASE checkpoint holds an items x items matrix)."""
     directory = Path(directory)
     info = read_model_json(directory)
     for key in (DATASET_KEY, FINGERPRINT_KEY):
         if not isinstance(info.get(key), str):
             raise CheckpointError(f"{directory}/model.json lacks {key!r}: not saved by save_checkpoint")
     _check_recorded(info, directory)
-    model = load_model(directory)
-    return model, info
+    return info
 
 
 # The types `save_checkpoint` writes under SPLIT_KEY; a hand-edited model.json is refused here

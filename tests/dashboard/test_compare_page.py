@@ -62,14 +62,51 @@ def test_bar_charts_of_metrics_and_fit_time(trained_app, env):
     metric_chart, fit_chart = figures(at)[:2]
     assert [b["name"] for b in metric_chart["data"]] == ["ndcg@10"]
     runs = {f"{m} #{r['id']}": r for m, r in env["runs"].items()}
-    assert bars(metric_chart["data"][0]) == pytest.approx({k: r["metrics"]["ndcg@10"] for k, r in runs.items()})
+    expected = {k: r["metrics"]["ndcg@10"] for k, r in runs.items()}
+    assert bars(metric_chart["data"][0]) == pytest.approx({**expected, "random order": chance(env)["ndcg@10"]})
     assert bars(fit_chart["data"][0]) == pytest.approx({k: r["fit_seconds"] for k, r in runs.items()})
-    # Best NDCG@10 on top, and the fit times in the same row order.
+    # Best NDCG@10 on top, chance (no fit time) at the bottom, and the fit times in the same row order.
     best_first = sorted(runs, key=lambda k: -runs[k]["metrics"]["ndcg@10"])
-    assert rows_top_down(metric_chart) == rows_top_down(fit_chart) == best_first
+    assert rows_top_down(metric_chart) == [*best_first, "random order"]
+    assert rows_top_down(fit_chart) == best_first
     at.multiselect(key="compare_metrics").select("hr@10").run()
     assert at.query_params["metrics"] == "ndcg@10,hr@10"
     assert [b["name"] for b in figures(at)[0]["data"]] == ["hr@10", "ndcg@10"]  # the first drawn last: on top
+
+
+def chance(env) -> dict:
+    """What a random order scores on the split the runs were evaluated on, from the engine."""
+    from engine.chance import chance_metrics
+    from engine.runs.experiment import make_splits
+
+    splits = make_splits(env["ds"])
+    return chance_metrics(splits.train, splits.test, exclude=[splits.val])
+
+
+def test_chance_is_a_grey_row_under_the_runs_and_a_sentence_in_users(trained_app, env):
+    at = open_page(trained_app, metrics="hr@10,auc")
+    metric_chart = figures(at)[0]
+    floor = chance(env)
+    # Every metric's bar of the random row is grey; the runs keep their metric's colour.
+    for trace in metric_chart["data"]:
+        colours = dict(zip(values(trace["y"]), values(trace["marker"]["color"])))
+        assert colours.pop("random order") == "#8a8a8a"
+        assert set(colours.values()) != {"#8a8a8a"}
+        assert bars(trace)["random order"] == pytest.approx(floor[trace["name"]])
+    assert floor["auc"] == 0.5 and 0 < floor["hr@10"] < 0.01  # thousands of candidates: far below a guess of 0.1
+
+    runs = env["runs"]
+    best = max(runs, key=lambda m: runs[m]["metrics"]["hr@10"])
+    found = runs[best]["metrics"]["hr@10"]
+    words = [pages.without_links(m.value) for m in at.markdown if m.value.startswith("**In words:**")]
+    assert len(words) == 1
+    assert f"{best} #{runs[best]['id']}, the best here, finds the item a user chose next in its top 10 for " \
+        f"**{found:.1%}** of users (about 1 in {round(1 / found):,})" in words[0]
+    assert f"(1 in {round(1 / floor['hr@10']):,}): {best} #{runs[best]['id']} does {found / floor['hr@10']:,.0f} times " \
+        "better than chance" in words[0]
+    popularity = runs["popularity"]
+    assert (f"popularity #{popularity['id']}, which gives everyone the same most chosen items, finds it for "
+            f"{popularity['metrics']['hr@10']:.1%}") in words[0]
 
 
 def test_users_two_runs_disagree_on_with_links(trained_app, env):
@@ -261,5 +298,6 @@ def test_charts_name_runs_briefly_while_the_table_marks_quick_runs(app, data_dir
     assert sorted(at.dataframe[0].value["run"]) == sorted(
         [f"popularity #{ids[0]} (quick run)", f"itemknn #{ids[1]} (quick run)"])
     metric_chart, fit_chart = figures(at)[:2]
-    for chart in (metric_chart, fit_chart):
-        assert sorted(rows_top_down(chart)) == sorted([f"popularity #{ids[0]}", f"itemknn #{ids[1]}"])
+    briefly = sorted([f"popularity #{ids[0]}", f"itemknn #{ids[1]}"])
+    assert sorted(rows_top_down(fit_chart)) == briefly
+    assert sorted(rows_top_down(metric_chart)) == sorted([*briefly, "random order"])

@@ -240,6 +240,24 @@ def test_headline_metrics_are_bars_full_for_the_best_run(trained_app):
     assert config["mrr"]["type_config"]["type"] == "number"  # the others stay numbers
 
 
+def test_the_runs_table_gives_chance_for_scale(trained_app):
+    import numpy as np
+
+    from engine.chance import chance_metrics
+    from engine.data import load_dataset
+    from engine.runs.experiment import make_splits
+
+    splits = make_splits(load_dataset("movielens-dslabs"))
+    floor = chance_metrics(splits.train, splits.test, exclude=[splits.val])
+    at = models_page(trained_app)
+    line = next(pages.without_links(c.value) for c in at.caption if c.value.startswith("For scale"))
+    figures = ", ".join(f"{m} {np.format_float_positional(floor[m], precision=2, fractional=False)}"
+                        for m in ("ndcg@10", "hr@10", "auc"))
+    assert f"an order drawn at random scores {figures} on this split (chance level)" in line
+    n_items = splits.train.n_items  # one next film among nearly every film: chance is about 10 in n_items
+    assert 10 / n_items < floor["hr@10"] < 10 / (0.9 * n_items)
+
+
 def test_training_panel_follows_the_current_dataset_only(app, fresh_jobs):
     other = "synthetic:2000x1000x100000"  # big enough to be still running while the page is checked
     job = manager().submit(other, "bpr", {"factors": 4, "epochs": 1000, "eval_every": 1000})

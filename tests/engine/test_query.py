@@ -8,7 +8,8 @@ import pytest
 from engine.data import load_dataset
 from engine.errors import CheckpointError, EngineError
 from engine.runs.experiment import SPLIT_SETTINGS, make_splits, train_and_evaluate
-from engine.explore.query import checkpoint_splits, open_checkpoint, recorded_split, similar_to
+from engine.chance import chance_metrics
+from engine.explore.query import chance_level, checkpoint_splits, open_checkpoint, recorded_split, similar_to
 from tests.engine.test_cli import write_tiny_movielens
 
 
@@ -44,6 +45,26 @@ def test_open_checkpoint_checks_a_dataset_the_caller_passes(tiny):
         open_checkpoint(result["checkpoint"], dataset=load_dataset(other))
     model, _, ds = open_checkpoint(result["checkpoint"], dataset=load_dataset(spec))
     assert model.n_items_ == ds.n_items
+
+
+def test_chance_level_follows_the_recorded_protocol_and_dataset(tiny):
+    folder, _ = tiny
+    spec = write_tiny_movielens(folder / "many-items", n_items=300)  # more candidates than 99 negatives
+    ds = load_dataset(spec)
+    splits = make_splits(ds)
+    runs = {protocol: train_and_evaluate(spec, "popularity", {}, protocol=protocol, out=folder / f"chance-{protocol}",
+                                         runs_db=False, data_dir=folder)
+            for protocol in ("full", "sampled")}  # fmt: skip
+    for protocol, run in runs.items():
+        expected = chance_metrics(splits.train, splits.test, exclude=[splits.val], protocol=protocol)
+        assert chance_level(run["checkpoint"], ds) == expected
+    # One next item among every item but the user's 7 train and 1 validation ones (all users
+    # have 9), or among 1 + 99 under the sampled protocol.
+    assert ds.n_items - 8 > 100
+    assert chance_level(runs["full"]["checkpoint"], ds)["hr@10"] == pytest.approx(10 / (ds.n_items - 8))
+    assert chance_level(runs["sampled"]["checkpoint"], ds)["hr@10"] == pytest.approx(10 / 100)
+    with pytest.raises(CheckpointError, match="fingerprint"):
+        chance_level(runs["full"]["checkpoint"], load_dataset(write_tiny_movielens(folder / "other", seed=1)))
 
 
 def test_similar_to_names_a_model_without_neighbours(tiny):
