@@ -14,6 +14,7 @@ from dashboard.components.attention_strip import attention_strip, leaning_senten
 from dashboard.components.badges import POPULAR_BADGE
 from dashboard.components.charts import share_bars
 from dashboard.components.embedding_figure import MARK_COLOUR, build_figure
+from dashboard.components.item_list import item_text, shared_badge, show_list
 from dashboard.components.pickers import model_picker, run_heading
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.text import plain
@@ -115,30 +116,27 @@ if not items:
     st.stop()
 
 # ---- one list per run -------------------------------------------------------------------------
-listed = {}  # run name -> the items of its list, for the genre chart below
+frames = []
+for run in runs:
+    with errors.friendly_errors():
+        frames.append(be_user.pick_recommendations(run["checkpoint"], spec, tuple(items), ratings, K))
+listed = {f"{run['model']} #{run['id']}": frame.index.to_numpy() for run, frame in zip(runs, frames)}  # the genre chart's
 popular = explorer.most_popular_items(spec)
-for n, (column, run) in enumerate(zip(st.columns(len(runs)), runs)):
+shared = explorer.shared_counts(list(listed.values()))
+for n, (column, run, frame, shared_here) in enumerate(zip(st.columns(len(runs)), runs, frames, shared)):
     with column:
         run_heading(run)
-        with errors.friendly_errors():
-            frame = be_user.pick_recommendations(run["checkpoint"], spec, tuple(items), ratings, K)
-        listed[f"{run['model']} #{run['id']}"] = frame.index.to_numpy()
-        with st.container(key=f"be_user_list_{n}"):
-            for row in frame.itertuples():
-                mark = f" {POPULAR_BADGE}" if popular[int(row.Index)] else ""
-                lines = [f"**{row.rank}.** {plain(row.title)}{mark}"]
-                if row.because:
-                    lines.append(f":small[because you picked {plain(row.because)}]")
-                text = "  \n".join(lines)
-                if images and (uri := explorer.poster(spec, int(row.Index))):
-                    line = st.container(horizontal=True, vertical_alignment="center", wrap=False)
-                    line.image(uri, width=48)
-                    line.markdown(text)
-                else:
-                    st.markdown(text)
+        entries = []
+        for row, others in zip(frame.itertuples(), shared_here):
+            marks = [shared_badge(int(others)), POPULAR_BADGE if popular[int(row.Index)] else ""]
+            reason = f"because you picked {row.because}" if row.because else ""
+            entries.append((item_text(row.rank, row.title, getattr(row, "year", None), marks, reason),
+                            explorer.poster(spec, int(row.Index)) if images else None))  # fmt: skip
+        show_list(entries, pictures=images, key=f"be_user_list_{n}")
 st.caption(
     '"Because you picked X": X is the pick whose removal lowers that item\'s score the most. '
-    f"Your picks are never recommended back. {POPULAR_BADGE}: one of the {int(popular.sum()):,} most popular items."
+    f"Your picks are never recommended back. {shared_badge(1)}: another model recommends it too; {POPULAR_BADGE}: one "
+    f"of the {int(popular.sum()):,} most popular items."
 )
 
 # ---- which picks a sequence model leans on (models that attend over any ordered list) ---------------

@@ -7,7 +7,9 @@ import streamlit as st
 
 from dashboard.services import datasets, errors, explorer
 from dashboard.components import glossary, url_state
-from dashboard.components.genre_tags import genre_column, with_genre_tags
+from dashboard.components.badges import POPULAR_BADGE
+from dashboard.components.genre_tags import with_genre_tags
+from dashboard.components.item_list import item_text, shared_badge, show_list
 from dashboard.components.pickers import model_picker, run_heading
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.text import plain
@@ -76,36 +78,29 @@ with head[1]:
     genres = with_genre_tags(dataset.items.iloc[[item_idx]], datasets.genres(spec))["genres"].iloc[0]
     st.caption(f"{year}{plain(', '.join(genres) or 'no genres')} · item id {plain(url_item)}")
 
-# Rank and similarity come first, at fixed narrow widths: after a wide title column, three
-# tables side by side cut the similarity at their right edge, leaving "0" of "0.934" in view.
-# The title takes the room that is left (a medium one cut "Star Wars: Episode V - The Empire
-# Strikes Back" to "Star Wars: Episode V - The Empire"); the genres, read last, may scroll.
-CONFIG = {
-    "rank": st.column_config.NumberColumn("#", width=40),
-    "title": st.column_config.TextColumn("title", width="large"),
-    "poster": st.column_config.ImageColumn("", width="small"),
-    "year": st.column_config.NumberColumn("year", format="%d"),
-    "score": st.column_config.NumberColumn("similarity", format="%.3f", width=72,
-                                         help=glossary.help_for("cosine similarity")),
-    "both": st.column_config.NumberColumn(
-        "shared", format="%d", width=60,
-        help="Shared users: how many users chose both this item and the one picked above. Every model learns its "
-        "similarities from who chose what, and item kNN's are built from exactly these counts.",
-    ),
-    "genres": genre_column(datasets.genres(spec)),
-}
-columns = st.columns(len(runs))
-for column, run in zip(columns, runs):
+# One list per model, drawn as the User explorer draws its lists (full titles, wrapped); each
+# neighbour's genres under it show at a glance whether the model groups by genre.
+popular = explorer.most_popular_items(spec)
+frames = []
+for run in runs:
+    with errors.friendly_errors():
+        frames.append(explorer.similar_items(run["checkpoint"], spec, item_idx, k))
+shared = explorer.shared_counts([frame.index.to_numpy() for frame in frames])
+genre_names = datasets.genres(spec)
+for n, (column, run, frame, shared_here) in enumerate(zip(st.columns(len(runs)), runs, frames, shared)):
     with column:
         run_heading(run)
-        with errors.friendly_errors():
-            frame = explorer.similar_items(run["checkpoint"], spec, item_idx, k)
-        if images:
-            frame.insert(1, "poster", [explorer.poster(spec, i) for i in frame.index])
-        st.dataframe(
-            with_genre_tags(frame, datasets.genres(spec)),
-            hide_index=True,
-            column_order=["rank", "score", "both", *(["poster"] if images else []), "title", "year", "genres"],
-            column_config=CONFIG,
-            height=min(35 * (len(frame) + 1) + 3, 740),
-        )
+        entries = []
+        for row, others in zip(with_genre_tags(frame, genre_names).itertuples(), shared_here):
+            marks = [shared_badge(int(others)), POPULAR_BADGE if popular[int(row.Index)] else "",
+                     f":gray[similarity {row.score:.3f} · {row.both:,} users chose both]"]  # fmt: skip
+            entries.append((item_text(row.rank, row.title, row.year, marks, ", ".join(row.genres)),
+                            explorer.poster(spec, int(row.Index)) if images else None))  # fmt: skip
+        show_list(entries, pictures=images, key=f"similar_list_{n}")
+st.caption(
+    f"Similarity: how alike the model finds the two items, the cosine of their vectors (1 = the same direction; "
+    f"{glossary.link('cosine-similarity', 'more')}); item kNN's is computed from who chose both. Users chose both: "
+    f"how many users chose this item and {plain(meta['title'])}. "
+    + (f"{shared_badge(1)}: another model lists it too; " if len(runs) > 1 else "")
+    + f"{POPULAR_BADGE}: one of the {int(popular.sum()):,} most popular items."
+)

@@ -12,6 +12,7 @@ from dashboard.components.attention_strip import attention_strip, leaning_senten
 from dashboard.components.badges import POPULAR_BADGE
 from dashboard.components.charts import share_bars
 from dashboard.components.genre_tags import genre_column, with_genre_tags
+from dashboard.components.item_list import item_text, shared_badge, show_list
 from dashboard.components.pickers import model_picker, run_heading
 from dashboard.components.sidebar import current_dataset_spec
 from dashboard.text import plain
@@ -124,40 +125,17 @@ if explain and trained_on > EXPLAIN_AUTO_LIMIT and st.session_state.get("users_e
         explain = False
 
 
-# Each list is a column of short blocks (rank and title on one line, the marks and "because you
-# liked ..." under it), not a table: three tables side by side cut titles and push the reasons
-# off the right edge of a laptop screen.
 def _item_text(row) -> str:
-    """One recommendation as markdown lines: rank and title, its marks, the reason."""
-    title = f"**{row.rank}.** {plain(row.title)}"
-    try:
-        year = int(row.year)
-    except (TypeError, ValueError):  # no year (None or NaN)
-        year = None
-    if year and f"({year})" not in str(row.title):
-        title += f" :gray[({year})]"
+    """One recommendation (`dashboard.components.item_list`): its marks, its score, the reason."""
     marks = [HELD_OUT_BADGES[row.held_out]] if row.held_out else []
-    if row.shared:
-        marks.append(f":orange-badge[in {row.shared} other list{'s' if row.shared > 1 else ''}]")
-    if row.popular:
-        marks.append(POPULAR_BADGE)
-    lines = [title, " ".join([*marks, f":gray[score {row.score:.3f}]"])]
-    if row.because:
-        lines.append(f":small[{plain(row.because)}]")
-    return "  \n".join(lines)
+    marks += [shared_badge(row.shared), POPULAR_BADGE if row.popular else "", f":gray[score {row.score:.3f}]"]
+    return item_text(row.rank, row.title, row.year, marks, row.because)
 
 
 def _show(frame, slot, key: str | None = None, note: str | None = None) -> None:
     """Draw one list into `slot`; `key` names its container (the final drawing of the run)."""
     with slot.container(key=key):
-        for row in frame.itertuples():
-            if images:  # a small poster, the text beside it taking the rest of the width
-                line = st.container(horizontal=True, vertical_alignment="center", wrap=False)
-                if row.poster:
-                    line.image(row.poster, width=48)
-                line.markdown(_item_text(row))
-            else:
-                st.markdown(_item_text(row))
+        show_list(((_item_text(row), row.poster if images else None) for row in frame.itertuples()), pictures=images)
         if note:
             st.caption(note)
 

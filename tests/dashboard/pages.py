@@ -22,6 +22,37 @@ def without_links(markdown: str) -> str:
     return re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown)
 
 
+#: The lines of one item of `dashboard.components.item_list.item_text`.
+_ITEM_TITLE = re.compile(r"^\*\*(?P<rank>\d+)\.\*\* (?P<title>.*?)(?: :gray\[\((?P<year>\d+)\)\])?$")
+_BADGE = re.compile(r":(?P<colour>[a-z]+)-badge\[(?P<text>[^\]]*)\]")
+
+
+def unescape(text: str) -> str:
+    """Markdown escapes undone (``\\(`` -> ``(``): a title as the data has it."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def item_blocks(container) -> list[dict]:
+    """The items of a list drawn by `dashboard.components.item_list.show_list` into a keyed
+    container, in order: ``rank``, ``title`` (unescaped), ``year`` (int or None), ``badges``
+    (their texts), ``marks`` (the marks line as written, "" if none) and ``reason`` (unescaped)."""
+    out = []
+    for node in container:
+        if getattr(node, "type", None) != "markdown":
+            continue
+        first, *rest = node.value.split("  \n")
+        match = _ITEM_TITLE.match(first)
+        assert match, first
+        reason = next((line for line in rest if line.startswith(":small[")), "")
+        marks = next((line for line in rest if not line.startswith(":small[")), "")
+        out.append({"rank": int(match["rank"]), "title": unescape(match["title"]),
+                    "year": int(match["year"]) if match["year"] else None,
+                    "badges": [b["text"] for b in _BADGE.finditer(marks)], "marks": marks,
+                    "reason": unescape(reason[len(":small["):-1]) if reason else ""})  # fmt: skip
+    assert [item["rank"] for item in out] == list(range(1, len(out) + 1))
+    return out
+
+
 def figures(at) -> list[dict]:
     """The page's Plotly figures as dicts, in page order."""
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 
@@ -11,7 +9,6 @@ from tests.dashboard import pages
 
 PAGE = "app_pages/be_user.py"
 DATASET = "movielens-dslabs"
-TITLE_LINE = re.compile(r"^\*\*(?P<rank>\d+)\.\*\* (?P<title>.*?)(?P<popular> :gray-badge\[popular\])?$")
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +29,6 @@ def popular_ids(env, n: int) -> list[str]:
     return [str(ds.item_ids[i]) for i in np.argsort(-ds.item_popularity(), kind="stable")[:n]]
 
 
-def _unescape(text: str) -> str:
-    return re.sub(r"\\(.)", r"\1", text)
-
-
 def lists(at, *, popular: bool = False) -> list[list[tuple]]:
     """Each list as the page shows it: ``(title, because)`` per item, from ``be_user_list_N``;
     with `popular`, ``(title, because, has the popular badge)``."""
@@ -46,15 +39,9 @@ def lists(at, *, popular: bool = False) -> list[list[tuple]]:
         except KeyError:
             return out
         rows = []
-        for node in block:
-            if getattr(node, "type", None) != "markdown":
-                continue
-            title, *because = node.value.split("  \n")
-            match = TITLE_LINE.match(title)
-            assert int(match["rank"]) == len(rows) + 1
-            reason = _unescape(because[0][len(":small[because you picked "):-1]) if because else ""
-            rows.append((_unescape(match["title"]), reason, bool(match["popular"])) if popular else
-                        (_unescape(match["title"]), reason))  # fmt: skip
+        for item in pages.item_blocks(block):
+            reason = item["reason"].removeprefix("because you picked ")
+            rows.append((item["title"], reason, "popular" in item["badges"]) if popular else (item["title"], reason))
         out.append(rows)
 
 
@@ -82,6 +69,17 @@ def test_picks_from_the_url_give_the_engines_lists(trained_app, env):
         env["ds"].title(env["ds"].item_index(p)) for p in picks
     ]
     assert at.query_params["picks"] == ",".join(picks) and not at.error
+
+
+def test_items_in_another_models_list_are_marked_as_in_the_user_explorer(trained_app, env):
+    picks = popular_ids(env, 3)
+    at = open_page(trained_app, picks=",".join(picks), models=ids(env, "als", "bpr"))
+    blocks = [pages.item_blocks(at.get_by_key(f"be_user_list_{n}")) for n in range(2)]
+    titles = [{item["title"] for item in items} for items in blocks]
+    assert titles[0] & titles[1]  # the two lists share some items: the test tests something
+    for items, other in zip(blocks, titles[::-1]):
+        for item in items:
+            assert ("in 1 other list" in item["badges"]) == (item["title"] in other), item
 
 
 def test_picking_in_the_box_updates_the_url_and_the_lists(trained_app, env):
@@ -138,7 +136,7 @@ def test_bad_picks_in_the_url_are_one_line(trained_app, env, query, words):
     first, second = popular_ids(env, 2)
     query = {key: value.format(first, second) for key, value in query.items()}
     at = open_page(trained_app, models=ids(env, "als"), **query)
-    assert len(at.error) == 1 and words in _unescape(at.error[0].value)
+    assert len(at.error) == 1 and words in pages.unescape(at.error[0].value)
     assert "\n" not in at.error[0].value and "Pick items by title below" in at.error[0].value
     assert lists(at) == [] and at.multiselect(key="be_user_picks").value == []
 

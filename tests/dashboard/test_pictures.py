@@ -136,8 +136,8 @@ def test_user_explorer_shows_pictures_in_the_history_and_every_list(make, pictur
 def test_similar_items_shows_the_item_and_its_neighbours(make, pictures_dir):
     at = pages.open_page(make, "app_pages/similar.py", item="1", models=str(pictures_dir["runs"]["als"]))
     assert is_picture(uris(at.main)[0])  # the item itself, above its neighbours
-    frame = at.dataframe[0].value
-    assert len(frame) == 10 and frame["poster"].map(lambda u: is_picture(u) or u == placeholder()).all()
+    beside = uris(at.get_by_key("similar_list_0"))
+    assert len(beside) == 10 and all(is_picture(u) or u == placeholder() for u in beside)
 
 
 def test_be_the_user_shows_the_picks_and_the_lists(make, pictures_dir):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,24 @@ def run_id(env, model):
     return str(env["runs"][model]["id"])
 
 
+MARKS = re.compile(r"similarity (?P<score>-?\d\.\d{3}) · (?P<both>[\d,]+) users chose both")
+
+
+def neighbour_lists(at) -> list[list[dict]]:
+    """Each model's list as the page draws it (`pages.item_blocks`), with ``score`` and ``both``
+    read from its marks."""
+    out = []
+    while True:
+        try:
+            blocks = pages.item_blocks(at.get_by_key(f"similar_list_{len(out)}"))
+        except KeyError:
+            return out
+        for block in blocks:
+            found = MARKS.search(block["marks"])
+            block.update(score=float(found["score"]), both=int(found["both"].replace(",", "")))
+        out.append(blocks)
+
+
 def test_neighbours_of_the_url_item_side_by_side(trained_app, env):
     from engine.runs.store import load_checkpoint
 
@@ -32,21 +52,33 @@ def test_neighbours_of_the_url_item_side_by_side(trained_app, env):
     assert at.query_params["item"] == "1"
     assert [h.value for h in at.subheader] == [ds.title(ds.item_index("1"))]
     assert at.selectbox(key="similar_item").value is not None
-    frames = [df.value for df in at.dataframe]
-    assert len(frames) == 2
-    for frame, model in zip(frames, ("als", "bpr")):
-        assert frame["rank"].tolist() == list(range(1, 11))
-        assert "1" not in set(frame["item_id"])  # never its own neighbour
-        assert frame["title"].tolist() == [ds.title(ds.item_index(i)) for i in frame["item_id"]]
-        # The same neighbours and cosine scores as the model itself gives.
+    shown = neighbour_lists(at)
+    assert len(shown) == 2
+    pairs = ds.interactions[["user_idx", "item_idx"]].drop_duplicates()
+    fans = set(pairs.loc[pairs["item_idx"] == ds.item_index("1"), "user_idx"])
+    engine_items = {}
+    for blocks, model in zip(shown, ("als", "bpr")):
+        # The same neighbours and cosine scores as the model itself gives, whole titles and years.
         items, scores = load_checkpoint(env["runs"][model]["checkpoint"])[0].similar_items([ds.item_index("1")], 10)
-        assert frame["item_id"].tolist() == ds.item_ids[items[0]].tolist()
-        np.testing.assert_allclose(frame["score"].to_numpy(), scores[0], rtol=1e-5)
+        engine_items[model] = set(items[0].tolist())
+        assert ds.item_index("1") not in engine_items[model]  # never its own neighbour
+        assert [b["title"] for b in blocks] == [ds.title(i) for i in items[0]]
+        assert [b["year"] for b in blocks] == [int(ds.items["year"].iat[i]) for i in items[0]]
+        np.testing.assert_allclose([b["score"] for b in blocks], scores[0], atol=5e-4)
         # How many users chose both Toy Story and each neighbour, counted here from the raw pairs.
-        pairs = ds.interactions[["user_idx", "item_idx"]].drop_duplicates()
-        fans = set(pairs.loc[pairs["item_idx"] == ds.item_index("1"), "user_idx"])
         expected = [len(fans & set(pairs.loc[pairs["item_idx"] == i, "user_idx"])) for i in items[0]]
-        assert frame["both"].tolist() == expected and max(expected) > 0
+        assert [b["both"] for b in blocks] == expected and max(expected) > 0
+        # Its genres in small print under it.
+        assert [b["reason"] for b in blocks] == [", ".join(g for g in ds.items["genres"].iat[i].split("|")
+                                                           if g in ds.genre_names) for i in items[0]]  # fmt: skip
+    # A neighbour the other model lists too is marked, as in the User explorer; popular ones too.
+    popular = set(np.argsort(-ds.item_popularity(), kind="stable")[: int(np.ceil(0.01 * ds.n_items))].tolist())
+    assert engine_items["als"] & engine_items["bpr"]
+    for blocks, model, other in zip(shown, ("als", "bpr"), ("bpr", "als")):
+        items, _ = load_checkpoint(env["runs"][model]["checkpoint"])[0].similar_items([ds.item_index("1")], 10)
+        for block, item in zip(blocks, items[0]):
+            assert ("in 1 other list" in block["badges"]) == (item in engine_items[other])
+            assert ("popular" in block["badges"]) == (item in popular)
 
 
 def test_models_without_neighbours_are_not_offered(trained_app, env):
@@ -55,7 +87,7 @@ def test_models_without_neighbours_are_not_offered(trained_app, env):
     assert run_id(env, "popularity") not in picker.options
     assert picker.value == [run_id(env, "als")]
     assert at.query_params["models"] == run_id(env, "als")
-    assert len(at.dataframe) == 1
+    assert len(neighbour_lists(at)) == 1
 
 
 def test_default_item_is_the_most_popular_and_picking_by_title(trained_app, env):
@@ -71,40 +103,30 @@ def test_default_item_is_the_most_popular_and_picking_by_title(trained_app, env)
     assert at.query_params["item"] == ds.item_ids[star_wars]
     assert [h.value for h in at.subheader] == ["Star Wars: Episode IV - A New Hope"]
     at.selectbox(key="similar_k").set_value(5).run()
-    assert at.query_params["k"] == "5" and len(at.dataframe[0].value) == 5
+    assert at.query_params["k"] == "5" and len(neighbour_lists(at)[0]) == 5
 
 
 def test_unknown_item_is_an_error_and_the_picker_is_the_way_out(trained_app, env):
     at = open_page(trained_app, item="no-such-item", models=run_id(env, "als"))
     assert len(at.error) == 1
     assert "no-such-item" in at.error[0].value and "Pick an item" in at.error[0].value
-    assert len(at.dataframe) == 0
+    assert neighbour_lists(at) == []
     box = at.selectbox(key="similar_item")
     assert box.value is None
     box.select_index(0).run()
-    assert not at.exception and len(at.error) == 0 and len(at.dataframe) == 1
+    assert not at.exception and len(at.error) == 0 and len(neighbour_lists(at)) == 1
 
 
 def test_no_capable_runs_is_an_info_with_the_demo_button(app):
     at = open_page(app, item="1")
     assert len(at.info) == 1 and "item embeddings" in at.info[0].value and "Prepare the demo" in at.info[0].value
     assert at.button(key="empty_page_prepare").label == "Prepare the demo"
-    assert len(at.dataframe) == 0
+    assert neighbour_lists(at) == []
 
 
-def test_similarity_stays_in_view_beside_other_tables(trained_app, env):
-    import json
-
-    runs = ",".join(run_id(env, m) for m in ("als", "bpr"))
-    at = open_page(trained_app, item="1", models=runs)
-    for table in at.dataframe:
-        order = list(table.proto.column_order)
-        config = json.loads(table.proto.columns)
-        # Similarity right after the rank, both narrow and fixed: a long title column before it
-        # pushed it past the table's right edge, where "0.934" showed as "0".
-        assert order[:3] == ["rank", "score", "both"]
-        assert config["both"]["label"] == "shared" and "Shared users" in config["both"]["help"]
-        assert config["rank"]["width"] + config["score"]["width"] + config["both"]["width"] <= 180  # the title keeps the rest
-        assert all(isinstance(config[c]["width"], int) for c in order[:2])
-        assert config["rank"]["width"] + config["score"]["width"] <= 130
-        assert config["score"]["type_config"]["format"] == "%.3f" and config["score"]["label"] == "similarity"
+def test_the_caption_explains_the_marks_it_shows(trained_app, env):
+    one = open_page(trained_app, item="1", models=run_id(env, "als"))
+    two = open_page(trained_app, item="1", models=f"{run_id(env, 'als')},{run_id(env, 'bpr')}")
+    legend = [next(c.value for c in at.caption if c.value.startswith("Similarity:")) for at in (one, two)]
+    assert "users chose this item and Toy Story" in legend[0] and "popular" in legend[0]
+    assert "other list" not in legend[0] and "in 1 other list" in legend[1]  # alone, no list to share with

@@ -73,9 +73,9 @@ VIEWS = [
     ),
     View(
         "Similar items", "similar", "Similar items",
-        texts=("Item", "Neighbours", ITEM_TITLE, "als #", "itemknn #"),
+        texts=("Item", "Neighbours", ITEM_TITLE, "als #", "itemknn #", "users chose both", "in 1 other list"),
         query=lambda ids: {"models": f"{ids['als']},{ids['itemknn']}", "item": ITEM},
-        elements={"stDataFrame": 2},
+        elements={"stMarkdown": 20},
     ),
     View(
         "Embeddings", "embeddings", "Embeddings",
@@ -101,7 +101,8 @@ VIEWS = [
     ),
     View(
         "Compare", "compare", "Compare",
-        texts=("Metrics", "Metrics to chart", "Where two runs disagree", "Mean top-10 overlap",
+        texts=("Metrics", "Metrics to chart", "In words:", "times better than", "Where two runs disagree",
+               "Mean top-10 overlap",
                "What each run recommends, over all users", "the items users chose next", "users they disagree on most"),
         query=lambda ids: {"a": str(ids["als"]), "b": str(ids["bpr"])},
         elements={"stPlotlyChart": 4},
