@@ -2,7 +2,7 @@
 
 Each picture is a schematic of one idea (the split, a hit's worth by rank, early stopping, causal
 self-attention, scores as dot products, cosine similarity, the overlap of two lists, item neighbours,
-genres kept together, popularity bias), drawn from a few fixed numbers, so a student can look before reading. Run it
+genres kept together, popularity bias, chance), drawn from a few fixed numbers, so a student can look before reading. Run it
 after changing one and commit the PNGs:
 
     python tools/glossary_figures.py            # writes docs/glossary/
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import random
 from pathlib import Path
 
 import matplotlib
@@ -331,6 +332,29 @@ def popularity_bias(path: Path) -> None:
     plt.close(fig)
 
 
+def chance_level(path: Path) -> None:
+    """About 9,000 candidate films as a grid, ten of them drawn at random for a top 10 and the
+    one the user chose next: chance is 10 in 9,000, not a tenth."""
+    rows, cols = 60, 150  # 9,000 candidates
+    rng = random.Random(4)
+    cells = rng.sample(range(rows * cols), 11)
+    listed, chosen = cells[:10], cells[10]
+    fig, ax = plt.subplots(figsize=(7.2, 3.2), dpi=DPI)
+    ax.scatter([c % cols for c in range(rows * cols)], [c // cols for c in range(rows * cols)], s=1.2, color=MUTED,
+               marker="s", linewidths=0)
+    ax.scatter([c % cols for c in listed], [c // cols for c in listed], s=38, color=TRAIN, marker="s",
+               label="a random top 10")
+    ax.scatter([chosen % cols], [chosen // cols], s=60, color=TEST, marker="*", label="the film they chose next")
+    ax.set_xlim(-1, cols)
+    ax.set_ylim(rows, -1)
+    ax.set_axis_off()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0), ncol=2, frameon=False, fontsize=9)
+    ax.set_title("9,000 films the user has not seen: ten drawn at random hold the next one for 1 user in 900",
+                 fontsize=9, color=INK)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
 FIGURES = {
     "leave-last-out.png": leave_last_out,
     "ndcg-discount.png": ndcg_discount,
@@ -342,6 +366,7 @@ FIGURES = {
     "item-neighbours.png": item_neighbours,
     "genres-together.png": genres_together,
     "popularity-bias.png": popularity_bias,
+    "chance-level.png": chance_level,
 }
 
 
