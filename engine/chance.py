@@ -29,8 +29,8 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 from engine.data.split import Split
-from engine.errors import EngineError, ParameterError
-from engine.evaluation import PROTOCOLS
+from engine.errors import EngineError
+from engine.evaluation import check_ranking_settings
 
 
 def chance_metrics(
@@ -49,10 +49,7 @@ def chance_metrics(
     each target is one list with ``min(n_negatives, N)`` negatives. Works on per-user counts of
     the sparse splits: no users x items matrix.
     """
-    if protocol not in PROTOCOLS:
-        raise ParameterError(f"unknown protocol {protocol!r} (valid: {', '.join(PROTOCOLS)})")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ParameterError(f"k must be an integer >= 1, got {k!r}")
+    check_ranking_settings(protocol, k, n_negatives)
     targets = target.matrix(binary=True)
     interacted = train.matrix(binary=True) + targets
     for split in [exclude] if isinstance(exclude, Split) else exclude:

@@ -338,17 +338,22 @@ def rating_metrics(model: Recommender, target: Split) -> dict[str, float]:
     return {"rmse": float(np.sqrt(sq / len(target))), "mae": ab / len(target)}
 
 
+def check_ranking_settings(protocol: str, k: int, n_negatives: int) -> None:
+    """ParameterError (one line) for an unknown protocol, ``k < 1`` or, sampled, ``n_negatives < 1``."""
+    if protocol not in PROTOCOLS:
+        raise ParameterError(f"unknown protocol {protocol!r} (valid: {', '.join(PROTOCOLS)})")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ParameterError(f"k must be an integer >= 1, got {k!r}")
+    if protocol == "sampled" and (not isinstance(n_negatives, (int, np.integer)) or n_negatives < 1):
+        raise ParameterError(f"n_negatives must be an integer >= 1, got {n_negatives!r}")
+
+
 # ---- internals ---------------------------------------------------------------------------
 class _Context:
     """Validated inputs: the targets grouped by user and each user's excluded items."""
 
     def __init__(self, model, target, exclude, users, *, protocol, k, n_negatives):
-        if protocol not in PROTOCOLS:
-            raise ParameterError(f"unknown protocol {protocol!r} (valid: {', '.join(PROTOCOLS)})")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ParameterError(f"k must be an integer >= 1, got {k!r}")
-        if protocol == "sampled" and (not isinstance(n_negatives, (int, np.integer)) or n_negatives < 1):
-            raise ParameterError(f"n_negatives must be an integer >= 1, got {n_negatives!r}")
+        check_ranking_settings(protocol, k, n_negatives)
         model._check_fitted()
         splits = [exclude] if isinstance(exclude, Split) else list(exclude)
         for split in (target, *splits):
