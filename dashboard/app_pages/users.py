@@ -152,6 +152,8 @@ for column, run, (items, scores), shared_here in zip(st.columns(len(runs)), runs
         _show(frame, slot)
         found = frame.loc[frame["held_out"] == "test", "rank"].tolist()
         where = f"Held-out test item at rank {found[0]}." if found else f"Held-out test item not in the top-{k}."
+        if not found and (placed := explorer.held_out_rank(run["checkpoint"], spec, user_idx)):
+            where = f"Held-out test item not in the top-{k}: at rank {placed[0]:,} of {placed[1]:,}."
         st.caption(f"{where} {int(frame['popular'].sum())} of {len(frame)} are among the most popular.")
         slots.append((slot, run, frame))
 

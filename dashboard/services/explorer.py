@@ -124,6 +124,14 @@ def user_recommendations(
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
+def held_out_rank(checkpoint: str, spec: str, user_idx: int) -> tuple[int, int] | None:
+    """``(rank, candidates)`` of the user's held-out test item under one checkpoint, on the split
+    it was evaluated on (`engine.explore.query.held_out_rank`); None without one."""
+    splits = checkpoints.get_splits(checkpoint, spec)
+    return query.held_out_rank(checkpoints.get_model(checkpoint, spec), splits, user_idx)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
 def because(checkpoint: str, spec: str, user_idx: int, items: tuple[int, ...]) -> list[str] | None:
     """"because you liked ..." per item (three history titles each); None when the model cannot
     re-score a user from a history."""

@@ -15,6 +15,7 @@ from engine import config
 from engine.chance import chance_metrics
 from engine.data import Dataset, DataSplits, load_dataset
 from engine.errors import CheckpointError, EngineError, ParameterError
+from engine.evaluation import rank_targets
 from engine.runs.experiment import SPLIT_SETTINGS, evaluate_test, make_splits
 from engine.explore.views import held_out_items
 from engine.models.base import Recommender
@@ -158,6 +159,17 @@ def similar_to(model: Recommender, item_idx: int, k: int = 10) -> tuple[np.ndarr
     return items[0][keep], scores[0][keep]
 
 
+def held_out_rank(model: Recommender, splits: DataSplits, user_idx: int) -> tuple[int, int] | None:
+    """Where a user's held-out test item lands among every item `recommend_for` may list for
+    them (all but their training items): ``(rank, candidates)``, the rank 1-based and counting
+    ties against the item as the evaluation does (the best of several test items). None for a
+    user without one. How near a miss was: "rank 57 of 8,990" says more than "not in the top 10"."""
+    if not len(held_out_items(splits.test, user_idx)):
+        return None
+    result = rank_targets(model, splits.test, users=np.array([int(user_idx)]), k=1)
+    return int(result.best_position[0]) + 1, int(result.target_negatives[0] + result.target_counts[0])
+
+
 def held_out(splits: DataSplits, user_idx: int) -> dict[str, np.ndarray]:
     """``{"test": items, "validation": items}``: one user's held-out items in a split."""
     return {"test": held_out_items(splits.test, user_idx), "validation": held_out_items(splits.val, user_idx)}
@@ -171,6 +183,7 @@ __all__ = [
     "checkpoint_splits",
     "evaluate_checkpoint",
     "held_out",
+    "held_out_rank",
     "open_checkpoint",
     "recommend_for",
     "recorded_split",

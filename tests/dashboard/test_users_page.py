@@ -141,6 +141,25 @@ def test_held_out_test_item_marked_where_it_appears(trained_app, env):
     assert any(c.value.startswith(f"Held-out test item at rank {rank}. ") for c in at.caption)
 
 
+def test_a_missed_held_out_item_says_how_far_down_it_ranks(trained_app, env):
+    ds, splits = env["ds"], env["splits"]
+    model = load(env, "als")
+    users = splits.test.user_idx
+    top, _ = model.recommend(users, 10)
+    miss = np.flatnonzero(~(top == splits.test.item_idx[:, None]).any(axis=1))[0]
+    user, item = int(users[miss]), int(splits.test.item_idx[miss])
+    # Its place among everything the list may hold (all but the training items), from the scores.
+    scores = model.score(np.array([user]))[0]
+    seen = splits.train.matrix(binary=True).tocsr()[user].indices
+    candidates = np.setdiff1d(np.arange(ds.n_items), seen)
+    rank = int((scores[candidates] >= scores[item]).sum())  # itself included: 1-based
+    assert rank > 10
+
+    at = open_page(trained_app, user=str(ds.user_ids[user]), models=ids(env, "als"))
+    assert any(c.value.startswith(f"Held-out test item not in the top-10: at rank {rank:,} of {len(candidates):,}.")
+               for c in at.caption), [c.value for c in at.caption]
+
+
 def test_because_you_liked_for_models_that_support_it(trained_app, env):
     at = open_page(trained_app, user="7", models=ids(env, "popularity", "als"))  # 88 interactions
     popularity, als = lists(at)

@@ -9,7 +9,9 @@ from engine.data import load_dataset
 from engine.errors import CheckpointError, EngineError
 from engine.runs.experiment import SPLIT_SETTINGS, make_splits, train_and_evaluate
 from engine.chance import chance_metrics
-from engine.explore.query import chance_level, checkpoint_splits, open_checkpoint, recorded_split, similar_to
+from engine.explore.query import (
+    chance_level, checkpoint_splits, held_out_rank, open_checkpoint, recorded_split, similar_to,
+)
 from tests.engine.test_cli import write_tiny_movielens
 
 
@@ -65,6 +67,22 @@ def test_chance_level_follows_the_recorded_protocol_and_dataset(tiny):
     assert chance_level(runs["sampled"]["checkpoint"], ds)["hr@10"] == pytest.approx(10 / 100)
     with pytest.raises(CheckpointError, match="fingerprint"):
         chance_level(runs["full"]["checkpoint"], load_dataset(write_tiny_movielens(folder / "other", seed=1)))
+
+
+def test_held_out_rank_counts_the_candidates_scored_at_least_as_high(tiny):
+    folder, spec = tiny
+    result = train_and_evaluate(spec, "bpr", {"epochs": 2}, out=folder / "bpr-rank", runs_db=False, data_dir=folder)
+    model, info, ds = open_checkpoint(result["checkpoint"], data_dir=folder)
+    splits = checkpoint_splits(ds, info)
+    train = splits.train.matrix(binary=True).tocsr()
+    for user in range(ds.n_users):
+        (target,) = splits.test.item_idx[splits.test.user_idx == user]
+        scores = model.score(np.array([user]))[0]
+        candidates = np.setdiff1d(np.arange(ds.n_items), train[user].indices)  # what the user's list may hold
+        above = (scores[candidates] >= scores[target]).sum() - 1  # the others at or above it; not itself
+        assert held_out_rank(model, splits, user) == (above + 1, len(candidates))
+    without = splits.test.subset(splits.test.user_idx != 0)
+    assert held_out_rank(model, splits._replace(test=without), 0) is None
 
 
 def test_similar_to_names_a_model_without_neighbours(tiny):
