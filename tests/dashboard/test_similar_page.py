@@ -26,7 +26,7 @@ def run_id(env, model):
     return str(env["runs"][model]["id"])
 
 
-MARKS = re.compile(r"similarity (?P<score>-?\d\.\d{3}) · (?P<both>[\d,]+) users chose both")
+MARKS = re.compile(r"similarity (?P<score>-?\d\.\d{3}) · (?P<both>[\d,]+) (?P<users>users?) chose both")
 
 
 def neighbour_lists(at) -> list[list[dict]]:
@@ -41,6 +41,7 @@ def neighbour_lists(at) -> list[list[dict]]:
         for block in blocks:
             found = MARKS.search(block["marks"])
             block.update(score=float(found["score"]), both=int(found["both"].replace(",", "")))
+            assert (found["users"] == "user") == (block["both"] == 1)  # "1 user", "2 users"
         out.append(blocks)
 
 
@@ -79,6 +80,15 @@ def test_neighbours_of_the_url_item_side_by_side(trained_app, env):
         for block, item in zip(blocks, items[0]):
             assert ("in 1 other list" in block["badges"]) == (item in engine_items[other])
             assert ("popular" in block["badges"]) == (item in popular)
+
+
+def test_one_user_is_one_user(trained_app, env):
+    """A rarely chosen item: its neighbours share one user or none with it, and one is "1 user"."""
+    ds = env["ds"]
+    rare = ds.item_ids[int(np.flatnonzero(ds.item_popularity() == 2)[0])]
+    at = open_page(trained_app, item=str(rare), models=run_id(env, "als"), k="50")
+    (blocks,) = neighbour_lists(at)  # reads "1 user" and "N users" and checks which is which
+    assert any(b["both"] == 1 for b in blocks) and "· 1 user chose both" in "".join(b["marks"] for b in blocks)
 
 
 def test_models_without_neighbours_are_not_offered(trained_app, env):
