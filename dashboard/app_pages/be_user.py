@@ -135,8 +135,9 @@ for n, (column, run, frame, shared_here) in enumerate(zip(st.columns(len(runs)),
         show_list(entries, pictures=images, key=f"be_user_list_{n}")
 st.caption(
     '"Because you picked X": X is the pick whose removal lowers that item\'s score the most. '
-    f"Your picks are never recommended back. {shared_badge(1)}: another model recommends it too; {POPULAR_BADGE}: one "
-    f"of the {int(popular.sum()):,} most popular items."
+    "Your picks are never recommended back. "
+    + (f"{shared_badge(1)}: another model recommends it too; " if len(runs) > 1 else "")
+    + f"{POPULAR_BADGE}: one of the {int(popular.sum()):,} most popular items."
 )
 
 # ---- which picks a sequence model leans on (models that attend over any ordered list) ---------------

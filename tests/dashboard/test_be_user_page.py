@@ -80,6 +80,11 @@ def test_items_in_another_models_list_are_marked_as_in_the_user_explorer(trained
     for items, other in zip(blocks, titles[::-1]):
         for item in items:
             assert ("in 1 other list" in item["badges"]) == (item["title"] in other), item
+    legend = next(c.value for c in at.caption if "never recommended back" in c.value)
+    assert "another model recommends it too" in legend
+    alone = open_page(trained_app, picks=",".join(picks), models=ids(env, "als"))
+    legend = next(c.value for c in alone.caption if "never recommended back" in c.value)
+    assert "other list" not in legend and "popular" in legend  # one model: no other list to be in
 
 
 def test_picking_in_the_box_updates_the_url_and_the_lists(trained_app, env):
