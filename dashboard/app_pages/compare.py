@@ -42,7 +42,7 @@ st.dataframe(
         "id": None,
         **glossary.metric_columns(chartable),
         "users": st.column_config.NumberColumn("users", format="%d", help=glossary.help_for("users")),
-        "fit_seconds": st.column_config.NumberColumn("fit seconds", format="%.2f"),
+        "fit_seconds": st.column_config.NumberColumn("fit seconds", format="%.2f", help=glossary.help_for("fit time")),
     },
     key="compare_table",
 )
@@ -97,7 +97,7 @@ if not seeded.empty:
             "users": None,  # how many were evaluated, as in the table above: not a score
             "users sd": None,
             **glossary.metric_columns([c for c in seeded.columns if c in chartable or c.endswith(" sd")]),
-            "fit_seconds": st.column_config.NumberColumn("fit seconds", format="%.2f"),
+            "fit_seconds": st.column_config.NumberColumn("fit seconds", format="%.2f", help=glossary.help_for("fit time")),
         },
         key="compare_seeds_table",
     )

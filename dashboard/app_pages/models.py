@@ -182,7 +182,7 @@ st.dataframe(
     column_order=["id", "model", *marks, *key_metrics, "fit_seconds", *[c for c in runs.columns if c not in placed],
                   *tail_columns],
     column_config={
-        "fit_seconds": st.column_config.NumberColumn("fit time", format="%.1f s"),
+        "fit_seconds": st.column_config.NumberColumn("fit time", format="%.1f s", help=glossary.help_for("fit time")),
         "params": st.column_config.TextColumn("params", width="medium"),
         **glossary.metric_columns(metric_columns),
         # The headline ranking metrics as bars: the longest is the best run.

@@ -53,6 +53,7 @@ TERMS = {
     "quick run": "quick-run",
     "popularity": "popularity-baseline",
     "chance": "chance-level",
+    "fit time": "fit-time",
     "feature": "feature",
     "background": "background-pairs",
     "shapley value": "shapley-value",

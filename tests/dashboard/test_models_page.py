@@ -224,6 +224,10 @@ def test_runs_table_puts_the_metrics_before_the_params(trained_app):
     assert order.index("fit_seconds") < min(order.index("recall@10"), order.index("users"))
     assert order[-3:] == ["params", "created", "checkpoint"]
     assert "dataset" not in order  # every row is the current dataset
+    # Popularity's "0.0 s" is explained where it shows.
+    import json
+
+    assert "0.0 s" in json.loads(table.proto.columns)["fit_seconds"]["help"]
 
 
 def test_headline_metrics_are_bars_full_for_the_best_run(trained_app):
