@@ -79,14 +79,14 @@ st.caption(f"Weights of a straight-line model fitted to random variations of thi
 
 agree, deletion = result["agreement"], result["deletion"]
 cols = st.columns(4)
-# Labels a student reads as questions; the glossary's names (Spearman, top-3 overlap, deletion
-# ratio) stay in the tooltips and the caption, for whoever looks them up.
-cols[0].metric("Same order? (Spearman)", "-" if np.isnan(agree["spearman"]) else f"{agree['spearman']:.2f}",
+# Short labels a student reads as questions, short enough for four columns on a 1024-pixel
+# projector ("Spearman (SHAP vs LIME)" and "2.95x chance" were cut there); the glossary's names
+# (Spearman, top-3 overlap, deletion ratio) stay in the tooltips and the caption below.
+cols[0].metric("Same order?", "-" if np.isnan(agree["spearman"]) else f"{agree['spearman']:.2f}",
                help=glossary.help_for("spearman"))  # fmt: skip
 cols[1].metric("Same top 3?", f"{round(agree['top3_overlap'] * 3)} of 3", help=glossary.help_for("top-3 overlap"))
 for col, method in zip(cols[2:], ("shap", "lime")):
-    col.metric(f"Removing {method.upper()}'s top 3",
-               f"{deletion[method]:.2f}× chance" if np.isfinite(deletion[method]) else "-",
+    col.metric(f"{method.upper()}'s top 3", f"{deletion[method]:.2f}×" if np.isfinite(deletion[method]) else "-",
                help=glossary.help_for("deletion ratio"))  # fmt: skip
 verdict = explain.explain_verdict(result)
 
@@ -103,7 +103,8 @@ for col, method in zip(badges[1:], ("shap", "lime")):
         good = verdict.faithful[method]
         _badge(f"{method.upper()} {'faithful' if good else 'weakly faithful'} here", good)
 st.caption(
-    "Removing a method's top 3: how much more the score drops when the 3 features it credits most are replaced by "
+    "Same order?: the Spearman correlation of the two rankings of the features (1 = the same order). SHAP's and "
+    "LIME's top 3: how many times more the score drops when the 3 features each credits most are replaced by "
     "typical values than when 3 random features are (the deletion ratio: 1× is no better than chance; faithful "
     "from 1.5×). " + glossary.link("faithfulness", "What does faithful mean?")
 )

@@ -94,7 +94,7 @@ VIEWS = [
     ),
     View(
         "Explain", "explain", "Explain",
-        texts=("User id", "Item", "SHAP", "LIME", "Same order? (Spearman)", "Same top 3?", "deletion ratio",
+        texts=("User id", "Item", "SHAP", "LIME", "Same order?", "Same top 3?", "deletion ratio",
                "Across many pairs", "Compute the global SHAP summary"),
         query=lambda ids: {"models": str(ids["feature-mlp"]), "user": USER},
         elements={"stPlotlyChart": 2},

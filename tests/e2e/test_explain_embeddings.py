@@ -76,6 +76,12 @@ CHART_TEXTS = """chart => {
 }"""
 
 
+#: The texts inside an element that overflow their box (shown cut, with an ellipsis).
+CUT_TEXT = """(element) => [element, ...element.querySelectorAll('*')]
+    .filter((e) => e.scrollWidth > e.clientWidth + 1 && e.textContent.trim())
+    .map((e) => e.textContent.trim())"""
+
+
 def _overlap(a, b) -> bool:
     return a[0] < b[2] - 1 and b[0] < a[2] - 1 and a[1] < b[3] - 1 and b[1] < a[3] - 1
 
@@ -98,6 +104,13 @@ def test_explain_figures_keep_their_text_inside(browser, app_url, run_ids, scree
                 assert left - 1 <= box[0] and box[2] <= right + 1, (n, box, found["figure"])
             for value in found["values"]:  # no printed value over a feature name
                 assert not any(_overlap(value, tick) for tick in found["ticks"]), (n, value)
+        # The agreement figures under the charts: no label or value cut to "..." (four columns
+        # on a 1024-pixel projector cut "Spearman (SHAP vs LIME)" and "2.95× chance").
+        metrics = page.get_by_test_id("stMain").get_by_test_id("stMetric")
+        expect(metrics).to_have_count(4)
+        for n in range(4):
+            cut = metrics.nth(n).evaluate(CUT_TEXT)
+            assert not cut, (n, metrics.nth(n).inner_text(), cut)
         # The waterfall's last bar prints the prediction its title states.
         prediction = re.search(r"this pair's (-?[\d.]+)", waterfall_title).group(1)
         last = charts.nth(0).locator(".bartext").last.text_content()

@@ -23,7 +23,7 @@ TOUR = [
     ("User explorer", "User explorer", "History"),
     ("Similar items", "Similar items", "Neighbours"),
     ("Embeddings", "Embeddings", "Explained variance"),
-    ("Explain", "Explain", "Same order? (Spearman)"),
+    ("Explain", "Explain", "Same order?"),
     ("Compare", "Compare", "Where two runs disagree"),
 ]
 DEMO_TIMEOUT_MS = 600_000  # the light demo takes well under a minute; a busy machine, longer
