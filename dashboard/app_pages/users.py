@@ -69,12 +69,15 @@ sync_level = url_state.bind("activity", "users_level", choices=explorer.ACTIVITY
 sync_because = url_state.bind("because", "users_explain", choices=(True, False), default=True,
                               text=lambda on: "on" if on else "off")  # fmt: skip
 
-left, middle, right, far = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
-left.text_input("User id", key="users_user_id", on_change=_typed_user, help="A raw user id of the dataset")
-middle.radio("Activity", explorer.ACTIVITY_LEVELS, horizontal=True, key="users_level",
-             help="Surprise me picks a user from this third of users by number of interactions")
-right.button("Surprise me", on_click=_surprise, icon=":material/casino:", key="users_surprise")
-far.selectbox("Top-k", K_CHOICES, key="users_k")
+# One row that wraps rather than cuts: in fixed columns a 1024-pixel projector showed "Su..."
+# for "Surprise me".
+controls = st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
+controls.text_input("User id", key="users_user_id", on_change=_typed_user, help="A raw user id of the dataset",
+                    width=180)  # fmt: skip
+controls.radio("Activity", explorer.ACTIVITY_LEVELS, horizontal=True, key="users_level",
+               help="Surprise me picks a user from this third of users by number of interactions")
+controls.button("Surprise me", on_click=_surprise, icon=":material/casino:", key="users_surprise")
+controls.selectbox("Top-k", K_CHOICES, key="users_k", width=100)
 k = int(sync_k())
 sync_level()
 st.toggle("Because you liked ...", key="users_explain",
@@ -261,13 +264,15 @@ addable = [n for n in range(len(order)) if int(order[n]) not in in_history]
 by_run = {str(run["id"]): run for run in fold_runs}
 # The model on a row of its own: beside the two pickers its label was cut ("als #2 (quick run, NDCG@").
 what_run = by_run[box.selectbox("Model", list(by_run), format_func=lambda i: by_run[i]["label"], key="users_whatif_run")]
-pick_remove, pick_add, reset = box.columns([4, 4, 1], vertical_alignment="bottom")
-pick_remove.multiselect("Remove from the history", train_items.tolist(), format_func=lambda i: titles[i],
-                   key="users_whatif_remove", placeholder="Type a title from the history")  # fmt: skip
-pick_add.multiselect("Add to the history", addable, format_func=lambda n: labels[n], key="users_whatif_add",
+# The two pickers share the row; the button keeps the width of its word (a ninth of the row cut
+# "Reset" even at 1280 pixels).
+edits = box.container(horizontal=True, vertical_alignment="bottom")
+edits.multiselect("Remove from the history", train_items.tolist(), format_func=lambda i: titles[i],
+                  key="users_whatif_remove", placeholder="Type a title from the history")  # fmt: skip
+edits.multiselect("Add to the history", addable, format_func=lambda n: labels[n], key="users_whatif_add",
                   placeholder="Type any title", max_selections=20)  # fmt: skip
-reset.button("Reset", on_click=_reset_what_if, icon=":material/restart_alt:", key="users_whatif_reset",
-           help="Back to the real user's history")  # fmt: skip
+edits.button("Reset", on_click=_reset_what_if, icon=":material/restart_alt:", key="users_whatif_reset",
+             help="Back to the real user's history")  # fmt: skip
 removed = tuple(int(i) for i in st.session_state["users_whatif_remove"])
 added = tuple(int(order[n]) for n in st.session_state["users_whatif_add"])
 if not removed and not added:

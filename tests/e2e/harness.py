@@ -177,6 +177,13 @@ def wait_for_title(page, title: str, timeout_ms: float = 60_000) -> None:
         raise AssertionError(f"the app raised:\n{page.locator(EXCEPTION).first.inner_text()[:3000]}")
 
 
+#: For `locator.evaluate`: the texts inside an element that overflow their box, which the page
+#: shows cut (with an ellipsis); empty when everything shows whole.
+CUT_TEXT = """(element) => [element, ...element.querySelectorAll('*')]
+    .filter((e) => e.scrollWidth > e.clientWidth + 1 && e.textContent.trim())
+    .map((e) => e.textContent.trim())"""
+
+
 def wait_for_app_run(page, timeout_ms: float = 60_000) -> None:
     """Block until the app is connected, its script has finished and nothing is still loading."""
     from playwright.sync_api import expect

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.e2e.harness import EXCEPTION, VISUAL_SPEC, screenshot, wait_for_app_run, wait_for_title
+from tests.e2e.harness import CUT_TEXT, EXCEPTION, VISUAL_SPEC, screenshot, wait_for_app_run, wait_for_title
 
 expect = pytest.importorskip("playwright.sync_api").expect
 # A first view loads the dataset and models in the server (seconds on a busy 2-core machine).
@@ -151,6 +151,28 @@ def test_linked_view(page, app_url, run_ids, screenshot_dir, view):
     open_view(page, app_url, view.path, view.query(run_ids))
     check_view(page, view)
     screenshot(page, screenshot_dir / view.shot)
+
+
+#: Where a cut word is a cut question: the figures, the buttons and the widgets' labels.
+WHOLE = ("stMetric", "stButton", "stWidgetLabel")
+
+
+def test_a_projector_shows_every_label_whole(browser, app_url, run_ids):
+    """At 1024 x 768, a classroom projector, no figure, button or label is cut to "...": four
+    equal columns once showed "Su..." for "Surprise me" and cut "Users with nothing in common"."""
+    context = browser.new_context(viewport={"width": 1024, "height": 768})
+    try:
+        page = context.new_page()
+        for view in VIEWS:
+            open_view(page, app_url, view.path, view.query(run_ids))
+            check_view(page, view)
+            main = page.get_by_test_id("stMain")
+            for test_id in WHOLE:
+                found = main.get_by_test_id(test_id)
+                for n in range(found.count()):
+                    assert not found.nth(n).evaluate(CUT_TEXT), (view.path, test_id, found.nth(n).inner_text())
+    finally:
+        context.close()
 
 
 def test_user_explorer_switches_user_and_keeps_it_in_the_url(page, app_url, run_ids):

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.e2e.harness import EXCEPTION, screenshot, wait_for_app_run, wait_for_title
+from tests.e2e.harness import CUT_TEXT, EXCEPTION, screenshot, wait_for_app_run, wait_for_title
 
 expect = pytest.importorskip("playwright.sync_api").expect
 expect.set_options(timeout=60_000)
@@ -74,12 +74,6 @@ CHART_TEXTS = """chart => {
     values: [...chart.querySelectorAll('.bartext')].map(box),
   };
 }"""
-
-
-#: The texts inside an element that overflow their box (shown cut, with an ellipsis).
-CUT_TEXT = """(element) => [element, ...element.querySelectorAll('*')]
-    .filter((e) => e.scrollWidth > e.clientWidth + 1 && e.textContent.trim())
-    .map((e) => e.textContent.trim())"""
 
 
 def _overlap(a, b) -> bool:
