@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard.services import datasets, errors, explorer, uploads
 from dashboard.components import glossary
-from dashboard.components.charts import log_ticks, matrix_picture, share_bars, tight
+from dashboard.components.charts import log_ticks, matrix_picture, share_bars, split_timeline, tight
 from dashboard.components.first_run import first_run_panel
 from dashboard.components.genre_tags import genre_column, with_genre_tags
 from dashboard.components.sidebar import current_dataset_spec, switch_dataset
@@ -102,6 +102,21 @@ if not genre_view.empty:
                f"catalogue: {plain(most['genre'])} most of all, on {most['items']:.0%} of the items and "
                f"{most['interactions']:.0%} of the interactions. An item of several genres counts for "
                "each.")  # fmt: skip
+
+st.subheader("How the models are tested", help=glossary.help_for("leave-last-out"))
+tested = datasets.how_tested(spec)
+sizes = tested["sizes"]
+if sizes["tested_users"]:
+    st.plotly_chart(split_timeline(tested["history"]), key="data_split_chart")
+    st.caption(
+        f"User {plain(tested['user_id'])}'s {len(tested['history']):,} interactions. For every user with at least 3 "
+        f"({sizes['tested_users']:,} of {sizes['users']:,}), the last one is hidden as the test item (green) and the "
+        f"one before as validation (amber): the models learn from the rest ({sizes['train']:,} interactions) and are "
+        "scored on whether their top 10 holds the green one. " + glossary.link("leave-last-out", "More in the glossary")
+    )
+else:
+    st.info("No user has 3 interactions, so none can be held out to test a model on: models train here but "
+            "get no metrics.", icon=":material/info:")  # fmt: skip
 
 st.subheader("Items")
 query = st.text_input("Search titles", key="data_item_search", placeholder="e.g. Star Wars")

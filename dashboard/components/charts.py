@@ -165,3 +165,39 @@ def share_bars(table, label: str, values: list[str], reference: str, *, value_la
     fig = ranked_bars(table, label, values, order=table[label].tolist(), value_label=value_label, text_format=".0%")
     fig.update_traces(marker_color=REFERENCE_GREY, selector={"name": reference})
     return fig.update_xaxes(tickformat=".0%")
+
+
+#: Where each interaction went, in the colours of the glossary's pictures
+#: (tools/glossary_figures.py): train blue, validation amber, the test item green as its badge.
+SPLIT_COLOURS = {"train": "#4c78a8", "validation": "#f2a541", "test": "#3a9d5d"}
+SPLIT_NAMES = {"train": "train: the models learn from it", "validation": "validation: picks settings and when to stop",
+               "test": "test: the item to find"}  # fmt: skip
+#: Longest title written beside the validation and test dots; the hover has the whole one.
+LABEL_CHARS = 34
+
+
+def split_timeline(history):
+    """One user's history (`engine.explore.views.user_history`, newest first) as a strip of
+    dots oldest first, each coloured by the split it went to; the validation and test items
+    larger and named. What leave-last-out does, on real data."""
+    ordered = history.iloc[::-1]
+    position = list(range(1, len(ordered) + 1))
+    fig = go.Figure()
+    for split, colour in SPLIT_COLOURS.items():
+        mine = [n for n, s in enumerate(ordered["split"]) if s == split]
+        if not mine:
+            continue
+        titles = ordered["title"].iloc[mine].astype(str).tolist()
+        fig.add_trace(go.Scatter(
+            x=[position[n] for n in mine], y=[0] * len(mine), mode="markers", name=SPLIT_NAMES[split],
+            marker={"color": colour, "size": 9 if split == "train" else 16, "line": {"width": 0}},
+            text=titles, hovertemplate="%{text}<br>interaction %{x}<extra>" + split + "</extra>",
+        ))  # fmt: skip
+        if split != "train":  # the held-out items named, above (test) and below (validation) the strip
+            short = titles[-1] if len(titles[-1]) <= LABEL_CHARS else titles[-1][: LABEL_CHARS - 1] + "…"
+            fig.add_annotation(x=position[mine[-1]], y=0, text=short, showarrow=False, xanchor="right",
+                               yshift=22 if split == "test" else -22, font={"color": colour, "size": 13})  # fmt: skip
+    fig.update_yaxes(visible=False, range=[-1, 1])
+    fig.update_xaxes(title_text="this user's interactions, oldest first", range=[0, len(position) + 1.5])
+    fig.update_layout(legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"})
+    return tight(fig, height=210)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from engine.data.dataset import Dataset
+from engine.data.split import DataSplits
 
 
 def rating_histogram(ds: Dataset) -> pd.DataFrame:
@@ -53,6 +54,21 @@ def activity(ds: Dataset) -> pd.DataFrame:
     per_user = user_activity(ds)["interactions"].to_numpy()
     values, users = np.unique(per_user, return_counts=True)
     return pd.DataFrame({"interactions": values.astype(np.int64), "users": users.astype(np.int64)})
+
+
+def split_sizes(splits: DataSplits) -> dict[str, int]:
+    """How the evaluation split divides the data: ``train``, ``validation`` and ``test``
+    interactions, ``tested_users`` (users with a test item) and ``users``."""
+    return {"train": len(splits.train), "validation": len(splits.val), "test": len(splits.test),
+            "tested_users": len(splits.test.users()), "users": splits.test.n_users}  # fmt: skip
+
+
+def typical_user(ds: Dataset) -> int:
+    """The index of a user of typical activity: the median number of interactions (the first
+    such user), for a picture of one history that is neither a handful nor thousands."""
+    counts = user_activity(ds)["interactions"].to_numpy()
+    median = np.sort(counts)[(len(counts) - 1) // 2]
+    return int(np.flatnonzero(counts == median)[0])
 
 
 def genre_shares(ds: Dataset) -> pd.DataFrame:

@@ -28,7 +28,7 @@ def test_charts_have_tight_margins_and_decade_log_ticks(app):
 
     at = app().run()
     assert not at.exception
-    matrix, ratings, tail, activity, _genres = figures(at)
+    matrix, ratings, tail, activity, _genres, _tested = figures(at)
     for fig in (matrix, ratings, tail, activity):
         layout = fig["layout"]
         # No band of blank space between a heading and its chart: the heading is the title.
@@ -110,6 +110,9 @@ def test_upload_with_column_mapping_switches_the_dataset(app, data_dir):
     ]
     values = metric_values(at)  # 3 customers x 3 products, 5 of 9 pairs
     assert (values["Users"], values["Items"], values["Interactions"]) == ("3", "3", "5")
+    # Two interactions at most per customer: nothing can be held out, and the page says so.
+    assert any("No user has 3 interactions" in box.value for box in at.info)
+    assert not any("hidden as the test item" in c.value for c in at.caption)
     # The next click, and the next page, stay on the upload (the select box sends its value back).
     at.text_input(key="data_item_search").input("p").run()
     assert at.query_params["dataset"] == f"csv:{saved[0]}"
@@ -196,7 +199,7 @@ def test_genres_chart_sets_each_genres_share_of_interactions_against_its_share_o
 
     at = app().run()
     assert not at.exception
-    chart = figures(at)[-1]
+    chart = figures(at)[4]
     traces = {t["name"]: dict(zip(plotly_array(t["y"]), plotly_array(t["x"]))) for t in chart["data"]}
     ds = datasets.get_dataset("movielens-dslabs")
     has = ds.genre_matrix() > 0
@@ -208,6 +211,33 @@ def test_genres_chart_sets_each_genres_share_of_interactions_against_its_share_o
     caption = next(c.value for c in at.caption if "blue bar is longer" in c.value)
     over = {g: traces["of the interactions"][g] - traces["of the items"][g] for g in ds.genre_names}
     assert f"{max(over, key=over.get)} most of all" in caption
+
+
+def test_how_the_models_are_tested_on_a_typical_users_history(app):
+    from tests.dashboard.pages import figures, plotly_array, without_links
+    from dashboard.services import datasets
+    from engine.data.stats import typical_user
+    from engine.explore.views import user_history
+    from engine.runs.experiment import make_splits
+
+    at = app().run()
+    assert not at.exception
+    ds = datasets.get_dataset("movielens-dslabs")
+    splits = make_splits(ds)
+    user = typical_user(ds)
+    history = user_history(ds, user, splits).iloc[::-1]  # oldest first, as drawn
+    chart = figures(at)[-1]
+    where = {t["name"].split(":")[0]: plotly_array(t["x"]).tolist() for t in chart["data"]}
+    split = history["split"].tolist()
+    assert where == {name: [n + 1 for n, s in enumerate(split) if s == name] for name in ("train", "validation", "test")}
+    assert split[-2:] == ["validation", "test"]  # the last two interactions are held out
+    named = {a["text"] for a in chart["layout"]["annotations"]}
+    assert named == {history["title"].iloc[-1], history["title"].iloc[-2]}  # short titles: written whole
+    caption = without_links(next(c.value for c in at.caption if "hidden as the test item" in c.value))
+    tested = len(splits.test.users())
+    assert caption.startswith(f"User {ds.user_ids[user]}'s {len(history)} interactions. For every user with at "
+                              f"least 3 ({tested:,} of {ds.n_users:,})")
+    assert f"learn from the rest ({len(splits.train):,} interactions)" in caption
 
 
 def test_no_genres_section_for_a_catalogue_without_genres(app):

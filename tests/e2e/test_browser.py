@@ -48,8 +48,8 @@ VIEWS = [
     View(
         "Data", "", "Data",
         texts=("Users", "671", "Items", "9,066", "Interactions", "100,004", "Sparsity", "Ratings", "Long tail",
-               "User activity", "Genres", "Search titles", "9,066 of 9,066 items"),
-        elements={"stPlotlyChart": 4, "stDataFrame": 1},
+               "User activity", "Genres", "How the models are tested", "Search titles", "9,066 of 9,066 items"),
+        elements={"stPlotlyChart": 6, "stDataFrame": 1},
     ),
     View(
         "Models", "models", "Models",

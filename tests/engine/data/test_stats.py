@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 
 from engine.data import from_frames
+from engine.data.split import leave_last_out
 from engine.data.stats import (
-    activity, genre_shares, item_table, long_tail, matrix_blocks, rating_histogram, summary, user_activity,
+    activity, genre_shares, item_table, long_tail, matrix_blocks, rating_histogram, split_sizes, summary,
+    typical_user, user_activity,
 )
 from engine.data.titles import natural_title
 
@@ -44,6 +46,15 @@ def test_activity_and_user_activity(tiny):
     assert user_activity(tiny).to_dict("list") == {"user_id": ["u1", "u2", "u3", "u4"], "interactions": [3, 2, 1, 2]}
     # One user with 1 interaction, two with 2, one with 3.
     assert activity(tiny).to_dict("list") == {"interactions": [1, 2, 3], "users": [1, 2, 1]}
+
+
+def test_split_sizes_and_a_typical_user(tiny):
+    # Only u1 has 3 interactions: its last is test, the one before validation; the rest train
+    # (u4's repeated pair counts once in a split, as leave-last-out keeps its latest time).
+    sizes = split_sizes(leave_last_out(tiny))
+    assert sizes == {"train": 5, "validation": 1, "test": 1, "tested_users": 1, "users": 4}
+    # Activities 3, 2, 1, 2: the median is 2, and u2 is the first user with 2.
+    assert tiny.user_ids[typical_user(tiny)] == "u2"
 
 
 def test_summary(tiny):
