@@ -108,8 +108,10 @@ held_out = plain(", ".join(test_titles))
 n_popular = int(explorer.most_popular_items(spec).sum())
 st.markdown(f"{len(history):,} interactions. Chose next, held out of training: **{held_out}**" if held_out
             else f"{len(history):,} interactions; too few to hold one out for testing.")  # fmt: skip
-legend = [f"{HELD_OUT_BADGES['test']} the item they chose next", ":orange-badge[in 1 other list] another model "
-          "recommends it too", f"{POPULAR_BADGE} one of the {n_popular:,} most popular items"]  # fmt: skip
+legend = [f"{HELD_OUT_BADGES['test']} the item they chose next"]
+if len(runs) > 1:
+    legend.append(f"{shared_badge(1)} another model recommends it too")
+legend.append(f"{POPULAR_BADGE} one of the {n_popular:,} most popular items")
 if len(runs) > 1:
     legend.append("each model scores on its own scale: compare the lists, not the scores")
 st.caption(" · ".join(legend))

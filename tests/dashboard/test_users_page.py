@@ -371,6 +371,11 @@ def test_under_the_user_the_item_they_chose_next_then_a_legend_in_the_lists_own_
     legend = next(c.value for c in at.caption if "the item they chose next" in c.value)
     # The same badges as in the lists, so the legend reads as a key to them.
     assert legend.startswith(":green-badge[held-out test item] the item they chose next · :orange-badge[in 1 other list]")
+    # One model: no other list to be in, and nothing about comparing scores.
+    alone = open_page(trained_app, user="15", models=ids(env, "als"))
+    legend = next(c.value for c in alone.caption if "the item they chose next" in c.value)
+    assert legend.startswith(":green-badge[held-out test item] the item they chose next · :gray-badge[popular]")
+    assert "other list" not in legend and "not the scores" not in legend
 
 
 def test_items_among_the_most_popular_are_marked_and_counted_per_list(trained_app, env):
