@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard.services import datasets, errors, explorer, permissions, runs_in_use, training
+from dashboard.services import checkpoints, datasets, errors, explorer, permissions, runs_in_use, training
 from dashboard.components import chance, glossary, url_state
 from dashboard.components.first_run import demo_button
 from dashboard.components.forms import param_form
@@ -251,4 +251,10 @@ if st.session_state.get("models_confirm_delete") == run_id:
 # ---- how the chosen run trained: its curves, kept in its checkpoint ------------------------------
 if chosen.checkpoint == "ok":  # a missing checkpoint: the picker already says so
     st.subheader(f"How {plain(chosen.model)} #{run_id} trained")
+    # What its headline figure means, against chance on its own split, before how it got there.
+    hit_rate = runs.loc[runs["id"] == run_id, chance.WORDS_METRIC].iloc[0] if chance.WORDS_METRIC in runs else None
+    path = next((r["checkpoint"] for r in checkpoints.loadable_runs(spec) if r["id"] == run_id), None)
+    floor = (explorer.chance_level(path, spec) or {}).get(chance.WORDS_METRIC) if path else None
+    if floor and hit_rate is not None and hit_rate > 0:  # NaN > 0 is False: a run without the metric
+        st.markdown(chance.finds(f"{plain(chosen.model)} #{run_id}", float(hit_rate), floor))
     run_curves(training.run_curve(run_id), key=f"models_run_{run_id}")

@@ -33,17 +33,23 @@ def in_words(table: pd.DataFrame, label: str, chance: dict[str, float] | None) -
     found, floor = float(best[WORDS_METRIC]), chance[WORDS_METRIC]
     if found <= 0 or floor <= 0:
         return None
-    run = plain(best[label])
-    text = (f"**In words:** {run}, the best here, finds the item a user chose next in its top 10 for "
-            f"**{found:.1%}** of users (about 1 in {round(1 / found):,}). Ten items drawn at random would find it "
-            f"for **{_percent(floor)}** (1 in {round(1 / floor):,}): {run} does {found / floor:,.0f} times better "
-            f"than {link('chance-level', 'chance')}.")  # fmt: skip
+    text = "**In words:** " + finds(plain(best[label]), found, floor, best=True)
     popular = table[(table["model"] == "popularity") & table[WORDS_METRIC].notna()]
     if len(popular) and best["model"] != "popularity":
         top = popular.loc[popular[WORDS_METRIC].idxmax()]
         text += (f" The popularity baseline, {plain(top[label])}, which gives everyone the same most chosen items, "
                  f"finds it for {top[WORDS_METRIC]:.1%}: the bar any model has to clear.")  # fmt: skip
     return text
+
+
+def finds(run: str, found: float, floor: float, *, best: bool = False) -> str:
+    """`run`'s HR@10 (`found`) in users and against chance (`floor`): "als #2 finds the item a
+    user chose next in its top 10 for 7.5% of users (about 1 in 13). Ten items drawn at random
+    would ... 66 times better than chance." `run` is Markdown-safe text; `best` adds "the best here"."""
+    return (f"{run}{', the best here,' if best else ''} finds the item a user chose next in its top 10 for "
+            f"**{found:.1%}** of users (about 1 in {round(1 / found):,}). Ten items drawn at random would find it "
+            f"for **{_percent(floor)}** (1 in {round(1 / floor):,}): {run} does {found / floor:,.0f} times better "
+            f"than {link('chance-level', 'chance')}.")  # fmt: skip
 
 
 def scale_line(chance: dict[str, float] | None, metrics: list[str]) -> str | None:

@@ -262,6 +262,23 @@ def test_the_runs_table_gives_chance_for_scale(trained_app):
     assert 10 / n_items < floor["hr@10"] < 10 / (0.9 * n_items)
 
 
+def test_the_chosen_run_says_its_hit_rate_in_users_and_against_chance(trained_app, trained_dir):
+    from engine.chance import chance_metrics
+    from engine.data import load_dataset
+    from engine.runs.experiment import make_splits
+
+    splits = make_splits(load_dataset("movielens-dslabs"))
+    floor = chance_metrics(splits.train, splits.test, exclude=[splits.val])["hr@10"]
+    at = models_page(trained_app)
+    run = RunsDB(trained_dir / "runs.sqlite").get(int(at.selectbox(key="models_run").value))
+    found = run["metrics"]["hr@10"]
+    sentence = next(pages.without_links(m.value) for m in at.markdown if "finds the item a user chose next" in m.value)
+    assert sentence == (f"{run['model']} #{run['id']} finds the item a user chose next in its top 10 for **{found:.1%}** "
+                        f"of users (about 1 in {round(1 / found):,}). Ten items drawn at random would find it for "
+                        f"**{floor:.2%}** (1 in {round(1 / floor):,}): {run['model']} #{run['id']} does "
+                        f"{found / floor:,.0f} times better than chance.")
+
+
 def test_training_panel_follows_the_current_dataset_only(app, fresh_jobs):
     other = "synthetic:2000x1000x100000"  # big enough to be still running while the page is checked
     job = manager().submit(other, "bpr", {"factors": 4, "epochs": 1000, "eval_every": 1000})
