@@ -124,10 +124,15 @@ else:
     def shown(value) -> str:
         return "n/a" if value is None or math.isnan(value) else f"{value:.2f}"
 
+    def above_chance(value, chance: float) -> str | None:
+        """The figure against what attention spread at random gets, as the arrow under it."""
+        return None if value is None or math.isnan(value) else f"{value - chance:+.2f} over chance ({chance:g})"
+
     cols = st.columns(3)
-    cols[0].metric("Component lift", shown(overall["attention.component_lift"]),
+    lift, item_auc = overall["attention.component_lift"], overall["attention.item_auc"]
+    cols[0].metric("Component lift", shown(lift), delta=above_chance(lift, 1.0),
                    help=glossary.help_for("component lift"))  # fmt: skip
-    cols[1].metric("Item AUC", shown(overall["attention.item_auc"]),
+    cols[1].metric("Item AUC", shown(item_auc), delta=above_chance(item_auc, 0.5),
                    help=glossary.help_for("item auc"))  # fmt: skip
     cols[2].metric("Test users", f"{overall['attention.users']:,}")
     st.caption(

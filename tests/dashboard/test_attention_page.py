@@ -92,6 +92,11 @@ def test_profile_weights_recommendations_and_fidelity(visual_app):
     assert metrics["Component lift"] == fmt(expected["attention.component_lift"])
     assert metrics["Item AUC"] == fmt(expected["attention.item_auc"])
     assert metrics["Test users"] == f"{expected['attention.users']:,}"
+    # Each figure against what attention spread at random gets: lift 1, AUC 0.5.
+    deltas = {m.label: m.proto.delta for m in at.metric}
+    for label, key, chance in (("Component lift", "component_lift", 1.0), ("Item AUC", "item_auc", 0.5)):
+        value = expected[f"attention.{key}"]
+        assert deltas[label] == ("" if math.isnan(value) else f"{value - chance:+.2f} over chance ({chance:g})")
     assert at.query_params["view"] == "overlay"
 
 
