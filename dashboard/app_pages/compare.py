@@ -35,18 +35,6 @@ if table.empty:
 metrics = [c for c in table.columns if c not in ("run", "id", "model", "fit_seconds", "created", "checkpoint_status")]
 chartable = [m for m in metrics if m != "users"]  # "users" is how many were evaluated, not a score
 st.subheader("Metrics")
-st.dataframe(
-    table,
-    hide_index=True,
-    column_config={
-        "id": None,
-        **glossary.metric_columns(chartable),
-        "users": st.column_config.NumberColumn("users", format="%d", help=glossary.help_for("users")),
-        "fit_seconds": st.column_config.NumberColumn("fit seconds", format="%.2f", help=glossary.help_for("fit time")),
-    },
-    key="compare_table",
-)
-st.caption(glossary.links_line([*metrics, "hr equals recall"]))
 
 url_metrics = [m for m in url_state.read_list("metrics") if m in chartable]
 if st.session_state.get("compare_url_metrics") != url_metrics:
@@ -79,6 +67,21 @@ with right:
     st.plotly_chart(fit_chart, key="compare_fit_chart")
 if words := in_words(charted, "run", chance):
     st.markdown(words)
+# The picture and its sentence first, for whoever asks "which is best?"; every figure of every run
+# after them, for whoever asks "by how much, on what?".
+st.markdown("**Every run, every metric**")
+st.dataframe(
+    table,
+    hide_index=True,
+    column_config={
+        "id": None,
+        **glossary.metric_columns(chartable),
+        "users": st.column_config.NumberColumn("users", format="%d", help=glossary.help_for("users")),
+        "fit_seconds": st.column_config.NumberColumn("fit seconds", format="%.2f", help=glossary.help_for("fit time")),
+    },
+    key="compare_table",
+)
+st.caption(glossary.links_line([*metrics, "hr equals recall"]))
 
 # ---- one setting over seeds --------------------------------------------------------------------
 seeded = explorer.seed_summary(spec)
