@@ -184,8 +184,12 @@ else:
 fig = build_figure(coords, labels, values, colour, marks, axis_titles, shown)
 
 if evr is not None:
+    # The explained variance in words: what the flat map loses is why two close points may not be.
     parts = ", ".join(f"PC{i + 1} {v:.1%}" for i, v in enumerate(evr))
-    st.markdown(f"**Explained variance:** the {dims} axes keep {evr.sum():.1%} of the variance ({parts}).")
+    length = embeddings.embedding_matrix(run["checkpoint"], spec, what).shape[1]
+    st.markdown(f"**The map keeps {evr.sum():.0%} of the spread:** its {dims} axes hold {evr.sum():.1%} of how the "
+                f"{what} vary over the model's {length} dimensions ({parts}); points close on the map may still be "
+                "far apart in the model.", help=glossary.help_for("pca"))  # fmt: skip
 where = "computed earlier and kept" if result["from_cache"] else f"computed in {result['seconds']:.2f} s"
 if shown is not None and not shown.all():
     drawn = (f"{int(shown.sum()):,} of {n_points:,} {what} shown, those with at least {fewest} interactions (the"

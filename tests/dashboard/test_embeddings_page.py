@@ -122,9 +122,11 @@ def test_pca_of_a_trained_model(trained_app):
     emb = checkpoints.get_model(run["checkpoint"], "movielens-dslabs").item_embeddings().astype(np.float64)
     s = np.linalg.svd(emb - emb.mean(0), compute_uv=False)
     expected = s[:2] ** 2 / (s**2).sum()
-    text = next(m.value for m in at.markdown if "Explained variance" in m.value)
+    text = next(m.value for m in at.markdown if "of the spread" in m.value)
     shown = [float(v) / 100 for v in re.findall(r"PC\d ([\d.]+)%", text)]
     np.testing.assert_allclose(shown, expected, atol=0.0006)
+    assert text.startswith(f"**The map keeps {expected.sum():.0%} of the spread:** its 2 axes hold")
+    assert f"how the items vary over the model's {emb.shape[1]} dimensions" in text
     assert spec["layout"]["xaxis"]["title"]["text"].startswith("PC1 (")
     assert at.query_params["projection"] == "pca-2d" and "color" not in at.query_params  # the default stays out
 
@@ -222,7 +224,7 @@ def test_slow_projection_shows_progress_then_reads_the_disk_cache(trained_app, t
     assert bar.proto.value == 100 and bar.proto.text == "Done."
     assert len(list((tmp_path / "projections").glob("users-tsne-2d-*.npy"))) == 1
     assert chart(at)["layout"]["xaxis"]["title"]["text"] == "t-SNE 1"
-    assert not any("Explained variance" in m.value for m in at.markdown)
+    assert not any("of the spread" in m.value for m in at.markdown)
     at.run()  # the same view again: no status box, the projection comes from the disk file
     assert not at.exception, at.exception
     assert not at.status

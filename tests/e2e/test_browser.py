@@ -79,7 +79,7 @@ VIEWS = [
     ),
     View(
         "Embeddings", "embeddings", "Embeddings",
-        texts=("Points", "Projection", "Dimensions", "Colour by", "Explained variance",
+        texts=("Points", "Projection", "Dimensions", "Colour by", "of the spread",
                "Which genres sit together", "Selected points and their nearest neighbours", f"user {USER}: history",
                f"user {USER}: top-10"),
         query=lambda ids: {"models": str(ids["als"]), "projection": "pca-2d", "color": "genre", "user": USER},

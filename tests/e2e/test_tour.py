@@ -22,7 +22,7 @@ TOUR = [
     ("Models", "Models", "Trained runs"),
     ("User explorer", "User explorer", "History"),
     ("Similar items", "Similar items", "Neighbours"),
-    ("Embeddings", "Embeddings", "Explained variance"),
+    ("Embeddings", "Embeddings", "of the spread"),
     ("Explain", "Explain", "Same order?"),
     ("Compare", "Compare", "Where two runs disagree"),
 ]
