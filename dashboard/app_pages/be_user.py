@@ -120,7 +120,8 @@ frames = []
 for run in runs:
     with errors.friendly_errors():
         frames.append(be_user.pick_recommendations(run["checkpoint"], spec, tuple(items), ratings, K))
-listed = {f"{run['model']} #{run['id']}": frame.index.to_numpy() for run, frame in zip(runs, frames)}  # the genre chart's
+# Run name -> the items of its list: the badges below and the genre chart further down.
+listed = {f"{run['model']} #{run['id']}": frame.index.to_numpy() for run, frame in zip(runs, frames)}
 popular = explorer.most_popular_items(spec)
 shared = explorer.shared_counts(list(listed.values()))
 for n, (column, run, frame, shared_here) in enumerate(zip(st.columns(len(runs)), runs, frames, shared)):

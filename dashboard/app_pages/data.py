@@ -54,6 +54,7 @@ with errors.friendly_errors():
     summary = datasets.dataset_summary(spec)
     views = datasets.dataset_views(spec)
     items = datasets.item_table(spec)
+    tested = datasets.how_tested(spec)
 
 first_run_panel(spec)  # what to do first while nothing is trained here
 cols = st.columns(4)
@@ -104,7 +105,6 @@ if not genre_view.empty:
                "each.")  # fmt: skip
 
 st.subheader("How the models are tested", help=glossary.help_for("leave-last-out"))
-tested = datasets.how_tested(spec)
 sizes = tested["sizes"]
 if sizes["tested_users"]:
     st.plotly_chart(split_timeline(tested["history"]), key="data_split_chart")

@@ -44,3 +44,14 @@ def test_the_scale_line_rounds_to_two_significant_digits():
     line = without_links(scale_line({"hr@10": 0.0011221, "ndcg@10": 0.00050987, "auc": 0.5}, ["ndcg@10", "hr@10", "auc"]))
     assert line.startswith("For scale: an order drawn at random scores ndcg@10 0.00051, hr@10 0.0011, auc 0.5 ")
     assert scale_line(None, ["hr@10"]) is None
+
+
+def test_a_broken_checkpoint_leaves_out_the_comparison_instead_of_failing(app, tmp_path):
+    from dashboard.services import explorer
+
+    app()  # the data folder of this test
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "model.json").write_text("{not json")
+    assert explorer.chance_level(str(folder), "movielens-dslabs") is None
+    assert explorer.chance_level(str(tmp_path / "gone"), "movielens-dslabs") is None
