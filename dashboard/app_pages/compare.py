@@ -77,7 +77,8 @@ st.dataframe(
         "id": None,
         **glossary.metric_columns(chartable),
         "users": st.column_config.NumberColumn("users", format="%d", help=glossary.help_for("users")),
-        "fit_seconds": st.column_config.NumberColumn("fit seconds", format="%.2f", help=glossary.help_for("fit time")),
+        "fit_seconds": st.column_config.NumberColumn("fit seconds", format="%.2f",
+                                                     help=glossary.help_for("fit time")),
     },
     key="compare_table",
 )
@@ -100,7 +101,8 @@ if not seeded.empty:
             "users": None,  # how many were evaluated, as in the table above: not a score
             "users sd": None,
             **glossary.metric_columns([c for c in seeded.columns if c in chartable or c.endswith(" sd")]),
-            "fit_seconds": st.column_config.NumberColumn("fit seconds", format="%.2f", help=glossary.help_for("fit time")),
+            "fit_seconds": st.column_config.NumberColumn("fit seconds", format="%.2f",
+                                                         help=glossary.help_for("fit time")),
         },
         key="compare_seeds_table",
     )

@@ -92,8 +92,9 @@ for n, (column, run, frame, shared_here) in enumerate(zip(st.columns(len(runs)),
         run_heading(run)
         entries = []
         for row, others in zip(with_genre_tags(frame, genre_names).itertuples(), shared_here):
+            users = f"{row.both:,} user{'' if row.both == 1 else 's'}"
             marks = [shared_badge(int(others)), POPULAR_BADGE if popular[int(row.Index)] else "",
-                     f":gray[similarity {row.score:.3f} · {row.both:,} user{'' if row.both == 1 else 's'} chose both]"]  # fmt: skip
+                     f":gray[similarity {row.score:.3f} · {users} chose both]"]  # fmt: skip
             entries.append((item_text(row.rank, row.title, row.year, marks, ", ".join(row.genres)),
                             explorer.poster(spec, int(row.Index)) if images else None))  # fmt: skip
         show_list(entries, pictures=images, key=f"similar_list_{n}")

@@ -15,7 +15,8 @@ RANDOM_ROW = "random order"
 WORDS_METRIC = "hr@10"
 
 
-def with_chance_row(table: pd.DataFrame, label: str, chance: dict[str, float] | None, metrics: list[str]) -> pd.DataFrame:
+def with_chance_row(table: pd.DataFrame, label: str, chance: dict[str, float] | None,
+                    metrics: list[str]) -> pd.DataFrame:
     """`table` with a last row `RANDOM_ROW` holding chance's value of each of `metrics` it has
     (the others left empty); `table` itself where chance has none of them."""
     known = [m for m in metrics if chance and m in chance]

@@ -41,7 +41,8 @@ def test_no_baseline_clause_when_popularity_is_best_and_no_sentence_without_figu
 
 
 def test_the_scale_line_rounds_to_two_significant_digits():
-    line = without_links(scale_line({"hr@10": 0.0011221, "ndcg@10": 0.00050987, "auc": 0.5}, ["ndcg@10", "hr@10", "auc"]))
+    chance = {"hr@10": 0.0011221, "ndcg@10": 0.00050987, "auc": 0.5}
+    line = without_links(scale_line(chance, ["ndcg@10", "hr@10", "auc"]))
     assert line.startswith("For scale: an order drawn at random scores ndcg@10 0.00051, hr@10 0.0011, auc 0.5 ")
     assert scale_line(None, ["hr@10"]) is None
 
