@@ -184,8 +184,10 @@ def cmd_evaluate(args) -> int:
         return 0
     print(f"{result['model']} on {result['dataset']} ({result['protocol']} ranking)")
     recorded = result["recorded"] if result["protocol"] == _recorded_protocol(args.checkpoint) else {}
-    rows = [{"metric": k, "value": v, "at training": recorded.get(k)} for k, v in result["metrics"].items()]
-    print(table(rows, ["metric", "value", "at training"]))
+    # Chance beside each figure: a random order's score on the same split, the scale to read it on.
+    rows = [{"metric": k, "value": v, "at training": recorded.get(k), "random order": result["chance"].get(k)}
+            for k, v in result["metrics"].items()]  # fmt: skip
+    print(table(rows, ["metric", "value", "at training", "random order"]))
     return 0
 
 

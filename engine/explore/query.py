@@ -95,12 +95,14 @@ def evaluate_checkpoint(directory, *, protocol: str | None = None, data_dir=None
     """Re-evaluate a saved model on the test split it was evaluated on when trained.
 
     `protocol` None reuses the one recorded in the checkpoint. Returns ``{"checkpoint", "model",
-    "dataset", "protocol", "metrics"}``; ``"recorded"`` holds the metrics saved at training time.
+    "dataset", "protocol", "metrics"}``; ``"recorded"`` holds the metrics saved at training time,
+    ``"chance"`` what a random order scores on the same split and protocol (`engine.chance`).
     """
     data_dir = config.data_dir(data_dir)
     model, info, dataset = open_checkpoint(directory, data_dir=data_dir)
     protocol = protocol or (info.get("split") or {}).get("protocol", "full")
-    metrics = evaluate_test(model, checkpoint_splits(dataset, info), protocol=protocol)
+    splits = checkpoint_splits(dataset, info)
+    metrics = evaluate_test(model, splits, protocol=protocol)
     return {
         "checkpoint": str(directory),
         "model": info["model"],
@@ -108,6 +110,7 @@ def evaluate_checkpoint(directory, *, protocol: str | None = None, data_dir=None
         "protocol": protocol,
         "metrics": metrics,
         "recorded": info.get("metrics", {}),
+        "chance": chance_metrics(splits.train, splits.test, exclude=[splits.val], protocol=protocol),
     }
 
 

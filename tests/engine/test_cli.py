@@ -329,6 +329,19 @@ def test_evaluate_sampled_protocol_differs_from_full(trained, capsys):
     assert full["protocol"] == "full" and sampled["protocol"] == "sampled"
     # Ranking against 99 negatives can only put the target higher: HR@10 never drops.
     assert sampled["metrics"]["hr@10"] >= full["metrics"]["hr@10"]
+    # Chance on the same split and protocol comes with the figures (engine.chance).
+    from engine.chance import chance_metrics
+    from engine.explore.query import checkpoint_splits, open_checkpoint
+
+    _, info, dataset = open_checkpoint(ckpt, data_dir=data)
+    splits = checkpoint_splits(dataset, info)
+    for result in (full, sampled):
+        assert result["chance"] == pytest.approx(
+            chance_metrics(splits.train, splits.test, exclude=[splits.val], protocol=result["protocol"]))
+    code, out, _ = run(capsys, "--data-dir", data, "evaluate", "--checkpoint", ckpt)
+    assert code == 0 and "random order" in out.splitlines()[1]
+    hr_line = next(line for line in out.splitlines() if line.startswith("hr@10"))
+    assert hr_line.split()[-1] == f"{full['chance']['hr@10']:.4f}"
 
 
 # ---- data download (the network part is tested with the downloader itself) ---------------------
