@@ -50,7 +50,8 @@ if chosen != url_state.read_list("metrics"):
 # half-width fit-time chart on a 1024-pixel screen, and the table above says which runs are quick.
 charted = table.assign(run=[f"{model} #{run_id}" for model, run_id in zip(table["model"], table["id"])])
 # An order drawn at random, in grey under the runs: the scale a student lacks when reading 0.04.
-chance = explorer.chance_for(spec)
+runs = checkpoints.loadable_runs(spec)  # newest first; the pair below picks among them too
+chance = explorer.chance_for(runs, spec)
 left, right = st.columns([3, 2])
 with left:
     if chosen:
@@ -109,7 +110,6 @@ if not seeded.empty:
 
 # ---- two runs, user by user -------------------------------------------------------------------
 st.subheader("Where two runs disagree")
-runs = checkpoints.loadable_runs(spec)
 if len(runs) < 2:
     st.info("Comparing users needs two runs whose checkpoints are on disk. Train another on the Models page.")
     st.page_link(MODELS_PAGE, label="Go to Models", icon=":material/model_training:")

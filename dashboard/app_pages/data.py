@@ -54,7 +54,7 @@ with errors.friendly_errors():
     summary = datasets.dataset_summary(spec)
     views = datasets.dataset_views(spec)
     items = datasets.item_table(spec)
-    tested = datasets.how_tested(spec)
+    tested = explorer.how_tested(spec)
 
 first_run_panel(spec)  # what to do first while nothing is trained here
 cols = st.columns(4)

@@ -183,10 +183,10 @@ else:
     axis_titles = [f"{METHODS[method]} {i + 1}" for i in range(dims)]
 fig = build_figure(coords, labels, values, colour, marks, axis_titles, shown)
 
+length = embeddings.embedding_matrix(run["checkpoint"], spec, what).shape[1]  # the model's dimensions
 if evr is not None:
     # The explained variance in words: what the flat map loses is why two close points may not be.
     parts = ", ".join(f"PC{i + 1} {v:.1%}" for i, v in enumerate(evr))
-    length = embeddings.embedding_matrix(run["checkpoint"], spec, what).shape[1]
     st.markdown(f"**The map keeps {evr.sum():.0%} of the spread:** its {dims} axes hold {evr.sum():.1%} of how the "
                 f"{what} vary over the model's {length} dimensions ({parts}); points close on the map may still be "
                 "far apart in the model.", help=glossary.help_for("pca"))  # fmt: skip
@@ -219,12 +219,11 @@ def _colour_picked_genre(chart_key: str) -> None:
         url_state.write("genre", points[0]["y"])
 
 
-if grouping is not None:
-    vector_length = embeddings.embedding_matrix(run["checkpoint"], spec, "items").shape[1]
+if grouping is not None:  # genres exist only with item points: `length` is the items' vectors'
     # Keyed by the genre on the map: a click that changes it draws a fresh chart, without the
     # previous click's highlight.
     chart_key = f"emb_genre_grouping_{genre if colour == 'genre' else ''}"
-    show_genre_grouping(grouping, f"{run['model']} #{run['id']}", vector_length, method, dims,
+    show_genre_grouping(grouping, f"{run['model']} #{run['id']}", length, method, dims,
                         key=chart_key, on_pick=lambda: _colour_picked_genre(chart_key),
                         coloured=genre if colour == "genre" else None)  # fmt: skip
 

@@ -190,7 +190,8 @@ st.dataframe(
     },
 )
 st.caption(glossary.links_line(metric_columns))
-if scale := chance.scale_line(explorer.chance_for(spec), [*BAR_METRICS, "auc"]):
+loadable = {run["id"]: run for run in checkpoints.loadable_runs(spec)}  # newest first
+if scale := chance.scale_line(explorer.chance_for(list(loadable.values()), spec), [*BAR_METRICS, "auc"]):
     st.caption(scale)
 
 by_id = {int(row.id): row for row in runs.itertuples(index=False)}
@@ -253,8 +254,8 @@ if chosen.checkpoint == "ok":  # a missing checkpoint: the picker already says s
     st.subheader(f"How {plain(chosen.model)} #{run_id} trained")
     # What its headline figure means, against chance on its own split, before how it got there.
     hit_rate = runs.loc[runs["id"] == run_id, chance.WORDS_METRIC].iloc[0] if chance.WORDS_METRIC in runs else None
-    path = next((r["checkpoint"] for r in checkpoints.loadable_runs(spec) if r["id"] == run_id), None)
-    floor = (explorer.chance_level(path, spec) or {}).get(chance.WORDS_METRIC) if path else None
+    run = loadable.get(run_id)  # None if its checkpoint went between the two reads
+    floor = (explorer.chance_level(run["checkpoint"], spec) or {}).get(chance.WORDS_METRIC) if run else None
     if floor and hit_rate is not None and hit_rate > 0:  # NaN > 0 is False: a run without the metric
         st.markdown(chance.finds(f"{plain(chosen.model)} #{run_id}", float(hit_rate), floor))
     run_curves(training.run_curve(run_id), key=f"models_run_{run_id}")

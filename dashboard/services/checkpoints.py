@@ -54,6 +54,11 @@ def _opened(checkpoint: str, spec: str) -> tuple[Recommender, dict]:
     return model, info
 
 
+def default_splits(spec: str) -> DataSplits:
+    """The split a run trained now gets (today's settings), shared with the runs that have them."""
+    return _splits(spec, tuple(sorted(query.recorded_split({}).items())))
+
+
 @st.cache_resource(max_entries=4, show_spinner="Splitting dataset...")
 def _splits(spec: str, settings: tuple) -> DataSplits:
     return make_splits(datasets.get_dataset(spec), dict(settings))

@@ -12,8 +12,6 @@ from engine.data import DATASETS, Dataset, load_dataset
 from engine.data import access, stats
 from engine.data import images as images_lib
 from engine.errors import EngineError
-from engine.explore.views import user_history
-from engine.runs.experiment import make_splits
 
 from dashboard.services import settings, store
 
@@ -119,18 +117,6 @@ def dataset_views(spec: str) -> dict[str, pd.DataFrame]:
         "matrix": stats.matrix_blocks(ds),
         "genres": stats.genre_shares(ds),
     }
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def how_tested(spec: str) -> dict:
-    """The Data page's "How the models are tested": ``sizes`` of the evaluation split
-    (`engine.data.stats.split_sizes`, today's split settings, as a run trained now gets) and
-    ``history``, a typical user's interactions with the split of each (``user_id``, raw)."""
-    ds = get_dataset(spec)
-    splits = make_splits(ds)
-    user = stats.typical_user(ds)
-    return {"sizes": stats.split_sizes(splits), "user_id": str(ds.user_ids[user]),
-            "history": user_history(ds, user, splits)}  # fmt: skip
 
 
 @st.cache_data(max_entries=8)

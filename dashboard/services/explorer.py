@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from engine.data import stats
 from engine.explore import agreement, list_mix
 from engine.explore.list_mix import POPULAR_SHARE  # noqa: F401 (the Compare page says the share)
 from engine.explore import views as explore
@@ -77,11 +78,22 @@ def chance_level(checkpoint: str, spec: str, k: int = 10) -> dict[str, float] | 
         return None
 
 
-def chance_for(spec: str, k: int = 10) -> dict[str, float] | None:
-    """`chance_level` on the split of the newest run of `spec` whose checkpoint is on disk: the
-    dashboard's runs share one split and protocol (a command-line run may set others)."""
-    runs = checkpoints.loadable_runs(spec)
+def chance_for(runs: list[dict], spec: str, k: int = 10) -> dict[str, float] | None:
+    """`chance_level` on the split of the first of `runs` (`checkpoints.loadable_runs`, newest
+    first): the dashboard's runs share one split and protocol (a command-line run may set others)."""
     return chance_level(runs[0]["checkpoint"], spec, k) if runs else None
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def how_tested(spec: str) -> dict:
+    """The Data page's "How the models are tested": ``sizes`` of the evaluation split
+    (`engine.data.stats.split_sizes`, today's split settings, as a run trained now gets) and
+    ``history``, a typical user's interactions with the split of each (``user_id``, raw)."""
+    ds = datasets.get_dataset(spec)
+    splits = checkpoints.default_splits(spec)
+    user = stats.typical_user(ds)
+    return {"sizes": stats.split_sizes(splits), "user_id": str(ds.user_ids[user]),
+            "history": explore.user_history(ds, user, splits)}  # fmt: skip
 
 
 @st.cache_data(max_entries=8)
